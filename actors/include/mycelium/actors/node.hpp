@@ -1,0 +1,102 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
+#include <caf/settings.hpp>
+
+#include "mycelium/actors/service_registry.hpp"
+#include "mycelium/actors/supervisor.hpp"
+#include "mycelium/bus/bus.hpp"
+#include "mycelium/errc.hpp"
+
+namespace mycelium {
+
+/// One node: a bus plus a supervisor inside one CAF actor system. Starts
+/// registered services by name and gives non-actor code (main, tests, the
+/// launcher) publish, request and statistics access.
+///
+/// Thread-safety: all members are thread-safe. The actor system must outlive
+/// the node; `stop()` (also run by the destructor) stops every service.
+class node {
+public:
+  explicit node(caf::actor_system& sys, std::string name = "local");
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+  mycelium::bus& bus() noexcept { return *bus_; }
+  const std::shared_ptr<mycelium::bus>& bus_ptr() const noexcept { return bus_; }
+  const caf::actor& supervisor() const noexcept { return supervisor_; }
+  caf::actor_system& system() noexcept { return sys_; }
+
+  /// Spawns service type `type` (a registry name) as instance `instance`
+  /// (default: the type name) under the supervisor. Returns once the
+  /// service's on_start has run, so its subscriptions are in place.
+  caf::expected<caf::actor> start(const std::string& type,
+                                  caf::settings params = {},
+                                  std::string instance = {},
+                                  restart_policy policy = {});
+
+  /// Same with an explicit factory instead of a registry name.
+  caf::expected<caf::actor> start(service_factory factory, std::string instance,
+                                  caf::settings params = {},
+                                  restart_policy policy = {});
+
+  /// Publishes from outside any service.
+  template <class T>
+  publish_status publish(T x) {
+    return bus_->publish(std::move(x));
+  }
+
+  /// Blocking request/reply from outside any service.
+  template <class Reply, class Req>
+  caf::expected<Reply> request(Req req, std::chrono::nanoseconds timeout) {
+    auto table = bus_->snapshot();
+    auto i = table->routes.find(Req::type_id);
+    if (i == table->routes.end() || !i->second.responder)
+      return make_error(errc::no_responder,
+                        std::string{"no service serves requests of type '"}
+                          + Req::type_name + "' on node '" + name_ + "'");
+    caf::expected<Reply> result{caf::error{}};
+    caf::scoped_actor self{sys_};
+    self->request(caf::actor_cast<caf::actor>(i->second.responder), timeout,
+                  std::move(req))
+      .receive([&](Reply& x) { result = std::move(x); },
+               [&](caf::error& err) {
+                 if (err == caf::sec::request_timeout)
+                   err = make_error(errc::request_timeout,
+                                    std::string{"no reply to request '"}
+                                      + Req::type_name + "' within "
+                                      + std::to_string(timeout.count() / 1000000)
+                                      + " ms");
+                 result = std::move(err);
+               });
+    return result;
+  }
+
+  /// Blocks until the supervisor terminates (after `stop()` or an
+  /// escalation) or `timeout` passes; returns its exit reason, or
+  /// `sec::request_timeout` if it is still running.
+  caf::error await_stopped(std::chrono::nanoseconds timeout);
+
+  /// Stops every service (each runs on_stop) and waits for them. Idempotent.
+  void stop();
+
+private:
+  caf::actor_system& sys_;
+  std::string name_;
+  std::shared_ptr<mycelium::bus> bus_;
+  caf::actor supervisor_;
+  caf::error exit_reason_;
+  bool stopped_ = false;
+};
+
+} // namespace mycelium

@@ -1,0 +1,90 @@
+#include "mycelium/actors/node.hpp"
+
+#include <caf/exit_reason.hpp>
+
+namespace mycelium {
+
+node::node(caf::actor_system& sys, std::string name)
+  : sys_(sys), name_(std::move(name)),
+    bus_(std::make_shared<mycelium::bus>(name_)),
+    supervisor_(spawn_supervisor(sys, name_)) {
+}
+
+node::~node() {
+  stop();
+}
+
+caf::expected<caf::actor> node::start(const std::string& type,
+                                      caf::settings params,
+                                      std::string instance,
+                                      restart_policy policy) {
+  auto factory = service_registry::global().find(type);
+  if (!factory) {
+    std::string known;
+    for (auto& n : service_registry::global().names())
+      known += (known.empty() ? "" : ", ") + n;
+    return make_error(errc::unknown_service,
+                      "no service type '" + type + "' is registered (known: "
+                        + (known.empty() ? "none" : known) + ")");
+  }
+  if (instance.empty())
+    instance = type;
+  auto spec = std::make_shared<child_spec>();
+  spec->type = type;
+  spec->context = service_context{std::move(instance), bus_, std::move(params)};
+  spec->factory = std::move(factory);
+  spec->policy = policy;
+  caf::expected<caf::actor> result{caf::error{}};
+  caf::scoped_actor self{sys_};
+  self->request(supervisor_, caf::infinite, start_child_atom::value,
+                child_spec_ptr{std::move(spec)})
+    .receive([&](caf::actor& a) { result = std::move(a); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+caf::expected<caf::actor> node::start(service_factory factory,
+                                      std::string instance,
+                                      caf::settings params,
+                                      restart_policy policy) {
+  auto spec = std::make_shared<child_spec>();
+  spec->type = instance;
+  spec->context = service_context{std::move(instance), bus_, std::move(params)};
+  spec->factory = std::move(factory);
+  spec->policy = policy;
+  caf::expected<caf::actor> result{caf::error{}};
+  caf::scoped_actor self{sys_};
+  self->request(supervisor_, caf::infinite, start_child_atom::value,
+                child_spec_ptr{std::move(spec)})
+    .receive([&](caf::actor& a) { result = std::move(a); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+caf::error node::await_stopped(std::chrono::nanoseconds timeout) {
+  if (stopped_)
+    return exit_reason_;
+  caf::scoped_actor self{sys_};
+  self->monitor(supervisor_);
+  caf::error result = caf::sec::request_timeout;
+  self->receive(
+    [&](caf::down_msg& dm) {
+      result = dm.reason;
+      exit_reason_ = dm.reason;
+      stopped_ = true;
+    },
+    caf::after(timeout) >> [] {});
+  return result;
+}
+
+void node::stop() {
+  if (stopped_)
+    return;
+  caf::scoped_actor self{sys_};
+  self->monitor(supervisor_);
+  self->send_exit(supervisor_, caf::exit_reason::user_shutdown);
+  self->receive([&](caf::down_msg& dm) { exit_reason_ = dm.reason; });
+  stopped_ = true;
+}
+
+} // namespace mycelium

@@ -1,0 +1,107 @@
+#include "mycelium/actors/service.hpp"
+
+#include <exception>
+#include <typeinfo>
+
+#include <caf/sec.hpp>
+
+#include "mycelium/actors/log.hpp"
+
+namespace mycelium {
+
+service::service(caf::actor_config& cfg, service_context ctx)
+  : event_based_actor(cfg), ctx_(std::move(ctx)) {
+  counters_ = ctx_.bus->counters_of(ctx_.name);
+  set_exception_handler([this](caf::scheduled_actor*, std::exception_ptr& eptr) {
+    std::string what;
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      what = std::string{typeid(e).name()} + ": " + e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+    counters_->handler_errors.fetch_add(1, std::memory_order_relaxed);
+    auto text = "service '" + ctx_.name + "' handler threw " + what;
+    log(log_level::error, ctx_.bus->node_name() + "/" + ctx_.name, text);
+    return make_error(errc::service_failed, std::move(text));
+  });
+}
+
+service::~service() = default;
+
+void service::on_start() {
+  // nop
+}
+
+void service::on_stop() {
+  // nop
+}
+
+caf::behavior service::make_behavior() {
+  on_start();
+  started_ = true;
+  return build_behavior();
+}
+
+void service::on_exit() {
+  try {
+    on_stop();
+  } catch (const std::exception& e) {
+    log(log_level::error, ctx_.bus->node_name() + "/" + ctx_.name,
+        std::string{"on_stop threw: "} + e.what());
+  }
+  // Release what ties this actor to the bus (breaks reference cycles).
+  for (auto& h : handlers_)
+    if (h.sub)
+      ctx_.bus->unsubscribe(h.sub);
+  handlers_.clear();
+  routes_.reset();
+}
+
+void service::add_handler(uint32_t type_id, subscription_ptr sub,
+                          caf::message_handler h) {
+  for (auto i = handlers_.begin(); i != handlers_.end(); ++i)
+    if (i->type_id == type_id && (i->sub != nullptr) == (sub != nullptr)) {
+      if (i->sub)
+        ctx_.bus->unsubscribe(i->sub);
+      handlers_.erase(i);
+      break;
+    }
+  handlers_.push_back({type_id, std::move(sub), std::move(h)});
+  if (started_)
+    become(build_behavior());
+}
+
+void service::remove_handler(uint32_t type_id) {
+  for (auto i = handlers_.begin(); i != handlers_.end(); ++i)
+    if (i->type_id == type_id && i->sub) {
+      ctx_.bus->unsubscribe(i->sub);
+      handlers_.erase(i);
+      if (started_)
+        become(build_behavior());
+      return;
+    }
+}
+
+caf::behavior service::build_behavior() {
+  caf::message_handler all{
+    [](started_atom) { return caf::atom("ok"); },
+  };
+  for (auto& h : handlers_)
+    all = all.or_else(h.handler);
+  return caf::behavior{all};
+}
+
+caf::error service::translate_request_error(const caf::error& err,
+                                            const char* type_name,
+                                            std::chrono::nanoseconds timeout) {
+  if (err == caf::sec::request_timeout)
+    return make_error(errc::request_timeout,
+                      std::string{"no reply to request '"} + type_name
+                        + "' within "
+                        + std::to_string(timeout.count() / 1000000) + " ms");
+  return err;
+}
+
+} // namespace mycelium

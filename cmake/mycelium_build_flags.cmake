@@ -1,0 +1,21 @@
+# One interface target carries the project's warnings and sanitizer flags.
+# Every Mycelium target links it PRIVATE-ly (it is not exported to users).
+
+add_library(mycelium_build_flags INTERFACE)
+target_compile_options(mycelium_build_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+if(MYCELIUM_WERROR)
+  target_compile_options(mycelium_build_flags INTERFACE -Werror)
+endif()
+
+if(MYCELIUM_SANITIZE STREQUAL "address")
+  set(_san -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+elseif(MYCELIUM_SANITIZE STREQUAL "thread")
+  set(_san -fsanitize=thread -fno-omit-frame-pointer)
+elseif(NOT MYCELIUM_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "MYCELIUM_SANITIZE must be '', 'address' or 'thread', not '${MYCELIUM_SANITIZE}'")
+endif()
+if(_san)
+  target_compile_options(mycelium_build_flags INTERFACE ${_san})
+  target_link_options(mycelium_build_flags INTERFACE ${_san})
+endif()

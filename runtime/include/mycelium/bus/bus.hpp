@@ -1,0 +1,167 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message.hpp>
+
+#include "mycelium/bus/bus_stats.hpp"
+#include "mycelium/errc.hpp"
+
+namespace mycelium {
+
+/// One subscriber actor's interest in one message type. Publishers bump
+/// `enqueued`, the subscriber bumps `delivered`; when the last routing
+/// snapshot that references it is gone, the difference is added to the
+/// topic's and service's `dropped` (so loss through a dying subscriber is
+/// counted exactly, never silent).
+struct subscription {
+  subscription(caf::strong_actor_ptr who,
+               std::shared_ptr<detail::topic_counters> t,
+               std::shared_ptr<detail::service_counters> s);
+  ~subscription();
+  subscription(const subscription&) = delete;
+  subscription& operator=(const subscription&) = delete;
+
+  caf::strong_actor_ptr subscriber;
+  std::shared_ptr<detail::topic_counters> topic;
+  std::shared_ptr<detail::service_counters> service;
+  alignas(64) std::atomic<uint64_t> enqueued{0};
+  alignas(64) std::atomic<uint64_t> delivered{0};
+};
+
+using subscription_ptr = std::shared_ptr<subscription>;
+
+/// An immutable routing table. Publishers keep a snapshot and only re-read it
+/// when `bus::version()` changes, so the publish path takes no lock.
+struct routing_table {
+  struct route {
+    detail::topic_counters* topic = nullptr;
+    std::vector<subscription*> subscribers;
+    caf::strong_actor_ptr responder; ///< serves requests of this type
+  };
+  std::unordered_map<uint32_t, route> routes;
+  std::vector<subscription_ptr> keep_alive;
+  std::vector<std::shared_ptr<detail::topic_counters>> topics_alive;
+};
+
+using routing_table_ptr = std::shared_ptr<const routing_table>;
+
+/// Hot-path status of publish.
+enum class publish_status : uint8_t {
+  ok,            ///< handed to at least one subscriber
+  no_subscriber, ///< nobody subscribed (counted, not an error)
+};
+
+/// The per-node message bus: topics keyed by schema type id, local fan-out
+/// of one shared immutable payload, responders for request/reply, counters.
+///
+/// Thread-safety: every member function is thread-safe. Control operations
+/// (subscribe, unsubscribe, responders) take a mutex and publish a new
+/// routing snapshot; `deliver` on a snapshot takes no lock.
+class bus {
+public:
+  explicit bus(std::string node_name = "local");
+  ~bus();
+  bus(const bus&) = delete;
+  bus& operator=(const bus&) = delete;
+
+  const std::string& node_name() const noexcept { return node_name_; }
+
+  // -- subscriptions -----------------------------------------------------------
+
+  /// Adds `who` as a subscriber of `type_id`. The subscription ends by
+  /// `unsubscribe` or automatically when `who` terminates.
+  subscription_ptr subscribe(uint32_t type_id, const std::string& type_name,
+                             const caf::strong_actor_ptr& who,
+                             const std::string& service_name);
+
+  void unsubscribe(const subscription_ptr& sub);
+
+  /// Makes `who` the responder for requests of `type_id`. Fails with
+  /// `already_registered` while another live responder holds the type.
+  caf::error set_responder(uint32_t type_id, const std::string& type_name,
+                           const caf::strong_actor_ptr& who);
+
+  // -- routing -----------------------------------------------------------------
+
+  /// Changes whenever the routing table changes (acquire load).
+  uint64_t version() const noexcept {
+    return version_->load(std::memory_order_acquire);
+  }
+
+  /// The current routing table.
+  routing_table_ptr snapshot() const;
+
+  /// Fans `msg` out to the subscribers of `type_id` in `table`: one shared
+  /// payload, one mailbox element per subscriber. Creates the topic's
+  /// counters on first use (slow path, once per type).
+  publish_status deliver(const routing_table& table, uint32_t type_id,
+                         const char* type_name, const caf::message& msg,
+                         const caf::strong_actor_ptr& sender,
+                         caf::execution_unit* ctx) {
+    auto i = table.routes.find(type_id);
+    if (i == table.routes.end()) {
+      count_unrouted(type_id, type_name);
+      return publish_status::no_subscriber;
+    }
+    auto& r = i->second;
+    r.topic->published.fetch_add(1, std::memory_order_relaxed);
+    if (r.subscribers.empty()) {
+      r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
+      return publish_status::no_subscriber;
+    }
+    for (auto* s : r.subscribers) {
+      s->enqueued.fetch_add(1, std::memory_order_relaxed);
+      s->subscriber->enqueue(
+        caf::make_mailbox_element(sender, caf::make_message_id(), {}, msg), ctx);
+    }
+    return publish_status::ok;
+  }
+
+  /// Publishes from outside any service (main thread, tests, bridges).
+  template <class T>
+  publish_status publish(T x) {
+    auto table = snapshot();
+    return deliver(*table, T::type_id, T::type_name,
+                   caf::make_message(std::move(x)), nullptr, nullptr);
+  }
+
+  // -- statistics --------------------------------------------------------------
+
+  /// Counters of every topic that was published or subscribed, by type id.
+  std::vector<topic_stats> topics() const;
+
+  /// Counters of one topic; all zero if the type was never seen.
+  topic_stats topic(uint32_t type_id) const;
+
+  /// Counters of every service name that ever ran on this bus.
+  std::vector<service_stats> services() const;
+
+  /// Counters of one service name; all zero if unknown.
+  service_stats service(const std::string& name) const;
+
+  /// Live counters of a service name, created on first use (used by services
+  /// and the supervisor).
+  std::shared_ptr<detail::service_counters> counters_of(const std::string& name);
+
+private:
+  struct state;
+
+  void count_unrouted(uint32_t type_id, const char* type_name);
+  std::string node_name_;
+  std::shared_ptr<state> state_;
+  std::atomic<uint64_t>* version_; // lives in *state_
+
+};
+
+} // namespace mycelium

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "mycelium/schema/schema.hpp"
+
+namespace mycelium::schema {
+
+using digest256 = std::array<uint8_t, 32>;
+
+/// The canonical text of a whole schema: package, enums by name, messages by
+/// id, fields by id, every default made explicit. Comments, whitespace, key
+/// order and field order in the file do not change it; any change to a type,
+/// name, id, bound or default does.
+std::string canonical_form(const schema& s);
+
+/// Canonical text of one message plus every enum and message it references,
+/// transitively (so a change in a nested type changes this message's digest).
+std::string canonical_form(const schema& s, const message_def& m);
+
+/// SHA-256 of `canonical_form(s)`.
+digest256 schema_digest(const schema& s);
+
+/// SHA-256 of `canonical_form(s, m)`.
+digest256 message_digest(const schema& s, const message_def& m);
+
+/// SHA-256 of arbitrary bytes (OpenSSL libcrypto).
+digest256 sha256(const std::string& bytes);
+
+std::string to_hex(const digest256& d);
+
+} // namespace mycelium::schema

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mycelium/errc.hpp"
+#include "mycelium/wire/frame_header.hpp"
+
+namespace mycelium::wire {
+
+/// Protocol version carried in every hello; peers must match exactly.
+constexpr uint16_t protocol_version = 1;
+
+/// "MYCL" as the bytes 4D 59 43 4C on the wire.
+constexpr uint32_t hello_magic = 0x4C43594D;
+
+using digest256 = std::array<uint8_t, 32>;
+
+/// One message type of a schema as announced in a hello: lets the refusing
+/// side name the first type whose definition differs.
+struct type_digest {
+  uint32_t type_id = 0;
+  std::string name;
+  digest256 digest{};
+};
+
+/// The first frame on every link, in both directions (control type `hello`).
+/// Payload fields (TLV): 1 magic u32, 2 version u16, 3 schema_digest
+/// bytes[32], 4 node string, 5 service string, 6 pid u32, 7 auth_proof bytes
+/// (empty when no secret is configured), 8 type list (see wire-protocol.md).
+struct hello {
+  uint32_t magic = hello_magic;
+  uint16_t version = protocol_version;
+  digest256 schema_digest{};
+  std::string node;
+  std::string service;
+  uint32_t pid = 0;
+  std::vector<uint8_t> auth_proof;
+  std::vector<type_digest> types;
+};
+
+/// The answer to an unacceptable hello (control type `refuse`), sent before
+/// the link is closed. Payload: 1 reason u32 (an errc value), 2 text string.
+struct refuse {
+  errc reason = errc::none;
+  std::string text;
+};
+
+/// Appends one complete frame (header + payload) carrying `x`.
+void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq);
+void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq);
+
+/// Decodes a hello / refuse payload. Bounds-checked; never throws on bad input.
+errc decode(const uint8_t* payload, size_t n, hello& out);
+errc decode(const uint8_t* payload, size_t n, refuse& out);
+
+/// Lower-case hex of a digest.
+std::string to_hex(const digest256& d);
+
+/// Decides whether a link may be established. Returns a refusal with
+/// `reason == errc::none` when it may. Otherwise the text names both nodes,
+/// both digests and the first message type that differs, e.g.
+/// "schema digest mismatch: local node 'a' 3f2c.. vs remote node 'b' 91de..;
+///  first differing message type: quote (id 1)".
+refuse check_hello(const hello& local, const hello& remote);
+
+} // namespace mycelium::wire

@@ -1,0 +1,218 @@
+#include "mycelium/wire/handshake.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "mycelium/wire/tlv.hpp"
+
+namespace mycelium::wire {
+
+namespace {
+
+constexpr size_t max_name = 255;
+constexpr size_t max_types = 65535;
+constexpr size_t max_proof = 256;
+constexpr size_t max_text = 4096;
+
+template <class F>
+void frame(std::vector<uint8_t>& out, control_type type, uint64_t seq, F body) {
+  auto start = out.size();
+  out.resize(start + frame_header::size);
+  writer w{out};
+  body(w);
+  frame_header h;
+  h.payload_length = static_cast<uint32_t>(out.size() - start - frame_header::size);
+  h.type_id = static_cast<uint32_t>(type);
+  h.sequence = seq;
+  h.flags = frame_header::flag_control;
+  h.write(out.data() + start);
+}
+
+} // namespace
+
+void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
+  frame(out, control_type::hello, seq, [&](writer& w) {
+    w.scalar<uint32_t>(1, x.magic);
+    w.scalar<uint16_t>(2, x.version);
+    w.sized(3, x.schema_digest.data(), x.schema_digest.size());
+    w.string(4, x.node);
+    w.string(5, x.service);
+    w.scalar<uint32_t>(6, x.pid);
+    w.bytes(7, x.auth_proof);
+    std::vector<uint8_t> list;
+    list.resize(4);
+    store_u32(list.data(), static_cast<uint32_t>(x.types.size()));
+    for (auto& t : x.types) {
+      auto off = list.size();
+      auto name_len = std::min(t.name.size(), max_name);
+      list.resize(off + 4 + 32 + 1 + name_len);
+      store_u32(list.data() + off, t.type_id);
+      std::copy(t.digest.begin(), t.digest.end(), list.begin() + off + 4);
+      list[off + 36] = static_cast<uint8_t>(name_len);
+      std::copy(t.name.begin(), t.name.begin() + name_len, list.begin() + off + 37);
+    }
+    w.sized(8, list.data(), list.size());
+  });
+}
+
+void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq) {
+  frame(out, control_type::refuse, seq, [&](writer& w) {
+    w.scalar<uint32_t>(1, static_cast<uint32_t>(x.reason));
+    w.string(2, x.text.size() > max_text ? x.text.substr(0, max_text) : x.text);
+  });
+}
+
+errc decode(const uint8_t* payload, size_t n, hello& out) {
+  reader r{payload, n};
+  uint32_t seen = 0;
+  while (!r.at_end()) {
+    uint16_t fid;
+    wire_type wt;
+    if (auto e = r.tag(fid, wt); e != errc::none)
+      return e;
+    if (fid < 32) {
+      if (seen & (1u << fid))
+        return errc::duplicate_field;
+      seen |= 1u << fid;
+    }
+    errc e = errc::none;
+    switch (fid) {
+      case 1: e = r.scalar(wt, out.magic); break;
+      case 2: e = r.scalar(wt, out.version); break;
+      case 3: e = r.array(wt, out.schema_digest); break;
+      case 4: e = r.string(wt, max_name, out.node); break;
+      case 5: e = r.string(wt, max_name, out.service); break;
+      case 6: e = r.scalar(wt, out.pid); break;
+      case 7: e = r.bytes(wt, max_proof, out.auth_proof); break;
+      case 8: {
+        const uint8_t* p = nullptr;
+        uint32_t len = 0;
+        if (e = r.sized(wt, p, len); e != errc::none)
+          return e;
+        if (len < 4)
+          return errc::truncated;
+        auto count = load_u32(p);
+        if (count > max_types)
+          return errc::vector_too_long;
+        size_t off = 4;
+        out.types.clear();
+        for (uint32_t i = 0; i < count; ++i) {
+          if (len - off < 37)
+            return errc::truncated;
+          type_digest t;
+          t.type_id = load_u32(p + off);
+          std::copy(p + off + 4, p + off + 36, t.digest.begin());
+          size_t name_len = p[off + 36];
+          off += 37;
+          if (len - off < name_len)
+            return errc::truncated;
+          if (!valid_utf8(p + off, name_len))
+            return errc::invalid_utf8;
+          t.name.assign(reinterpret_cast<const char*>(p + off), name_len);
+          off += name_len;
+          out.types.push_back(std::move(t));
+        }
+        if (off != len)
+          return errc::bad_vector_length;
+        break;
+      }
+      default: e = r.skip(wt);
+    }
+    if (e != errc::none)
+      return e;
+  }
+  if (out.magic != hello_magic)
+    return errc::bad_magic;
+  return errc::none;
+}
+
+errc decode(const uint8_t* payload, size_t n, refuse& out) {
+  reader r{payload, n};
+  while (!r.at_end()) {
+    uint16_t fid;
+    wire_type wt;
+    if (auto e = r.tag(fid, wt); e != errc::none)
+      return e;
+    errc e = errc::none;
+    switch (fid) {
+      case 1: {
+        uint32_t v = 0;
+        e = r.scalar(wt, v);
+        if (e == errc::none && v > static_cast<uint32_t>(errc::already_registered))
+          return errc::bad_enum_value;
+        out.reason = static_cast<errc>(v);
+        break;
+      }
+      case 2: e = r.string(wt, max_text, out.text); break;
+      default: e = r.skip(wt);
+    }
+    if (e != errc::none)
+      return e;
+  }
+  return errc::none;
+}
+
+std::string to_hex(const digest256& d) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(64);
+  for (auto b : d) {
+    s += hex[b >> 4];
+    s += hex[b & 15];
+  }
+  return s;
+}
+
+refuse check_hello(const hello& local, const hello& remote) {
+  auto who = [](const hello& h) {
+    return "node '" + h.node + "' service '" + h.service + "' (pid "
+           + std::to_string(h.pid) + ")";
+  };
+  if (remote.magic != hello_magic)
+    return {errc::bad_magic, "peer " + who(remote) + " is not a Mycelium peer (bad magic)"};
+  if (remote.version != local.version)
+    return {errc::version_mismatch,
+            "protocol version mismatch: local " + std::to_string(local.version)
+              + " vs remote " + std::to_string(remote.version) + " from "
+              + who(remote)};
+  if (remote.schema_digest == local.schema_digest)
+    return {};
+  std::string first = "none found in the announced type lists";
+  std::map<uint32_t, const type_digest*> theirs;
+  for (auto& t : remote.types)
+    theirs.emplace(t.type_id, &t);
+  std::map<uint32_t, const type_digest*> ours;
+  for (auto& t : local.types)
+    ours.emplace(t.type_id, &t);
+  // Walk the union of ids in ascending order and report the first difference.
+  auto i = ours.begin();
+  auto j = theirs.begin();
+  while (i != ours.end() || j != theirs.end()) {
+    if (j == theirs.end() || (i != ours.end() && i->first < j->first)) {
+      first = i->second->name + " (id " + std::to_string(i->first)
+              + ") exists only locally";
+      break;
+    }
+    if (i == ours.end() || j->first < i->first) {
+      first = j->second->name + " (id " + std::to_string(j->first)
+              + ") exists only on the remote side";
+      break;
+    }
+    if (i->second->digest != j->second->digest || i->second->name != j->second->name) {
+      first = i->second->name + " (id " + std::to_string(i->first) + ")";
+      if (i->second->name != j->second->name)
+        first += ", called '" + j->second->name + "' remotely";
+      break;
+    }
+    ++i;
+    ++j;
+  }
+  return {errc::schema_mismatch,
+          "schema digest mismatch: local " + who(local) + " has "
+            + to_hex(local.schema_digest) + ", remote " + who(remote) + " has "
+            + to_hex(remote.schema_digest)
+            + "; first differing message type: " + first
+            + ". Rebuild both sides from the same schema file."};
+}
+
+} // namespace mycelium::wire

@@ -1,7 +1,10 @@
 #include "mycelium/actors/service.hpp"
 
+#include <cstdlib>
 #include <exception>
 #include <typeinfo>
+
+#include <cxxabi.h>
 
 #include <caf/sec.hpp>
 
@@ -17,12 +20,17 @@ service::service(caf::actor_config& cfg, service_context ctx)
     try {
       std::rethrow_exception(eptr);
     } catch (const std::exception& e) {
-      what = std::string{typeid(e).name()} + ": " + e.what();
+      int status = 0;
+      char* pretty = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+      what = std::string{status == 0 && pretty ? pretty : typeid(e).name()} + ": "
+             + e.what();
+      std::free(pretty);
     } catch (...) {
       what = "unknown exception";
     }
     counters_->handler_errors.fetch_add(1, std::memory_order_relaxed);
-    auto text = "service '" + ctx_.name + "' handler threw " + what;
+    auto text = "service '" + ctx_.name + "' "
+                + (started_ ? "handler" : "on_start") + " threw " + what;
     log(log_level::error, ctx_.bus->node_name() + "/" + ctx_.name, text);
     return make_error(errc::service_failed, std::move(text));
   });

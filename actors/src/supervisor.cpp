@@ -23,6 +23,7 @@ struct supervisor_state {
     caf::actor handle;
     std::deque<clock_type::time_point> failures;
     bool started = false;
+    caf::response_promise start_promise; ///< answered once on_start ran
   };
   std::string node;
   std::map<caf::actor_addr, child> children;
@@ -53,7 +54,7 @@ void spawn_child(supervisor_actor* self, child_spec_ptr spec,
   }
   self->monitor(child);
   auto addr = child.address();
-  self->state.children[addr] = {spec, child, std::move(failures), false};
+  self->state.children[addr] = {spec, child, std::move(failures), false, rp};
   self->request(child, caf::infinite, started_atom::value)
     .then(
       [self, addr, rp, child](caf::atom_value) mutable {
@@ -63,14 +64,9 @@ void spawn_child(supervisor_actor* self, child_spec_ptr spec,
         if (rp.pending())
           rp.deliver(child);
       },
-      [self, spec, rp](caf::error& err) mutable {
-        // The child died before finishing on_start; the down handler
-        // decides what happens to it.
-        if (rp.pending())
-          rp.deliver(make_error(errc::service_failed,
-                                "service '" + spec->context.name
-                                  + "' failed in on_start: "
-                                  + render(err)));
+      [](caf::error&) {
+        // The child died before finishing on_start: the down handler answers
+        // the start promise with the real exit reason.
       });
 }
 
@@ -118,8 +114,14 @@ caf::behavior supervisor_impl(supervisor_actor* self, std::string node) {
     if (!dm.reason || dm.reason == caf::exit_reason::normal
         || dm.reason == caf::exit_reason::user_shutdown)
       return; // a normal stop is not restarted
-    if (!entry.started)
-      return; // start failures are reported to whoever started it
+    if (!entry.started) {
+      // A start failure is reported to whoever started it, not restarted.
+      if (entry.start_promise.pending())
+        entry.start_promise.deliver(make_error(
+          errc::service_failed, "service '" + entry.spec->context.name
+                                  + "' failed to start: " + render(dm.reason)));
+      return;
+    }
     auto& spec = *entry.spec;
     auto now = clock_type::now();
     while (!entry.failures.empty()

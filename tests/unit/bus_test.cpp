@@ -1,1 +1,357 @@
+// The bus and services: fan-out sharing one payload, per-pair ordering,
+// auto-unsubscribe, counters (including exact drop counts), request/reply
+// with timeout, supervision restart and escalation. Synchronisation is by
+// messages and promises with timeouts; there are no sleeps.
 #include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/service.hpp"
+#include "test_messages.hpp"
+
+using namespace mycelium;
+namespace t = mycelium::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto timeout = 10s;
+
+caf::actor_system_config& config() {
+  static caf::actor_system_config cfg = [] {
+    caf::actor_system_config c;
+    c.set("scheduler.max-threads", 2);
+    c.set("logger.console", caf::atom("none"));
+    return c;
+  }();
+  return cfg;
+}
+
+template <class Svc>
+service_factory factory_of() {
+  return [](caf::actor_system& sys, service_context ctx) {
+    return sys.spawn<Svc>(std::move(ctx));
+  };
+}
+
+/// Subscribes a scoped (blocking) actor to T so the test thread can wait for
+/// published messages.
+template <class T>
+subscription_ptr listen(node& n, caf::scoped_actor& self) {
+  return n.bus().subscribe(T::type_id, T::type_name,
+                           caf::actor_cast<caf::strong_actor_ptr>(self), "test");
+}
+
+template <class T>
+T next(caf::scoped_actor& self) {
+  T result;
+  bool got = false;
+  self->receive([&](const T& x) { result = x; got = true; },
+                caf::after(timeout) >> [] {});
+  REQUIRE_MESSAGE(got, "no " << T::type_name << " within the timeout");
+  return result;
+}
+
+/// Echoes every ping as a pong with seq * 10 + its "id" parameter, and
+/// records the address of the payload it received.
+std::mutex addr_mtx;
+std::set<const void*> seen_addresses;
+
+class echo : public service {
+public:
+  using service::service;
+  void on_start() override {
+    id_ = caf::get_or(params(), "id", int64_t{0});
+    subscribe<t::ping>([this](const t::ping& p) {
+      {
+        std::lock_guard<std::mutex> guard{addr_mtx};
+        seen_addresses.insert(&p);
+      }
+      publish(t::pong{p.seq * 10 + static_cast<uint64_t>(id_)});
+    });
+  }
+
+private:
+  int64_t id_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("bus: fan-out to N subscribers shares one immutable payload") {
+  caf::actor_system sys{config()};
+  node n{sys, "fanout"};
+  for (int i = 1; i <= 3; ++i) {
+    caf::settings p;
+    p["id"] = int64_t{i};
+    REQUIRE(n.start(factory_of<echo>(), "echo" + std::to_string(i), p));
+  }
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  seen_addresses.clear();
+  CHECK(n.publish(t::ping{7}) == publish_status::ok);
+  std::set<uint64_t> got;
+  for (int i = 0; i < 3; ++i)
+    got.insert(next<t::pong>(self).seq);
+  CHECK(got == std::set<uint64_t>{71, 72, 73});
+  std::lock_guard<std::mutex> guard{addr_mtx};
+  CHECK(seen_addresses.size() == 1); // all three saw the same object
+  auto ts = n.bus().topic(t::ping::type_id);
+  CHECK(ts.subscribers == 3);
+  CHECK(ts.published == 1);
+  CHECK(ts.enqueued == 3);
+  CHECK(ts.delivered == 3);
+}
+
+TEST_CASE("bus: order is preserved per publisher-subscriber pair") {
+  caf::actor_system sys{config()};
+  node n{sys, "order"};
+  REQUIRE(n.start(factory_of<echo>(), "echo"));
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  constexpr uint64_t count = 20000;
+  for (uint64_t i = 0; i < count; ++i)
+    n.publish(t::ping{i});
+  for (uint64_t i = 0; i < count; ++i) {
+    auto p = next<t::pong>(self);
+    REQUIRE(p.seq == i * 10);
+  }
+}
+
+TEST_CASE("bus: publishing with no subscriber is counted, not an error") {
+  caf::actor_system sys{config()};
+  node n{sys, "empty"};
+  CHECK(n.publish(t::pong{1}) == publish_status::no_subscriber);
+  CHECK(n.publish(t::pong{2}) == publish_status::no_subscriber);
+  auto ts = n.bus().topic(t::pong::type_id);
+  CHECK(ts.published == 2);
+  CHECK(ts.no_subscriber == 2);
+  CHECK(ts.type_name == "pong");
+}
+
+TEST_CASE("bus: a subscriber that terminates is unsubscribed automatically") {
+  caf::actor_system sys{config()};
+  node n{sys, "unsub"};
+  auto svc = n.start(factory_of<echo>(), "echo");
+  REQUIRE(svc);
+  CHECK(n.bus().topic(t::ping::type_id).subscribers == 1);
+  caf::scoped_actor self{sys};
+  self->monitor(*svc);
+  self->send_exit(*svc, caf::exit_reason::user_shutdown);
+  bool down = false;
+  self->receive([&](caf::down_msg&) { down = true; }, caf::after(timeout) >> [] {});
+  REQUIRE(down);
+  CHECK(n.bus().topic(t::ping::type_id).subscribers == 0);
+  CHECK(n.publish(t::ping{1}) == publish_status::no_subscriber);
+  CHECK(n.bus().service("echo").restarts == 0); // a normal stop is not restarted
+}
+
+namespace {
+
+class pricer : public service {
+public:
+  using service::service;
+  void on_start() override {
+    auto err = serve<t::price_request>([](const t::price_request& r) {
+      return t::price_reply{r.symbol, r.symbol == "ABC" ? 42.5 : 1.0};
+    });
+    if (err)
+      throw std::runtime_error(render(err));
+  }
+};
+
+/// Responds to price requests never: holds the promises so they stay open.
+struct silent_state {
+  std::vector<caf::response_promise> pending;
+};
+
+caf::behavior silent_responder(caf::stateful_actor<silent_state>* self) {
+  return {
+    [self](const t::price_request&) {
+      self->state.pending.push_back(self->make_response_promise());
+    },
+  };
+}
+
+/// On each ping, asks for a price and publishes pong{1} on success or
+/// pong{1000 + errc} on failure.
+class asker : public service {
+public:
+  using service::service;
+  void on_start() override {
+    subscribe<t::ping>([this](const t::ping&) {
+      request<t::price_reply>(
+        t::price_request{"ABC"}, 100ms,
+        [this](const t::price_reply& r) { publish(t::pong{r.px == 42.5 ? 1u : 2u}); },
+        [this](const caf::error& e) {
+          publish(t::pong{e.category() == errc_category ? 1000u + e.code() : 999u});
+        });
+    });
+  }
+};
+
+} // namespace
+
+TEST_CASE("request/reply: from outside and from a service, with errors") {
+  caf::actor_system sys{config()};
+  node n{sys, "rr"};
+  auto none = n.request<t::price_reply>(t::price_request{"ABC"}, 1s);
+  REQUIRE_FALSE(none);
+  CHECK(none.error() == make_error(errc::no_responder));
+  CHECK(render(none.error()).find("price_request") != std::string::npos);
+
+  REQUIRE(n.start(factory_of<pricer>(), "pricer"));
+  auto r = n.request<t::price_reply>(t::price_request{"ABC"}, timeout);
+  REQUIRE(r);
+  CHECK(r->px == 42.5);
+  CHECK(r->symbol == "ABC");
+
+  // a second responder for the same type is refused
+  auto second = n.start(factory_of<pricer>(), "pricer2");
+  REQUIRE_FALSE(second);
+  CHECK(render(second.error()).find("already serves") != std::string::npos);
+
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  REQUIRE(n.start(factory_of<asker>(), "asker"));
+  n.publish(t::ping{1});
+  CHECK(next<t::pong>(self).seq == 1);
+}
+
+TEST_CASE("request/reply: a request without a reply times out") {
+  caf::actor_system sys{config()};
+  node n{sys, "timeout"};
+  auto silent = sys.spawn(silent_responder);
+  REQUIRE_FALSE(n.bus().set_responder(t::price_request::type_id, "price_request",
+                                      caf::actor_cast<caf::strong_actor_ptr>(silent)));
+  auto r = n.request<t::price_reply>(t::price_request{"ABC"}, 50ms);
+  REQUIRE_FALSE(r);
+  CHECK(r.error() == make_error(errc::request_timeout));
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  REQUIRE(n.start(factory_of<asker>(), "asker"));
+  n.publish(t::ping{1});
+  CHECK(next<t::pong>(self).seq
+        == 1000u + static_cast<uint8_t>(errc::request_timeout));
+  caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+/// Gates that let the test hold a handler in place: the handler announces it
+/// is running, then waits for the release (an event, with a timeout).
+struct gate {
+  std::promise<void> entered;
+  std::promise<void> release;
+};
+std::shared_ptr<gate> current_gate;
+std::atomic<int> fragile_instances{0};
+std::atomic<int> fragile_stops{0};
+
+/// Announces each incarnation with pong{incarnation}, echoes pings as
+/// pong{100 + seq}, and throws on fail_now (after the gate, if one is set).
+class fragile : public service {
+public:
+  using service::service;
+  void on_start() override {
+    auto incarnation = ++fragile_instances;
+    subscribe<t::ping>([this](const t::ping& p) { publish(t::pong{100 + p.seq}); });
+    subscribe<t::fail_now>([](const t::fail_now& f) {
+      if (auto g = current_gate) {
+        g->entered.set_value();
+        g->release.get_future().wait_for(timeout);
+      }
+      throw std::runtime_error(f.reason);
+    });
+    publish(t::pong{static_cast<uint64_t>(incarnation)});
+  }
+  void on_stop() override {
+    ++fragile_stops;
+  }
+};
+
+} // namespace
+
+TEST_CASE("supervision: a throwing handler restarts the service, counted and logged") {
+  caf::actor_system sys{config()};
+  node n{sys, "sup"};
+  fragile_instances = 0;
+  fragile_stops = 0;
+  current_gate = std::make_shared<gate>();
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  REQUIRE(n.start(factory_of<fragile>(), "fragile", {}, restart_policy{3, 10s}));
+  CHECK(next<t::pong>(self).seq == 1); // first incarnation is up
+
+  // Hold the handler for fail_now, queue 5 pings behind it, then let it
+  // throw: the 5 pings die with the instance and must be counted as dropped.
+  auto entered = current_gate->entered.get_future();
+  n.publish(t::fail_now{"boom"});
+  REQUIRE(entered.wait_for(timeout) == std::future_status::ready);
+  for (uint64_t i = 0; i < 5; ++i)
+    REQUIRE(n.publish(t::ping{i}) == publish_status::ok);
+  current_gate->release.set_value();
+  CHECK(next<t::pong>(self).seq == 2); // second incarnation is up
+  current_gate.reset();
+
+  auto st = n.bus().service("fragile");
+  CHECK(st.restarts == 1);
+  CHECK(st.handler_errors == 1);
+  CHECK(st.dropped == 5);
+  CHECK(fragile_stops == 1);
+  auto ts = n.bus().topic(t::ping::type_id);
+  CHECK(ts.dropped == 5);
+  CHECK(ts.enqueued == ts.delivered + ts.dropped);
+  CHECK(ts.subscribers == 1);
+
+  // the new incarnation works
+  n.publish(t::ping{7});
+  CHECK(next<t::pong>(self).seq == 107);
+}
+
+TEST_CASE("supervision: exhausting the restart budget escalates and stops the node") {
+  caf::actor_system sys{config()};
+  node n{sys, "esc"};
+  fragile_instances = 0;
+  fragile_stops = 0;
+  current_gate.reset();
+  caf::scoped_actor self{sys};
+  listen<t::pong>(n, self);
+  REQUIRE(n.start(factory_of<fragile>(), "fragile", {}, restart_policy{2, 60s}));
+  REQUIRE(n.start(factory_of<echo>(), "bystander"));
+  CHECK(next<t::pong>(self).seq == 1);
+  for (uint64_t incarnation = 2; incarnation <= 3; ++incarnation) {
+    n.publish(t::fail_now{"again"});
+    CHECK(next<t::pong>(self).seq == incarnation);
+  }
+  n.publish(t::fail_now{"last straw"}); // third failure within the window
+  auto reason = n.await_stopped(timeout);
+  CHECK(reason == make_error(errc::escalated));
+  CHECK(render(reason).find("fragile") != std::string::npos);
+  CHECK(render(reason).find("last straw") != std::string::npos);
+  CHECK(n.bus().service("fragile").restarts == 2);
+  CHECK(n.bus().service("fragile").handler_errors == 3);
+  CHECK(fragile_stops == 3);
+  // every service of the node is gone, the bystander too
+  CHECK(n.bus().topic(t::ping::type_id).subscribers == 0);
+}
+
+TEST_CASE("registry: services start by name; unknown names get a clear error") {
+  static bool registered = register_service<echo>("test.echo");
+  CHECK(registered);
+  CHECK_FALSE(register_service<echo>("test.echo")); // twice is refused
+  caf::actor_system sys{config()};
+  node n{sys, "reg"};
+  REQUIRE(n.start("test.echo", {}, "named-echo"));
+  CHECK(n.bus().topic(t::ping::type_id).subscribers == 1);
+  auto bad = n.start("no.such.service");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error() == make_error(errc::unknown_service));
+  CHECK(render(bad.error()).find("test.echo") != std::string::npos); // lists known
+}

@@ -1,1 +1,261 @@
+// Frame header, TLV primitives, UTF-8 validation and the handshake.
 #include <doctest/doctest.h>
+
+#include <cstring>
+
+#include "mycelium/wire/frame_header.hpp"
+#include "mycelium/wire/handshake.hpp"
+#include "mycelium/wire/tlv.hpp"
+
+using namespace mycelium;
+using namespace mycelium::wire;
+
+TEST_CASE("frame header: layout is little-endian and round-trips") {
+  frame_header h;
+  h.payload_length = 0x01020304;
+  h.type_id = 0x0A0B0C0D;
+  h.sequence = 0x1122334455667788ull;
+  h.flags = frame_header::flag_control;
+  uint8_t buf[frame_header::size + 0x10] = {};
+  h.write(buf);
+  const uint8_t expect[24] = {0x04, 0x03, 0x02, 0x01, 0x0D, 0x0C, 0x0B, 0x0A,
+                              0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+                              0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  CHECK(std::memcmp(buf, expect, 24) == 0);
+  frame_header back;
+  // payload_length is large, so claim enough bytes to pass the size check
+  CHECK(frame_header::read(buf, 24, 0xFFFFFFFF, back) == errc::truncated);
+  h.payload_length = 16;
+  h.write(buf);
+  REQUIRE(frame_header::read(buf, sizeof buf, 1024, back) == errc::none);
+  CHECK(back.payload_length == 16);
+  CHECK(back.type_id == h.type_id);
+  CHECK(back.sequence == h.sequence);
+  CHECK(back.flags == h.flags);
+}
+
+TEST_CASE("frame header: every malformed header is refused") {
+  frame_header h;
+  h.payload_length = 8;
+  h.type_id = 1;
+  h.sequence = 1;
+  uint8_t buf[32] = {};
+  h.write(buf);
+  frame_header out;
+  CHECK(frame_header::read(buf, 23, 1024, out) == errc::truncated);
+  CHECK(frame_header::read(buf, 31, 1024, out) == errc::truncated);
+  CHECK(frame_header::read(buf, 32, 1024, out) == errc::none);
+  CHECK(frame_header::read(buf, 32, 7, out) == errc::frame_too_large);
+  auto flip = [&](size_t off) {
+    uint8_t copy[32];
+    std::memcpy(copy, buf, 32);
+    copy[off] = 0x80;
+    return frame_header::read(copy, 32, 1024, out);
+  };
+  CHECK(flip(17) == errc::bad_frame_header); // unknown flag bit
+  CHECK(flip(18) == errc::bad_frame_header); // reserved0
+  CHECK(flip(21) == errc::bad_frame_header); // reserved1
+}
+
+TEST_CASE("tlv: tags encode field id and wire type") {
+  CHECK(make_tag(1, wire_type::sized) == 0x000C);
+  CHECK(make_tag(max_field_id, wire_type::fixed64) == 0xFFFB);
+  std::vector<uint8_t> buf;
+  writer w{buf};
+  w.scalar<uint8_t>(1, 7);
+  w.scalar<int16_t>(2, -2);
+  w.scalar<float>(3, 1.0f);
+  w.scalar<double>(4, -0.5);
+  const std::vector<uint8_t> expect{
+    0x08, 0x00, 0x07,                         // field 1, fixed8
+    0x11, 0x00, 0xFE, 0xFF,                   // field 2, fixed16, -2
+    0x1A, 0x00, 0x00, 0x00, 0x80, 0x3F,       // field 3, fixed32, 1.0f
+    0x23, 0x00, 0, 0, 0, 0, 0, 0, 0xE0, 0xBF, // field 4, fixed64, -0.5
+  };
+  CHECK(buf == expect);
+  reader r{buf.data(), buf.size()};
+  uint16_t f;
+  wire_type wt{};
+  uint8_t a;
+  int16_t b;
+  float c;
+  double d;
+  REQUIRE(r.tag(f, wt) == errc::none);
+  CHECK(r.scalar(wt, a) == errc::none);
+  REQUIRE(r.tag(f, wt) == errc::none);
+  CHECK(r.scalar(wt, b) == errc::none);
+  REQUIRE(r.tag(f, wt) == errc::none);
+  CHECK(r.scalar(wt, c) == errc::none);
+  REQUIRE(r.tag(f, wt) == errc::none);
+  CHECK(r.scalar(wt, d) == errc::none);
+  CHECK(r.at_end());
+  CHECK(a == 7);
+  CHECK(b == -2);
+  CHECK(c == 1.0f);
+  CHECK(d == -0.5);
+}
+
+TEST_CASE("tlv: reader refuses bad tags, wrong wire types and truncation") {
+  uint16_t f;
+  wire_type wt{};
+  {
+    const uint8_t bad[] = {0x0F, 0x00}; // wire type 7
+    reader r{bad, 2};
+    CHECK(r.tag(f, wt) == errc::bad_wire_type);
+  }
+  {
+    const uint8_t zero[] = {0x00, 0x00}; // field id 0
+    reader r{zero, 2};
+    CHECK(r.tag(f, wt) == errc::bad_field_id);
+  }
+  {
+    const uint8_t one[] = {0x08};
+    reader r{one, 1};
+    CHECK(r.tag(f, wt) == errc::truncated);
+  }
+  {
+    const uint8_t data[] = {0x0B, 0x00, 1, 2, 3}; // fixed64 with 3 bytes
+    reader r{data, sizeof data};
+    REQUIRE(r.tag(f, wt) == errc::none);
+    uint64_t x;
+    CHECK(r.scalar(wt, x) == errc::truncated);
+  }
+  {
+    const uint8_t data[] = {0x0A, 0x00, 1, 2, 3, 4}; // fixed32 read as u64
+    reader r{data, sizeof data};
+    REQUIRE(r.tag(f, wt) == errc::none);
+    uint64_t x;
+    CHECK(r.scalar(wt, x) == errc::bad_wire_type);
+  }
+  {
+    const uint8_t data[] = {0x0C, 0x00, 0xFF, 0xFF, 0xFF, 0x7F, 'a'}; // huge length
+    reader r{data, sizeof data};
+    REQUIRE(r.tag(f, wt) == errc::none);
+    std::string s;
+    CHECK(r.string(wt, 100, s) == errc::truncated);
+  }
+  {
+    const uint8_t data[] = {0x08, 0x00, 2}; // bool 2
+    reader r{data, sizeof data};
+    REQUIRE(r.tag(f, wt) == errc::none);
+    bool b;
+    CHECK(r.scalar(wt, b) == errc::bad_bool);
+  }
+}
+
+TEST_CASE("tlv: unknown fields of every wire type are skipped") {
+  std::vector<uint8_t> buf;
+  writer w{buf};
+  w.scalar<uint8_t>(9, 1);
+  w.scalar<uint16_t>(9, 1);
+  w.scalar<uint32_t>(9, 1);
+  w.scalar<uint64_t>(9, 1);
+  w.string(9, "skip me");
+  reader r{buf.data(), buf.size()};
+  int fields = 0;
+  while (!r.at_end()) {
+    uint16_t f;
+    wire_type wt{};
+    REQUIRE(r.tag(f, wt) == errc::none);
+    REQUIRE(r.skip(wt) == errc::none);
+    ++fields;
+  }
+  CHECK(fields == 5);
+}
+
+TEST_CASE("utf8 validation") {
+  auto ok = [](const std::string& s) {
+    return valid_utf8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  CHECK(ok(""));
+  CHECK(ok("plain ascii"));
+  CHECK(ok("\xC3\xA9t\xC3\xA9"));       // été
+  CHECK(ok("\xE2\x82\xAC"));            // €
+  CHECK(ok("\xF0\x9F\x8D\x84"));        // mushroom
+  CHECK_FALSE(ok("\xC3"));              // cut short
+  CHECK_FALSE(ok("\xC0\xAF"));          // overlong
+  CHECK_FALSE(ok("\xED\xA0\x80"));      // surrogate
+  CHECK_FALSE(ok("\xF4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(ok("\xFF"));
+}
+
+namespace {
+
+hello sample_hello(uint8_t digest_byte) {
+  hello h;
+  h.schema_digest.fill(digest_byte);
+  h.node = "node-a";
+  h.service = "ticker";
+  h.pid = 4242;
+  h.types = {{1, "quote", {}}, {2, "order", {}}};
+  h.types[0].digest.fill(1);
+  h.types[1].digest.fill(2);
+  return h;
+}
+
+} // namespace
+
+TEST_CASE("handshake: hello and refuse round-trip through frames") {
+  auto h = sample_hello(7);
+  h.auth_proof = {1, 2, 3};
+  std::vector<uint8_t> buf;
+  encode_frame(buf, h, 1);
+  frame_header fh;
+  REQUIRE(frame_header::read(buf.data(), buf.size(), 65536, fh) == errc::none);
+  CHECK(fh.type_id == static_cast<uint32_t>(control_type::hello));
+  CHECK(fh.flags == frame_header::flag_control);
+  CHECK(buf[24 + 2] == 0x4D); // "MYCL" magic bytes right after the tag
+  hello back;
+  REQUIRE(decode(buf.data() + 24, fh.payload_length, back) == errc::none);
+  CHECK(back.node == "node-a");
+  CHECK(back.service == "ticker");
+  CHECK(back.pid == 4242);
+  CHECK(back.schema_digest == h.schema_digest);
+  CHECK(back.auth_proof == h.auth_proof);
+  REQUIRE(back.types.size() == 2);
+  CHECK(back.types[1].name == "order");
+  CHECK(back.types[1].digest == h.types[1].digest);
+
+  refuse r{errc::schema_mismatch, "because"};
+  buf.clear();
+  encode_frame(buf, r, 2);
+  REQUIRE(frame_header::read(buf.data(), buf.size(), 65536, fh) == errc::none);
+  refuse rb;
+  REQUIRE(decode(buf.data() + 24, fh.payload_length, rb) == errc::none);
+  CHECK(rb.reason == errc::schema_mismatch);
+  CHECK(rb.text == "because");
+}
+
+TEST_CASE("handshake: truncated hello payloads are refused, never read past") {
+  auto h = sample_hello(7);
+  std::vector<uint8_t> buf;
+  encode_frame(buf, h, 1);
+  auto payload = std::vector<uint8_t>(buf.begin() + 24, buf.end());
+  for (size_t n = 0; n < payload.size(); ++n) {
+    // copy into an exact-size heap buffer so ASan sees any over-read
+    std::vector<uint8_t> cut(payload.begin(), payload.begin() + n);
+    hello out;
+    CHECK(decode(cut.data(), cut.size(), out) != errc::none);
+  }
+}
+
+TEST_CASE("handshake: digest mismatch names both digests and the first differing type") {
+  auto local = sample_hello(7);
+  auto remote = sample_hello(9);
+  remote.node = "node-b";
+  CHECK(check_hello(local, local).reason == errc::none);
+  remote.types[1].digest.fill(3); // 'order' differs, 'quote' is equal
+  auto r = check_hello(local, remote);
+  CHECK(r.reason == errc::schema_mismatch);
+  CHECK(r.text.find(to_hex(local.schema_digest)) != std::string::npos);
+  CHECK(r.text.find(to_hex(remote.schema_digest)) != std::string::npos);
+  CHECK(r.text.find("order (id 2)") != std::string::npos);
+  CHECK(r.text.find("node-b") != std::string::npos);
+  remote.types.pop_back();
+  CHECK(check_hello(local, remote).text.find("order (id 2) exists only locally")
+        != std::string::npos);
+  remote.version = 99;
+  CHECK(check_hello(local, remote).reason == errc::version_mismatch);
+  remote.magic = 1;
+  CHECK(check_hello(local, remote).reason == errc::bad_magic);
+}

@@ -51,13 +51,19 @@ const char* cpp_scalar(scalar_kind k) {
   return "?";
 }
 
-std::string cpp_type(const field_type& t) {
+/// Fully qualified (`::pkg::name`) so that a field may share its type's
+/// name (`side side;`) without changing the meaning of the name in the class.
+std::string qualified(const std::string& cpp_ns, const std::string& name) {
+  return "::" + cpp_ns + "::" + name;
+}
+
+std::string cpp_type(const field_type& t, const std::string& cpp_ns) {
   switch (t.kind) {
     case type_kind::scalar: return cpp_scalar(t.scalar);
     case type_kind::string: return "std::string";
     case type_kind::bytes: return "std::vector<uint8_t>";
     case type_kind::enumeration:
-    case type_kind::message: return t.ref;
+    case type_kind::message: return qualified(cpp_ns, t.ref);
     case type_kind::array:
       return fmt::format("std::array<{}, {}>", cpp_scalar(t.scalar), t.count);
     case type_kind::vector:
@@ -73,7 +79,8 @@ std::string digest_literal(const digest256& d) {
   return out + "}}";
 }
 
-std::string initializer(const schema& s, const field_def& f) {
+std::string initializer(const schema& s, const field_def& f,
+                        const std::string& cpp_ns) {
   auto& t = f.type;
   switch (t.kind) {
     case type_kind::scalar: {
@@ -96,7 +103,7 @@ std::string initializer(const schema& s, const field_def& f) {
       if (v.empty())
         if (auto* e = s.find_enum(t.ref))
           v = e->values.front().first;
-      return " = " + t.ref + "::" + ident(v);
+      return " = " + qualified(cpp_ns, t.ref) + "::" + ident(v);
     }
     case type_kind::array: return "{}";
     default: return "";
@@ -186,6 +193,9 @@ private:
 
   static void emit_message(std::ostream& o, const schema& s,
                            const message_def& m) {
+    std::string cpp_ns;
+    for (char c : s.package)
+      cpp_ns += c == '.' ? std::string{"::"} : std::string(1, c);
     doc_comment(o, m.doc, "");
     o << "struct " << m.name << " {\n"
       << "  static constexpr uint32_t type_id = " << m.id << ";\n"
@@ -195,7 +205,8 @@ private:
       << digest_literal(message_digest(s, m)) << ";\n\n";
     for (auto& f : m.fields) {
       doc_comment(o, f.doc, "  ");
-      o << "  " << cpp_type(f.type) << " " << ident(f.name) << initializer(s, f)
+      o << "  " << cpp_type(f.type, cpp_ns) << " " << ident(f.name)
+        << initializer(s, f, cpp_ns)
         << ";\n";
     }
     o << "\n  bool operator==(const " << m.name << "& other) const {\n"

@@ -123,6 +123,11 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
   }
   if (out.magic != hello_magic)
     return errc::bad_magic;
+  // Every field but the (optional) auth proof is required.
+  constexpr uint32_t required = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4)
+                                | (1u << 5) | (1u << 6) | (1u << 8);
+  if ((seen & required) != required)
+    return (seen & (1u << 1)) ? errc::truncated : errc::bad_magic;
   return errc::none;
 }
 

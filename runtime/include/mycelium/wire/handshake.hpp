@@ -30,6 +30,7 @@ struct type_digest {
 /// Payload fields (TLV): 1 magic u32, 2 version u16, 3 schema_digest
 /// bytes[32], 4 node string, 5 service string, 6 pid u32, 7 auth_proof bytes
 /// (empty when no secret is configured), 8 type list (see wire-protocol.md).
+/// All fields but 7 are required: a hello without them is refused.
 struct hello {
   uint32_t magic = hello_magic;
   uint16_t version = protocol_version;

@@ -83,7 +83,12 @@ int main(int argc, char** argv) {
   dig->add_option("schema", digest_file, "schema file (.toml)")->required();
   dig->add_flag("--canonical", canonical, "also print the canonical form");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    auto rc = app.exit(e); // prints help or the usage error
+    return rc == 0 ? 0 : 2;
+  }
 
   if (!check_files.empty())
     return check(check_files[0], check_files[1]);

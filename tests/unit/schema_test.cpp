@@ -86,6 +86,9 @@ TEST_CASE("schema: every validation error names file, line and what to do") {
           .find("reserved for control frames") != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nfields = []\n")
           .find("has no 'id'") != std::string::npos);
+  CHECK(error_of("package = \"p\"\n[message.class]\nid = 1\n")
+          .find("message name 'class' is a reserved word") != std::string::npos);
+  CHECK(error_of("package = \"demo.new\"\n").find("not reserved words") != std::string::npos);
   CHECK(error_of("[message.a]\nid = 1\n").find("missing 'package") != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 1\nfields = [ { id = 1, "
                  "name = \"q\", type = \"u8\", default = 300 } ]\n")
@@ -211,6 +214,9 @@ TEST_CASE("compat: the evolution rules of docs/schema.md") {
   breaking(with("default = 1", "default = 5"), "default changed");
   breaking(with("sell = 2 }", "sell = 2, cancel = 3 }"), "value 'cancel' (3) added");
   breaking(with("sell = 2", "sell = 4"), "renumbered from 2 to 4");
+  // spelling out the implicit default is no change at all
+  CHECK(check_compat(a, with("name = \"bid\", type = \"f64\"",
+                             "name = \"bid\", type = \"f64\", default = 0")).empty());
   breaking(with("max = 16 },\n  { id = 2, name = \"bid\"", "max = 32 },\n  { id = 2, name = \"bid\""),
            "string[16] to string[32]");
 }

@@ -226,6 +226,23 @@ TEST_CASE("handshake: hello and refuse round-trip through frames") {
   CHECK(rb.text == "because");
 }
 
+TEST_CASE("handshake: over-long texts are cut on a UTF-8 boundary, never refused") {
+  auto h = sample_hello(1);
+  h.node.clear();
+  for (int i = 0; i < 200; ++i)
+    h.node += "\xC3\xA9"; // 400 bytes of two-byte characters, limit 255
+  std::vector<uint8_t> buf;
+  encode_frame(buf, h, 1);
+  hello back;
+  REQUIRE(decode(buf.data() + 24, buf.size() - 24, back) == errc::none);
+  CHECK(back.node.size() == 254);
+  refuse r{errc::schema_mismatch, std::string(5000, 'x') + "\xE2\x82\xAC"};
+  buf.clear();
+  encode_frame(buf, r, 1);
+  refuse rb;
+  CHECK(decode(buf.data() + 24, buf.size() - 24, rb) == errc::none);
+}
+
 TEST_CASE("handshake: truncated hello payloads are refused, never read past") {
   auto h = sample_hello(7);
   std::vector<uint8_t> buf;

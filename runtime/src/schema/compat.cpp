@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "mycelium/schema/digest.hpp"
+
 namespace mycelium::schema {
 
 std::vector<compat_finding> check_compat(const schema& o, const schema& n) {
@@ -87,9 +89,11 @@ std::vector<compat_finding> check_compat(const schema& o, const schema& n) {
       if (ot != nt)
         breaking(fmt::format("{}: type changed from {} to {} (rule 3)", prefix,
                              ot, nt));
-      if (of.default_value != nf->default_value)
+      auto od = effective_default(o, of);
+      auto nd = effective_default(n, *nf);
+      if (ot == nt && od != nd)
         breaking(fmt::format("{}: default changed from '{}' to '{}' (rule 4)",
-                             prefix, of.default_value, nf->default_value));
+                             prefix, od, nd));
       if (of.name != nf->name)
         note(fmt::format("{}: renamed to '{}' (wire-compatible; source code "
                          "using the old name breaks)", prefix, nf->name));

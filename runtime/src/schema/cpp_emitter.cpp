@@ -89,7 +89,7 @@ std::string initializer(const schema& s, const field_def& f,
       if (t.scalar == scalar_kind::boolean || t.scalar == scalar_kind::f64)
         return " = " + f.default_value;
       if (t.scalar == scalar_kind::f32)
-        return " = " + f.default_value + "f";
+        return " = static_cast<float>(" + f.default_value + ")";
       if (f.default_value == "-9223372036854775808")
         return " = INT64_MIN";
       return fmt::format(" = static_cast<{}>({}{})", cpp_scalar(t.scalar),

@@ -7,8 +7,6 @@
 
 namespace mycelium::schema {
 
-namespace {
-
 std::string effective_default(const schema& s, const field_def& f) {
   if (!f.default_value.empty())
     return f.default_value;
@@ -23,6 +21,8 @@ std::string effective_default(const schema& s, const field_def& f) {
     default: return ""; // bytes, arrays, vectors, messages: empty / zero
   }
 }
+
+namespace {
 
 std::string canonical_enum(const enum_def& e) {
   std::string out = "enum " + e.name + " {";

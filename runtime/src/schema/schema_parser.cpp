@@ -42,6 +42,22 @@ bool is_identifier(const std::string& s) {
   });
 }
 
+/// Words no generated language can use as a type or namespace name.
+bool is_reserved(const std::string& s) {
+  static const std::set<std::string> words{
+    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case",
+    "catch", "char", "class", "const", "constexpr", "continue", "decltype",
+    "default", "delete", "do", "double", "else", "enum", "explicit", "export",
+    "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int",
+    "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr",
+    "operator", "or", "private", "protected", "public", "register", "return",
+    "short", "signed", "sizeof", "static", "struct", "switch", "template",
+    "this", "throw", "true", "try", "typedef", "typeid", "typename", "union",
+    "unsigned", "using", "virtual", "void", "volatile", "while", "xor", "std",
+    "caf", "mycelium", "detail"};
+  return words.count(s) > 0;
+}
+
 std::string trim(std::string s) {
   auto b = s.find_first_not_of(" \t");
   auto e = s.find_last_not_of(" \t");
@@ -132,10 +148,10 @@ private:
     std::string part;
     bool ok = !pkg.empty();
     while (ok && std::getline(ss, part, '.'))
-      ok = is_identifier(part);
+      ok = is_identifier(part) && !is_reserved(part);
     if (!ok || pkg.back() == '.')
-      fail(v, fmt::format("package '{}' must be dot-separated identifiers, "
-                          "e.g. \"demo.trading\"", pkg));
+      fail(v, fmt::format("package '{}' must be dot-separated identifiers that "
+                          "are not reserved words, e.g. \"demo.trading\"", pkg));
     else
       result_.package = pkg;
   }
@@ -145,6 +161,10 @@ private:
     if (!is_identifier(name))
       fail(v, fmt::format("{} name '{}' is not an identifier (letters, digits, "
                           "'_', not starting with a digit)", what, name));
+    else if ((what == std::string{"enum"} || what == std::string{"message"})
+             && is_reserved(name))
+      fail(v, fmt::format("{} name '{}' is a reserved word in generated code; "
+                          "choose another name", what, name));
   }
 
   void parse_enum(const std::string& name, const tvalue& v) {
@@ -393,8 +413,12 @@ private:
     }
     if (auto* d = get("default"))
       pending_defaults_.push_back({m.name, fd.id, d});
-    if (auto* d = get("doc"); d && d->is_string())
-      fd.doc = d->as_string().str;
+    if (auto* d = get("doc")) {
+      if (d->is_string())
+        fd.doc = d->as_string().str;
+      else
+        fail(*d, fmt::format("{}: 'doc' must be a string", owner));
+    }
     m.fields.push_back(std::move(fd));
   }
 

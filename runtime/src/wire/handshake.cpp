@@ -14,6 +14,15 @@ constexpr size_t max_types = 65535;
 constexpr size_t max_proof = 256;
 constexpr size_t max_text = 4096;
 
+/// Cuts `s` to at most `n` bytes without splitting a UTF-8 sequence.
+std::string clip(const std::string& s, size_t n) {
+  if (s.size() <= n)
+    return s;
+  while (n > 0 && (static_cast<uint8_t>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return s.substr(0, n);
+}
+
 template <class F>
 void frame(std::vector<uint8_t>& out, control_type type, uint64_t seq, F body) {
   auto start = out.size();
@@ -35,8 +44,8 @@ void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
     w.scalar<uint32_t>(1, x.magic);
     w.scalar<uint16_t>(2, x.version);
     w.sized(3, x.schema_digest.data(), x.schema_digest.size());
-    w.string(4, x.node);
-    w.string(5, x.service);
+    w.string(4, clip(x.node, max_name));
+    w.string(5, clip(x.service, max_name));
     w.scalar<uint32_t>(6, x.pid);
     w.bytes(7, x.auth_proof);
     std::vector<uint8_t> list;
@@ -44,12 +53,13 @@ void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
     store_u32(list.data(), static_cast<uint32_t>(x.types.size()));
     for (auto& t : x.types) {
       auto off = list.size();
-      auto name_len = std::min(t.name.size(), max_name);
+      auto name = clip(t.name, max_name);
+      auto name_len = name.size();
       list.resize(off + 4 + 32 + 1 + name_len);
       store_u32(list.data() + off, t.type_id);
       std::copy(t.digest.begin(), t.digest.end(), list.begin() + off + 4);
       list[off + 36] = static_cast<uint8_t>(name_len);
-      std::copy(t.name.begin(), t.name.begin() + name_len, list.begin() + off + 37);
+      std::copy(name.begin(), name.end(), list.begin() + off + 37);
     }
     w.sized(8, list.data(), list.size());
   });
@@ -58,7 +68,7 @@ void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
 void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq) {
   frame(out, control_type::refuse, seq, [&](writer& w) {
     w.scalar<uint32_t>(1, static_cast<uint32_t>(x.reason));
-    w.string(2, x.text.size() > max_text ? x.text.substr(0, max_text) : x.text);
+    w.string(2, clip(x.text, max_text));
   });
 }
 
@@ -133,11 +143,17 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
 
 errc decode(const uint8_t* payload, size_t n, refuse& out) {
   reader r{payload, n};
+  uint32_t seen = 0;
   while (!r.at_end()) {
     uint16_t fid;
     wire_type wt;
     if (auto e = r.tag(fid, wt); e != errc::none)
       return e;
+    if (fid < 32) {
+      if (seen & (1u << fid))
+        return errc::duplicate_field;
+      seen |= 1u << fid;
+    }
     errc e = errc::none;
     switch (fid) {
       case 1: {

@@ -20,6 +20,11 @@ std::string canonical_form(const schema& s);
 /// transitively (so a change in a nested type changes this message's digest).
 std::string canonical_form(const schema& s, const message_def& m);
 
+/// The default a field really has: the declared one, else the type's zero,
+/// the empty string or the lowest enum value (canonical text; empty for
+/// bytes, arrays, vectors and messages).
+std::string effective_default(const schema& s, const field_def& f);
+
 /// SHA-256 of `canonical_form(s)`.
 digest256 schema_digest(const schema& s);
 

@@ -63,8 +63,10 @@ std::string to_hex(const digest256& d);
 /// Decides whether a link may be established. Returns a refusal with
 /// `reason == errc::none` when it may. Otherwise the text names both nodes,
 /// both digests and the first message type that differs, e.g.
-/// "schema digest mismatch: local node 'a' 3f2c.. vs remote node 'b' 91de..;
-///  first differing message type: quote (id 1)".
+/// "schema digest mismatch: local node 'a' service 't' (pid 1) has 3f2c..,
+///  remote node 'b' service 's' (pid 2) has 91de..; first differing message
+///  type: quote (id 1). Rebuild both sides from the same schema file."
+/// The auth proof is not checked here yet (transport issues add it).
 refuse check_hello(const hello& local, const hello& remote);
 
 } // namespace mycelium::wire

@@ -15,6 +15,18 @@ elseif(MYCELIUM_SANITIZE STREQUAL "thread")
 elseif(NOT MYCELIUM_SANITIZE STREQUAL "")
   message(FATAL_ERROR "MYCELIUM_SANITIZE must be '', 'address' or 'thread', not '${MYCELIUM_SANITIZE}'")
 endif()
+# mycelium_sanitizer_env(<test>): runtime options for sanitizer builds.
+function(mycelium_sanitizer_env test)
+  if(MYCELIUM_SANITIZE STREQUAL "thread")
+    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
+      "TSAN_OPTIONS=halt_on_error=1 second_deadlock_stack=1 suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan.supp")
+  elseif(MYCELIUM_SANITIZE STREQUAL "address")
+    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
+      "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
+      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+  endif()
+endfunction()
+
 if(_san)
   target_compile_options(mycelium_build_flags INTERFACE ${_san})
   target_link_options(mycelium_build_flags INTERFACE ${_san})

@@ -2,6 +2,8 @@
 
 #include <caf/exit_reason.hpp>
 
+#include "mycelium/actors/log.hpp"
+
 namespace mycelium {
 
 node::node(caf::actor_system& sys, std::string name)
@@ -77,13 +79,24 @@ caf::error node::await_stopped(std::chrono::nanoseconds timeout) {
   return result;
 }
 
-void node::stop() {
+void node::stop(std::chrono::nanoseconds timeout) {
   if (stopped_)
     return;
   caf::scoped_actor self{sys_};
   self->monitor(supervisor_);
   self->send_exit(supervisor_, caf::exit_reason::user_shutdown);
-  self->receive([&](caf::down_msg& dm) { exit_reason_ = dm.reason; });
+  bool down = false;
+  self->receive(
+    [&](caf::down_msg& dm) {
+      exit_reason_ = dm.reason;
+      down = true;
+    },
+    caf::after(timeout) >> [] {});
+  if (!down)
+    log(log_level::error, name_,
+        "services of node '" + name_ + "' did not stop within "
+          + std::to_string(timeout.count() / 1000000)
+          + " ms; a handler may be blocked");
   stopped_ = true;
 }
 

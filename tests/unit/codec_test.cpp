@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "test_messages.hpp"
+#include "tricky_names.hpp"
 
 using namespace mycelium;
 namespace t = mycelium::test;
@@ -378,4 +379,24 @@ TEST_CASE("codec: the descriptor announces every type with its digest") {
   CHECK_FALSE(d.encode(caf::make_message(42), out, id));
   auto h = make_hello(d, "n", "s", 1);
   CHECK(h.types.size() == d.types.size());
+}
+
+TEST_CASE("codec: hostile field and value names generate working code") {
+  namespace k = mycelium::tricky;
+  k::holder h;
+  CHECK(h.kind == k::kind::int_);
+  CHECK(h.type_id_ == 2.0f);
+  CHECK(h.nested.inner_ == std::numeric_limits<int64_t>::min()); // named like its message
+  h.other = 1;
+  h.uint32_t = 2;
+  h.class_ = "x";
+  h.kind = k::kind::class_;
+  std::vector<uint8_t> buf;
+  encode_frame(h, 1, buf);
+  wire::frame_header fh;
+  caf::message msg;
+  REQUIRE(decode_frame(k::descriptor(), buf.data(), buf.size(), 1024, fh, msg)
+          == errc::none);
+  CHECK(msg.get_as<k::holder>(0) == h);
+  CHECK(k::holder::type_id == 1);
 }

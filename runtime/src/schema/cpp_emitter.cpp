@@ -36,14 +36,15 @@ std::string ident(const std::string& s) {
 
 const char* cpp_scalar(scalar_kind k) {
   switch (k) {
-    case scalar_kind::u8: return "uint8_t";
-    case scalar_kind::u16: return "uint16_t";
-    case scalar_kind::u32: return "uint32_t";
-    case scalar_kind::u64: return "uint64_t";
-    case scalar_kind::i8: return "int8_t";
-    case scalar_kind::i16: return "int16_t";
-    case scalar_kind::i32: return "int32_t";
-    case scalar_kind::i64: return "int64_t";
+    // qualified, so that a field may be called e.g. `uint32_t`
+    case scalar_kind::u8: return "::std::uint8_t";
+    case scalar_kind::u16: return "::std::uint16_t";
+    case scalar_kind::u32: return "::std::uint32_t";
+    case scalar_kind::u64: return "::std::uint64_t";
+    case scalar_kind::i8: return "::std::int8_t";
+    case scalar_kind::i16: return "::std::int16_t";
+    case scalar_kind::i32: return "::std::int32_t";
+    case scalar_kind::i64: return "::std::int64_t";
     case scalar_kind::f32: return "float";
     case scalar_kind::f64: return "double";
     case scalar_kind::boolean: return "bool";
@@ -60,14 +61,14 @@ std::string qualified(const std::string& cpp_ns, const std::string& name) {
 std::string cpp_type(const field_type& t, const std::string& cpp_ns) {
   switch (t.kind) {
     case type_kind::scalar: return cpp_scalar(t.scalar);
-    case type_kind::string: return "std::string";
-    case type_kind::bytes: return "std::vector<uint8_t>";
+    case type_kind::string: return "::std::string";
+    case type_kind::bytes: return "::std::vector<::std::uint8_t>";
     case type_kind::enumeration:
     case type_kind::message: return qualified(cpp_ns, t.ref);
     case type_kind::array:
-      return fmt::format("std::array<{}, {}>", cpp_scalar(t.scalar), t.count);
+      return fmt::format("::std::array<{}, {}>", cpp_scalar(t.scalar), t.count);
     case type_kind::vector:
-      return fmt::format("std::vector<{}>", cpp_scalar(t.scalar));
+      return fmt::format("::std::vector<{}>", cpp_scalar(t.scalar));
   }
   return "?";
 }
@@ -198,22 +199,28 @@ private:
       cpp_ns += c == '.' ? std::string{"::"} : std::string(1, c);
     doc_comment(o, m.doc, "");
     o << "struct " << m.name << " {\n"
-      << "  static constexpr uint32_t type_id = " << m.id << ";\n"
+      << "  static constexpr ::std::uint32_t type_id = " << m.id << ";\n"
       << "  static constexpr const char* type_name = \"" << m.name << "\";\n"
       << "  /// SHA-256 of this message's canonical form (with nested types).\n"
       << "  static constexpr mycelium::wire::digest256 digest"
       << digest_literal(message_digest(s, m)) << ";\n\n";
+    // A member may not share its class's name: escape it like a keyword.
+    auto member = [&](const field_def& f) {
+      auto n = ident(f.name);
+      return n == m.name ? n + "_" : n;
+    };
+    auto self_type = qualified(cpp_ns, m.name);
     for (auto& f : m.fields) {
       doc_comment(o, f.doc, "  ");
-      o << "  " << cpp_type(f.type, cpp_ns) << " " << ident(f.name)
+      o << "  " << cpp_type(f.type, cpp_ns) << " " << member(f)
         << initializer(s, f, cpp_ns)
         << ";\n";
     }
-    o << "\n  bool operator==(const " << m.name << "& other) const {\n"
+    o << "\n  bool operator==(const " << self_type << "& other) const {\n"
       << "    return true";
     for (auto& f : m.fields)
-      o << "\n           && " << ident(f.name) << " == other." << ident(f.name);
-    o << ";\n  }\n  bool operator!=(const " << m.name
+      o << "\n           && this->" << member(f) << " == other." << member(f);
+    o << ";\n  }\n  bool operator!=(const " << self_type
       << "& other) const {\n    return !(*this == other);\n  }\n};\n\n";
     // CAF inspect
     o << "template <class Inspector>\n"
@@ -221,7 +228,7 @@ private:
       << "& x) {\n  return f(caf::meta::type_name(\"" << s.package << "."
       << m.name << "\")";
     for (auto& f : m.fields)
-      o << ", x." << ident(f.name);
+      o << ", x." << member(f);
     o << ");\n}\n\n";
     // encoder
     o << "inline void encode_fields(mycelium::wire::writer& w, const " << m.name
@@ -229,7 +236,7 @@ private:
     if (m.fields.empty())
       o << "  (void) w;\n  (void) x;\n";
     for (auto& f : m.fields) {
-      auto n = "x." + ident(f.name);
+      auto n = "x." + member(f);
       switch (f.type.kind) {
         case type_kind::scalar:
           o << "  w.scalar<" << cpp_scalar(f.type.scalar) << ">(" << f.id << ", "
@@ -276,7 +283,7 @@ private:
       << "    switch (fid) {\n";
     for (size_t i = 0; i < m.fields.size(); ++i) {
       auto& f = m.fields[i];
-      auto n = "x." + ident(f.name);
+      auto n = "x." + member(f);
       o << "      case " << f.id << ":\n"
         << "        if (!once(" << i << "))\n"
         << "          return errc::duplicate_field;\n";

@@ -53,9 +53,17 @@ bool is_reserved(const std::string& s) {
     "operator", "or", "private", "protected", "public", "register", "return",
     "short", "signed", "sizeof", "static", "struct", "switch", "template",
     "this", "throw", "true", "try", "typedef", "typeid", "typename", "union",
-    "unsigned", "using", "virtual", "void", "volatile", "while", "xor", "std",
-    "caf", "mycelium", "detail"};
+    "unsigned", "using", "virtual", "void", "volatile", "while", "xor"};
   return words.count(s) > 0;
+}
+
+/// Names the C++ emitter defines next to the user's types.
+const std::set<std::string>& generated_names() {
+  static const std::set<std::string> names{
+    "detail", "schema_digest", "schema_package", "add_message_types",
+    "descriptor", "encode_fields", "decode_fields", "inspect", "to_string",
+    "is_valid"};
+  return names;
 }
 
 std::string trim(std::string s) {
@@ -162,7 +170,7 @@ private:
       fail(v, fmt::format("{} name '{}' is not an identifier (letters, digits, "
                           "'_', not starting with a digit)", what, name));
     else if ((what == std::string{"enum"} || what == std::string{"message"})
-             && is_reserved(name))
+             && (is_reserved(name) || generated_names().count(name)))
       fail(v, fmt::format("{} name '{}' is a reserved word in generated code; "
                           "choose another name", what, name));
   }
@@ -321,7 +329,8 @@ private:
         return false;
       auto n = trim(inner.substr(comma + 1));
       if (n.empty() || n.size() > 6
-          || !std::all_of(n.begin(), n.end(), ::isdigit) || std::stoul(n) == 0
+          || !std::all_of(n.begin(), n.end(),
+                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) || std::stoul(n) == 0
           || std::stoul(n) > 65536) {
         fail(at, fmt::format("{}: array length '{}' must be in 1..65536", owner, n));
         return false;
@@ -569,7 +578,8 @@ caf::expected<schema> guarded(const std::string& name, F load) {
     return parser{name}.run(root);
   } catch (const toml::syntax_error& e) {
     return make_error(errc::schema_invalid,
-                      name + ": TOML syntax error:\n" + e.what());
+                      fmt::format("{}:{}: TOML syntax error:\n{}", name,
+                                  e.location().line(), e.what()));
   } catch (const std::exception& e) {
     return make_error(errc::schema_invalid, name + ": " + e.what());
   }

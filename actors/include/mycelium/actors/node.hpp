@@ -22,8 +22,10 @@ namespace mycelium {
 /// registered services by name and gives non-actor code (main, tests, the
 /// launcher) publish, request and statistics access.
 ///
-/// Thread-safety: all members are thread-safe. The actor system must outlive
-/// the node; `stop()` (also run by the destructor) stops every service.
+/// Thread-safety: `start`, `publish`, `request` and the bus are thread-safe;
+/// `stop` and `await_stopped` belong to the thread that owns the node. The
+/// actor system must outlive the node; `stop()` (also run by the destructor)
+/// stops every service.
 class node {
 public:
   explicit node(caf::actor_system& sys, std::string name = "local");
@@ -87,8 +89,10 @@ public:
   /// `sec::request_timeout` if it is still running.
   caf::error await_stopped(std::chrono::nanoseconds timeout);
 
-  /// Stops every service (each runs on_stop) and waits for them. Idempotent.
-  void stop();
+  /// Stops every service (each runs on_stop) and waits up to `timeout` for
+  /// them; logs an error naming the node if they do not stop in time (a
+  /// handler that never returns). Idempotent.
+  void stop(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
 
 private:
   caf::actor_system& sys_;

@@ -81,6 +81,7 @@ public:
     auto* raw = sub.get();
     add_handler(T::type_id, std::move(sub),
                 caf::message_handler{[raw, f = std::move(f)](const T& x) mutable {
+                  MYCELIUM_TSAN_ACQUIRE(&x); // pairs with the release in deliver
                   detail::bump(raw->delivered);
                   f(x);
                 }});

@@ -15,6 +15,7 @@
 #include <caf/message.hpp>
 
 #include "mycelium/bus/bus_stats.hpp"
+#include "mycelium/detail/tsan.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium {
@@ -120,6 +121,7 @@ public:
       r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
       return publish_status::no_subscriber;
     }
+    MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
     for (auto* s : r.subscribers) {
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
       s->subscriber->enqueue(

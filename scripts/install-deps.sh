@@ -12,7 +12,7 @@ PKGS=(
   libcaf-dev libboost-dev libtoml11-dev libfmt-dev libssl-dev
   doctest-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3
+  python3 python3-matplotlib
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "mycelium/actors/service.hpp"
+#include "mycelium/backtest/crossover.hpp"
+#include "mycelium/backtest/market_data.hpp"
+
+namespace mycelium::backtest {
+
+/// Where the portfolio service leaves the outcome of one instance. Written
+/// by the portfolio (the instance's only thread), read by the driver after
+/// the instance has run to completion.
+struct result_slot {
+  bool done = false;
+  run_result result;
+  bool keep_curve = false; ///< store the equity curve and fills too
+};
+
+/// The strategy a backtest instance runs.
+enum class strategy_kind { ma_crossover, buy_and_hold };
+
+/// Spawns the four services of one instance -- portfolio, exchange,
+/// strategy, replay -- on `bus` in `sys` and returns them. The session starts
+/// when `msg::start` is published. Services are ordinary mycelium::service
+/// actors; nothing is shared with other instances except the read-only
+/// `bars`.
+std::vector<caf::actor>
+spawn_backtest_services(caf::actor_system& sys,
+                        const std::shared_ptr<mycelium::bus>& bus,
+                        bar_series_ptr bars, strategy_kind strategy,
+                        const crossover_params& params,
+                        std::shared_ptr<result_slot> slot);
+
+} // namespace mycelium::backtest

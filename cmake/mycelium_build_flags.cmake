@@ -20,6 +20,11 @@ function(mycelium_sanitizer_env test)
   if(MYCELIUM_SANITIZE STREQUAL "thread")
     set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
       "TSAN_OPTIONS=halt_on_error=1 second_deadlock_stack=1 suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan.supp")
+    if(NOT CAF_CORE_LIBRARY MATCHES "caf-tsan")
+      message(WARNING "TSan build with an uninstrumented CAF (${CAF_CORE_LIBRARY}): "
+                      "expect false race reports; use scripts/test.sh with SANITIZE=thread, "
+                      "which builds CAF with TSan (scripts/build-caf-tsan.sh)")
+    endif()
   elseif(MYCELIUM_SANITIZE STREQUAL "address")
     set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"

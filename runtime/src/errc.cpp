@@ -35,6 +35,8 @@ const char* to_string(errc x) noexcept {
     case errc::service_failed: return "service_failed";
     case errc::escalated: return "escalated";
     case errc::already_registered: return "already_registered";
+    case errc::config_invalid: return "config_invalid";
+    case errc::data_invalid: return "data_invalid";
   }
   return "<invalid errc>";
 }

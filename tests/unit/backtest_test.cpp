@@ -89,6 +89,20 @@ TEST_CASE("backtest: the actor instance reproduces the plain-loop reference exac
   }
 }
 
+TEST_CASE("backtest: the actor buy-and-hold equals the reference on paths") {
+  crossover_params p;
+  p.cash = 100000;
+  p.fee = 3;
+  for (uint64_t i = 0; i < 50; ++i) {
+    gbm_params g;
+    g.days = 30;
+    auto bars = std::make_shared<const bar_series>(generate_gbm(g, derive_seed(9, i)));
+    auto r = run_instance(bars, {strategy_kind::buy_and_hold, p, false});
+    REQUIRE(r);
+    CHECK(r->metrics.final_equity - p.cash == buy_and_hold_pnl(*bars, p.cash, p.fee));
+  }
+}
+
 TEST_CASE("backtest: an instance runs without threads of its own") {
   auto before = thread_count();
   caf::actor_system_config cfg;

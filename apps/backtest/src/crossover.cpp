@@ -16,6 +16,16 @@ int64_t units_affordable(double cash, double fee, double price) {
   return n >= 1 ? static_cast<int64_t>(std::min(n, 1e18)) : 0;
 }
 
+/// Mean of the closes of bars t - n + 1 .. t, summed oldest first each time
+/// (no running sum: its rounding drift would differ from the actor
+/// strategy's, which sums its window the same way).
+double window_mean(const bar_series& bars, size_t t, size_t n) {
+  double s = 0;
+  for (size_t i = t + 1 - n; i <= t; ++i)
+    s += bars[i].close;
+  return s / static_cast<double>(n);
+}
+
 } // namespace
 
 run_result run_crossover_plain(const bar_series& bars,
@@ -27,8 +37,6 @@ run_result run_crossover_plain(const bar_series& bars,
   int64_t units = 0;
   bool want_long = false;   // the wanted state, starts flat
   bool order_pending = false;
-  double fast_sum = 0;      // running sums of the last `fast` / `slow` closes
-  double slow_sum = 0;
   const bool active = p.fast > 0 && p.slow > 0;
   const size_t warmup = std::max(p.fast, p.slow); // bars before a signal
   for (size_t t = 0; t < n; ++t) {
@@ -50,19 +58,11 @@ run_result run_crossover_plain(const bar_series& bars,
     }
     // 2. The close: mark to market.
     res.equity.push_back(cash + static_cast<double>(units) * b.close);
-    // 3. The signal.
-    if (!active)
+    // 3. The signal, once both windows are full.
+    if (!active || t + 1 < warmup)
       continue;
-    fast_sum += b.close;
-    slow_sum += b.close;
-    if (t >= p.fast)
-      fast_sum -= bars[t - p.fast].close;
-    if (t >= p.slow)
-      slow_sum -= bars[t - p.slow].close;
-    if (t + 1 < warmup)
-      continue;
-    const bool wanted = fast_sum / static_cast<double>(p.fast)
-                        > slow_sum / static_cast<double>(p.slow);
+    const bool wanted =
+      window_mean(bars, t, p.fast) > window_mean(bars, t, p.slow);
     if (wanted != want_long) {
       want_long = wanted;
       // A market order for the next open; none after the last bar.
@@ -74,12 +74,14 @@ run_result run_crossover_plain(const bar_series& bars,
 }
 
 double buy_and_hold_pnl(const bar_series& bars, double cash, double fee) {
-  if (bars.empty())
+  // Same fill model as the crossover: the decision at the first close is
+  // filled at the second bar's open.
+  if (bars.size() < 2)
     return 0;
-  const auto q = units_affordable(cash, fee, bars.front().open);
+  const auto q = units_affordable(cash, fee, bars[1].open);
   if (q == 0)
     return 0;
-  const double rest = cash - static_cast<double>(q) * bars.front().open - fee;
+  const double rest = cash - static_cast<double>(q) * bars[1].open - fee;
   const double final_equity = rest + static_cast<double>(q) * bars.back().close;
   return final_equity - cash;
 }

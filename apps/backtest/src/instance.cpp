@@ -15,29 +15,58 @@
 
 namespace mycelium::backtest {
 
-caf::expected<run_result> run_instance(const bar_series_ptr& bars,
-                                       const instance_options& opts) {
-  caf::actor_system_config cfg;
+namespace {
+
+caf::actor_system_config& make_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.policy", caf::atom("testing"));
   cfg.set("logger.console", caf::atom("none"));
-  caf::actor_system sys{cfg};
-  auto& sched = static_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  auto bus = std::make_shared<mycelium::bus>("backtest");
-  auto slot = std::make_shared<result_slot>();
-  slot->keep_curve = opts.keep_curve;
-  auto actors = spawn_backtest_services(sys, bus, bars, opts.strategy,
-                                        opts.params, slot);
-  sched.run(); // every service runs on_start: subscriptions are in place
-  bus->publish(msg::start{});
-  sched.run(); // the whole session, bar by bar, until nothing is left to do
-  for (auto& a : actors)
+  return cfg;
+}
+
+} // namespace
+
+struct instance::impl {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{make_config(cfg)};
+  caf::scheduler::test_coordinator& sched
+    = static_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  std::shared_ptr<mycelium::bus> bus = std::make_shared<mycelium::bus>("backtest");
+  std::shared_ptr<result_slot> slot = std::make_shared<result_slot>();
+  std::vector<caf::actor> actors;
+  bool ran = false;
+};
+
+instance::instance(bar_series_ptr bars, const instance_options& opts)
+  : impl_(std::make_unique<impl>()) {
+  impl_->slot->keep_curve = opts.keep_curve;
+  impl_->actors = spawn_backtest_services(impl_->sys, impl_->bus, std::move(bars),
+                                          opts.strategy, opts.params, impl_->slot);
+  impl_->sched.run(); // every service runs on_start: subscriptions are in place
+}
+
+instance::~instance() {
+  for (auto& a : impl_->actors)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  sched.run();
-  if (!slot->done)
+  impl_->sched.run();
+}
+
+caf::expected<run_result> instance::run() {
+  if (impl_->ran)
+    return make_error(errc::service_failed, "a backtest instance runs only once");
+  impl_->ran = true;
+  impl_->bus->publish(msg::start{});
+  impl_->sched.run(); // the whole session, bar by bar, until nothing is left
+  if (!impl_->slot->done)
     return make_error(errc::service_failed,
                       "backtest instance ended without a result (a service "
                       "failed; see the log above)");
-  return std::move(slot->result);
+  return std::move(impl_->slot->result);
+}
+
+caf::expected<run_result> run_instance(const bar_series_ptr& bars,
+                                       const instance_options& opts) {
+  instance inst{bars, opts};
+  return inst.run();
 }
 
 void parallel_for(size_t count, size_t threads,

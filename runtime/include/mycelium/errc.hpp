@@ -44,6 +44,9 @@ enum class errc : uint8_t {
   service_failed,         ///< a service handler threw; carries the text
   escalated,              ///< restart budget exhausted, failure escalated
   already_registered,     ///< name or responder registered twice
+  // -- inputs of tools (backtest, launcher) ---------------------------------------
+  config_invalid,         ///< a configuration file is wrong; names file:line:field
+  data_invalid,           ///< an input data file is wrong; names file:line:column
 };
 
 /// Returns the enumerator name, e.g. "string_too_long".

@@ -159,7 +159,7 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
       case 1: {
         uint32_t v = 0;
         e = r.scalar(wt, v);
-        if (e == errc::none && v > static_cast<uint32_t>(errc::already_registered))
+        if (e == errc::none && v > static_cast<uint32_t>(errc::data_invalid))
           return errc::bad_enum_value;
         out.reason = static_cast<errc>(v);
         break;

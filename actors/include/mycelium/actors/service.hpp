@@ -66,9 +66,7 @@ public:
   publish_status publish(T x) {
     refresh_routes();
     detail::bump(counters_->published);
-    return ctx_.bus->deliver(*routes_, T::type_id, T::type_name,
-                             caf::make_message(std::move(x)), ctrl(),
-                             context());
+    return ctx_.bus->deliver(*routes_, std::move(x), ctrl(), context());
   }
 
   /// Calls `f(const T&)` for every published `T`, in publish order per

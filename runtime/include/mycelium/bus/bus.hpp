@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -103,39 +104,50 @@ public:
   /// The current routing table.
   routing_table_ptr snapshot() const;
 
-  /// Fans `msg` out to the subscribers of `type_id` in `table`: one shared
-  /// payload, one mailbox element per subscriber. Creates the topic's
-  /// counters on first use (slow path, once per type).
-  publish_status deliver(const routing_table& table, uint32_t type_id,
-                         const char* type_name, const caf::message& msg,
-                         const caf::strong_actor_ptr& sender,
+  /// Fans `x` out to the subscribers of `T` in `table`. One subscriber gets
+  /// the value moved into a single typed mailbox element (one allocation,
+  /// like a plain CAF send); several share one immutable `caf::message`
+  /// (one payload allocation plus one element each, never a copy of `x`).
+  /// Creates the topic's counters on first use (slow path, once per type).
+  template <class T>
+  publish_status deliver(const routing_table& table, T&& x,
+                         caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
-    auto i = table.routes.find(type_id);
-    if (i == table.routes.end()) {
-      count_unrouted(type_id, type_name);
+    using value_type = std::decay_t<T>;
+    auto* r = find_route(table, value_type::type_id, value_type::type_name);
+    if (r == nullptr)
       return publish_status::no_subscriber;
-    }
-    auto& r = i->second;
-    r.topic->published.fetch_add(1, std::memory_order_relaxed);
-    if (r.subscribers.empty()) {
-      r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
-      return publish_status::no_subscriber;
-    }
-    MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
-    for (auto* s : r.subscribers) {
+    auto n = r->subscribers.size();
+    if (n == 1) {
+      auto* s = r->subscribers.front();
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
-      s->subscriber->enqueue(
-        caf::make_mailbox_element(sender, caf::make_message_id(), {}, msg), ctx);
+      auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
+                                            caf::make_message_id(), {},
+                                            std::forward<T>(x));
+      MYCELIUM_TSAN_RELEASE(elem->content().get(0)); // payload complete
+      s->subscriber->enqueue(std::move(elem), ctx);
+      return publish_status::ok;
     }
-    return publish_status::ok;
+    return fan_out(*r, caf::make_message(std::forward<T>(x)), sender, ctx);
+  }
+
+  /// Same for a type-erased message holding one value of type `type_id`
+  /// (links decode into these).
+  publish_status deliver(const routing_table& table, uint32_t type_id,
+                         const char* type_name, caf::message msg,
+                         caf::actor_control_block* sender,
+                         caf::execution_unit* ctx) {
+    auto* r = find_route(table, type_id, type_name);
+    if (r == nullptr)
+      return publish_status::no_subscriber;
+    return fan_out(*r, std::move(msg), sender, ctx);
   }
 
   /// Publishes from outside any service (main thread, tests, bridges).
   template <class T>
   publish_status publish(T x) {
     auto table = snapshot();
-    return deliver(*table, T::type_id, T::type_name,
-                   caf::make_message(std::move(x)), nullptr, nullptr);
+    return deliver(*table, std::move(x), nullptr, nullptr);
   }
 
   // -- statistics --------------------------------------------------------------
@@ -158,6 +170,42 @@ public:
 
 private:
   struct state;
+
+  /// The route of `type_id` with `published` counted, or nullptr when
+  /// nobody subscribed (then counted as no_subscriber).
+  const routing_table::route* find_route(const routing_table& table,
+                                         uint32_t type_id,
+                                         const char* type_name) {
+    auto i = table.routes.find(type_id);
+    if (i == table.routes.end()) {
+      count_unrouted(type_id, type_name);
+      return nullptr;
+    }
+    auto& r = i->second;
+    r.topic->published.fetch_add(1, std::memory_order_relaxed);
+    if (r.subscribers.empty()) {
+      r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    return &r;
+  }
+
+  publish_status fan_out(const routing_table::route& r, caf::message msg,
+                         caf::actor_control_block* sender,
+                         caf::execution_unit* ctx) {
+    MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
+    auto last = r.subscribers.size() - 1;
+    for (size_t k = 0; k <= last; ++k) {
+      auto* s = r.subscribers[k];
+      s->enqueued.fetch_add(1, std::memory_order_relaxed);
+      s->subscriber->enqueue(
+        caf::make_mailbox_element(caf::strong_actor_ptr{sender},
+                                  caf::make_message_id(), {},
+                                  k == last ? std::move(msg) : msg),
+        ctx);
+    }
+    return publish_status::ok;
+  }
 
   void count_unrouted(uint32_t type_id, const char* type_name);
   std::string node_name_;

@@ -1,9 +1,10 @@
 #pragma once
 
-/// Happens-before annotations for ThreadSanitizer. Debian's CAF is not
-/// instrumented, so TSan does not see that a mailbox hand-off orders the
-/// publisher's writes before the subscriber's reads; these macros tell it.
-/// They compile to nothing outside TSan builds.
+/// Happens-before annotations for ThreadSanitizer: the bus marks the hand-off
+/// of a payload to subscriber mailboxes. With a TSan-built CAF (what
+/// scripts/test.sh uses) CAF's own atomics already order it and these are
+/// redundant; they keep payload races visible-but-correct if the bus is ever
+/// run against an uninstrumented CAF. Nothing outside TSan builds.
 #if defined(__SANITIZE_THREAD__)
 #  define MYCELIUM_TSAN 1
 #elif defined(__has_feature)

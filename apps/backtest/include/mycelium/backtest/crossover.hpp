@@ -13,10 +13,10 @@ namespace mycelium::backtest {
 /// - at the close of bar t (t >= max(fast, slow) - 1) compare the simple
 ///   moving averages of the last `fast` and `slow` closes; fast > slow means
 ///   "long", else "flat" (equal is flat). The state starts flat. Each SMA is
-///   a running sum (add the new close, then subtract the close leaving the
-///   window) divided by its length, in double: an actor version must do the
-///   same operations in the same order to give bit-identical results;
-///   fast or slow 0 means no signal at all;
+///   recomputed every bar: the window's closes summed oldest first, in
+///   double, divided by the window length (the actor strategy does the same
+///   operations in the same order, so results are bit-identical); fast or
+///   slow 0 means no signal at all;
 /// - a change of the wanted state sends a market order, filled at the OPEN of
 ///   bar t+1 (no fill for a signal on the last bar);
 /// - long = buy floor((cash - fee) / open) whole units (no order if that is
@@ -47,9 +47,11 @@ struct run_result {
 /// actor version is tested against and the benchmark's baseline.
 run_result run_crossover_plain(const bar_series& bars, const crossover_params& p);
 
-/// Buy-and-hold (buy whole units at the first bar's open, hold to the end),
-/// for Monte Carlo risk: returns final equity - initial cash, the position
-/// marked at the last close (no exit fee); 0 if not one unit is affordable.
+/// Buy-and-hold under the crossover's fill model: decide "long" at the first
+/// close, buy whole units at the second bar's open, hold. Returns final
+/// equity - initial cash, the position marked at the last close (no exit
+/// fee); 0 with fewer than 2 bars or if not one unit is affordable. The
+/// actor instance's P&L equals it exactly (tested).
 double buy_and_hold_pnl(const bar_series& bars, double cash, double fee);
 
 } // namespace mycelium::backtest

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -19,11 +20,28 @@ struct instance_options {
   bool keep_curve = false; ///< also return the equity curve and fills
 };
 
-/// Runs one backtest instance to completion on the calling thread: a fresh
-/// CAF actor system with the thread-less `testing` scheduler, its own bus,
-/// the four services, driven until the session ends, then torn down.
-/// Deterministic: the same bars and options give the same result on any
-/// thread. Thread-safe (instances share nothing but the read-only bars).
+/// One backtest instance: a fresh CAF actor system with the thread-less
+/// `testing` scheduler, its own bus and the four services. Constructing it
+/// spawns and initialises the services; `run` drives the session to its end
+/// on the calling thread; the destructor stops the services. Not
+/// thread-safe, but instances are independent: any number may live on any
+/// threads at once.
+class instance {
+public:
+  instance(bar_series_ptr bars, const instance_options& opts);
+  ~instance();
+  instance(const instance&) = delete;
+  instance& operator=(const instance&) = delete;
+
+  /// Runs the whole session once. Deterministic.
+  caf::expected<run_result> run();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Creates an instance, runs it, tears it down.
 caf::expected<run_result> run_instance(const bar_series_ptr& bars,
                                        const instance_options& opts);
 

@@ -1,0 +1,1296 @@
+// mycelium-bench-inprocess: in-process hop latency and fan-out throughput of
+// the Mycelium bus, against raw CAF message passing measured in the same run.
+//
+//  1. Latency. Two plain CAF event_based_actors play ping-pong with `send`
+//     (the raw baseline), and two mycelium services play the same game through
+//     the bus (A publishes `ping`, B subscribes to it and publishes `pong`, A
+//     subscribes to `pong`). Both pairs live in one actor_system and run in
+//     alternating rounds after a warm-up. Every round trip is timed with
+//     steady_clock inside the pinger; the figures reported per HOP are one-way
+//     values derived from round trips (RTT / 2).
+//  2. Fan-out throughput. One publisher sends N 64-byte `tick`s to 1, 4 and 16
+//     subscribers: through the bus (services), and with raw CAF (`send` of one
+//     shared caf::message to every subscriber, and `send` of the value, which
+//     copies it per subscriber). Windowed flow control (subscribers ack every
+//     `batch` ticks) keeps the mailboxes bounded; the run ends when every
+//     subscriber has reported the full count (an event, never a sleep).
+//     Subscribers record where they found tick #0 to prove the payload is
+//     shared.
+//
+// See docs/benchmarks.md for how to read the output.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sched.h>
+#include <sys/utsname.h>
+#include <x86intrin.h>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "bench_messages.hpp"
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/service.hpp"
+
+#ifndef MYCELIUM_BENCH_RESULTS_DIR
+#define MYCELIUM_BENCH_RESULTS_DIR "benchmarks/results"
+#endif
+
+// -- allocation counter ---------------------------------------------------------
+// Counts heap allocations per thread so the fan-out benchmark can report
+// allocations per publish (the goal: one payload allocation for N
+// subscribers). Applies to every variant alike.
+
+// GCC flags free() on memory from (our replacement) operator new.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace {
+thread_local uint64_t tl_allocs = 0;
+} // namespace
+
+void* operator new(std::size_t n) {
+  ++tl_allocs;
+  if (void* p = std::malloc(n == 0 ? 1 : n))
+    return p;
+  throw std::bad_alloc{};
+}
+void* operator new[](std::size_t n) {
+  return ::operator new(n);
+}
+void* operator new(std::size_t n, std::align_val_t al) {
+  ++tl_allocs;
+  auto a = static_cast<std::size_t>(al);
+  auto sz = (n + a - 1) / a * a;
+  if (void* p = std::aligned_alloc(a, sz == 0 ? a : sz))
+    return p;
+  throw std::bad_alloc{};
+}
+void* operator new[](std::size_t n, std::align_val_t al) {
+  return ::operator new(n, al);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+namespace mb = mbench;
+
+using start_atom = caf::atom_constant<caf::atom("bstart")>;
+using peer_atom = caf::atom_constant<caf::atom("bpeer")>;
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+// Round trips are timed with the TSC (calibrated against steady_clock at start)
+// when the CPU has an invariant TSC, else with steady_clock.
+bool g_tsc = false;
+double g_ns_per_tick = 1.0;
+
+inline int64_t ticks() {
+  return g_tsc ? static_cast<int64_t>(__rdtsc()) : now_ns();
+}
+
+bool cpu_has_invariant_tsc() {
+  std::ifstream in{"/proc/cpuinfo"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0)
+      return line.find(" constant_tsc") != std::string::npos
+             && line.find(" nonstop_tsc") != std::string::npos;
+  return false;
+}
+
+double calibrate_tsc() {
+  auto n0 = now_ns();
+  auto c0 = __rdtsc();
+  while (now_ns() - n0 < 200000000) {
+  }
+  auto n1 = now_ns();
+  auto c1 = __rdtsc();
+  return static_cast<double>(n1 - n0) / static_cast<double>(c1 - c0);
+}
+
+inline uint64_t addr_of(const void* p) {
+  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p));
+}
+
+// -- options --------------------------------------------------------------------
+
+struct options {
+  std::vector<size_t> sizes{16, 256, 4096, 65536};
+  size_t rounds = 10;
+  size_t round_trips = 20000; // per round and variant
+  size_t warmup = 5000;       // per size and variant
+  size_t threads = 2;
+  std::vector<std::string> configs{"default", "tuned"};
+  int64_t ws_aggressive_polls = 100000;
+  int64_t ws_moderate_sleep_ns = 0;
+  int64_t ws_relaxed_sleep_us = 100;
+  std::vector<size_t> fan_subs{1, 4, 16};
+  size_t fan_msgs = 100000;
+  size_t fan_rounds = 7;
+  size_t fan_batch = 1000;
+  size_t fan_window = 4;
+  size_t fan_payload = 64;
+  std::string timer = "tsc";
+  bool skip_latency = false;
+  bool skip_fanout = false;
+  std::string json = MYCELIUM_BENCH_RESULTS_DIR "/inprocess.json";
+};
+
+// -- latency: shared job description ---------------------------------------------
+
+/// One round of ping-pong: written by main before the start message, read and
+/// filled by the pinger, read by main after `done` (message passing and the
+/// promise order the accesses).
+struct lat_job {
+  uint64_t n = 0;
+  std::vector<uint8_t> payload;
+  bool record = true;
+  std::vector<uint32_t> samples; // RTT in ns, appended per round trip
+  int64_t elapsed_ns = 0;        // of the last round
+  uint64_t errors = 0;           // wrong seq / size / publish status
+  uint64_t cpu_changes = 0;      // pongs handled on another CPU than the last
+  std::promise<void> done;
+};
+
+/// The pinger logic, identical for the raw and the bus variant; `Send`
+/// emits one ping.
+struct pinger_logic {
+  lat_job* job;
+  uint64_t i = 0;
+  int64_t t0 = 0;
+  int64_t begin = 0;
+  int last_cpu = -1;
+
+  template <class Send>
+  void start(Send send) {
+    i = 0;
+    last_cpu = -1;
+    begin = now_ns();
+    t0 = ticks();
+    send(mb::ping{i, job->payload});
+  }
+
+  template <class Send>
+  void on_pong(const mb::pong& x, Send send) {
+    auto t1 = ticks();
+    if (x.seq != i || x.payload.size() != job->payload.size())
+      ++job->errors;
+    if (job->record) {
+      auto ns = static_cast<double>(t1 - t0) * g_ns_per_tick + 0.5;
+      job->samples.push_back(static_cast<uint32_t>(std::min<double>(ns, UINT32_MAX)));
+      // Did the pair move to the other core? (outside the timed interval)
+      auto cpu = sched_getcpu();
+      if (last_cpu >= 0 && cpu != last_cpu)
+        ++job->cpu_changes;
+      last_cpu = cpu;
+    }
+    if (++i < job->n) {
+      t0 = ticks();
+      send(mb::ping{i, job->payload});
+    } else {
+      job->elapsed_ns = now_ns() - begin;
+      job->done.set_value();
+    }
+  }
+};
+
+// -- latency: raw CAF pair ---------------------------------------------------------
+
+class caf_pinger : public caf::event_based_actor {
+public:
+  caf_pinger(caf::actor_config& cfg, lat_job* job)
+    : event_based_actor(cfg), logic_{job} {
+  }
+
+  caf::behavior make_behavior() override {
+    auto snd = [this](mb::ping&& x) { send(peer_, std::move(x)); };
+    return {
+      [this, snd](const mb::pong& x) { logic_.on_pong(x, snd); },
+      [this, snd](start_atom) { logic_.start(snd); },
+      [this](peer_atom, caf::actor& peer) { peer_ = std::move(peer); },
+    };
+  }
+
+  void on_exit() override {
+    peer_ = nullptr;
+  }
+
+private:
+  pinger_logic logic_;
+  caf::actor peer_;
+};
+
+class caf_ponger : public caf::event_based_actor {
+public:
+  caf_ponger(caf::actor_config& cfg, caf::actor pinger)
+    : event_based_actor(cfg), pinger_(std::move(pinger)) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](const mb::ping& x) { send(pinger_, mb::pong{x.seq, x.payload}); },
+    };
+  }
+
+  void on_exit() override {
+    pinger_ = nullptr;
+  }
+
+private:
+  caf::actor pinger_;
+};
+
+// -- latency: bus pair (mycelium services) -------------------------------------------
+
+class bus_pinger : public mycelium::service {
+public:
+  bus_pinger(caf::actor_config& cfg, mycelium::service_context ctx, lat_job* job)
+    : service(cfg, std::move(ctx)), logic_{job} {
+  }
+
+  void on_start() override {
+    // Hot handler first: handlers are matched in subscription order.
+    subscribe<mb::pong>([this](const mb::pong& x) {
+      logic_.on_pong(x, [this](mb::ping&& y) { emit(std::move(y)); });
+    });
+    subscribe<mb::lat_start>([this](const mb::lat_start&) {
+      logic_.start([this](mb::ping&& y) { emit(std::move(y)); });
+    });
+  }
+
+private:
+  void emit(mb::ping&& x) {
+    if (publish(std::move(x)) != mycelium::publish_status::ok)
+      ++logic_.job->errors;
+  }
+
+  pinger_logic logic_;
+};
+
+class bus_ponger : public mycelium::service {
+public:
+  using service::service;
+
+  void on_start() override {
+    subscribe<mb::ping>([this](const mb::ping& x) {
+      publish(mb::pong{x.seq, x.payload});
+    });
+  }
+};
+
+// -- fan-out: shared job description ---------------------------------------------
+
+struct fan_job {
+  uint64_t n = 0;
+  uint64_t batch = 1000;
+  uint64_t window = 4;
+  uint32_t subs = 1;
+  std::vector<uint8_t> payload;
+  // results of the last round
+  int64_t elapsed_ns = 0;
+  uint64_t published = 0;
+  uint64_t publish_allocs = 0;
+  std::vector<uint64_t> obj_addr;
+  std::vector<uint64_t> data_addr;
+  std::vector<uint64_t> counts;
+  uint64_t errors = 0;
+  std::promise<void> done;
+};
+
+/// Publisher logic shared by all variants: windowed flow control on the
+/// subscribers' acks; `Emit(seq)` publishes one tick.
+struct fan_driver {
+  fan_job* job;
+  std::vector<uint64_t> acked;
+  uint64_t sent = 0;
+  int64_t t0 = 0;
+
+  void start() {
+    acked.assign(job->subs, 0);
+    job->obj_addr.assign(job->subs, 0);
+    job->data_addr.assign(job->subs, 0);
+    job->counts.assign(job->subs, 0);
+    job->published = 0;
+    job->publish_allocs = 0;
+    sent = 0;
+    t0 = now_ns();
+  }
+
+  uint64_t min_acked() const {
+    return *std::min_element(acked.begin(), acked.end());
+  }
+
+  template <class Emit>
+  void pump(Emit emit) {
+    auto lim = std::min<uint64_t>(job->n, min_acked() + job->window * job->batch);
+    if (sent >= lim)
+      return;
+    auto a0 = tl_allocs;
+    for (; sent < lim; ++sent)
+      emit(sent);
+    job->publish_allocs += tl_allocs - a0;
+    job->published = sent;
+  }
+
+  /// Returns true when the round is complete.
+  bool on_ack(const mb::ack& a) {
+    if (a.subscriber >= acked.size() || a.count > job->n) {
+      ++job->errors;
+      return false;
+    }
+    acked[a.subscriber] = a.count;
+    if (a.count == job->n) {
+      job->counts[a.subscriber] = a.count;
+      job->obj_addr[a.subscriber] = a.obj_addr;
+      job->data_addr[a.subscriber] = a.data_addr;
+      if (min_acked() == job->n) {
+        job->elapsed_ns = now_ns() - t0;
+        job->done.set_value();
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+/// Subscriber logic shared by all variants.
+struct fan_counter {
+  fan_job* job;
+  uint32_t id;
+  uint64_t count = 0;
+  uint64_t obj = 0;
+  uint64_t data = 0;
+  uint64_t sink = 0;
+
+  /// Returns true when an ack is due.
+  bool on_tick(const mb::tick& t) {
+    if (t.seq == 0) {
+      count = 0;
+      obj = addr_of(&t);
+      data = addr_of(t.payload.data());
+    }
+    sink += t.payload.empty() ? 0 : t.payload[0]; // touch the payload
+    ++count;
+    return count % job->batch == 0 || count == job->n;
+  }
+
+  mb::ack make_ack() const {
+    return mb::ack{id, count, obj, data};
+  }
+};
+
+// -- fan-out: raw CAF ----------------------------------------------------------------
+
+enum class fan_variant { caf_shared, caf_copy, bus };
+
+const char* name_of(fan_variant v) {
+  switch (v) {
+    case fan_variant::caf_shared: return "caf-shared";
+    case fan_variant::caf_copy: return "caf-copy";
+    default: return "bus";
+  }
+}
+
+class caf_fan_pub : public caf::event_based_actor {
+public:
+  caf_fan_pub(caf::actor_config& cfg, fan_job* job, bool shared)
+    : event_based_actor(cfg), drv_{job, {}}, shared_(shared) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](const mb::ack& a) {
+        if (!drv_.on_ack(a))
+          pump();
+      },
+      [this](start_atom) {
+        drv_.start();
+        pump();
+      },
+      [this](peer_atom, std::vector<caf::actor>& subs) { subs_ = std::move(subs); },
+    };
+  }
+
+  void on_exit() override {
+    subs_.clear();
+  }
+
+private:
+  void pump() {
+    auto* job = drv_.job;
+    if (shared_) {
+      // One caf::message shared by all receivers (what the bus does).
+      drv_.pump([&](uint64_t seq) {
+        auto msg = caf::make_message(mb::tick{seq, job->payload});
+        for (auto& d : subs_)
+          send(d, msg);
+      });
+    } else {
+      // Plain `send(dest, value)`: CAF copies the value into every mailbox
+      // element (the idiomatic CAF fan-out).
+      drv_.pump([&](uint64_t seq) {
+        mb::tick t{seq, job->payload};
+        for (auto& d : subs_)
+          send(d, t);
+      });
+    }
+  }
+
+  fan_driver drv_;
+  bool shared_;
+  std::vector<caf::actor> subs_;
+};
+
+class caf_fan_sub : public caf::event_based_actor {
+public:
+  caf_fan_sub(caf::actor_config& cfg, fan_job* job, uint32_t id, caf::actor pub)
+    : event_based_actor(cfg), ctr_{job, id}, pub_(std::move(pub)) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](const mb::tick& t) {
+        if (ctr_.on_tick(t))
+          send(pub_, ctr_.make_ack());
+      },
+    };
+  }
+
+  void on_exit() override {
+    pub_ = nullptr;
+  }
+
+private:
+  fan_counter ctr_;
+  caf::actor pub_;
+};
+
+// -- fan-out: bus -------------------------------------------------------------------
+
+class bus_fan_pub : public mycelium::service {
+public:
+  bus_fan_pub(caf::actor_config& cfg, mycelium::service_context ctx, fan_job* job)
+    : service(cfg, std::move(ctx)), drv_{job, {}} {
+  }
+
+  void on_start() override {
+    subscribe<mb::ack>([this](const mb::ack& a) {
+      if (!drv_.on_ack(a))
+        pump();
+    });
+    subscribe<mb::fan_start>([this](const mb::fan_start&) {
+      drv_.start();
+      pump();
+    });
+  }
+
+private:
+  void pump() {
+    drv_.pump([this](uint64_t seq) {
+      if (publish(mb::tick{seq, drv_.job->payload}) != mycelium::publish_status::ok)
+        ++drv_.job->errors;
+    });
+  }
+
+  fan_driver drv_;
+};
+
+class bus_fan_sub : public mycelium::service {
+public:
+  bus_fan_sub(caf::actor_config& cfg, mycelium::service_context ctx, fan_job* job,
+              uint32_t id)
+    : service(cfg, std::move(ctx)), ctr_{job, id} {
+  }
+
+  void on_start() override {
+    subscribe<mb::tick>([this](const mb::tick& t) {
+      if (ctr_.on_tick(t))
+        publish(ctr_.make_ack());
+    });
+  }
+
+private:
+  fan_counter ctr_;
+};
+
+// -- statistics -----------------------------------------------------------------------
+
+struct hop_stats {
+  uint64_t round_trips = 0;
+  double median = 0, p99 = 0, p999 = 0, max = 0, mean = 0; // one-way ns
+  double hops_per_s = 0;
+};
+
+double pct(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty())
+    return 0;
+  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+hop_stats make_hop_stats(std::vector<uint32_t> rtt, int64_t total_ns) {
+  hop_stats s;
+  std::sort(rtt.begin(), rtt.end());
+  s.round_trips = rtt.size();
+  s.median = pct(rtt, 0.5) / 2.0;
+  s.p99 = pct(rtt, 0.99) / 2.0;
+  s.p999 = pct(rtt, 0.999) / 2.0;
+  s.max = rtt.empty() ? 0 : rtt.back() / 2.0;
+  double sum = 0;
+  for (auto x : rtt)
+    sum += x;
+  s.mean = rtt.empty() ? 0 : sum / static_cast<double>(rtt.size()) / 2.0;
+  s.hops_per_s = total_ns > 0 ? 2.0 * static_cast<double>(rtt.size()) * 1e9
+                                  / static_cast<double>(total_ns)
+                              : 0;
+  return s;
+}
+
+struct lat_result {
+  size_t size = 0;
+  hop_stats caf, bus;
+  uint64_t caf_cpu_changes = 0, bus_cpu_changes = 0;
+  uint64_t errors = 0;
+  double ratio() const {
+    return caf.median > 0 ? bus.median / caf.median : 0;
+  }
+};
+
+struct fan_variant_result {
+  fan_variant v;
+  uint64_t published = 0;
+  uint64_t deliveries = 0;
+  int64_t total_ns = 0;
+  std::vector<double> round_rates; // deliveries/s per round
+  uint64_t publish_allocs = 0;
+  bool same_object = true;  // all subscribers saw tick #0 at one address
+  bool same_data = true;    // ... and its payload bytes at one address
+  bool counts_ok = true;
+  uint64_t errors = 0;
+  uint64_t example_addr = 0;
+
+  /// Median over the timed rounds (robust against a co-tenant's burst).
+  double deliveries_per_s() const {
+    if (round_rates.empty())
+      return 0;
+    auto v = round_rates;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  double publishes_per_s() const {
+    return deliveries ? deliveries_per_s() * static_cast<double>(published)
+                          / static_cast<double>(deliveries)
+                      : 0;
+  }
+  /// All timed rounds together: total deliveries / total time.
+  double aggregate_deliveries_per_s() const {
+    return total_ns > 0 ? static_cast<double>(deliveries) * 1e9 / static_cast<double>(total_ns) : 0;
+  }
+  double min_round() const {
+    return round_rates.empty() ? 0 : *std::min_element(round_rates.begin(), round_rates.end());
+  }
+  double max_round() const {
+    return round_rates.empty() ? 0 : *std::max_element(round_rates.begin(), round_rates.end());
+  }
+  double allocs_per_publish() const {
+    return published ? static_cast<double>(publish_allocs) / static_cast<double>(published) : 0;
+  }
+};
+
+struct fan_result {
+  uint32_t subs = 0;
+  std::vector<fan_variant_result> variants;
+  const fan_variant_result& get(fan_variant v) const {
+    for (auto& x : variants)
+      if (x.v == v)
+        return x;
+    return variants.front();
+  }
+};
+
+struct sched_info {
+  std::string policy;
+  size_t max_threads = 0;
+  size_t workers = 0;
+  int64_t max_throughput = 0;
+  int64_t aggressive_poll_attempts = 0, aggressive_steal_interval = 0;
+  int64_t moderate_poll_attempts = 0, moderate_steal_interval = 0;
+  int64_t moderate_sleep_ns = 0;
+  int64_t relaxed_steal_interval = 0;
+  int64_t relaxed_sleep_ns = 0;
+};
+
+struct config_result {
+  std::string name;
+  sched_info sched;
+  std::vector<lat_result> latency;
+  std::vector<fan_result> fanout;
+  double seconds = 0;
+};
+
+// -- helpers ----------------------------------------------------------------------------
+
+std::string read_first_line_with(const char* file, const char* prefix) {
+  std::ifstream in{file};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) {
+      auto pos = line.find(':');
+      if (pos != std::string::npos) {
+        auto v = line.substr(pos + 1);
+        v.erase(0, v.find_first_not_of(" \t"));
+        return v;
+      }
+    }
+  return "unknown";
+}
+
+std::string loadavg() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+std::string json_str(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20)
+      continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string human_size(size_t n) {
+  if (n >= 1024 && n % 1024 == 0)
+    return fmt::format("{} KiB", n / 1024);
+  return fmt::format("{} B", n);
+}
+
+std::string rate(double x) {
+  if (x >= 1e6)
+    return fmt::format("{:.2f} M", x / 1e6);
+  if (x >= 1e3)
+    return fmt::format("{:.1f} k", x / 1e3);
+  return fmt::format("{:.0f}", x);
+}
+
+double clock_overhead_ns() {
+  constexpr int n = 1000000;
+  int64_t sink = 0;
+  auto t0 = now_ns();
+  for (int i = 0; i < n; ++i)
+    sink += ticks();
+  auto t1 = now_ns();
+  if (sink == 42)
+    std::puts("");
+  return static_cast<double>(t1 - t0) / n;
+}
+
+/// Most common non-zero difference of two back-to-back timer reads, in ns:
+/// the effective resolution of one round-trip sample (VMs often step the
+/// TSC/clock in coarse increments).
+double timer_step_ns() {
+  std::map<int64_t, int> hist;
+  for (int i = 0; i < 20000; ++i) {
+    auto a = ticks();
+    auto b = ticks();
+    if (b > a)
+      ++hist[b - a];
+  }
+  int64_t best = 0;
+  int count = 0;
+  for (auto& [d, c] : hist)
+    if (c > count) {
+      best = d;
+      count = c;
+    }
+  return static_cast<double>(best) * (g_tsc ? g_ns_per_tick : 1.0);
+}
+
+void configure(caf::actor_system_config& cfg, const options& opt, bool tuned) {
+  mb::add_message_types(cfg);
+  cfg.set("scheduler.policy", caf::atom("stealing"));
+  cfg.set("scheduler.max-threads", static_cast<int64_t>(opt.threads));
+  if (tuned) {
+    // CAF 0.17 workers that found no work for `aggressive-poll-attempts`
+    // polls sleep `moderate-sleep-duration` (default 50 us) between polls and
+    // are NOT woken by new work; spin longer and never sleep in that phase.
+    cfg.set("work-stealing.aggressive-poll-attempts", opt.ws_aggressive_polls);
+    cfg.set("work-stealing.moderate-sleep-duration",
+            caf::timespan{opt.ws_moderate_sleep_ns});
+    cfg.set("work-stealing.relaxed-sleep-duration",
+            caf::timespan{opt.ws_relaxed_sleep_us * 1000});
+  }
+}
+
+sched_info read_sched(caf::actor_system& sys) {
+  namespace d = caf::defaults;
+  auto& cfg = sys.config();
+  sched_info s;
+  s.policy = caf::to_string(caf::get_or(cfg, "scheduler.policy", d::scheduler::policy));
+  s.max_threads = caf::get_or(cfg, "scheduler.max-threads", d::scheduler::max_threads);
+  s.workers = sys.scheduler().num_workers();
+  auto mt = caf::get_or(cfg, "scheduler.max-throughput", d::scheduler::max_throughput);
+  s.max_throughput = mt > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(mt);
+  auto geti = [&](const char* k, size_t def) {
+    return static_cast<int64_t>(caf::get_or(cfg, k, def));
+  };
+  auto getd = [&](const char* k, caf::timespan def) {
+    return static_cast<int64_t>(caf::get_or(cfg, k, def).count());
+  };
+  namespace ws = d::work_stealing;
+  s.aggressive_poll_attempts = geti("work-stealing.aggressive-poll-attempts", ws::aggressive_poll_attempts);
+  s.aggressive_steal_interval = geti("work-stealing.aggressive-steal-interval", ws::aggressive_steal_interval);
+  s.moderate_poll_attempts = geti("work-stealing.moderate-poll-attempts", ws::moderate_poll_attempts);
+  s.moderate_steal_interval = geti("work-stealing.moderate-steal-interval", ws::moderate_steal_interval);
+  s.moderate_sleep_ns = getd("work-stealing.moderate-sleep-duration", ws::moderate_sleep_duration);
+  s.relaxed_steal_interval = geti("work-stealing.relaxed-steal-interval", ws::relaxed_steal_interval);
+  s.relaxed_sleep_ns = getd("work-stealing.relaxed-sleep-duration", ws::relaxed_sleep_duration);
+  return s;
+}
+
+std::string ns_text(int64_t ns) {
+  if (ns >= 1000000 && ns % 1000000 == 0)
+    return fmt::format("{} ms", ns / 1000000);
+  if (ns >= 1000 && ns % 1000 == 0)
+    return fmt::format("{} us", ns / 1000);
+  return fmt::format("{} ns", ns);
+}
+
+void print_sched(const std::string& name, const sched_info& s) {
+  fmt::print("actor system '{}': scheduler.policy={} scheduler.max-threads={} "
+             "(workers={}) scheduler.max-throughput={}\n",
+             name, s.policy, s.max_threads, s.workers,
+             s.max_throughput < 0 ? std::string{"unlimited"} : std::to_string(s.max_throughput));
+  fmt::print("  work-stealing: aggressive-poll-attempts={} aggressive-steal-interval={} "
+             "moderate-poll-attempts={} moderate-steal-interval={} "
+             "moderate-sleep-duration={} relaxed-steal-interval={} "
+             "relaxed-sleep-duration={}\n",
+             s.aggressive_poll_attempts, s.aggressive_steal_interval,
+             s.moderate_poll_attempts, s.moderate_steal_interval,
+             ns_text(s.moderate_sleep_ns), s.relaxed_steal_interval,
+             ns_text(s.relaxed_sleep_ns));
+}
+
+// -- latency runner ------------------------------------------------------------------
+
+std::vector<lat_result> run_latency(caf::actor_system& sys, const options& opt) {
+  std::vector<lat_result> out;
+  lat_job caf_job, bus_job;
+  // raw CAF pair
+  auto caf_a = sys.spawn<caf_pinger>(&caf_job);
+  auto caf_b = sys.spawn<caf_ponger>(caf_a);
+  caf::anon_send(caf_a, peer_atom::value, caf_b);
+  // bus pair
+  mycelium::node nd{sys, "bench-latency"};
+  auto pinger_factory = [job = &bus_job](caf::actor_system& s, mycelium::service_context ctx) {
+    return s.spawn<bus_pinger>(std::move(ctx), job);
+  };
+  auto ponger_factory = [](caf::actor_system& s, mycelium::service_context ctx) {
+    return s.spawn<bus_ponger>(std::move(ctx));
+  };
+  if (auto r = nd.start(ponger_factory, "ponger"); !r) {
+    fmt::print(stderr, "cannot start ponger: {}\n", sys.render(r.error()));
+    std::exit(1);
+  }
+  if (auto r = nd.start(pinger_factory, "pinger"); !r) {
+    fmt::print(stderr, "cannot start pinger: {}\n", sys.render(r.error()));
+    std::exit(1);
+  }
+  uint64_t round_no = 0;
+  auto run_caf = [&](size_t n, bool record) {
+    caf_job.n = n;
+    caf_job.record = record;
+    caf_job.done = std::promise<void>{};
+    auto f = caf_job.done.get_future();
+    caf::anon_send(caf_a, start_atom::value);
+    f.wait();
+    return caf_job.elapsed_ns;
+  };
+  auto run_bus = [&](size_t n, bool record) {
+    bus_job.n = n;
+    bus_job.record = record;
+    bus_job.done = std::promise<void>{};
+    auto f = bus_job.done.get_future();
+    nd.publish(mb::lat_start{round_no++});
+    f.wait();
+    return bus_job.elapsed_ns;
+  };
+  for (auto size : opt.sizes) {
+    std::vector<uint8_t> payload(size);
+    for (size_t i = 0; i < size; ++i)
+      payload[i] = static_cast<uint8_t>(i * 131 + 7);
+    for (auto* j : {&caf_job, &bus_job}) {
+      j->payload = payload;
+      j->samples.clear();
+      j->samples.reserve(opt.rounds * opt.round_trips);
+      j->errors = 0;
+      j->cpu_changes = 0;
+    }
+    run_caf(opt.warmup, false);
+    run_bus(opt.warmup, false);
+    int64_t caf_ns = 0, bus_ns = 0;
+    for (size_t r = 0; r < opt.rounds; ++r) {
+      if (r % 2 == 0) {
+        caf_ns += run_caf(opt.round_trips, true);
+        bus_ns += run_bus(opt.round_trips, true);
+      } else {
+        bus_ns += run_bus(opt.round_trips, true);
+        caf_ns += run_caf(opt.round_trips, true);
+      }
+    }
+    lat_result res;
+    res.size = size;
+    res.caf = make_hop_stats(caf_job.samples, caf_ns);
+    res.bus = make_hop_stats(bus_job.samples, bus_ns);
+    res.errors = caf_job.errors + bus_job.errors;
+    res.caf_cpu_changes = caf_job.cpu_changes;
+    res.bus_cpu_changes = bus_job.cpu_changes;
+    fmt::print("  latency {:>7}: caf median {:.0f} ns, bus median {:.0f} ns (one-way hop), "
+               "ratio {:.3f}{}\n",
+               human_size(size), res.caf.median, res.bus.median, res.ratio(),
+               res.errors ? fmt::format(", {} ERRORS", res.errors) : std::string{});
+    std::fflush(stdout);
+    out.push_back(res);
+  }
+  nd.stop();
+  caf::anon_send_exit(caf_a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(caf_b, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+// -- fan-out runner -----------------------------------------------------------------------
+
+fan_result run_fanout(caf::actor_system& sys, const options& opt, uint32_t subs) {
+  fan_result res;
+  res.subs = subs;
+  std::vector<uint8_t> payload(opt.fan_payload);
+  for (size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<uint8_t>(i + 1);
+  auto init_job = [&](fan_job& j) {
+    j.n = opt.fan_msgs;
+    j.batch = opt.fan_batch;
+    j.window = opt.fan_window;
+    j.subs = subs;
+    j.payload = payload;
+  };
+  fan_job shared_job, copy_job, bus_job;
+  init_job(shared_job);
+  init_job(copy_job);
+  init_job(bus_job);
+  // raw CAF publishers and subscribers
+  std::vector<caf::actor> all_raw;
+  auto make_raw = [&](fan_job& job, bool shared) {
+    auto pub = sys.spawn<caf_fan_pub>(&job, shared);
+    std::vector<caf::actor> ss;
+    for (uint32_t i = 0; i < subs; ++i)
+      ss.push_back(sys.spawn<caf_fan_sub>(&job, i, pub));
+    all_raw.insert(all_raw.end(), ss.begin(), ss.end());
+    all_raw.push_back(pub);
+    caf::anon_send(pub, peer_atom::value, std::move(ss));
+    return pub;
+  };
+  auto shared_pub = make_raw(shared_job, true);
+  auto copy_pub = make_raw(copy_job, false);
+  // bus publisher and subscribers
+  mycelium::node nd{sys, fmt::format("bench-fanout-{}", subs)};
+  for (uint32_t i = 0; i < subs; ++i) {
+    auto r = nd.start(
+      [job = &bus_job, i](caf::actor_system& s, mycelium::service_context ctx) {
+        return s.spawn<bus_fan_sub>(std::move(ctx), job, i);
+      },
+      fmt::format("sub-{}", i));
+    if (!r) {
+      fmt::print(stderr, "cannot start subscriber: {}\n", sys.render(r.error()));
+      std::exit(1);
+    }
+  }
+  if (auto r = nd.start(
+        [job = &bus_job](caf::actor_system& s, mycelium::service_context ctx) {
+          return s.spawn<bus_fan_pub>(std::move(ctx), job);
+        },
+        "publisher");
+      !r) {
+    fmt::print(stderr, "cannot start publisher: {}\n", sys.render(r.error()));
+    std::exit(1);
+  }
+  uint64_t round_no = 0;
+  auto run_one = [&](fan_variant v) -> fan_job& {
+    fan_job& job = v == fan_variant::caf_shared ? shared_job
+                   : v == fan_variant::caf_copy ? copy_job
+                                                 : bus_job;
+    job.done = std::promise<void>{};
+    auto f = job.done.get_future();
+    switch (v) {
+      case fan_variant::caf_shared: caf::anon_send(shared_pub, start_atom::value); break;
+      case fan_variant::caf_copy: caf::anon_send(copy_pub, start_atom::value); break;
+      default: nd.publish(mb::fan_start{round_no++});
+    }
+    f.wait();
+    return job;
+  };
+  const fan_variant order[] = {fan_variant::caf_shared, fan_variant::bus,
+                               fan_variant::caf_copy};
+  for (auto v : order)
+    res.variants.push_back(fan_variant_result{v, 0, 0, 0, {}});
+  // warm-up: one round each (not recorded)
+  for (auto v : order)
+    run_one(v);
+  for (size_t r = 0; r < opt.fan_rounds; ++r) {
+    for (size_t k = 0; k < 3; ++k) {
+      auto v = order[(k + r) % 3]; // rotate the order every round
+      auto& job = run_one(v);
+      auto& vr = *std::find_if(res.variants.begin(), res.variants.end(),
+                               [v](auto& x) { return x.v == v; });
+      vr.published += job.published;
+      vr.deliveries += job.published * subs;
+      vr.total_ns += job.elapsed_ns;
+      vr.round_rates.push_back(static_cast<double>(job.published * subs) * 1e9
+                               / static_cast<double>(job.elapsed_ns));
+      vr.publish_allocs += job.publish_allocs;
+      vr.errors += job.errors;
+      for (uint32_t i = 0; i < subs; ++i) {
+        vr.counts_ok = vr.counts_ok && job.counts[i] == job.n;
+        vr.same_object = vr.same_object && job.obj_addr[i] == job.obj_addr[0];
+        vr.same_data = vr.same_data && job.data_addr[i] == job.data_addr[0];
+      }
+      vr.example_addr = job.obj_addr[0];
+    }
+  }
+  nd.stop();
+  for (auto& a : all_raw)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  auto& b = res.get(fan_variant::bus);
+  auto& s = res.get(fan_variant::caf_shared);
+  fmt::print("  fan-out {:>2} subscriber(s): bus {} deliveries/s, caf-shared {} deliveries/s, "
+             "ratio {:.3f}; bus payload shared by all subscribers: {}\n",
+             subs, rate(b.deliveries_per_s()), rate(s.deliveries_per_s()),
+             s.deliveries_per_s() > 0 ? b.deliveries_per_s() / s.deliveries_per_s() : 0.0,
+             b.same_object && b.same_data ? "yes" : "NO");
+  std::fflush(stdout);
+  return res;
+}
+
+// -- output ---------------------------------------------------------------------------------
+
+void print_tables(const options& opt, const config_result& c) {
+  if (!c.latency.empty()) {
+    fmt::print("\nLATENCY, config '{}' ({} worker threads): one-way hop = RTT/2, derived "
+               "from {} timed round trips per variant and size\n",
+               c.name, c.sched.workers, opt.rounds * opt.round_trips);
+    fmt::print("{:>7} {:>5} | {:>9} {:>9} {:>9} {:>10} | {:>10} | {:>8} | {:>9}\n", "size",
+               "path", "median ns", "p99 ns", "p99.9 ns", "max ns", "hops/s",
+               "cpu chg", "bus/caf");
+    fmt::print("{}\n", std::string(97, '-'));
+    for (auto& r : c.latency) {
+      auto row = [&](const char* path, const hop_stats& s, uint64_t moves, std::string ratio) {
+        fmt::print("{:>7} {:>5} | {:>9.0f} {:>9.0f} {:>9.0f} {:>10.0f} | {:>10} | {:>7.2f}% | {:>9}\n",
+                   human_size(r.size), path, s.median, s.p99, s.p999, s.max,
+                   rate(s.hops_per_s),
+                   s.round_trips ? 100.0 * static_cast<double>(moves) / static_cast<double>(s.round_trips) : 0.0,
+                   ratio);
+      };
+      row("caf", r.caf, r.caf_cpu_changes, "");
+      row("bus", r.bus, r.bus_cpu_changes, fmt::format("{:.3f}", r.ratio()));
+    }
+    fmt::print("(cpu chg: share of round trips whose pong was handled on another CPU than "
+               "the previous one, i.e. the pair moved between workers)\n");
+  }
+  if (!c.fanout.empty()) {
+    fmt::print("\nFAN-OUT THROUGHPUT, config '{}': {} messages of {} B per round, {} rounds "
+               "per variant (alternating); rates are medians over the rounds\n",
+               c.name, opt.fan_msgs, opt.fan_payload, opt.fan_rounds);
+    fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>14} | {:>7} | {:>13}\n", "subs",
+               "path", "publishes/s", "deliveries/s", "rounds min..max", "allocs/publish",
+               "payload", "vs caf-shared");
+    fmt::print("{}\n", std::string(108, '-'));
+    for (auto& f : c.fanout) {
+      auto base = f.get(fan_variant::caf_shared).deliveries_per_s();
+      for (auto& v : f.variants) {
+        fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>14.2f} | {:>7} | {:>13}\n",
+                   f.subs, name_of(v.v), rate(v.publishes_per_s()),
+                   rate(v.deliveries_per_s()),
+                   fmt::format("{:.2f}..{:.2f} M", v.min_round() / 1e6, v.max_round() / 1e6),
+                   v.allocs_per_publish(),
+                   f.subs == 1 ? "n/a" : (v.same_object && v.same_data ? "shared" : "copied"),
+                   base > 0 ? fmt::format("{:.3f}", v.deliveries_per_s() / base)
+                            : std::string{"-"});
+        if (!v.counts_ok || v.errors)
+          fmt::print("     !! {}: counts_ok={} errors={}\n", name_of(v.v), v.counts_ok,
+                     v.errors);
+      }
+    }
+  }
+}
+
+std::string json_hop(const hop_stats& s) {
+  return fmt::format("{{\"round_trips\": {}, \"median_ns\": {:.1f}, \"p99_ns\": {:.1f}, "
+                     "\"p999_ns\": {:.1f}, \"max_ns\": {:.1f}, \"mean_ns\": {:.1f}, "
+                     "\"hops_per_s\": {:.0f}}}",
+                     s.round_trips, s.median, s.p99, s.p999, s.max, s.mean, s.hops_per_s);
+}
+
+void write_json(const options& opt, const std::vector<config_result>& all,
+                double clock_ns, const std::string& timer_text, const std::string& started, const std::string& load0,
+                double total_s) {
+  std::ostringstream o;
+  utsname u{};
+  uname(&u);
+  o << "{\n  \"benchmark\": \"mycelium-bench-inprocess\",\n";
+  o << "  \"started\": " << json_str(started) << ",\n";
+  o << "  \"duration_s\": " << fmt::format("{:.1f}", total_s) << ",\n";
+  o << "  \"latency_unit\": \"one-way hop in ns = round-trip time / 2\",\n";
+  o << "  \"machine\": {\"cpu\": " << json_str(read_first_line_with("/proc/cpuinfo", "model name"))
+    << ", \"hardware_threads\": " << std::thread::hardware_concurrency()
+    << ", \"kernel\": " << json_str(std::string{u.sysname} + " " + u.release)
+    << ", \"compiler\": " << json_str("g++ " __VERSION__)
+    << ", \"caf_version\": " << CAF_VERSION
+#ifdef NDEBUG
+    << ", \"build\": \"release (NDEBUG)\""
+#else
+    << ", \"build\": \"debug (assertions on)\""
+#endif
+    << ", \"loadavg_at_start\": " << json_str(load0)
+    << ", \"loadavg_at_end\": " << json_str(loadavg())
+    << ", \"timer\": " << json_str(timer_text)
+    << ", \"timer_read_ns\": " << fmt::format("{:.1f}", clock_ns) << "},\n";
+  o << "  \"options\": {\"sizes\": [";
+  for (size_t i = 0; i < opt.sizes.size(); ++i)
+    o << (i ? ", " : "") << opt.sizes[i];
+  o << "], \"rounds\": " << opt.rounds << ", \"round_trips_per_round\": " << opt.round_trips
+    << ", \"warmup\": " << opt.warmup << ", \"threads\": " << opt.threads
+    << ", \"fanout_messages\": " << opt.fan_msgs << ", \"fanout_rounds\": " << opt.fan_rounds
+    << ", \"fanout_batch\": " << opt.fan_batch << ", \"fanout_window\": " << opt.fan_window
+    << ", \"fanout_payload\": " << opt.fan_payload << "},\n";
+  o << "  \"configs\": [\n";
+  for (size_t ci = 0; ci < all.size(); ++ci) {
+    auto& c = all[ci];
+    auto& s = c.sched;
+    o << "    {\"name\": " << json_str(c.name) << ", \"seconds\": "
+      << fmt::format("{:.1f}", c.seconds) << ",\n";
+    o << "     \"scheduler\": {\"policy\": " << json_str(s.policy)
+      << ", \"max_threads\": " << s.max_threads << ", \"workers\": " << s.workers
+      << ", \"max_throughput\": " << s.max_throughput
+      << ", \"aggressive_poll_attempts\": " << s.aggressive_poll_attempts
+      << ", \"aggressive_steal_interval\": " << s.aggressive_steal_interval
+      << ", \"moderate_poll_attempts\": " << s.moderate_poll_attempts
+      << ", \"moderate_steal_interval\": " << s.moderate_steal_interval
+      << ", \"moderate_sleep_ns\": " << s.moderate_sleep_ns
+      << ", \"relaxed_steal_interval\": " << s.relaxed_steal_interval
+      << ", \"relaxed_sleep_ns\": " << s.relaxed_sleep_ns << "},\n";
+    o << "     \"latency\": [\n";
+    for (size_t i = 0; i < c.latency.size(); ++i) {
+      auto& r = c.latency[i];
+      o << "       {\"size\": " << r.size << ", \"caf\": " << json_hop(r.caf)
+        << ", \"bus\": " << json_hop(r.bus) << ", \"caf_cpu_changes\": " << r.caf_cpu_changes
+        << ", \"bus_cpu_changes\": " << r.bus_cpu_changes << ", \"ratio_median_bus_over_caf\": "
+        << fmt::format("{:.4f}", r.ratio()) << ", \"errors\": " << r.errors << "}"
+        << (i + 1 < c.latency.size() ? ",\n" : "\n");
+    }
+    o << "     ],\n     \"fanout\": [\n";
+    for (size_t i = 0; i < c.fanout.size(); ++i) {
+      auto& f = c.fanout[i];
+      o << "       {\"subscribers\": " << f.subs << ", \"variants\": {";
+      for (size_t k = 0; k < f.variants.size(); ++k) {
+        auto& v = f.variants[k];
+        o << (k ? ", " : "") << json_str(name_of(v.v)) << ": {\"published\": " << v.published
+          << ", \"deliveries\": " << v.deliveries << ", \"seconds\": "
+          << fmt::format("{:.4f}", static_cast<double>(v.total_ns) / 1e9)
+          << ", \"publishes_per_s_median_round\": " << fmt::format("{:.0f}", v.publishes_per_s())
+          << ", \"deliveries_per_s_median_round\": " << fmt::format("{:.0f}", v.deliveries_per_s())
+          << ", \"deliveries_per_s_aggregate\": "
+          << fmt::format("{:.0f}", v.aggregate_deliveries_per_s())
+          << ", \"round_deliveries_per_s\": [";
+        for (size_t q = 0; q < v.round_rates.size(); ++q)
+          o << (q ? ", " : "") << fmt::format("{:.0f}", v.round_rates[q]);
+        o << "], \"allocs_per_publish\": " << fmt::format("{:.3f}", v.allocs_per_publish())
+          << ", \"payload_shared\": " << (v.same_object && v.same_data ? "true" : "false")
+          << ", \"counts_ok\": " << (v.counts_ok ? "true" : "false")
+          << ", \"errors\": " << v.errors << "}";
+      }
+      o << "}}" << (i + 1 < c.fanout.size() ? ",\n" : "\n");
+    }
+    o << "     ]}" << (ci + 1 < all.size() ? ",\n" : "\n");
+  }
+  o << "  ]\n}\n";
+  std::filesystem::path p{opt.json};
+  if (p.has_parent_path())
+    std::filesystem::create_directories(p.parent_path());
+  std::ofstream f{p};
+  f << o.str();
+  if (!f)
+    fmt::print(stderr, "cannot write {}\n", opt.json);
+  else
+    fmt::print("\nwrote {}\n", opt.json);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  CLI::App app{"Mycelium in-process latency (bus vs raw CAF send) and fan-out throughput"};
+  app.add_option("--sizes", opt.sizes, "payload sizes in bytes (latency)")->delimiter(',');
+  app.add_option("--rounds", opt.rounds, "alternating timed rounds per size and variant");
+  app.add_option("--round-trips", opt.round_trips, "round trips per round");
+  app.add_option("--warmup", opt.warmup, "untimed warm-up round trips per size and variant");
+  app.add_option("--threads", opt.threads, "scheduler.max-threads");
+  app.add_option("--configs", opt.configs, "actor system configs to run: default, tuned")
+    ->delimiter(',');
+  app.add_option("--ws-aggressive-polls", opt.ws_aggressive_polls,
+                 "tuned: work-stealing.aggressive-poll-attempts");
+  app.add_option("--ws-moderate-sleep-ns", opt.ws_moderate_sleep_ns,
+                 "tuned: work-stealing.moderate-sleep-duration in ns (0 = spin)");
+  app.add_option("--ws-relaxed-sleep-us", opt.ws_relaxed_sleep_us,
+                 "tuned: work-stealing.relaxed-sleep-duration in us");
+  app.add_option("--fanout-subs", opt.fan_subs, "subscriber counts")->delimiter(',');
+  app.add_option("--fanout-msgs", opt.fan_msgs, "messages published per fan-out round");
+  app.add_option("--fanout-rounds", opt.fan_rounds, "timed fan-out rounds per variant");
+  app.add_option("--fanout-batch", opt.fan_batch, "subscribers ack every N messages");
+  app.add_option("--fanout-window", opt.fan_window, "batches in flight");
+  app.add_option("--fanout-payload", opt.fan_payload, "fan-out payload bytes");
+  app.add_option("--timer", opt.timer,
+                 "round-trip timer: tsc (rdtsc calibrated against steady_clock; falls back "
+                 "to steady without an invariant TSC) or steady");
+  app.add_flag("--skip-latency", opt.skip_latency, "skip the latency part");
+  app.add_flag("--skip-fanout", opt.skip_fanout, "skip the fan-out part");
+  app.add_option("--json", opt.json, "JSON output file");
+  CLI11_PARSE(app, argc, argv);
+  if (opt.rounds == 0 || opt.round_trips == 0 || opt.fan_msgs == 0 || opt.fan_batch == 0
+      || opt.fan_window == 0 || opt.fan_payload == 0 || opt.threads == 0) {
+    fmt::print(stderr, "counts must be positive\n");
+    return 2;
+  }
+  for (auto s : opt.sizes)
+    if (s > 65536) {
+      fmt::print(stderr, "payload size {} exceeds the schema maximum 65536\n", s);
+      return 2;
+    }
+  for (auto& c : opt.configs)
+    if (c != "default" && c != "tuned") {
+      fmt::print(stderr, "unknown config '{}' (expected default or tuned)\n", c);
+      return 2;
+    }
+  if (opt.timer != "tsc" && opt.timer != "steady") {
+    fmt::print(stderr, "unknown timer '{}' (expected tsc or steady)\n", opt.timer);
+    return 2;
+  }
+  auto t_start = now_ns();
+  if (opt.timer == "tsc" && cpu_has_invariant_tsc()) {
+    g_ns_per_tick = calibrate_tsc();
+    g_tsc = true;
+  }
+  std::string timer_text = g_tsc ? fmt::format("rdtsc, {:.4f} GHz calibrated against steady_clock",
+                                               1.0 / g_ns_per_tick)
+                                 : std::string{"std::chrono::steady_clock"};
+  char started[64];
+  auto tt = std::time(nullptr);
+  std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&tt));
+  auto load0 = loadavg();
+  auto clock_ns = clock_overhead_ns();
+  auto step_ns = timer_step_ns();
+  fmt::print("mycelium-bench-inprocess  {}  cpu: {}  hw threads: {}  loadavg: {}\n", started,
+             read_first_line_with("/proc/cpuinfo", "model name"),
+             std::thread::hardware_concurrency(), load0);
+  fmt::print("timer: {} ({:.1f} ns per read, step {:.1f} ns); latencies are ONE-WAY HOPS "
+             "derived from round trips (RTT/2)\n",
+             timer_text, clock_ns, step_ns);
+  timer_text += fmt::format(", read {:.1f} ns, step {:.1f} ns", clock_ns, step_ns);
+#ifndef NDEBUG
+  fmt::print("WARNING: built without NDEBUG (not a Release build)\n");
+#endif
+  std::vector<config_result> results;
+  for (auto& cname : opt.configs) {
+    auto c0 = now_ns();
+    caf::actor_system_config cfg;
+    configure(cfg, opt, cname == "tuned");
+    config_result cr;
+    cr.name = cname;
+    {
+      caf::actor_system sys{cfg};
+      cr.sched = read_sched(sys);
+      fmt::print("\n");
+      print_sched(cname, cr.sched);
+      std::fflush(stdout);
+      if (!opt.skip_latency)
+        cr.latency = run_latency(sys, opt);
+      if (!opt.skip_fanout)
+        for (auto s : opt.fan_subs)
+          cr.fanout.push_back(run_fanout(sys, opt, static_cast<uint32_t>(s)));
+    }
+    cr.seconds = static_cast<double>(now_ns() - c0) / 1e9;
+    results.push_back(std::move(cr));
+  }
+  for (auto& c : results)
+    print_tables(opt, c);
+  // goals from DESIGN.md
+  fmt::print("\nGOALS (DESIGN.md): in-process hop median <= 200 ns and never slower than raw "
+             "CAF send in the same run; in-process throughput >= 5 M msg/s (64 B)\n");
+  for (auto& c : results) {
+    for (auto& r : c.latency)
+      if (r.size == opt.sizes.front())
+        fmt::print("  [{}] {}: bus median hop {:.0f} ns ({}), bus/caf = {:.3f} ({})\n", c.name,
+                   human_size(r.size), r.bus.median, r.bus.median <= 200 ? "met" : "NOT met",
+                   r.ratio(), r.ratio() <= 1.0 ? "met" : "NOT met");
+    for (auto& f : c.fanout) {
+      auto& b = f.get(fan_variant::bus);
+      fmt::print("  [{}] fan-out to {:>2}: bus {} deliveries/s ({}), {} publishes/s, "
+                 "{:.2f} allocations per publish\n",
+                 c.name, f.subs, rate(b.deliveries_per_s()),
+                 b.deliveries_per_s() >= 5e6 ? "met" : "NOT met", rate(b.publishes_per_s()),
+                 b.allocs_per_publish());
+    }
+  }
+  auto total_s = static_cast<double>(now_ns() - t_start) / 1e9;
+  write_json(opt, results, clock_ns, timer_text, started, load0, total_s);
+  fmt::print("total run time {:.1f} s\n", total_s);
+  return 0;
+}

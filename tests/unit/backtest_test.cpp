@@ -89,6 +89,22 @@ TEST_CASE("backtest: the actor instance reproduces the plain-loop reference exac
   }
 }
 
+TEST_CASE("backtest: results do not depend on the batch size") {
+  auto bars = sp500();
+  crossover_params p;
+  p.fast = 7;
+  p.slow = 33;
+  auto reference = run_crossover_plain(*bars, p);
+  for (size_t batch : {1, 2, 7, 64, 1000, 100000}) {
+    CAPTURE(batch);
+    auto r = run_instance(bars, {strategy_kind::ma_crossover, p, true, batch});
+    REQUIRE(r);
+    CHECK(r->equity == reference.equity);
+    CHECK(r->metrics.trades == reference.metrics.trades);
+    CHECK(r->metrics.sharpe == reference.metrics.sharpe);
+  }
+}
+
 TEST_CASE("backtest: the actor buy-and-hold equals the reference on paths") {
   crossover_params p;
   p.cash = 100000;

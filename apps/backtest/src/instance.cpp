@@ -40,7 +40,8 @@ instance::instance(bar_series_ptr bars, const instance_options& opts)
   : impl_(std::make_unique<impl>()) {
   impl_->slot->keep_curve = opts.keep_curve;
   impl_->actors = spawn_backtest_services(impl_->sys, impl_->bus, std::move(bars),
-                                          opts.strategy, opts.params, impl_->slot);
+                                          opts.strategy, opts.params, impl_->slot,
+                                          opts.batch);
   impl_->sched.run(); // every service runs on_start: subscriptions are in place
 }
 

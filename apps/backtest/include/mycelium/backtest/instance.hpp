@@ -18,6 +18,7 @@ struct instance_options {
   strategy_kind strategy = strategy_kind::ma_crossover;
   crossover_params params;
   bool keep_curve = false; ///< also return the equity curve and fills
+  size_t batch = 64;       ///< bars per message; results never depend on it
 };
 
 /// One backtest instance: a fresh CAF actor system with the thread-less

@@ -23,7 +23,8 @@ enum class strategy_kind { ma_crossover, buy_and_hold };
 
 /// Spawns the four services of one instance -- portfolio, exchange,
 /// strategy, replay -- on `bus` in `sys` and returns them. The session starts
-/// when `msg::start` is published. Services are ordinary mycelium::service
+/// when `msg::start` is published; replay sends bars in batches of `batch`
+/// (results do not depend on it). Services are ordinary mycelium::service
 /// actors; nothing is shared with other instances except the read-only
 /// `bars`.
 std::vector<caf::actor>
@@ -31,6 +32,6 @@ spawn_backtest_services(caf::actor_system& sys,
                         const std::shared_ptr<mycelium::bus>& bus,
                         bar_series_ptr bars, strategy_kind strategy,
                         const crossover_params& params,
-                        std::shared_ptr<result_slot> slot);
+                        std::shared_ptr<result_slot> slot, size_t batch);
 
 } // namespace mycelium::backtest

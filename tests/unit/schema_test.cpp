@@ -228,7 +228,7 @@ TEST_CASE("emitter: the C++ back-end is registered and emits every message") {
   auto code = em->emit(s, "test.toml");
   CHECK(code.find("namespace demo::trading") != std::string::npos);
   CHECK(code.find("struct quote {") != std::string::npos);
-  CHECK(code.find("static constexpr uint32_t type_id = 2;") != std::string::npos);
+  CHECK(code.find("static constexpr ::std::uint32_t type_id = 2;") != std::string::npos);
   CHECK(code.find(to_hex(schema_digest(s))) != std::string::npos);
   CHECK(make_emitter("cobol") == nullptr);
 }

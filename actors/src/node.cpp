@@ -31,26 +31,26 @@ caf::expected<caf::actor> node::start(const std::string& type,
   }
   if (instance.empty())
     instance = type;
-  auto spec = std::make_shared<child_spec>();
-  spec->type = type;
-  spec->context = service_context{std::move(instance), bus_, std::move(params)};
-  spec->factory = std::move(factory);
-  spec->policy = policy;
-  caf::expected<caf::actor> result{caf::error{}};
-  caf::scoped_actor self{sys_};
-  self->request(supervisor_, caf::infinite, start_child_atom::value,
-                child_spec_ptr{std::move(spec)})
-    .receive([&](caf::actor& a) { result = std::move(a); },
-             [&](caf::error& err) { result = std::move(err); });
-  return result;
+  return start_spec(type, std::move(factory), std::move(instance),
+                    std::move(params), policy);
 }
 
 caf::expected<caf::actor> node::start(service_factory factory,
                                       std::string instance,
                                       caf::settings params,
                                       restart_policy policy) {
+  auto type = instance;
+  return start_spec(std::move(type), std::move(factory), std::move(instance),
+                    std::move(params), policy);
+}
+
+caf::expected<caf::actor> node::start_spec(std::string type,
+                                           service_factory factory,
+                                           std::string instance,
+                                           caf::settings params,
+                                           restart_policy policy) {
   auto spec = std::make_shared<child_spec>();
-  spec->type = instance;
+  spec->type = std::move(type);
   spec->context = service_context{std::move(instance), bus_, std::move(params)};
   spec->factory = std::move(factory);
   spec->policy = policy;

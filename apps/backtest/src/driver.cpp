@@ -146,6 +146,33 @@ void plot(const run_options& opts, const std::string& kind, const fs::path& dir,
   std::fprintf(stderr, "warning: plots not rendered: %s", out.empty() ? "python3 failed\n" : out.c_str());
 }
 
+/// Runs `instances` jobs on the local pool; `job(i)` returns the instance's
+/// outcome or an error; the first error wins.
+template <class Job>
+caf::error run_local(size_t instances, const run_options& opts,
+                     std::atomic<size_t>& done, Job job) {
+  caf::error failure;
+  std::mutex mtx;
+  parallel_for(instances, opts.threads, [&](size_t i) {
+    if (auto err = job(i)) {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (!failure)
+        failure = std::move(err);
+    }
+  }, &done);
+  return failure;
+}
+
+caf::expected<fs::path> make_output_dir(const std::string& name) {
+  fs::path dir = name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return make_error(errc::config_invalid, "cannot create output directory "
+                                              + dir.string() + ": " + ec.message());
+  return dir;
+}
+
 std::string params_text(const crossover_params& p) {
   return fmt::format("fast={} slow={} fee={}", p.fast, p.slow, num(p.fee));
 }
@@ -177,27 +204,21 @@ caf::expected<std::string> run_sweep(const sweep_config& cfg,
       if (r)
         failure = r;
     } else {
-      std::mutex mtx;
-      parallel_for(sets.size(), opts.threads, [&](size_t i) {
+      failure = run_local(sets.size(), opts, done, [&](size_t i) -> caf::error {
         auto r = run_instance(bars, {strategy_kind::ma_crossover, sets[i], false});
-        if (r) {
-          results[i] = r->metrics;
-        } else {
-          std::lock_guard<std::mutex> guard{mtx};
-          if (!failure)
-            failure = r.error();
-        }
-      }, &done);
+        if (!r)
+          return r.error();
+        results[i] = r->metrics;
+        return caf::none;
+      });
     }
   }
   if (failure)
     return failure;
-  fs::path dir = cfg.output_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return make_error(errc::config_invalid,
-                      "cannot create output directory " + dir.string() + ": " + ec.message());
+  auto out_dir = make_output_dir(cfg.output_dir);
+  if (!out_dir)
+    return out_dir.error();
+  auto& dir = *out_dir;
   std::string csv = "fast,slow,fee,final_equity,total_return,sharpe,max_drawdown,trades\n";
   for (size_t i = 0; i < sets.size(); ++i) {
     auto& p = sets[i];
@@ -275,31 +296,25 @@ caf::expected<std::string> run_montecarlo(const montecarlo_config& cfg,
   caf::error failure;
   {
     progress_bar bar{opts.progress, cfg.paths, done};
-    std::mutex mtx;
-    parallel_for(cfg.paths, opts.threads, [&](size_t i) {
+    failure = run_local(cfg.paths, opts, done, [&](size_t i) -> caf::error {
       auto seed = derive_seed(cfg.seed, i);
       auto path = cfg.model.kind == data_source::kind_t::bootstrap
                     ? bootstrap(*source, cfg.model.days, cfg.model.s0, seed)
                     : generate_gbm(cfg.model.gbm, seed);
       auto bars = std::make_shared<const bar_series>(std::move(path));
       auto r = run_instance(bars, {kind, cfg.params, false});
-      if (r) {
-        pnl[i] = r->metrics.final_equity - cfg.params.cash;
-      } else {
-        std::lock_guard<std::mutex> guard{mtx};
-        if (!failure)
-          failure = r.error();
-      }
-    }, &done);
+      if (!r)
+        return r.error();
+      pnl[i] = r->metrics.final_equity - cfg.params.cash;
+      return caf::none;
+    });
   }
   if (failure)
     return failure;
-  fs::path dir = cfg.output_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return make_error(errc::config_invalid,
-                      "cannot create output directory " + dir.string() + ": " + ec.message());
+  auto out_dir = make_output_dir(cfg.output_dir);
+  if (!out_dir)
+    return out_dir.error();
+  auto& dir = *out_dir;
   std::string csv = "path,pnl\n";
   for (size_t i = 0; i < pnl.size(); ++i)
     csv += fmt::format("{},{}\n", i, num(pnl[i]));

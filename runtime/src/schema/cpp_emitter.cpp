@@ -13,25 +13,11 @@ namespace mycelium::schema {
 
 namespace {
 
-const std::set<std::string>& cpp_keywords() {
-  static const std::set<std::string> kw{
-    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case",
-    "catch", "char", "class", "const", "constexpr", "continue", "default",
-    "delete", "do", "double", "else", "enum", "explicit", "export", "extern",
-    "false", "float", "for", "friend", "goto", "if", "inline", "int", "long",
-    "mutable", "namespace", "new", "noexcept", "not", "nullptr", "operator",
-    "or", "private", "protected", "public", "register", "return", "short",
-    "signed", "sizeof", "static", "struct", "switch", "template", "this",
-    "throw", "true", "try", "typedef", "typeid", "typename", "union",
-    "unsigned", "using", "virtual", "void", "volatile", "while", "xor",
-    "type_id", "type_name", "digest"};
-  return kw;
-}
-
 /// Field and value names that collide with C++ keywords (or our static
 /// members) get a trailing underscore.
 std::string ident(const std::string& s) {
-  return cpp_keywords().count(s) ? s + "_" : s;
+  bool taken = is_cpp_keyword(s) || s == "type_id" || s == "type_name" || s == "digest";
+  return taken ? s + "_" : s;
 }
 
 const char* cpp_scalar(scalar_kind k) {

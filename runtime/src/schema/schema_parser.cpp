@@ -44,17 +44,7 @@ bool is_identifier(const std::string& s) {
 
 /// Words no generated language can use as a type or namespace name.
 bool is_reserved(const std::string& s) {
-  static const std::set<std::string> words{
-    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case",
-    "catch", "char", "class", "const", "constexpr", "continue", "decltype",
-    "default", "delete", "do", "double", "else", "enum", "explicit", "export",
-    "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int",
-    "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr",
-    "operator", "or", "private", "protected", "public", "register", "return",
-    "short", "signed", "sizeof", "static", "struct", "switch", "template",
-    "this", "throw", "true", "try", "typedef", "typeid", "typename", "union",
-    "unsigned", "using", "virtual", "void", "volatile", "while", "xor"};
-  return words.count(s) > 0;
+  return is_cpp_keyword(s);
 }
 
 /// Names the C++ emitter defines next to the user's types.

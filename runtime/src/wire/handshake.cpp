@@ -14,6 +14,17 @@ constexpr size_t max_types = 65535;
 constexpr size_t max_proof = 256;
 constexpr size_t max_text = 4096;
 
+/// Records field `fid` in `seen`; false if it was there already. Control
+/// frames use ids below 32.
+bool first_time(uint32_t& seen, uint16_t fid) {
+  if (fid >= 32)
+    return true;
+  if (seen & (1u << fid))
+    return false;
+  seen |= 1u << fid;
+  return true;
+}
+
 /// Cuts `s` to at most `n` bytes without splitting a UTF-8 sequence.
 std::string clip(const std::string& s, size_t n) {
   if (s.size() <= n)
@@ -80,11 +91,8 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
     wire_type wt;
     if (auto e = r.tag(fid, wt); e != errc::none)
       return e;
-    if (fid < 32) {
-      if (seen & (1u << fid))
-        return errc::duplicate_field;
-      seen |= 1u << fid;
-    }
+    if (!first_time(seen, fid))
+      return errc::duplicate_field;
     errc e = errc::none;
     switch (fid) {
       case 1: e = r.scalar(wt, out.magic); break;
@@ -149,11 +157,8 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
     wire_type wt;
     if (auto e = r.tag(fid, wt); e != errc::none)
       return e;
-    if (fid < 32) {
-      if (seen & (1u << fid))
-        return errc::duplicate_field;
-      seen |= 1u << fid;
-    }
+    if (!first_time(seen, fid))
+      return errc::duplicate_field;
     errc e = errc::none;
     switch (fid) {
       case 1: {

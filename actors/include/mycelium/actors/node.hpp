@@ -95,6 +95,10 @@ public:
   void stop(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
 
 private:
+  caf::expected<caf::actor> start_spec(std::string type, service_factory factory,
+                                       std::string instance, caf::settings params,
+                                       restart_policy policy);
+
   caf::actor_system& sys_;
   std::string name_;
   std::shared_ptr<mycelium::bus> bus_;

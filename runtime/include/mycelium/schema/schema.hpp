@@ -80,6 +80,10 @@ struct schema {
   const enum_def* find_enum(const std::string& name) const;
 };
 
+/// Whether `s` is a C++ keyword (or alternative token): such names cannot be
+/// used verbatim in generated C++.
+bool is_cpp_keyword(const std::string& s);
+
 /// Canonical spelling of a field type, e.g. "string[16]", "array<f64,5>".
 std::string to_string(const field_type& t);
 

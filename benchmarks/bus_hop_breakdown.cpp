@@ -5,14 +5,17 @@
 // payloads, alternating rounds, one-way hop = RTT/2) for:
 //
 //   raw      two event_based_actors, `send(peer, ping{...})`
-//   bus      two mycelium services, `publish` (service.hpp -> bus::deliver)
-//   step 1   a re-implementation of publish/deliver on the public bus API
-//            (routing_table, subscription) that does exactly the same work,
-//            to show the re-implementation costs the same as `bus`
+//   bus      two mycelium services, `publish` (service.hpp -> bus::deliver),
+//            as the tree has it now
+//   step 1   a re-implementation, on the public bus API (routing_table,
+//            subscription), of deliver as it was before commit 3ab4862: one
+//            shared caf::message wrapped in a mailbox element per subscriber,
+//            the sender passed as a temporary strong_actor_ptr
 //   step 2   1 + no temporary strong_actor_ptr for the sender and the
 //            caf::message moved (not copied) into the last mailbox element
 //   step 3   2 + a typed mailbox element (`make_mailbox_element(sender, id,
 //            {}, T&&)`, one allocation) when the route has one subscriber
+//            (steps 2 + 3 are what bus::deliver does since commit 3ab4862)
 //   step 4   3 + the topic/subscription counters bumped with relaxed
 //            load+store instead of lock-prefixed fetch_add (only valid with
 //            single-writer counters; here it measures their cost)
@@ -175,7 +178,7 @@ public:
       r = &i->second;
       cached_ = r;
     }
-    if (mode_ == 1) { // same work as bus::deliver
+    if (mode_ == 1) { // bus::deliver before commit 3ab4862
       auto msg = caf::make_message(std::move(x));
       const caf::strong_actor_ptr& sender = ctrl(); // temporary, as in publish()
       r->topic->published.fetch_add(1, std::memory_order_relaxed);
@@ -253,6 +256,37 @@ public:
   }
 };
 
+/// Cost of CAF's per-resume logging bookkeeping, which Debian's libcaf_core
+/// keeps because it is built with CAF_LOG_LEVEL defined: worker::run does
+/// CAF_PUSH_AID_FROM_PTR(dynamic_cast<abstract_actor*>(job)), i.e. one
+/// cross-cast and two logger::thread_local_aid calls per resume. Timed alone
+/// in a hot loop.
+double cross_cast_ns(const caf::actor& a) {
+  auto* base = caf::actor_cast<caf::abstract_actor*>(a);
+  auto* job = dynamic_cast<caf::resumable*>(base);
+  constexpr int n = 1000000;
+  void* sink = nullptr;
+  auto t0 = now_ns();
+  for (int i = 0; i < n; ++i) {
+    caf::resumable* p = job;
+    asm volatile("" : "+r"(p)); // defeat hoisting
+    sink = dynamic_cast<caf::abstract_actor*>(p);
+    asm volatile("" ::"r"(sink));
+  }
+  return static_cast<double>(now_ns() - t0) / n;
+}
+
+double thread_local_aid_ns(caf::actor_system& sys) {
+  constexpr int n = 1000000;
+  caf::actor_id sink = 0;
+  auto t0 = now_ns();
+  for (int i = 0; i < n; ++i)
+    sink += sys.logger().thread_local_aid(static_cast<caf::actor_id>(i));
+  auto dt = static_cast<double>(now_ns() - t0) / n;
+  sys.logger().thread_local_aid(0);
+  return sink == 42 ? dt + 0 : dt;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -274,8 +308,9 @@ int main(int argc, char** argv) {
              "{} x {} round trips per variant; one-way hop = RTT/2, steady_clock\n",
              threads, rounds, per);
 
+  caf::actor service_handle; // for the cross-cast timing below
   constexpr int nmodes = 6;
-  const char* names[] = {"bus (service::publish)", "1 same work, re-implemented",
+  const char* names[] = {"bus (service::publish)", "1 deliver before 3ab4862",
                          "2 +no temp sender, move msg", "3 +typed element if 1 sub",
                          "4 +no lock-prefixed RMW", "5 +cached route (no hash)"};
   for (auto size : sizes) {
@@ -304,11 +339,13 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<mycelium::node>> nodes;
     for (int m = 0; m < nmodes; ++m) {
       nodes.emplace_back(std::make_unique<mycelium::node>(sys, fmt::format("n{}", m)));
-      nodes[m]->start(
+      auto ponger = nodes[m]->start(
         [m](caf::actor_system& s, mycelium::service_context c) {
           return s.spawn<xponger>(std::move(c), m);
         },
         "ponger");
+      if (ponger && !service_handle)
+        service_handle = *ponger;
       nodes[m]->start(
         [m, j = &bus_jobs[m]](caf::actor_system& s, mycelium::service_context c) {
           return s.spawn<xpinger>(std::move(c), m, j);
@@ -353,6 +390,16 @@ int main(int argc, char** argv) {
       row(names[m], bus_jobs[m]);
     row("raw, +3 base classes", deep_job);
     row("raw, or_else behavior", orelse_job);
+    if (size == sizes.front()) {
+      fmt::print("\nCAF per-resume bookkeeping (Debian libcaf_core is built with "
+                 "CAF_LOG_LEVEL defined), timed alone:\n");
+      fmt::print("  dynamic_cast<abstract_actor*>(resumable*): raw actor {:.1f} ns, "
+                 "raw actor +3 bases {:.1f} ns, service subclass {:.1f} ns\n",
+                 cross_cast_ns(raw_a), cross_cast_ns(deep_a),
+                 service_handle ? cross_cast_ns(service_handle) : 0.0);
+      fmt::print("  logger::thread_local_aid(aid): {:.1f} ns per call, 2 calls per resume\n",
+                 thread_local_aid_ns(sys));
+    }
     for (auto& n : nodes)
       n->stop();
     for (auto& a : raw_actors)

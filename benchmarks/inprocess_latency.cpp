@@ -337,6 +337,7 @@ struct fan_job {
   std::vector<uint64_t> obj_addr;
   std::vector<uint64_t> data_addr;
   std::vector<uint64_t> counts;
+  std::vector<uint64_t> drained;
   uint64_t errors = 0;
   std::promise<void> done;
 };
@@ -354,6 +355,7 @@ struct fan_driver {
     job->obj_addr.assign(job->subs, 0);
     job->data_addr.assign(job->subs, 0);
     job->counts.assign(job->subs, 0);
+    job->drained.assign(job->subs, 0);
     job->published = 0;
     job->publish_allocs = 0;
     sent = 0;
@@ -387,6 +389,7 @@ struct fan_driver {
       job->counts[a.subscriber] = a.count;
       job->obj_addr[a.subscriber] = a.obj_addr;
       job->data_addr[a.subscriber] = a.data_addr;
+      job->drained[a.subscriber] = a.drained;
       if (min_acked() == job->n) {
         job->elapsed_ns = now_ns() - t0;
         job->done.set_value();
@@ -404,22 +407,27 @@ struct fan_counter {
   uint64_t count = 0;
   uint64_t obj = 0;
   uint64_t data = 0;
+  uint64_t drained = 0;
   uint64_t sink = 0;
 
-  /// Returns true when an ack is due.
-  bool on_tick(const mb::tick& t) {
+  /// Returns true when an ack is due. `mailbox_empty`: nothing else is
+  /// waiting, so the next tick has to reschedule this subscriber.
+  bool on_tick(const mb::tick& t, bool mailbox_empty) {
     if (t.seq == 0) {
       count = 0;
+      drained = 0;
       obj = addr_of(&t);
       data = addr_of(t.payload.data());
     }
     sink += t.payload.empty() ? 0 : t.payload[0]; // touch the payload
     ++count;
+    if (mailbox_empty)
+      ++drained;
     return count % job->batch == 0 || count == job->n;
   }
 
   mb::ack make_ack() const {
-    return mb::ack{id, count, obj, data};
+    return mb::ack{id, count, obj, data, drained};
   }
 };
 
@@ -494,7 +502,7 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](const mb::tick& t) {
-        if (ctr_.on_tick(t))
+        if (ctr_.on_tick(t, mailbox().empty()))
           send(pub_, ctr_.make_ack());
       },
     };
@@ -548,7 +556,7 @@ public:
 
   void on_start() override {
     subscribe<mb::tick>([this](const mb::tick& t) {
-      if (ctr_.on_tick(t))
+      if (ctr_.on_tick(t, mailbox().empty()))
         publish(ctr_.make_ack());
     });
   }
@@ -608,6 +616,7 @@ struct fan_variant_result {
   int64_t total_ns = 0;
   std::vector<double> round_rates; // deliveries/s per round
   uint64_t publish_allocs = 0;
+  uint64_t drained = 0;     // ticks after which a subscriber's mailbox was empty
   bool same_object = true;  // all subscribers saw tick #0 at one address
   bool same_data = true;    // ... and its payload bytes at one address
   bool counts_ok = true;
@@ -636,6 +645,9 @@ struct fan_variant_result {
   }
   double max_round() const {
     return round_rates.empty() ? 0 : *std::max_element(round_rates.begin(), round_rates.end());
+  }
+  double drained_share() const {
+    return deliveries ? static_cast<double>(drained) / static_cast<double>(deliveries) : 0;
   }
   double allocs_per_publish() const {
     return published ? static_cast<double>(publish_allocs) / static_cast<double>(published) : 0;
@@ -997,6 +1009,8 @@ fan_result run_fanout(caf::actor_system& sys, const options& opt, uint32_t subs)
       vr.round_rates.push_back(static_cast<double>(job.published * subs) * 1e9
                                / static_cast<double>(job.elapsed_ns));
       vr.publish_allocs += job.publish_allocs;
+      for (auto d : job.drained)
+        vr.drained += d;
       vr.errors += job.errors;
       for (uint32_t i = 0; i < subs; ++i) {
         vr.counts_ok = vr.counts_ok && job.counts[i] == job.n;
@@ -1049,17 +1063,18 @@ void print_tables(const options& opt, const config_result& c) {
     fmt::print("\nFAN-OUT THROUGHPUT, config '{}': {} messages of {} B per round, {} rounds "
                "per variant (alternating); rates are medians over the rounds\n",
                c.name, opt.fan_msgs, opt.fan_payload, opt.fan_rounds);
-    fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>14} | {:>7} | {:>13}\n", "subs",
-               "path", "publishes/s", "deliveries/s", "rounds min..max", "allocs/publish",
-               "payload", "vs caf-shared");
-    fmt::print("{}\n", std::string(108, '-'));
+    fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>7} | {:>14} | {:>7} | {:>13}\n",
+               "subs", "path", "publishes/s", "deliveries/s", "rounds min..max", "drained",
+               "allocs/publish", "payload", "vs caf-shared");
+    fmt::print("{}\n", std::string(118, '-'));
     for (auto& f : c.fanout) {
       auto base = f.get(fan_variant::caf_shared).deliveries_per_s();
       for (auto& v : f.variants) {
-        fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>14.2f} | {:>7} | {:>13}\n",
+        fmt::print("{:>4} {:>10} | {:>12} {:>12} | {:>17} | {:>6.1f}% | {:>14.2f} | {:>7} | {:>13}\n",
                    f.subs, name_of(v.v), rate(v.publishes_per_s()),
                    rate(v.deliveries_per_s()),
                    fmt::format("{:.2f}..{:.2f} M", v.min_round() / 1e6, v.max_round() / 1e6),
+                   100.0 * v.drained_share(),
                    v.allocs_per_publish(),
                    f.subs == 1 ? "n/a" : (v.same_object && v.same_data ? "shared" : "copied"),
                    base > 0 ? fmt::format("{:.3f}", v.deliveries_per_s() / base)
@@ -1069,6 +1084,8 @@ void print_tables(const options& opt, const config_result& c) {
                      v.errors);
       }
     }
+    fmt::print("(drained: share of deliveries after which the subscriber's mailbox was empty, "
+               "so the next message had to reschedule it)\n");
   }
 }
 
@@ -1153,6 +1170,7 @@ void write_json(const options& opt, const std::vector<config_result>& all,
         for (size_t q = 0; q < v.round_rates.size(); ++q)
           o << (q ? ", " : "") << fmt::format("{:.0f}", v.round_rates[q]);
         o << "], \"allocs_per_publish\": " << fmt::format("{:.3f}", v.allocs_per_publish())
+          << ", \"drained_share\": " << fmt::format("{:.4f}", v.drained_share())
           << ", \"payload_shared\": " << (v.same_object && v.same_data ? "true" : "false")
           << ", \"counts_ok\": " << (v.counts_ok ? "true" : "false")
           << ", \"errors\": " << v.errors << "}";

@@ -64,6 +64,7 @@ void service::on_exit() {
     if (h.sub)
       ctx_.bus->unsubscribe(h.sub);
   handlers_.clear();
+  cached_route_ = nullptr;
   routes_.reset();
 }
 
@@ -93,12 +94,14 @@ void service::remove_handler(uint32_t type_id) {
 }
 
 caf::behavior service::build_behavior() {
-  caf::message_handler all{
-    [](started_atom) { return caf::atom("ok"); },
-  };
-  for (auto& h : handlers_)
-    all = all.or_else(h.handler);
-  return caf::behavior{all};
+  // Subscriptions first: they are the hot path; `started` comes once.
+  caf::message_handler started{[](started_atom) { return caf::atom("ok"); }};
+  if (handlers_.empty())
+    return caf::behavior{started};
+  auto all = handlers_.front().handler;
+  for (size_t i = 1; i < handlers_.size(); ++i)
+    all = all.or_else(handlers_[i].handler);
+  return caf::behavior{all.or_else(started)};
 }
 
 caf::error service::translate_request_error(const caf::error& err,

@@ -66,7 +66,13 @@ public:
   publish_status publish(T x) {
     refresh_routes();
     detail::bump(counters_->published);
-    return ctx_.bus->deliver(*routes_, std::move(x), ctrl(), context());
+    // One-entry route cache: services mostly publish one type at a time.
+    if (cached_type_ != T::type_id || cached_version_ != routes_version_) {
+      cached_route_ = mycelium::bus::lookup(*routes_, T::type_id);
+      cached_type_ = T::type_id;
+      cached_version_ = routes_version_;
+    }
+    return ctx_.bus->deliver_to(cached_route_, std::move(x), ctrl(), context());
   }
 
   /// Calls `f(const T&)` for every published `T`, in publish order per
@@ -160,6 +166,9 @@ private:
   std::shared_ptr<detail::service_counters> counters_;
   routing_table_ptr routes_;
   uint64_t routes_version_ = 0;
+  const routing_table::route* cached_route_ = nullptr; ///< points into *routes_
+  uint32_t cached_type_ = 0;
+  uint64_t cached_version_ = 0;
   std::vector<handler_entry> handlers_;
   bool started_ = false;
 };

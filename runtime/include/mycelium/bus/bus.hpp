@@ -114,7 +114,25 @@ public:
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
     using value_type = std::decay_t<T>;
-    auto* r = find_route(table, value_type::type_id, value_type::type_name);
+    return deliver_to(lookup(table, value_type::type_id), std::forward<T>(x),
+                      sender, ctx);
+  }
+
+  /// The route of `type_id` in `table`, or nullptr if the type has never
+  /// been seen. Valid as long as `table` is; publishers may cache it.
+  static const routing_table::route* lookup(const routing_table& table,
+                                            uint32_t type_id) noexcept {
+    auto i = table.routes.find(type_id);
+    return i == table.routes.end() ? nullptr : &i->second;
+  }
+
+  /// `deliver` with the route already looked up (nullptr: unknown type).
+  template <class T>
+  publish_status deliver_to(const routing_table::route* route, T&& x,
+                            caf::actor_control_block* sender,
+                            caf::execution_unit* ctx) {
+    using value_type = std::decay_t<T>;
+    auto* r = count_publish(route, value_type::type_id, value_type::type_name);
     if (r == nullptr)
       return publish_status::no_subscriber;
     auto n = r->subscribers.size();
@@ -137,7 +155,7 @@ public:
                          const char* type_name, caf::message msg,
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
-    auto* r = find_route(table, type_id, type_name);
+    auto* r = count_publish(lookup(table, type_id), type_id, type_name);
     if (r == nullptr)
       return publish_status::no_subscriber;
     return fan_out(*r, std::move(msg), sender, ctx);
@@ -171,23 +189,22 @@ public:
 private:
   struct state;
 
-  /// The route of `type_id` with `published` counted, or nullptr when
-  /// nobody subscribed (then counted as no_subscriber).
-  const routing_table::route* find_route(const routing_table& table,
-                                         uint32_t type_id,
-                                         const char* type_name) {
-    auto i = table.routes.find(type_id);
-    if (i == table.routes.end()) {
+  /// Counts one publish on `r` and returns it, or nullptr when nobody
+  /// subscribed (then also counted as no_subscriber; an unknown type gets
+  /// its topic counters created first).
+  const routing_table::route* count_publish(const routing_table::route* r,
+                                            uint32_t type_id,
+                                            const char* type_name) {
+    if (r == nullptr) {
       count_unrouted(type_id, type_name);
       return nullptr;
     }
-    auto& r = i->second;
-    r.topic->published.fetch_add(1, std::memory_order_relaxed);
-    if (r.subscribers.empty()) {
-      r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
+    r->topic->published.fetch_add(1, std::memory_order_relaxed);
+    if (r->subscribers.empty()) {
+      r->topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
-    return &r;
+    return r;
   }
 
   publish_status fan_out(const routing_table::route& r, caf::message msg,

@@ -2,7 +2,8 @@
 #
 # Runs `mycelium-codegen` on a schema at build time and makes an INTERFACE
 # target <target> whose include directory holds the generated C++ header
-# (default name: <schema stem>.hpp). Link it to use the message types:
+# (default name: <schema stem>.hpp; may include a sub-directory, e.g.
+# HEADER my/pkg/messages.hpp). Link it to use the message types:
 #
 #   mycelium_add_schema(my_messages SCHEMA messages.toml)
 #   target_link_libraries(app PRIVATE my_messages mycelium::actors)
@@ -22,6 +23,8 @@ function(mycelium_add_schema target)
   endif()
   set(out_dir "${CMAKE_CURRENT_BINARY_DIR}/${target}_generated")
   set(out "${out_dir}/${arg_HEADER}")
+  get_filename_component(out_parent "${out}" DIRECTORY)
+  file(MAKE_DIRECTORY "${out_parent}") # HEADER may name a sub-directory
   add_custom_command(
     OUTPUT "${out}"
     COMMAND mycelium::codegen generate --lang cpp --output "${out}" "${schema}"

@@ -18,6 +18,7 @@
 #include "mycelium/backtest/driver.hpp"
 #include "mycelium/backtest/instance.hpp"
 #include "mycelium/backtest/market_data.hpp"
+#include "mycelium/backtest/messages.hpp"
 #include "mycelium/backtest/metrics.hpp"
 #include "mycelium/backtest/synthetic.hpp"
 #include "mycelium/errc.hpp"
@@ -117,6 +118,67 @@ TEST_CASE("backtest: the actor buy-and-hold equals the reference on paths") {
     REQUIRE(r);
     CHECK(r->metrics.final_equity - p.cash == buy_and_hold_pnl(*bars, p.cash, p.fee));
   }
+}
+
+namespace {
+
+/// A user-written strategy: long from the first close, the "fast" parameter
+/// ignored. Behaves like buy-and-hold, so its P&L has a plain reference.
+class hold_forever : public mycelium::service {
+public:
+  using service::service;
+  void on_start() override {
+    seen_fast_ = caf::get_or(params(), "fast", int64_t{-1});
+    subscribe<msg::bars>([this](const msg::bars& b) {
+      msg::decisions d;
+      d.first = b.first;
+      d.action.assign(b.close.size(), 0);
+      if (b.first == 0 && !d.action.empty())
+        d.action[0] = 1; // go long at the first close
+      publish(std::move(d));
+    });
+  }
+
+private:
+  int64_t seen_fast_ = -1;
+};
+
+} // namespace
+
+TEST_CASE("backtest: a user-written strategy service plugs into instances and sweeps") {
+  crossover_params p;
+  p.cash = 50000;
+  p.fee = 2;
+  auto factory = [](caf::actor_system& sys, service_context ctx) {
+    CHECK(caf::get_or(ctx.params, "fast", int64_t{0}) == 10);
+    CHECK(caf::get_or(ctx.params, "cash", 0.0) == 50000.0);
+    return sys.spawn<hold_forever>(std::move(ctx));
+  };
+  for (uint64_t i = 0; i < 10; ++i) {
+    gbm_params g;
+    g.days = 40;
+    auto bars = std::make_shared<const bar_series>(generate_gbm(g, derive_seed(4, i)));
+    instance_options opts{strategy_kind::ma_crossover, p, false, 16, factory};
+    auto r = run_instance(bars, opts);
+    REQUIRE(r);
+    CHECK(r->metrics.final_equity - p.cash == buy_and_hold_pnl(*bars, p.cash, p.fee));
+  }
+  // and through the sweep driver, where it is local-only
+  auto dir = temp_dir("custom");
+  std::ofstream{dir / "s.toml"} << "[data]\nsource = \"gbm\"\ndays = 50\n[strategy]\n"
+                                   "cash = 50000\nfee = 2\n[grid]\nfast = [10]\nslow = [20, 30]\n";
+  auto cfg = load_sweep_config((dir / "s.toml").string());
+  REQUIRE_MESSAGE(cfg, (cfg ? "" : render(cfg.error())));
+  cfg->output_dir = (dir / "out").string();
+  run_options ro;
+  ro.plots = false;
+  ro.custom_strategy = factory;
+  REQUIRE(run_sweep(*cfg, ro));
+  ro.workers = {"127.0.0.1:1"};
+  auto remote = run_sweep(*cfg, ro);
+  REQUIRE_FALSE(remote);
+  CHECK(render(remote.error()).find("runs only locally") != std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("backtest: an instance runs without threads of its own") {

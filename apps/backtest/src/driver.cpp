@@ -198,14 +198,19 @@ caf::expected<std::string> run_sweep(const sweep_config& cfg,
   caf::error failure;
   {
     progress_bar bar{opts.progress, sets.size(), done};
-    if (!opts.workers.empty()) {
+    if (!opts.workers.empty() && opts.custom_strategy) {
+      failure = make_error(errc::config_invalid,
+                           "a custom strategy runs only locally: workers run "
+                           "the built-in strategies of their own binary");
+    } else if (!opts.workers.empty()) {
       auto r = run_remote(opts.workers, bars, strategy_kind::ma_crossover, sets,
                           results, done);
       if (r)
         failure = r;
     } else {
       failure = run_local(sets.size(), opts, done, [&](size_t i) -> caf::error {
-        auto r = run_instance(bars, {strategy_kind::ma_crossover, sets[i], false});
+        auto r = run_instance(bars, {strategy_kind::ma_crossover, sets[i], false, 64,
+                                     opts.custom_strategy});
         if (!r)
           return r.error();
         results[i] = r->metrics;
@@ -237,7 +242,8 @@ caf::expected<std::string> run_sweep(const sweep_config& cfg,
     return metric_of(results[a], cfg.rank_by) > metric_of(results[b], cfg.rank_by);
   });
   auto best = order.front();
-  auto best_run = run_instance(bars, {strategy_kind::ma_crossover, sets[best], true});
+  auto best_run = run_instance(bars, {strategy_kind::ma_crossover, sets[best], true,
+                                      64, opts.custom_strategy});
   if (!best_run)
     return best_run.error();
   std::string curve = "index,date,equity\n";
@@ -302,7 +308,7 @@ caf::expected<std::string> run_montecarlo(const montecarlo_config& cfg,
                     ? bootstrap(*source, cfg.model.days, cfg.model.s0, seed)
                     : generate_gbm(cfg.model.gbm, seed);
       auto bars = std::make_shared<const bar_series>(std::move(path));
-      auto r = run_instance(bars, {kind, cfg.params, false});
+      auto r = run_instance(bars, {kind, cfg.params, false, 64, opts.custom_strategy});
       if (!r)
         return r.error();
       pnl[i] = r->metrics.final_equity - cfg.params.cash;

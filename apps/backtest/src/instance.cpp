@@ -10,7 +10,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
-#include "backtest.hpp"
+#include "mycelium/backtest/messages.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium::backtest {
@@ -41,7 +41,7 @@ instance::instance(bar_series_ptr bars, const instance_options& opts)
   impl_->slot->keep_curve = opts.keep_curve;
   impl_->actors = spawn_backtest_services(impl_->sys, impl_->bus, std::move(bars),
                                           opts.strategy, opts.params, impl_->slot,
-                                          opts.batch);
+                                          opts.batch, opts.custom_strategy);
   impl_->sched.run(); // every service runs on_start: subscriptions are in place
 }
 

@@ -5,7 +5,7 @@
 #include <deque>
 #include <optional>
 
-#include "backtest.hpp"
+#include "mycelium/backtest/messages.hpp"
 
 namespace mycelium::backtest {
 
@@ -248,11 +248,22 @@ spawn_backtest_services(caf::actor_system& sys,
                         const std::shared_ptr<mycelium::bus>& bus,
                         bar_series_ptr bars, strategy_kind kind,
                         const crossover_params& params,
-                        std::shared_ptr<result_slot> slot, size_t batch) {
+                        std::shared_ptr<result_slot> slot, size_t batch,
+                        const strategy_factory& custom) {
   auto ctx = [&](const char* name) { return service_context{name, bus, {}}; };
+  caf::actor strat;
+  if (custom) {
+    auto c = ctx("strategy");
+    c.params["fast"] = static_cast<int64_t>(params.fast);
+    c.params["slow"] = static_cast<int64_t>(params.slow);
+    c.params["fee"] = params.fee;
+    c.params["cash"] = params.cash;
+    strat = custom(sys, std::move(c));
+  } else {
+    strat = sys.spawn<strategy>(ctx("strategy"), kind, params);
+  }
   return {sys.spawn<portfolio>(ctx("portfolio"), params, std::move(slot)),
-          sys.spawn<exchange>(ctx("exchange"), params),
-          sys.spawn<strategy>(ctx("strategy"), kind, params),
+          sys.spawn<exchange>(ctx("exchange"), params), std::move(strat),
           sys.spawn<replay>(ctx("replay"), std::move(bars), batch)};
 }
 

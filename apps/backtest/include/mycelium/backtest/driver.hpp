@@ -7,6 +7,7 @@
 #include <caf/expected.hpp>
 
 #include "mycelium/backtest/backtest_config.hpp"
+#include "mycelium/backtest/services.hpp"
 
 namespace mycelium::backtest {
 
@@ -18,6 +19,7 @@ struct run_options {
   bool plots = true;                ///< render PNGs with plot_backtest.py
   std::vector<std::string> workers; ///< host:port of remote workers (empty: local)
   std::string plot_script;          ///< path of plot_backtest.py ("" = next to the binary or source tree)
+  strategy_factory custom_strategy = {}; ///< a user-written strategy service (local runs only)
 };
 
 /// Runs every parameter set of the grid, each in its own instance, and

@@ -19,6 +19,7 @@ struct instance_options {
   crossover_params params;
   bool keep_curve = false; ///< also return the equity curve and fills
   size_t batch = 64;       ///< bars per message; results never depend on it
+  strategy_factory custom_strategy = {}; ///< if set, replaces `strategy`
 };
 
 /// One backtest instance: a fresh CAF actor system with the thread-less

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "mycelium/actors/service.hpp"
+#include "mycelium/actors/service_registry.hpp"
 #include "mycelium/backtest/crossover.hpp"
 #include "mycelium/backtest/market_data.hpp"
 
@@ -18,8 +19,18 @@ struct result_slot {
   bool keep_curve = false; ///< store the equity curve and fills too
 };
 
-/// The strategy a backtest instance runs.
+/// The built-in strategy a backtest instance runs (unless a user strategy
+/// factory is given).
 enum class strategy_kind { ma_crossover, buy_and_hold };
+
+/// Spawns a user-written strategy service into an instance. The service is
+/// an ordinary mycelium::service that subscribes to
+/// `mycelium::backtest::msg::bars` and answers every batch with one
+/// `msg::decisions` holding exactly one action per bar (0 hold, 1 go long,
+/// 2 go flat), in bar order; see docs/backtest.md, "Writing a strategy".
+/// `ctx.params` holds the run's parameters: "fast", "slow" (int64), "fee",
+/// "cash" (double).
+using strategy_factory = service_factory;
 
 /// Spawns the four services of one instance -- portfolio, exchange,
 /// strategy, replay -- on `bus` in `sys` and returns them. The session starts
@@ -32,6 +43,7 @@ spawn_backtest_services(caf::actor_system& sys,
                         const std::shared_ptr<mycelium::bus>& bus,
                         bar_series_ptr bars, strategy_kind strategy,
                         const crossover_params& params,
-                        std::shared_ptr<result_slot> slot, size_t batch);
+                        std::shared_ptr<result_slot> slot, size_t batch,
+                        const strategy_factory& custom = {});
 
 } // namespace mycelium::backtest

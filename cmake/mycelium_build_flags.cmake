@@ -36,3 +36,7 @@ if(_san)
   target_compile_options(mycelium_build_flags INTERFACE ${_san})
   target_link_options(mycelium_build_flags INTERFACE ${_san})
 endif()
+# Static libraries built with sanitizers need their users to link the
+# sanitizer runtime: components add these as INTERFACE link options, which the
+# installed package carries to consumer projects.
+set(MYCELIUM_SANITIZER_LINK_OPTIONS ${_san})

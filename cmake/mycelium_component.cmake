@@ -21,6 +21,9 @@ function(mycelium_add_component name)
   target_link_libraries(${lib} PUBLIC ${arg_PUBLIC_DEPS}
                                PRIVATE ${arg_PRIVATE_DEPS}
                                        $<BUILD_INTERFACE:mycelium_build_flags>)
+  if(MYCELIUM_SANITIZER_LINK_OPTIONS)
+    target_link_options(${lib} INTERFACE ${MYCELIUM_SANITIZER_LINK_OPTIONS})
+  endif()
   install(TARGETS ${lib} EXPORT mycelium-targets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

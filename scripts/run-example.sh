@@ -5,5 +5,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/install-deps.sh"
-BUILD_DIR="${BUILD_DIR:-$ROOT/build}" "$ROOT/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}" "$ROOT/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release \
+  -DMYCELIUM_BUILD_TESTS=OFF -DMYCELIUM_BUILD_FUZZ=OFF -DMYCELIUM_BUILD_BENCHMARKS=OFF
 "${BUILD_DIR:-$ROOT/build}/apps/examples/mycelium-example-trading" "$@"

@@ -6,7 +6,6 @@
 
 #include <cxxabi.h>
 
-#include <caf/sec.hpp>
 
 #include "mycelium/actors/log.hpp"
 
@@ -59,10 +58,8 @@ void service::on_exit() {
     log(log_level::error, ctx_.bus->node_name() + "/" + ctx_.name,
         std::string{"on_stop threw: "} + e.what());
   }
-  // Release what ties this actor to the bus (breaks reference cycles).
-  for (auto& h : handlers_)
-    if (h.sub)
-      ctx_.bus->unsubscribe(h.sub);
+  // Release what ties this actor to the bus (breaks reference cycles); the
+  // bus itself drops the subscriptions when this actor terminates.
   handlers_.clear();
   cached_route_ = nullptr;
   routes_.reset();
@@ -104,15 +101,5 @@ caf::behavior service::build_behavior() {
   return caf::behavior{all.or_else(started)};
 }
 
-caf::error service::translate_request_error(const caf::error& err,
-                                            const char* type_name,
-                                            std::chrono::nanoseconds timeout) {
-  if (err == caf::sec::request_timeout)
-    return make_error(errc::request_timeout,
-                      std::string{"no reply to request '"} + type_name
-                        + "' within "
-                        + std::to_string(timeout.count() / 1000000) + " ms");
-  return err;
-}
 
 } // namespace mycelium

@@ -53,17 +53,22 @@ int main(int argc, char** argv) {
   tick["quotes"] = quotes;
   tick["seed"] = seed;
   auto start = std::chrono::steady_clock::now();
-  for (auto [type, params] : {std::pair{"example.executor", caf::settings{}},
-                              std::pair{"example.strategy", strat},
-                              std::pair{"example.ticker", tick}}) {
-    auto svc = node.start(type, params, type + 8); // instance name: "executor", ...
+  struct start_spec {
+    const char* type;
+    const char* instance;
+    caf::settings params;
+  };
+  for (auto& spec : {start_spec{"example.executor", "executor", {}},
+                     start_spec{"example.strategy", "strategy", strat},
+                     start_spec{"example.ticker", "ticker", tick}}) {
+    auto svc = node.start(spec.type, spec.params, spec.instance);
     if (!svc) {
-      std::cerr << "error: cannot start " << type << ": "
+      std::cerr << "error: cannot start " << spec.type << ": "
                 << mycelium::render(svc.error()) << "\n";
       return 1;
     }
     if (!quiet)
-      std::cout << "started " << (type + 8) << "\n";
+      std::cout << "started " << spec.instance << "\n";
   }
 
   bool done = false;

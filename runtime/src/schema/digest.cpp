@@ -93,14 +93,4 @@ digest256 message_digest(const schema& s, const message_def& m) {
   return sha256(canonical_form(s, m));
 }
 
-std::string to_hex(const digest256& d) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : d) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
 } // namespace mycelium::schema

@@ -42,11 +42,6 @@ bool is_identifier(const std::string& s) {
   });
 }
 
-/// Words no generated language can use as a type or namespace name.
-bool is_reserved(const std::string& s) {
-  return is_cpp_keyword(s);
-}
-
 /// Names the C++ emitter defines next to the user's types.
 const std::set<std::string>& generated_names() {
   static const std::set<std::string> names{
@@ -146,7 +141,7 @@ private:
     std::string part;
     bool ok = !pkg.empty();
     while (ok && std::getline(ss, part, '.'))
-      ok = is_identifier(part) && !is_reserved(part);
+      ok = is_identifier(part) && !is_cpp_keyword(part);
     if (!ok || pkg.back() == '.')
       fail(v, fmt::format("package '{}' must be dot-separated identifiers that "
                           "are not reserved words, e.g. \"demo.trading\"", pkg));
@@ -160,7 +155,7 @@ private:
       fail(v, fmt::format("{} name '{}' is not an identifier (letters, digits, "
                           "'_', not starting with a digit)", what, name));
     else if ((what == std::string{"enum"} || what == std::string{"message"})
-             && (is_reserved(name) || generated_names().count(name)))
+             && (is_cpp_keyword(name) || generated_names().count(name)))
       fail(v, fmt::format("{} name '{}' is a reserved word in generated code; "
                           "choose another name", what, name));
   }

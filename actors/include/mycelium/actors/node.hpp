@@ -11,6 +11,7 @@
 #include <caf/sec.hpp>
 #include <caf/settings.hpp>
 
+#include "mycelium/actors/request.hpp"
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/actors/supervisor.hpp"
 #include "mycelium/bus/bus.hpp"
@@ -61,25 +62,16 @@ public:
   /// Blocking request/reply from outside any service.
   template <class Reply, class Req>
   caf::expected<Reply> request(Req req, std::chrono::nanoseconds timeout) {
-    auto table = bus_->snapshot();
-    auto i = table->routes.find(Req::type_id);
-    if (i == table->routes.end() || !i->second.responder)
-      return make_error(errc::no_responder,
-                        std::string{"no service serves requests of type '"}
-                          + Req::type_name + "' on node '" + name_ + "'");
+    auto dest = find_responder(*bus_->snapshot(), Req::type_id, Req::type_name,
+                               name_);
+    if (!dest)
+      return dest.error();
     caf::expected<Reply> result{caf::error{}};
     caf::scoped_actor self{sys_};
-    self->request(caf::actor_cast<caf::actor>(i->second.responder), timeout,
-                  std::move(req))
+    self->request(*dest, timeout, std::move(req))
       .receive([&](Reply& x) { result = std::move(x); },
                [&](caf::error& err) {
-                 if (err == caf::sec::request_timeout)
-                   err = make_error(errc::request_timeout,
-                                    std::string{"no reply to request '"}
-                                      + Req::type_name + "' within "
-                                      + std::to_string(timeout.count() / 1000000)
-                                      + " ms");
-                 result = std::move(err);
+                 result = request_error(err, Req::type_name, timeout);
                });
     return result;
   }

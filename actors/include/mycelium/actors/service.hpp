@@ -11,6 +11,7 @@
 #include <caf/message_handler.hpp>
 #include <caf/settings.hpp>
 
+#include "mycelium/actors/request.hpp"
 #include "mycelium/actors/service_context.hpp"
 #include "mycelium/bus/bus.hpp"
 #include "mycelium/errc.hpp"
@@ -121,19 +122,16 @@ public:
   void request(Req req, std::chrono::nanoseconds timeout, OnReply on_reply,
                OnError on_error) {
     refresh_routes();
-    auto i = routes_->routes.find(Req::type_id);
-    if (i == routes_->routes.end() || !i->second.responder) {
-      on_error(make_error(errc::no_responder,
-                          std::string{"no service serves requests of type '"}
-                            + Req::type_name + "' on node '"
-                            + ctx_.bus->node_name() + "'"));
+    auto dest = find_responder(*routes_, Req::type_id, Req::type_name,
+                               ctx_.bus->node_name());
+    if (!dest) {
+      on_error(dest.error());
       return;
     }
-    auto dest = caf::actor_cast<caf::actor>(i->second.responder);
-    event_based_actor::request(dest, timeout, std::move(req))
+    event_based_actor::request(*dest, timeout, std::move(req))
       .then([on_reply](const Reply& x) mutable { on_reply(x); },
             [on_error, timeout](caf::error& err) mutable {
-              on_error(translate_request_error(err, Req::type_name, timeout));
+              on_error(request_error(err, Req::type_name, timeout));
             });
   }
 
@@ -142,9 +140,6 @@ protected:
   void on_exit() override;
 
 private:
-  static caf::error translate_request_error(const caf::error& err,
-                                            const char* type_name,
-                                            std::chrono::nanoseconds timeout);
   void refresh_routes() {
     auto v = ctx_.bus->version();
     if (v != routes_version_) {

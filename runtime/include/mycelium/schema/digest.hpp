@@ -5,10 +5,12 @@
 #include <string>
 
 #include "mycelium/schema/schema.hpp"
+#include "mycelium/wire/handshake.hpp"
 
 namespace mycelium::schema {
 
-using digest256 = std::array<uint8_t, 32>;
+using wire::digest256;
+using wire::to_hex;
 
 /// The canonical text of a whole schema: package, enums by name, messages by
 /// id, fields by id, every default made explicit. Comments, whitespace, key
@@ -34,6 +36,5 @@ digest256 message_digest(const schema& s, const message_def& m);
 /// SHA-256 of arbitrary bytes (OpenSSL libcrypto).
 digest256 sha256(const std::string& bytes);
 
-std::string to_hex(const digest256& d);
 
 } // namespace mycelium::schema

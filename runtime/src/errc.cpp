@@ -37,6 +37,12 @@ const char* to_string(errc x) noexcept {
     case errc::already_registered: return "already_registered";
     case errc::config_invalid: return "config_invalid";
     case errc::data_invalid: return "data_invalid";
+    case errc::peer_lost: return "peer_lost";
+    case errc::sequence_gap: return "sequence_gap";
+    case errc::protocol_violation: return "protocol_violation";
+    case errc::link_overflow: return "link_overflow";
+    case errc::address_in_use: return "address_in_use";
+    case errc::io_failed: return "io_failed";
   }
   return "<invalid errc>";
 }

@@ -47,7 +47,17 @@ enum class errc : uint8_t {
   // -- inputs of tools (backtest, launcher) ---------------------------------------
   config_invalid,         ///< a configuration file is wrong; names file:line:field
   data_invalid,           ///< an input data file is wrong; names file:line:column
+  // -- links (values are on the wire in `refuse`: append only) ------------------
+  peer_lost,              ///< peer closed, crashed or stopped sending heartbeats
+  sequence_gap,           ///< a frame's sequence number is not the previous + 1
+  protocol_violation,     ///< a frame that is not allowed in the link's state
+  link_overflow,          ///< the slow peer was disconnected by its overflow policy
+  address_in_use,         ///< a live process owns the socket address
+  io_failed,              ///< a socket or file operation failed; carries errno text
 };
+
+/// The highest `errc` value (decoders reject anything above it).
+constexpr errc errc_last = errc::io_failed;
 
 /// Returns the enumerator name, e.g. "string_too_long".
 const char* to_string(errc x) noexcept;

@@ -35,6 +35,8 @@ struct bus::state {
   std::map<uint32_t, std::vector<subscription_ptr>> subs;
   std::map<uint32_t, caf::strong_actor_ptr> responders;
   std::map<std::string, std::shared_ptr<detail::service_counters>> services;
+  std::map<uint64_t, std::shared_ptr<std::function<void()>>> watchers;
+  uint64_t next_watch_id = 1;
   /// Removed subscriptions that a stale snapshot may still reference; read
   /// by the statistics so that no count disappears in between.
   std::vector<std::weak_ptr<subscription>> limbo;
@@ -66,20 +68,34 @@ struct bus::state {
     version.fetch_add(1, std::memory_order_acq_rel);
   }
 
-  void remove(const subscription_ptr& sub) {
+  /// Runs the watchers; call without holding `mtx`.
+  void notify() {
+    std::vector<std::shared_ptr<std::function<void()>>> fns;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      for (auto& kv : watchers)
+        fns.push_back(kv.second);
+    }
+    for (auto& f : fns)
+      (*f)();
+  }
+
+  /// Returns whether `sub` was still subscribed.
+  bool remove(const subscription_ptr& sub) {
     auto i = subs.find(sub->topic->type_id);
     if (i == subs.end())
-      return;
+      return false;
     auto& v = i->second;
     auto j = std::find(v.begin(), v.end(), sub);
     if (j == v.end())
-      return;
+      return false;
     v.erase(j);
     limbo.erase(std::remove_if(limbo.begin(), limbo.end(),
                                [](auto& w) { return w.expired(); }),
                 limbo.end());
     limbo.push_back(sub);
     rebuild();
+    return true;
   }
 };
 
@@ -91,6 +107,7 @@ bus::bus(std::string node_name)
 bus::~bus() {
   // Drop the strong actor references held by the routing table.
   std::lock_guard<std::mutex> guard{state_->mtx};
+  state_->watchers.clear();
   state_->subs.clear();
   state_->responders.clear();
   state_->table = std::make_shared<routing_table>();
@@ -99,6 +116,22 @@ bus::~bus() {
 subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
                                 const caf::strong_actor_ptr& who,
                                 const std::string& service_name) {
+  return add_subscription(type_id, type_name, who, nullptr, service_name);
+}
+
+subscription_ptr bus::subscribe_link(uint32_t type_id,
+                                     const std::string& type_name,
+                                     const caf::strong_actor_ptr& link,
+                                     std::shared_ptr<send_gate> gate,
+                                     const std::string& link_name) {
+  return add_subscription(type_id, type_name, link, std::move(gate), link_name);
+}
+
+subscription_ptr bus::add_subscription(uint32_t type_id,
+                                       const std::string& type_name,
+                                       const caf::strong_actor_ptr& who,
+                                       std::shared_ptr<send_gate> gate,
+                                       const std::string& service_name) {
   subscription_ptr sub;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
@@ -107,9 +140,11 @@ subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
       svc = std::make_shared<detail::service_counters>(service_name);
     sub = std::make_shared<subscription>(who, state_->topic(type_id, type_name),
                                          svc);
+    sub->gate = std::move(gate);
     state_->subs[type_id].push_back(sub);
     state_->rebuild();
   }
+  notify_watchers();
   // Auto-unsubscribe on termination. Runs at once if `who` already died.
   std::weak_ptr<state> ws = state_;
   std::weak_ptr<subscription> wsub = sub;
@@ -118,8 +153,13 @@ subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
       auto st = ws.lock();
       auto s = wsub.lock();
       if (st && s) {
-        std::lock_guard<std::mutex> guard{st->mtx};
-        st->remove(s);
+        bool removed;
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          removed = st->remove(s);
+        }
+        if (removed)
+          st->notify();
       }
     });
   return sub;
@@ -128,8 +168,41 @@ subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
 void bus::unsubscribe(const subscription_ptr& sub) {
   if (!sub)
     return;
+  bool removed;
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    removed = state_->remove(sub);
+  }
+  if (removed)
+    notify_watchers();
+}
+
+std::vector<uint32_t> bus::interest(const caf::actor_control_block* exclude) const {
+  std::vector<uint32_t> out;
   std::lock_guard<std::mutex> guard{state_->mtx};
-  state_->remove(sub);
+  for (auto& [id, v] : state_->subs)
+    for (auto& s : v)
+      if (s->subscriber.get() != exclude) {
+        out.push_back(id);
+        break;
+      }
+  return out;
+}
+
+uint64_t bus::watch(std::function<void()> fn) {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  auto id = state_->next_watch_id++;
+  state_->watchers.emplace(id, std::make_shared<std::function<void()>>(std::move(fn)));
+  return id;
+}
+
+void bus::unwatch(uint64_t id) {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  state_->watchers.erase(id);
+}
+
+void bus::notify_watchers() {
+  state_->notify();
 }
 
 caf::error bus::set_responder(uint32_t type_id, const std::string& type_name,
@@ -185,6 +258,7 @@ topic_stats collect(const detail::topic_counters& t,
   r.type_name = t.name;
   r.published = t.published.load(std::memory_order_relaxed);
   r.no_subscriber = t.no_subscriber.load(std::memory_order_relaxed);
+  r.refused = t.refused.load(std::memory_order_relaxed);
   r.enqueued = t.retired_enqueued.load(std::memory_order_relaxed);
   r.delivered = t.retired_delivered.load(std::memory_order_relaxed);
   r.dropped = t.retired_dropped.load(std::memory_order_relaxed);

@@ -73,7 +73,39 @@ void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
       std::copy(name.begin(), name.end(), list.begin() + off + 37);
     }
     w.sized(8, list.data(), list.size());
+    if (x.nonce != digest128{})
+      w.sized(9, x.nonce.data(), x.nonce.size());
   });
+}
+
+void encode_interest(std::vector<uint8_t>& out, control_type type,
+                     uint32_t type_id, uint64_t seq) {
+  frame(out, type, seq, [&](writer& w) { w.scalar<uint32_t>(1, type_id); });
+}
+
+void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq) {
+  frame(out, control_type::heartbeat, seq, [](writer&) {});
+}
+
+errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id) {
+  reader r{payload, n};
+  uint32_t seen = 0;
+  while (!r.at_end()) {
+    uint16_t fid;
+    wire_type wt;
+    if (auto e = r.tag(fid, wt); e != errc::none)
+      return e;
+    if (!first_time(seen, fid))
+      return errc::duplicate_field;
+    auto e = fid == 1 ? r.scalar(wt, type_id) : r.skip(wt);
+    if (e != errc::none)
+      return e;
+  }
+  if ((seen & 2u) == 0)
+    return errc::truncated;
+  if (type_id == 0 || type_id >= first_control_type_id)
+    return errc::unknown_type;
+  return errc::none;
 }
 
 void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq) {
@@ -102,6 +134,7 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
       case 5: e = r.string(wt, max_name, out.service); break;
       case 6: e = r.scalar(wt, out.pid); break;
       case 7: e = r.bytes(wt, max_proof, out.auth_proof); break;
+      case 9: e = r.array(wt, out.nonce); break;
       case 8: {
         const uint8_t* p = nullptr;
         uint32_t len = 0;
@@ -164,7 +197,7 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
       case 1: {
         uint32_t v = 0;
         e = r.scalar(wt, v);
-        if (e == errc::none && v > static_cast<uint32_t>(errc::data_invalid))
+        if (e == errc::none && v > static_cast<uint32_t>(errc_last))
           return errc::bad_enum_value;
         out.reason = static_cast<errc>(v);
         break;

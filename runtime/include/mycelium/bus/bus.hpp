@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,7 @@
 #include <caf/message.hpp>
 
 #include "mycelium/bus/bus_stats.hpp"
+#include "mycelium/bus/send_gate.hpp"
 #include "mycelium/detail/tsan.hpp"
 #include "mycelium/errc.hpp"
 
@@ -35,6 +37,9 @@ struct subscription {
   subscription& operator=(const subscription&) = delete;
 
   caf::strong_actor_ptr subscriber;
+  /// Set for links only: bounds their send queue, and marks the subscriber
+  /// as a link, which never gets back what it published itself (no echo).
+  std::shared_ptr<send_gate> gate;
   std::shared_ptr<detail::topic_counters> topic;
   std::shared_ptr<detail::service_counters> service;
   alignas(64) std::atomic<uint64_t> enqueued{0};
@@ -60,8 +65,10 @@ using routing_table_ptr = std::shared_ptr<const routing_table>;
 
 /// Hot-path status of publish.
 enum class publish_status : uint8_t {
-  ok,            ///< handed to at least one subscriber
-  no_subscriber, ///< nobody subscribed (counted, not an error)
+  ok,             ///< handed to every subscriber
+  no_subscriber,  ///< nobody subscribed (counted, not an error)
+  back_pressured, ///< a link's send queue was full: its copy was refused
+                  ///< by the link's overflow policy (counted per link)
 };
 
 /// The per-node message bus: topics keyed by schema type id, local fan-out
@@ -87,7 +94,27 @@ public:
                              const caf::strong_actor_ptr& who,
                              const std::string& service_name);
 
+  /// Adds a link's interest in `type_id` on behalf of its peer: like
+  /// `subscribe`, plus the link's `gate` (bounded send queue). A link never
+  /// receives what it published itself.
+  subscription_ptr subscribe_link(uint32_t type_id, const std::string& type_name,
+                                  const caf::strong_actor_ptr& link,
+                                  std::shared_ptr<send_gate> gate,
+                                  const std::string& link_name);
+
   void unsubscribe(const subscription_ptr& sub);
+
+  /// The type ids that have at least one subscriber other than `exclude`:
+  /// what a link advertises to its peer (links forward interest they hold
+  /// for other links, so interest spreads along a tree of links).
+  std::vector<uint32_t> interest(const caf::actor_control_block* exclude) const;
+
+  /// Calls `fn` (on the thread that made the change, never under the bus
+  /// lock) after any subscription was added or removed. Returns an id for
+  /// `unwatch`. `fn` should only post a message.
+  uint64_t watch(std::function<void()> fn);
+
+  void unwatch(uint64_t id);
 
   /// Makes `who` the responder for requests of `type_id`. Fails with
   /// `already_registered` while another live responder holds the type.
@@ -138,6 +165,8 @@ public:
     auto n = r->subscribers.size();
     if (n == 1) {
       auto* s = r->subscribers.front();
+      if (s->gate) // a link: no echo, bounded queue
+        return fan_out(*r, caf::make_message(std::forward<T>(x)), sender, ctx);
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
       auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
                                             caf::make_message_id(), {},
@@ -211,9 +240,21 @@ private:
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
     MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
+    auto result = publish_status::ok;
+    size_t handed = 0;
     auto last = r.subscribers.size() - 1;
     for (size_t k = 0; k <= last; ++k) {
       auto* s = r.subscribers[k];
+      if (s->gate) {
+        if (s->subscriber.get() == sender)
+          continue; // never echo a link's frame back to it
+        if (!s->gate->admit()) {
+          r.topic->refused.fetch_add(1, std::memory_order_relaxed);
+          result = publish_status::back_pressured;
+          continue;
+        }
+      }
+      ++handed;
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
       s->subscriber->enqueue(
         caf::make_mailbox_element(caf::strong_actor_ptr{sender},
@@ -221,8 +262,19 @@ private:
                                   k == last ? std::move(msg) : msg),
         ctx);
     }
-    return publish_status::ok;
+    if (handed == 0 && result == publish_status::ok) {
+      // Only the publishing link itself was interested.
+      r.topic->no_subscriber.fetch_add(1, std::memory_order_relaxed);
+      return publish_status::no_subscriber;
+    }
+    return result;
   }
+
+  subscription_ptr add_subscription(uint32_t type_id, const std::string& type_name,
+                                    const caf::strong_actor_ptr& who,
+                                    std::shared_ptr<send_gate> gate,
+                                    const std::string& service_name);
+  void notify_watchers();
 
   void count_unrouted(uint32_t type_id, const char* type_name);
   std::string node_name_;

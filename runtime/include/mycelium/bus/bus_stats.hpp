@@ -18,6 +18,7 @@ struct topic_stats {
   uint64_t enqueued = 0;      ///< copies handed to subscriber mailboxes
   uint64_t delivered = 0;     ///< handler invocations
   uint64_t dropped = 0;       ///< lost with a terminated subscriber
+  uint64_t refused = 0;       ///< copies refused by a full link send queue
 };
 
 /// Counters of one service name on one bus, kept across restarts.
@@ -51,6 +52,7 @@ struct topic_counters {
   std::string name;
   alignas(64) std::atomic<uint64_t> published{0};
   std::atomic<uint64_t> no_subscriber{0};
+  std::atomic<uint64_t> refused{0};
   std::atomic<uint64_t> retired_enqueued{0};
   std::atomic<uint64_t> retired_delivered{0};
   std::atomic<uint64_t> retired_dropped{0};

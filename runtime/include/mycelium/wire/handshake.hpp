@@ -17,6 +17,7 @@ constexpr uint16_t protocol_version = 1;
 constexpr uint32_t hello_magic = 0x4C43594D;
 
 using digest256 = std::array<uint8_t, 32>;
+using digest128 = std::array<uint8_t, 16>;
 
 /// One message type of a schema as announced in a hello: lets the refusing
 /// side name the first type whose definition differs.
@@ -29,8 +30,9 @@ struct type_digest {
 /// The first frame on every link, in both directions (control type `hello`).
 /// Payload fields (TLV): 1 magic u32, 2 version u16, 3 schema_digest
 /// bytes[32], 4 node string, 5 service string, 6 pid u32, 7 auth_proof bytes
-/// (empty when no secret is configured), 8 type list (see wire-protocol.md).
-/// All fields but 7 are required: a hello without them is refused.
+/// (empty when no secret is configured), 8 type list (see wire-protocol.md),
+/// 9 nonce bytes[16] (random per connection; input of the auth proof).
+/// All fields but 7 and 9 are required: a hello without them is refused.
 struct hello {
   uint32_t magic = hello_magic;
   uint16_t version = protocol_version;
@@ -40,6 +42,7 @@ struct hello {
   uint32_t pid = 0;
   std::vector<uint8_t> auth_proof;
   std::vector<type_digest> types;
+  digest128 nonce{};
 };
 
 /// The answer to an unacceptable hello (control type `refuse`), sent before
@@ -52,6 +55,16 @@ struct refuse {
 /// Appends one complete frame (header + payload) carrying `x`.
 void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq);
 void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq);
+
+/// Appends a `subscribe` or `unsubscribe` frame (payload: 1 type_id u32).
+void encode_interest(std::vector<uint8_t>& out, control_type type,
+                     uint32_t type_id, uint64_t seq);
+
+/// Appends a `heartbeat` frame (empty payload).
+void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq);
+
+/// Decodes a subscribe / unsubscribe payload; the id must be a schema id.
+errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id);
 
 /// Decodes a hello / refuse payload. Bounds-checked; never throws on bad input.
 errc decode(const uint8_t* payload, size_t n, hello& out);

@@ -1,0 +1,113 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "mycelium/errc.hpp"
+
+namespace mycelium {
+
+/// What a link does when its bounded send queue is full.
+enum class overflow_policy : uint8_t {
+  block,       ///< the publisher waits up to a timeout, then `back_pressured`
+  drop_newest, ///< the new message is dropped and counted
+  disconnect,  ///< the slow peer is disconnected (the message is counted)
+};
+
+/// "block", "drop_newest" or "disconnect".
+const char* to_string(overflow_policy x) noexcept;
+
+/// Parses the names above; `config_invalid` naming the accepted values else.
+caf::error parse_overflow_policy(const std::string& text, overflow_policy& out);
+
+/// Bounds the messages in flight towards one link: a publisher claims a slot
+/// before it enqueues into the link's mailbox, the link releases the slot once
+/// the frame has been handed to the operating system (or was discarded and
+/// counted). When no slot is free the configured `overflow_policy` decides.
+///
+/// Thread-safety: `admit` may run on any number of publisher threads at once;
+/// `release`, `reset` and the counters are safe from any thread. Waiting
+/// publishers block on a condition variable, never spin.
+class send_gate {
+public:
+  /// `on_overflow` runs once per overflow episode under policy `disconnect`
+  /// (on the publisher's thread); it should only post a message to the link.
+  send_gate(size_t capacity, overflow_policy policy,
+            std::chrono::nanoseconds block_timeout,
+            std::function<void()> on_overflow = {});
+
+  send_gate(const send_gate&) = delete;
+  send_gate& operator=(const send_gate&) = delete;
+
+  /// Claims one slot. Returns false when the message must not be enqueued
+  /// (it was counted as `dropped`, `back_pressured` or `overflowed`).
+  bool admit() noexcept {
+    if (depth_.fetch_add(1, std::memory_order_acq_rel) < capacity_)
+      return true;
+    return admit_slow();
+  }
+
+  /// Returns `n` slots (frames written or discarded).
+  void release(size_t n = 1) noexcept {
+    depth_.fetch_sub(n, std::memory_order_acq_rel);
+    if (waiters_.load(std::memory_order_acquire) > 0)
+      wake();
+  }
+
+  /// Re-arms policy `disconnect` after the link reconnected.
+  void rearm() noexcept { overflowed_.store(false, std::memory_order_release); }
+
+  size_t capacity() const noexcept { return capacity_; }
+  overflow_policy policy() const noexcept { return policy_; }
+  size_t depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
+
+  /// Messages refused by `drop_newest` or `disconnect`.
+  uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  /// Messages refused by `block` after the timeout (or from a thread that
+  /// must not block, see `no_block_scope`).
+  uint64_t back_pressured() const noexcept {
+    return back_pressured_.load(std::memory_order_relaxed);
+  }
+  /// Overflow episodes that triggered a disconnect.
+  uint64_t disconnects() const noexcept {
+    return disconnects_.load(std::memory_order_relaxed);
+  }
+
+  /// While alive on a thread, `admit` on that thread never waits (links
+  /// forwarding into other links run on CAF's I/O thread and must not stall
+  /// it); a full `block` gate then counts `back_pressured` at once.
+  class no_block_scope {
+  public:
+    no_block_scope() noexcept;
+    ~no_block_scope();
+    no_block_scope(const no_block_scope&) = delete;
+    no_block_scope& operator=(const no_block_scope&) = delete;
+
+  private:
+    bool prev_;
+  };
+
+private:
+  bool admit_slow() noexcept;
+  void wake() noexcept;
+
+  const size_t capacity_;
+  const overflow_policy policy_;
+  const std::chrono::nanoseconds block_timeout_;
+  std::function<void()> on_overflow_;
+  alignas(64) std::atomic<size_t> depth_{0};
+  alignas(64) std::atomic<uint32_t> waiters_{0};
+  std::atomic<bool> overflowed_{false};
+  std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> back_pressured_{0};
+  std::atomic<uint64_t> disconnects_{0};
+  std::mutex mtx_;
+  std::condition_variable cv_;
+};
+
+} // namespace mycelium

@@ -1,0 +1,572 @@
+// The link conformance suite: written once, run over every link kind
+// (TEST_CASE_TEMPLATE). Each test starts real peer processes
+// (mycelium-link-peer), talks to them over a real link and synchronises on
+// events (link state, reports) with timeouts; never on sleeps.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include <sys/stat.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "child_process.hpp"
+#include "link_test.hpp"
+#include "mycelium/actors/node.hpp"
+#include "mycelium/transports/link.hpp"
+#include "mycelium/transports/remote_node.hpp"
+#include "peer_service.hpp"
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+namespace mt = mycelium::transports;
+namespace lt = mycelium::linktest;
+using mycelium::conformance::child_process;
+using mycelium::publish_status;
+
+namespace {
+
+// -- link kinds under test ------------------------------------------------------
+
+struct unix_link {
+  static constexpr mt::link_kind kind = mt::link_kind::unix_socket;
+};
+
+struct tcp_link {
+  static constexpr mt::link_kind kind = mt::link_kind::tcp;
+};
+
+// -- what the driver's node receives ---------------------------------------------
+
+struct inbox {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<lt::pong> pongs;
+  std::map<uint64_t, lt::report> reports;
+  mycelium::conformance::data_checker data;
+  std::map<std::string, uint64_t> chats; // by origin
+
+  template <class Pred>
+  bool wait(Pred pred, std::chrono::milliseconds timeout = 20s) {
+    std::unique_lock<std::mutex> guard{mtx};
+    return cv.wait_for(guard, timeout, [&] { return pred(); });
+  }
+};
+
+class collector : public mycelium::service {
+public:
+  collector(caf::actor_config& cfg, mycelium::service_context ctx,
+            std::shared_ptr<inbox> box)
+    : service(cfg, std::move(ctx)), box_(std::move(box)) {
+  }
+
+  void on_start() override {
+    subscribe<lt::pong>([this](const lt::pong& p) { put([&] { box_->pongs.push_back(p); }); });
+    subscribe<lt::report>([this](const lt::report& r) {
+      put([&] { box_->reports[r.token] = r; });
+    });
+    subscribe<lt::data>([this](const lt::data& d) { put([&] { box_->data.add(d); }); });
+    subscribe<lt::chat>([this](const lt::chat& c) { put([&] { ++box_->chats[c.origin]; }); });
+  }
+
+private:
+  template <class F>
+  void put(F f) {
+    std::lock_guard<std::mutex> guard{box_->mtx};
+    f();
+    box_->cv.notify_all();
+  }
+
+  std::shared_ptr<inbox> box_;
+};
+
+struct system_config : caf::actor_system_config {
+  system_config() {
+    load<caf::io::middleman>();
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+/// A scratch directory for socket files and peer logs, removed afterwards.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string tmpl = (fs::temp_directory_path() / "mycelium-conf-XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+/// One driver node with a collector, plus helpers to start peers and links.
+template <class Kind>
+struct harness {
+  temp_dir dir;
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  mycelium::node node{sys, "driver"};
+  std::shared_ptr<inbox> box = std::make_shared<inbox>();
+  uint64_t next_token = 1;
+  int peers_started = 0;
+
+  harness() {
+    auto c = node.start(
+      [b = box](caf::actor_system& s, mycelium::service_context ctx) {
+        return s.spawn<collector>(std::move(ctx), b);
+      },
+      "collector");
+    REQUIRE(c);
+  }
+
+  std::string unix_path() const { return (dir.path / "peer.sock").string(); }
+
+  /// Starts a listening peer; returns it, its TCP port and BASP port.
+  struct started_peer {
+    std::unique_ptr<child_process> process;
+    uint16_t port;
+    uint16_t basp;
+  };
+
+  started_peer start_peer(std::vector<std::string> extra = {}, uint16_t port = 0) {
+    std::vector<std::string> argv{MYCELIUM_LINK_PEER, "--kind",
+                                  Kind::kind == mt::link_kind::tcp ? "tcp" : "unix",
+                                  "--listen",
+                                  Kind::kind == mt::link_kind::tcp ? "127.0.0.1"
+                                                                   : unix_path(),
+                                  "--port", std::to_string(port)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto log = (dir.path / ("peer" + std::to_string(++peers_started) + ".log")).string();
+    auto p = std::make_unique<child_process>(argv, log);
+    auto line = p->read_line(20s);
+    INFO("peer stderr: " << p->stderr_text());
+    REQUIRE(line.rfind("ready port=", 0) == 0);
+    auto port_out = static_cast<uint16_t>(std::stoi(line.substr(11)));
+    auto basp_at = line.find("basp=");
+    REQUIRE(basp_at != std::string::npos);
+    auto basp = static_cast<uint16_t>(std::stoi(line.substr(basp_at + 5)));
+    return {std::move(p), port_out, basp};
+  }
+
+  mt::link_config link_to(uint16_t port) const {
+    mt::link_config c;
+    c.name = "conformance";
+    c.kind = Kind::kind;
+    c.role = mt::link_role::connect;
+    c.address = Kind::kind == mt::link_kind::tcp ? "127.0.0.1" : unix_path();
+    c.port = port;
+    return c;
+  }
+
+  mt::link connect(const mt::link_config& c) {
+    auto l = mt::link::start(node, lt::descriptor(), c);
+    REQUIRE(l);
+    return *l;
+  }
+
+  /// Asks the peer for its counters; everything published before arrived
+  /// when the answer is here (one link keeps order). Waits for the send
+  /// queue to drain first, so that no overflow policy refuses the request.
+  lt::report report(const mt::link& l) {
+    REQUIRE(l.await_peer_interest(lt::report_request::type_id, 10s));
+    REQUIRE(l.await([](const mt::link_stats& s) { return s.queued == 0; }, 30s));
+    auto token = next_token++;
+    REQUIRE(node.publish(lt::report_request{token}) == publish_status::ok);
+    REQUIRE(box->wait([&] { return box->reports.count(token) > 0; }));
+    std::lock_guard<std::mutex> guard{box->mtx};
+    return box->reports[token];
+  }
+
+  ~harness() {
+    node.stop();
+  }
+};
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+/// Waits until the peer's stderr contains `needle`.
+bool await_stderr(child_process& p, const std::string& needle,
+                  std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (contains(p.stderr_text(), needle))
+      return true;
+    p.read_line(10ms); // waits on the pipe, not a sleep
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("links deliver in order, both ways, complete", Kind, unix_link,
+                   tcp_link) {
+  harness<Kind> h;
+  auto [peer, port, basp_unused] = h.start_peer();
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
+  constexpr uint64_t n = 100000;
+  for (uint64_t i = 1; i <= n; ++i)
+    REQUIRE(h.node.publish(mycelium::conformance::make_data(i, 2048))
+            == publish_status::ok);
+  auto rep = h.report(l);
+  CHECK(rep.received == n);
+  CHECK(rep.order_errors == 0);
+  CHECK(rep.checksum_errors == 0);
+  CHECK(rep.last_seq == n);
+  // The driver's own collector saw its local copies: reset, then the
+  // reverse direction.
+  REQUIRE(h.box->wait([&] { return h.box->data.received == n; }));
+  {
+    std::lock_guard<std::mutex> guard{h.box->mtx};
+    h.box->data = {};
+  }
+  h.node.publish(lt::command{"send 50000 2048"});
+  REQUIRE(h.box->wait([&] { return h.box->data.received == 50000; }, 60s));
+  std::lock_guard<std::mutex> guard{h.box->mtx};
+  CHECK(h.box->data.order_errors == 0);
+  CHECK(h.box->data.checksum_errors == 0);
+  auto s = l.stats();
+  CHECK(s.frames_received >= 50000);
+  CHECK(s.bad_frames == 0);
+  CHECK(s.dropped_overflow + s.back_pressured + s.dropped_link_down == 0);
+}
+
+TEST_CASE_TEMPLATE("frames from 0 bytes to max_payload cross; larger ones are refused",
+                   Kind, unix_link, tcp_link) {
+  harness<Kind> h;
+  constexpr uint32_t max_payload = 256 * 1024;
+  auto [peer, port, basp_unused] = h.start_peer({"--max-payload", std::to_string(max_payload)});
+  auto c = h.link_to(port);
+  c.max_payload = max_payload;
+  auto l = h.connect(c);
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::ping::type_id, 10s));
+  REQUIRE(l.await_peer_interest(lt::empty::type_id, 10s));
+  // ping payload = seq (2 + 8 bytes) + bytes field (2 + 4 + n bytes).
+  constexpr size_t overhead = 16;
+  std::vector<size_t> sizes{0, 1, 7, 8, 9, 63, 64, 65, 4095, 4096, 65535, 65536,
+                            max_payload - overhead - 1, max_payload - overhead};
+  h.node.publish(lt::empty{});
+  for (size_t i = 0; i < sizes.size(); ++i)
+    h.node.publish(lt::ping{i, mycelium::conformance::make_payload(i, sizes[i])});
+  REQUIRE(h.box->wait([&] { return h.box->pongs.size() == sizes.size(); }));
+  {
+    std::lock_guard<std::mutex> guard{h.box->mtx};
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      CHECK(h.box->pongs[i].seq == i);
+      CHECK(h.box->pongs[i].payload == mycelium::conformance::make_payload(i, sizes[i]));
+    }
+  }
+  CHECK(h.report(l).empties == 1);
+  // One byte over: refused with a counter and an error naming the type.
+  h.node.publish(lt::ping{999, std::vector<uint8_t>(max_payload - overhead + 1)});
+  REQUIRE(l.await([](const mt::link_stats& s) { return s.frames_too_large == 1; }, 10s));
+  CHECK(contains(l.stats().last_error, "'ping'"));
+  CHECK(contains(l.stats().last_error, "max_payload"));
+  // The link is not wedged.
+  h.node.publish(lt::ping{1000, {}});
+  REQUIRE(h.box->wait([&] { return h.box->pongs.size() == sizes.size() + 1; }));
+  std::lock_guard<std::mutex> guard{h.box->mtx};
+  CHECK(h.box->pongs.back().seq == 1000);
+}
+
+TEST_CASE_TEMPLATE("interest propagates and nothing echoes back", Kind, unix_link,
+                   tcp_link) {
+  harness<Kind> h;
+  auto [peer, port, basp_unused] = h.start_peer();
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::command::type_id, 10s));
+  // Nobody over there wants probes: they do not cross.
+  auto sent_before = l.stats().frames_sent;
+  for (uint64_t i = 0; i < 10; ++i)
+    CHECK(h.node.publish(lt::probe{i}) == publish_status::no_subscriber);
+  CHECK(l.stats().frames_sent == sent_before);
+  // Now the peer subscribes, and only then they cross.
+  h.node.publish(lt::command{"subscribe probe"});
+  REQUIRE(l.await_peer_interest(lt::probe::type_id, 10s));
+  for (uint64_t i = 0; i < 10; ++i)
+    CHECK(h.node.publish(lt::probe{i}) == publish_status::ok);
+  CHECK(h.report(l).probes == 10);
+  h.node.publish(lt::command{"unsubscribe probe"});
+  REQUIRE(l.await(
+    [](const mt::link_stats& s) {
+      return std::find(s.peer_interest.begin(), s.peer_interest.end(),
+                       lt::probe::type_id)
+             == s.peer_interest.end();
+    },
+    10s));
+  CHECK(h.node.publish(lt::probe{11}) == publish_status::no_subscriber);
+  CHECK(h.report(l).probes == 10);
+  // Both sides publish and subscribe chat: each side sees its own chats
+  // once (locally) and the other side's once; none come back.
+  REQUIRE(l.await_peer_interest(lt::chat::type_id, 10s));
+  for (uint64_t i = 1; i <= 10; ++i)
+    h.node.publish(lt::chat{"driver", i});
+  h.node.publish(lt::command{"chat 5"});
+  REQUIRE(h.box->wait([&] { return h.box->chats["peer"] == 5; }));
+  auto rep = h.report(l);
+  CHECK(rep.chats == 15);
+  std::lock_guard<std::mutex> guard{h.box->mtx};
+  CHECK(h.box->chats["driver"] == 10);
+  CHECK(h.box->chats["peer"] == 5);
+}
+
+TEST_CASE_TEMPLATE("a schema digest mismatch is refused with the reason on both ends",
+                   Kind, unix_link, tcp_link) {
+  harness<Kind> h;
+  auto [peer, port, basp_unused] = h.start_peer({"--schema", "other"});
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await(
+    [](const mt::link_stats& s) {
+      return s.refusals_sent + s.refusals_received >= 1
+             && s.last_error.find("digest mismatch") != std::string::npos;
+    },
+    10s));
+  auto s = l.stats();
+  CHECK(s.state != mt::link_state::up);
+  CHECK(s.connects == 0);
+  CHECK(contains(s.last_error, "bdb45c18b8a430ff890e5ec90f2f1a8acff5bfd695fc9ab1dd8d5c9fba1e3e84"));
+  CHECK(contains(s.last_error, "fadb76ff4cc18ba9cd386c6089744f4cbeda03796a3c70f3bece2e8b5e6e28ee"));
+  CHECK(contains(s.last_error, "data (id 3)"));
+  CHECK(await_stderr(*peer, "schema digest mismatch"));
+  CHECK(contains(peer->stderr_text(), "data (id 3)"));
+}
+
+TEST_CASE_TEMPLATE("a peer without the shared secret is refused", Kind, unix_link,
+                   tcp_link) {
+  harness<Kind> h;
+  SUBCASE("no proof") {
+    auto [peer, port, basp_unused] = h.start_peer();
+    auto c = h.link_to(port);
+    c.secret = "s3cret";
+    auto l = h.connect(c);
+    REQUIRE(l.await(
+      [](const mt::link_stats& s) {
+        return s.last_error.find("no authentication proof") != std::string::npos;
+      },
+      10s));
+    CHECK(l.stats().connects == 0);
+    CHECK(l.stats().refusals_sent >= 1);
+  }
+  SUBCASE("different secrets") {
+    auto [peer, port, basp_unused] = h.start_peer({"--secret", "other"});
+    auto c = h.link_to(port);
+    c.secret = "s3cret";
+    auto l = h.connect(c);
+    REQUIRE(l.await(
+      [](const mt::link_stats& s) {
+        return s.last_error.find("different secrets") != std::string::npos;
+      },
+      10s));
+    CHECK(l.stats().connects == 0);
+    CHECK(await_stderr(*peer, "auth_failed"));
+  }
+  SUBCASE("same secret") {
+    auto [peer, port, basp_unused] = h.start_peer({"--secret", "s3cret"});
+    auto c = h.link_to(port);
+    c.secret = "s3cret";
+    auto l = h.connect(c);
+    REQUIRE(l.await_up(10s));
+    REQUIRE(l.await_peer_interest(lt::ping::type_id, 10s));
+    h.node.publish(lt::ping{7, {1, 2, 3}});
+    REQUIRE(h.box->wait([&] { return h.box->pongs.size() == 1; }));
+  }
+}
+
+TEST_CASE_TEMPLATE("a crashed or hung peer is detected and the link reconnects", Kind,
+                   unix_link, tcp_link) {
+  harness<Kind> h;
+  auto [peer, port, basp_unused] = h.start_peer({"--heartbeat-ms", "50", "--peer-timeout-ms", "400"});
+  auto c = h.link_to(port);
+  c.heartbeat_interval = 50ms;
+  c.peer_timeout = 400ms;
+  c.reconnect_max = 200ms;
+  auto l = h.connect(c);
+  REQUIRE(l.await_up(10s));
+  auto is_down = [](const mt::link_stats& s) { return s.state == mt::link_state::down; };
+  auto is_up = [](const mt::link_stats& s) { return s.state == mt::link_state::up; };
+  // Hung (half-open): only the missing heartbeats tell.
+  peer->kill(SIGSTOP);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(l.await(is_down, 5s));
+  auto detected = std::chrono::steady_clock::now() - t0;
+  CHECK(detected < 400ms + 200ms);
+  CHECK(contains(l.stats().last_error, "no frame from"));
+  // Killed: the kernel closes its sockets; a new peer takes over the
+  // address (a stale Unix socket file is replaced).
+  peer->kill(SIGKILL);
+  CHECK(peer->wait_exit(5s) == 128 + SIGKILL);
+  auto [peer2, port2, basp2_unused] = h.start_peer({"--heartbeat-ms", "50", "--peer-timeout-ms", "400"},
+                                     port);
+  CHECK(port2 == port);
+  REQUIRE(l.await(is_up, 10s));
+  CHECK(l.stats().connects == 2);
+  REQUIRE(l.await_peer_interest(lt::ping::type_id, 10s));
+  h.node.publish(lt::ping{1, {}});
+  REQUIRE(h.box->wait([&] { return h.box->pongs.size() == 1; }));
+  // kill -9 mid-stream: noticed at once (connection reset), well within 100 ms
+  // on a local link.
+  std::atomic<bool> streaming{true};
+  std::thread publisher{[&] {
+    for (uint64_t i = 1; streaming.load(); ++i)
+      h.node.publish(mycelium::conformance::make_data(i, 512));
+  }};
+  REQUIRE(l.await([](const mt::link_stats& s) { return s.frames_sent > 1000; }, 10s));
+  peer2->kill(SIGKILL);
+  t0 = std::chrono::steady_clock::now();
+  REQUIRE(l.await(is_down, 5s));
+  detected = std::chrono::steady_clock::now() - t0;
+  streaming = false;
+  publisher.join();
+  CHECK(detected < 100ms);
+  CHECK(l.stats().disconnects == 2);
+}
+
+TEST_CASE_TEMPLATE("each overflow policy behaves as configured and counts exactly",
+                   Kind, unix_link, tcp_link) {
+  harness<Kind> h;
+  auto [peer, port, basp_unused] = h.start_peer({"--peer-timeout-ms", "60000"});
+  auto c = h.link_to(port);
+  c.send_queue = 256;
+  c.block_timeout = 50ms;
+  c.peer_timeout = 60000ms; // the stopped peer must not count as lost here
+  std::string policy;
+  SUBCASE("block") { policy = "block"; }
+  SUBCASE("drop_newest") { policy = "drop_newest"; }
+  SUBCASE("disconnect") { policy = "disconnect"; }
+  REQUIRE(mycelium::parse_overflow_policy(policy, c.overflow) == caf::none);
+  auto l = h.connect(c);
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
+  peer->kill(SIGSTOP); // a slow (here: frozen) consumer
+  uint64_t admitted = 0;
+  uint64_t refused = 0;
+  std::chrono::steady_clock::duration refused_after{};
+  // Fill the kernel buffers and then the send queue; ids are given only to
+  // admitted messages, so the peer must see 1..admitted without gaps.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (refused == 0 && std::chrono::steady_clock::now() < deadline) {
+    auto t = std::chrono::steady_clock::now();
+    auto st = h.node.publish(mycelium::conformance::make_data(admitted + 1, 1024));
+    if (st == publish_status::ok) {
+      ++admitted;
+    } else {
+      REQUIRE(st == publish_status::back_pressured);
+      refused_after = std::chrono::steady_clock::now() - t;
+      ++refused;
+    }
+  }
+  REQUIRE(refused == 1);
+  if (policy == "block") {
+    CHECK(refused_after >= 45ms);
+    CHECK(l.stats().back_pressured == 1);
+    CHECK(l.stats().dropped_overflow == 0);
+  } else {
+    CHECK(refused_after < 45ms);
+    for (int i = 0; i < 99; ++i)
+      if (h.node.publish(mycelium::conformance::make_data(admitted + 1, 1024))
+          == publish_status::back_pressured)
+        ++refused;
+      else
+        ++admitted;
+    CHECK(l.stats().dropped_overflow == refused);
+    CHECK(l.stats().back_pressured == 0);
+  }
+  if (policy == "disconnect") {
+    REQUIRE(l.await([](const mt::link_stats& s) { return s.overflow_disconnects == 1; },
+                    10s));
+    REQUIRE(l.await([](const mt::link_stats& s) { return s.disconnects == 1; }, 10s));
+  }
+  peer->kill(SIGCONT);
+  if (policy == "disconnect")
+    REQUIRE(l.await([](const mt::link_stats& s) { return s.connects == 2; }, 20s));
+  auto rep = h.report(l);
+  CHECK(rep.order_errors == 0);
+  CHECK(rep.checksum_errors == 0);
+  CHECK(rep.received == rep.last_seq);
+  auto s = l.stats();
+  if (policy == "disconnect") {
+    // What did not arrive was counted when the connection was dropped (a
+    // frame the kernel still delivered may be counted too: at most once).
+    CHECK(rep.received <= admitted);
+    CHECK(admitted - rep.received <= s.dropped_link_down);
+  } else {
+    CHECK(rep.received == admitted);
+    CHECK(s.dropped_link_down == 0);
+  }
+  CHECK(h.node.bus().topic(lt::data::type_id).refused == refused);
+}
+
+TEST_CASE("unix socket files are owner-only and a live one is never stolen") {
+  harness<unix_link> h;
+  auto [peer, port, basp_unused] = h.start_peer();
+  struct stat st;
+  REQUIRE(::stat(h.unix_path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(S_ISSOCK(st.st_mode));
+  // A second listener on the same path must refuse, not steal it.
+  child_process second{{MYCELIUM_LINK_PEER, "--kind", "unix", "--listen", h.unix_path()},
+                       (h.dir.path / "second.log").string()};
+  CHECK(second.wait_exit(20s) == 2);
+  CHECK(contains(second.stderr_text(), "live process"));
+  // The first still serves.
+  auto l = h.connect(h.link_to(0));
+  REQUIRE(l.await_up(10s));
+}
+
+TEST_CASE("CAF remote actor systems: a service spawned by name on a remote node "
+          "joins that node's bus") {
+  harness<tcp_link> h;
+  auto [peer, port, basp] = h.start_peer({"--services", "none", "--expose", "0"});
+  REQUIRE(basp != 0);
+  auto bad = mt::remote_spawn(h.sys, "127.0.0.1", basp, "linktest.nope", "", 10s);
+  REQUIRE(!bad);
+  CHECK(contains(mycelium::render(bad.error()), "linktest.nope"));
+  CHECK(contains(mycelium::render(bad.error()), "unknown_service"));
+  auto echo = mt::remote_spawn(h.sys, "127.0.0.1", basp, "linktest.echo", "echo1", 10s);
+  REQUIRE(echo);
+  CHECK(echo->node() != h.sys.node()); // a proxy of an actor over there
+  // Wired into the remote bus: it answers pings that reach that bus over a
+  // link (the peer started no service of its own).
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::ping::type_id, 10s));
+  h.node.publish(lt::ping{42, {4, 2}});
+  REQUIRE(h.box->wait([&] { return h.box->pongs.size() == 1; }));
+  std::lock_guard<std::mutex> guard{h.box->mtx};
+  CHECK(h.box->pongs[0].seq == 42);
+  auto nobody = mt::remote_spawn(h.sys, "127.0.0.1", 1, "linktest.echo", "", 5s);
+  REQUIRE(!nobody);
+  CHECK(contains(mycelium::render(nobody.error()), "no exposed Mycelium node at 127.0.0.1:1"));
+}
+
+TEST_CASE("link configuration errors name the field") {
+  mt::link_config c;
+  c.port = 0;
+  auto err = c.validate();
+  REQUIRE(err);
+  CHECK(contains(mycelium::render(err), "port"));
+  c.port = 1;
+  c.peer_timeout = 10ms;
+  c.heartbeat_interval = 100ms;
+  CHECK(contains(mycelium::render(c.validate()), "peer_timeout"));
+  mycelium::overflow_policy p;
+  CHECK(contains(mycelium::render(mycelium::parse_overflow_policy("fast", p)),
+                 "block, drop_newest or disconnect"));
+  mt::link_kind k;
+  CHECK(contains(mycelium::render(mt::parse_link_kind("udp", k)), "unix or tcp"));
+}

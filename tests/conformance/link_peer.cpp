@@ -1,0 +1,160 @@
+// mycelium-link-peer: the far side of the link conformance suite, the
+// network-namespace test and the socket benchmarks. One node with the
+// conformance services and one link (listening or connecting); optionally
+// exposed through CAF BASP for remote spawning.
+//
+// Prints "ready port=<tcp port> basp=<basp port>" on stdout once the link
+// listens (or has started connecting), then runs until stdin reaches EOF
+// (the driver died or closed it) or SIGTERM/SIGINT. Exit codes: 0 clean,
+// 1 runtime error, 2 bad command line or the address is unusable.
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "link_test.hpp"
+#include "link_test_other.hpp"
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/service_registry.hpp"
+#include "mycelium/transports/link.hpp"
+#include "mycelium/transports/remote_node.hpp"
+#include "peer_service.hpp"
+
+namespace mt = mycelium::transports;
+using namespace std::chrono_literals;
+
+MYCELIUM_REGISTER_SERVICE("linktest.peer", mycelium::conformance::peer_service);
+MYCELIUM_REGISTER_SERVICE("linktest.echo", mycelium::conformance::echo_service);
+
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+void on_signal(int) {
+  stop_requested = 1;
+}
+
+/// Blocks until stdin is closed or a stop signal arrives.
+void wait_for_stop() {
+  char buf[256];
+  while (stop_requested == 0) {
+    pollfd p{STDIN_FILENO, POLLIN, 0};
+    int rc = ::poll(&p, 1, 100);
+    if (rc > 0) {
+      auto n = ::read(STDIN_FILENO, buf, sizeof(buf));
+      if (n <= 0)
+        return; // EOF: the driver is gone
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mycelium-link-peer: one Mycelium node with the link "
+               "conformance services and one Unix or TCP link"};
+  std::string kind = "tcp";
+  std::string listen_addr;
+  std::string connect_addr;
+  uint16_t port = 0;
+  std::string schema = "main";
+  std::string secret;
+  std::string node_name = "peer";
+  std::string services = "peer";
+  std::string overflow = "block";
+  uint32_t max_payload = mycelium::wire::default_max_payload;
+  size_t send_queue = 4096;
+  int64_t block_ms = 100;
+  int64_t heartbeat_ms = 100;
+  int64_t peer_timeout_ms = 1000;
+  int expose_port = -1;
+  app.add_option("--kind", kind, "link kind: unix or tcp")->check(CLI::IsMember({"unix", "tcp"}));
+  auto* l = app.add_option("--listen", listen_addr, "listen on this socket path (unix) or address (tcp)");
+  auto* c = app.add_option("--connect", connect_addr, "connect to this socket path (unix) or host (tcp)");
+  l->excludes(c);
+  app.add_option("--port", port, "TCP port (listen: 0 picks one)");
+  app.add_option("--schema", schema, "main, or 'other' for a deliberately different schema")
+    ->check(CLI::IsMember({"main", "other"}));
+  app.add_option("--secret", secret, "shared secret for the link's authentication");
+  app.add_option("--name", node_name, "node name announced in the hello");
+  app.add_option("--services", services, "services to start: peer, echo or none")
+    ->check(CLI::IsMember({"peer", "echo", "none"}));
+  app.add_option("--max-payload", max_payload, "largest payload in bytes");
+  app.add_option("--send-queue", send_queue, "messages in flight before the overflow policy applies");
+  app.add_option("--overflow", overflow, "block, drop_newest or disconnect");
+  app.add_option("--block-timeout-ms", block_ms, "publisher wait under policy block");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval");
+  app.add_option("--peer-timeout-ms", peer_timeout_ms, "peer counts as lost after this silence");
+  app.add_option("--expose", expose_port, "also expose the node through CAF BASP on this port (0: pick)");
+  CLI11_PARSE(app, argc, argv);
+  if (listen_addr.empty() && connect_addr.empty()) {
+    std::cerr << "mycelium-link-peer: give --listen ADDRESS or --connect ADDRESS\n";
+    return 2;
+  }
+
+  mt::link_config cfg;
+  cfg.name = "conformance";
+  if (auto err = mt::parse_link_kind(kind, cfg.kind)) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
+    return 2;
+  }
+  if (auto err = mycelium::parse_overflow_policy(overflow, cfg.overflow)) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
+    return 2;
+  }
+  cfg.role = listen_addr.empty() ? mt::link_role::connect : mt::link_role::listen;
+  cfg.address = listen_addr.empty() ? connect_addr : listen_addr;
+  cfg.port = port;
+  cfg.secret = secret;
+  cfg.max_payload = max_payload;
+  cfg.send_queue = send_queue;
+  cfg.block_timeout = std::chrono::milliseconds(block_ms);
+  cfg.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  cfg.peer_timeout = std::chrono::milliseconds(peer_timeout_ms);
+
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config sys_cfg;
+  sys_cfg.load<caf::io::middleman>();
+  sys_cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{sys_cfg};
+  mycelium::node n{sys, node_name};
+  if (services != "none") {
+    auto started = n.start("linktest." + services);
+    if (!started) {
+      std::cerr << "mycelium-link-peer: " << mycelium::render(started.error()) << "\n";
+      return 1;
+    }
+  }
+  const auto& desc = schema == "main" ? mycelium::linktest::descriptor()
+                                      : mycelium::linktest_other::descriptor();
+  auto lk = mt::link::start(n, desc, cfg);
+  if (!lk) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(lk.error()) << "\n";
+    return 2;
+  }
+  int basp = 0;
+  if (expose_port >= 0) {
+    auto p = mt::expose(n, static_cast<uint16_t>(expose_port));
+    if (!p) {
+      std::cerr << "mycelium-link-peer: " << mycelium::render(p.error()) << "\n";
+      return 2;
+    }
+    basp = *p;
+  }
+  std::cout << "ready port=" << lk->port() << " basp=" << basp << std::endl;
+  wait_for_stop();
+  lk->stop();
+  n.stop();
+  return 0;
+}

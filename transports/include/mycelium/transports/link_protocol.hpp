@@ -1,0 +1,107 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/message.hpp>
+
+#include "mycelium/codec.hpp"
+#include "mycelium/errc.hpp"
+#include "mycelium/wire/handshake.hpp"
+
+namespace mycelium::transports {
+
+/// Who a link says it is in its hello.
+struct link_identity {
+  std::string node;
+  std::string service;
+  uint32_t pid = 0;
+};
+
+/// The transport-independent half of every link (sans-I/O): the handshake
+/// with schema digest and authentication, sequence numbers, interest
+/// (subscribe / unsubscribe) and heartbeat frames, and decoding of data
+/// frames. A transport feeds it received bytes and writes out what it
+/// appends to its output buffer; the socket links and the shared-memory link
+/// share it, which is what makes them speak one protocol.
+///
+/// Thread-safety: none; owned by one link actor.
+class link_protocol {
+public:
+  /// What the protocol reports to its transport while consuming bytes.
+  class listener {
+  public:
+    virtual ~listener();
+    /// The peer's hello passed every check; data may flow.
+    virtual void on_established(const wire::hello& peer) = 0;
+    /// We refused the peer; the refuse frame is in the output buffer.
+    virtual void on_refusing(const wire::refuse& why) = 0;
+    /// The peer refused us.
+    virtual void on_refused(const wire::refuse& why) = 0;
+    /// The peer gained (`add`) or lost interest in `type_id`.
+    virtual void on_interest(uint32_t type_id, bool add) = 0;
+    /// A data frame decoded into one message of the schema.
+    virtual void on_data(uint32_t type_id, caf::message msg) = 0;
+    /// A data frame whose payload failed to decode (dropped, counted).
+    virtual void on_bad_frame(errc code, const std::string& text) = 0;
+    /// The byte stream is broken (bad header, sequence gap, protocol
+    /// violation): the transport must reset the connection.
+    virtual void on_error(errc code, const std::string& text) = 0;
+  };
+
+  enum class state : uint8_t { awaiting_hello, established, closed };
+
+  link_protocol(schema_descriptor schema, link_identity self,
+                std::string secret, uint32_t max_payload);
+
+  /// Starts a new connection: fresh sequence numbers and nonce, empty
+  /// buffers. Appends our hello to `out`.
+  void start(std::vector<uint8_t>& out);
+
+  /// Consumes received bytes (any split). Returns false once the connection
+  /// must close (after `on_refusing`, `on_refused` or `on_error`).
+  bool consume(const uint8_t* data, size_t n, std::vector<uint8_t>& out,
+               listener& l);
+
+  /// Appends a data frame holding `msg` (one generated struct). Returns
+  /// `frame_too_large` (nothing appended) over `max_payload`, and
+  /// `unknown_type` for a message that is not of this schema.
+  errc write_data(const caf::message& msg, std::vector<uint8_t>& out);
+
+  /// Type id and payload size of the last `write_data` call (for errors).
+  uint32_t last_type_id() const noexcept { return last_type_id_; }
+  size_t last_payload_size() const noexcept { return last_payload_size_; }
+
+  void write_interest(uint32_t type_id, bool add, std::vector<uint8_t>& out);
+  void write_heartbeat(std::vector<uint8_t>& out);
+
+  state current() const noexcept { return state_; }
+  const wire::hello& peer() const noexcept { return peer_; }
+  const schema_descriptor& schema() const noexcept { return schema_; }
+  uint32_t max_payload() const noexcept { return max_payload_; }
+
+  /// "node 'a' service 'b' (pid 1)" of the peer, or "<no hello yet>".
+  std::string peer_name() const;
+
+private:
+  /// Handles one complete frame; false when the connection must close.
+  bool handle(const wire::frame_header& h, const uint8_t* payload,
+              std::vector<uint8_t>& out, listener& l);
+  bool fail(errc code, const std::string& text, listener& l);
+
+  schema_descriptor schema_;
+  link_identity self_;
+  std::string secret_;
+  uint32_t max_payload_;
+  state state_ = state::awaiting_hello;
+  wire::hello local_;
+  wire::hello peer_;
+  uint64_t tx_seq_ = 0;
+  uint64_t rx_seq_ = 0;
+  uint32_t last_type_id_ = 0;
+  size_t last_payload_size_ = 0;
+  std::vector<uint8_t> pending_; ///< bytes of an incomplete frame
+};
+
+} // namespace mycelium::transports

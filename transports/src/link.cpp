@@ -1,0 +1,260 @@
+#include "mycelium/transports/link.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <unistd.h>
+
+#include "link_shared.hpp"
+#include "mycelium/actors/log.hpp"
+#include "mycelium/actors/node.hpp"
+#include "socket_ops.hpp"
+
+namespace mycelium::transports {
+
+// -- link_config ------------------------------------------------------------------
+
+const char* to_string(link_kind x) noexcept {
+  return x == link_kind::unix_socket ? "unix" : "tcp";
+}
+
+caf::error parse_link_kind(const std::string& text, link_kind& out) {
+  if (text == "unix")
+    out = link_kind::unix_socket;
+  else if (text == "tcp")
+    out = link_kind::tcp;
+  else
+    return make_error(errc::config_invalid,
+                      "unknown link kind '" + text + "': use unix or tcp");
+  return caf::none;
+}
+
+const char* to_string(link_state x) noexcept {
+  switch (x) {
+    case link_state::starting: return "starting";
+    case link_state::down: return "down";
+    case link_state::up: return "up";
+    case link_state::stopped: return "stopped";
+  }
+  return "<invalid link_state>";
+}
+
+std::string link_config::endpoint() const {
+  if (kind == link_kind::unix_socket)
+    return "unix:" + address;
+  return "tcp:" + address + ":" + std::to_string(port);
+}
+
+caf::error link_config::validate() const {
+  auto bad = [this](const std::string& field, const std::string& why) {
+    return make_error(errc::config_invalid,
+                      "link '" + name + "': " + field + " " + why);
+  };
+  if (address.empty())
+    return bad("address", "is empty");
+  if (kind == link_kind::tcp && role == link_role::connect && port == 0)
+    return bad("port", "must be set to connect over TCP");
+  if (max_payload == 0 || max_payload >= wire::first_control_type_id)
+    return bad("max_payload", "must be between 1 and 4294901759");
+  if (send_queue == 0)
+    return bad("send_queue", "must be at least 1");
+  if (heartbeat_interval.count() <= 0)
+    return bad("heartbeat_interval", "must be positive");
+  if (peer_timeout <= heartbeat_interval)
+    return bad("peer_timeout", "must be longer than heartbeat_interval");
+  if (reconnect_min.count() <= 0 || reconnect_max < reconnect_min)
+    return bad("reconnect_min/max", "must satisfy 0 < reconnect_min <= reconnect_max");
+  if (connect_timeout.count() <= 0)
+    return bad("connect_timeout", "must be positive");
+  return caf::none;
+}
+
+// -- link ---------------------------------------------------------------------------
+
+struct link::impl {
+  caf::actor_system* sys = nullptr;
+  std::shared_ptr<detail::link_shared> sh;
+
+  ~impl() {
+    stop();
+  }
+
+  void stop() {
+    std::vector<caf::actor> brokers;
+    {
+      std::lock_guard<std::mutex> guard{sh->mtx};
+      if (sh->state == link_state::stopped)
+        return;
+      sh->stopping = true;
+      for (auto& kv : sh->brokers)
+        brokers.push_back(kv.second);
+    }
+    for (auto& b : brokers)
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    brokers.clear();
+    std::unique_lock<std::mutex> guard{sh->mtx};
+    if (!sh->cv.wait_for(guard, std::chrono::seconds(10),
+                         [this] { return sh->brokers.empty(); }))
+      log(log_level::error, sh->self.node + "/link:" + sh->cfg.name,
+          "brokers did not stop within 10 s");
+    sh->state = link_state::stopped;
+    sh->peers.clear();
+    sh->cv.notify_all();
+  }
+};
+
+caf::expected<link> link::start(caf::actor_system& sys,
+                                 std::shared_ptr<mycelium::bus> b,
+                                 const schema_descriptor& schema,
+                                 link_config cfg) {
+  if (auto err = cfg.validate())
+    return err;
+  if (!sys.has_middleman())
+    return make_error(errc::config_invalid,
+                      "link '" + cfg.name
+                        + "' needs CAF's middleman: call "
+                          "cfg.load<caf::io::middleman>() before creating the "
+                          "actor system");
+  auto sh = std::make_shared<detail::link_shared>();
+  sh->cfg = std::move(cfg);
+  sh->bus = std::move(b);
+  sh->schema = schema;
+  sh->self = link_identity{sh->bus->node_name(), "link:" + sh->cfg.name,
+                           static_cast<uint32_t>(::getpid())};
+  auto& c = sh->cfg;
+  caf::actor broker;
+  if (c.role == link_role::listen) {
+    int fd = -1;
+    if (c.kind == link_kind::unix_socket) {
+      auto r = detail::listen_unix(c.address);
+      if (!r)
+        return make_error(static_cast<errc>(r.error().code()),
+                          "link '" + c.name + "': " + render(r.error()));
+      fd = *r;
+    } else {
+      auto r = detail::listen_tcp(c.address, c.port);
+      if (!r)
+        return make_error(static_cast<errc>(r.error().code()),
+                          "link '" + c.name + "': " + render(r.error()));
+      fd = r->first;
+      sh->port = r->second;
+    }
+    sh->state = link_state::down;
+    std::lock_guard<std::mutex> guard{sh->mtx};
+    broker = detail::spawn_acceptor(sys, fd, sh);
+    sh->brokers.emplace(broker.id(), broker);
+  } else {
+    std::lock_guard<std::mutex> guard{sh->mtx};
+    broker = detail::spawn_connector(sys, sh);
+    sh->brokers.emplace(broker.id(), broker);
+  }
+  log(log_level::info, sh->self.node + "/link:" + c.name,
+      std::string{c.role == link_role::listen ? "listening on " : "connecting to "}
+        + (c.kind == link_kind::tcp && c.role == link_role::listen
+             ? "tcp:" + c.address + ":" + std::to_string(sh->port)
+             : c.endpoint()));
+  link result;
+  result.impl_ = std::make_shared<impl>();
+  result.impl_->sys = &sys;
+  result.impl_->sh = std::move(sh);
+  return result;
+}
+
+caf::expected<link> link::start(node& n, const schema_descriptor& schema,
+                                link_config cfg) {
+  return start(n.system(), n.bus_ptr(), schema, std::move(cfg));
+}
+
+link_stats link::stats() const {
+  link_stats r;
+  if (!impl_)
+    return r;
+  auto& sh = *impl_->sh;
+  auto rd = [](const std::atomic<uint64_t>& x) {
+    return x.load(std::memory_order_relaxed);
+  };
+  r.name = sh.cfg.name;
+  r.frames_sent = rd(sh.frames_sent);
+  r.bytes_sent = rd(sh.bytes_sent);
+  r.frames_received = rd(sh.frames_received);
+  r.bytes_received = rd(sh.bytes_received);
+  r.dropped_link_down = rd(sh.dropped_link_down);
+  r.frames_too_large = rd(sh.frames_too_large);
+  r.bad_frames = rd(sh.bad_frames);
+  r.connects = rd(sh.connects);
+  r.disconnects = rd(sh.disconnects);
+  r.connect_failures = rd(sh.connect_failures);
+  r.refusals_sent = rd(sh.refusals_sent);
+  r.refusals_received = rd(sh.refusals_received);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  r.state = sh.state;
+  r.peers = sh.peers.size();
+  r.peer = sh.peer;
+  r.port = sh.port;
+  r.last_error = sh.last_error;
+  std::set<uint32_t> interest;
+  for (auto& kv : sh.peers)
+    interest.insert(kv.second.begin(), kv.second.end());
+  r.peer_interest.assign(interest.begin(), interest.end());
+  for (auto& g : sh.gates) {
+    r.dropped_overflow += g->dropped();
+    r.back_pressured += g->back_pressured();
+    r.overflow_disconnects += g->disconnects();
+    r.queued += g->depth();
+  }
+  return r;
+}
+
+bool link::await(const std::function<bool(const link_stats&)>& pred,
+                 std::chrono::milliseconds timeout) const {
+  if (!impl_)
+    return false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred(stats()))
+      return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return false;
+    // State changes notify; counters do not, hence the 1 ms re-check.
+    std::unique_lock<std::mutex> guard{impl_->sh->mtx};
+    impl_->sh->cv.wait_for(guard, std::min<std::chrono::steady_clock::duration>(
+                                    deadline - now, std::chrono::milliseconds(1)));
+  }
+}
+
+bool link::await_up(std::chrono::milliseconds timeout) const {
+  return await([](const link_stats& s) { return s.state == link_state::up; },
+               timeout);
+}
+
+bool link::await_peer_interest(uint32_t type_id,
+                               std::chrono::milliseconds timeout) const {
+  return await(
+    [type_id](const link_stats& s) {
+      return std::find(s.peer_interest.begin(), s.peer_interest.end(), type_id)
+             != s.peer_interest.end();
+    },
+    timeout);
+}
+
+uint16_t link::port() const {
+  if (!impl_)
+    return 0;
+  std::lock_guard<std::mutex> guard{impl_->sh->mtx};
+  return impl_->sh->port;
+}
+
+const link_config& link::config() const {
+  return impl_->sh->cfg;
+}
+
+void link::stop() {
+  if (impl_)
+    impl_->stop();
+}
+
+} // namespace mycelium::transports

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/io/broker.hpp>
+
+#include "mycelium/bus/bus.hpp"
+#include "mycelium/codec.hpp"
+#include "mycelium/transports/link_config.hpp"
+#include "mycelium/transports/link_protocol.hpp"
+#include "mycelium/transports/link_stats.hpp"
+
+namespace mycelium::transports::detail {
+
+/// State shared by a link's handle and its brokers: configuration, counters
+/// and the published state. Counters are relaxed atomics (brokers write,
+/// `stats()` reads); everything else is guarded by `mtx`.
+struct link_shared {
+  link_config cfg;
+  std::shared_ptr<mycelium::bus> bus;
+  schema_descriptor schema;
+  link_identity self;
+
+  std::atomic<uint64_t> frames_sent{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> frames_received{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> dropped_link_down{0};
+  std::atomic<uint64_t> frames_too_large{0};
+  std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> disconnects{0};
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> refusals_sent{0};
+  std::atomic<uint64_t> refusals_received{0};
+
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  link_state state = link_state::starting;
+  std::string peer;
+  std::string last_error;
+  uint16_t port = 0;
+  bool stopping = false;
+  /// Established connections (by broker id) and their peers' interest.
+  std::map<caf::actor_id, std::vector<uint32_t>> peers;
+  /// Every gate ever used (counters of closed connections stay counted).
+  std::vector<std::shared_ptr<send_gate>> gates;
+  /// Live brokers (acceptor and connections), for stop().
+  std::map<caf::actor_id, caf::actor> brokers;
+
+  /// Records an error text (and logs nothing: callers log).
+  void set_error(const std::string& text) {
+    std::lock_guard<std::mutex> guard{mtx};
+    last_error = text;
+    cv.notify_all();
+  }
+
+  void recompute_state_locked() {
+    if (state == link_state::stopped)
+      return;
+    state = peers.empty() ? link_state::down : link_state::up;
+  }
+};
+
+/// Spawns the broker that owns one accepted connection.
+caf::actor spawn_accepted(caf::io::broker* acceptor,
+                          caf::io::connection_handle hdl,
+                          std::shared_ptr<link_shared> sh);
+
+/// Spawns the broker that listens on `fd` and forks one broker per peer.
+caf::actor spawn_acceptor(caf::actor_system& sys, int fd,
+                          std::shared_ptr<link_shared> sh);
+
+/// Spawns the broker that connects (and reconnects) to the configured peer.
+caf::actor spawn_connector(caf::actor_system& sys,
+                           std::shared_ptr<link_shared> sh);
+
+} // namespace mycelium::transports::detail

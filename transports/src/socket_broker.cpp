@@ -1,0 +1,522 @@
+// The CAF brokers behind Unix and TCP links: one acceptor per listening
+// link, one broker per connection. Every broker is serviced by the
+// middleman's I/O loop; none owns a thread.
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <random>
+#include <set>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <unistd.h>
+
+#include "link_shared.hpp"
+#include "mycelium/actors/log.hpp"
+#include "socket_ops.hpp"
+
+namespace mycelium::transports::detail {
+
+namespace {
+
+using namespace std::chrono;
+
+using tick_atom = caf::atom_constant<caf::atom("mlTick")>;
+using interest_atom = caf::atom_constant<caf::atom("mlInterest")>;
+using connect_atom = caf::atom_constant<caf::atom("mlConnect")>;
+using connected_atom = caf::atom_constant<caf::atom("mlConnOk")>;
+using connect_failed_atom = caf::atom_constant<caf::atom("mlConnFail")>;
+using overflow_atom = caf::atom_constant<caf::atom("mlOverflow")>;
+
+/// Bytes requested per read; several frames arrive in one read.
+constexpr size_t read_chunk = 64 * 1024;
+
+/// One connection (accepted, or the connector's current one) and what the
+/// link protocol reports about it. Lives inside its broker's behavior;
+/// touched only by that broker.
+class connection final : public link_protocol::listener {
+public:
+  connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
+             bool connector)
+    : self_(self), sh_(std::move(sh)),
+      proto_(sh_->schema, sh_->self, sh_->cfg.secret, sh_->cfg.max_payload),
+      connector_(connector), backoff_(sh_->cfg.reconnect_min),
+      rng_(static_cast<uint32_t>(std::random_device{}())) {
+    caf::weak_actor_ptr weak{self->ctrl()};
+    gate_ = std::make_shared<send_gate>(
+      sh_->cfg.send_queue, sh_->cfg.overflow,
+      duration_cast<nanoseconds>(sh_->cfg.block_timeout), [weak] {
+        if (auto p = weak.lock())
+          caf::anon_send(caf::actor_cast<caf::actor>(p), overflow_atom::value);
+      });
+    std::lock_guard<std::mutex> guard{sh_->mtx};
+    sh_->gates.push_back(gate_);
+  }
+
+  std::string who() const {
+    return sh_->self.node + "/link:" + sh_->cfg.name;
+  }
+
+  // -- connection life cycle ---------------------------------------------------
+
+  void on_connected(caf::io::connection_handle hdl) {
+    hdl_ = hdl;
+    connected_ = true;
+    established_ = false;
+    ++epoch_;
+    self_->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
+    self_->ack_writes(hdl, true);
+    appended_ = written_ = 0;
+    pending_.clear();
+    out_.clear();
+    proto_.start(out_);
+    send_out(false);
+    last_rx_ = last_tx_ = steady_clock::now();
+    schedule_tick();
+  }
+
+  void close(errc reason, const std::string& text) {
+    if (!connected_)
+      return;
+    connected_ = false;
+    self_->close(hdl_); // graceful: a queued refusal still goes out
+    for (auto& kv : subs_)
+      sh_->bus->unsubscribe(kv.second);
+    subs_.clear();
+    advertised_.clear();
+    if (watch_id_ != 0) {
+      sh_->bus->unwatch(watch_id_);
+      watch_id_ = 0;
+    }
+    // Frames not yet handed to the kernel are lost with the connection.
+    if (!pending_.empty()) {
+      sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
+      gate_->release(pending_.size());
+      pending_.clear();
+    }
+    if (established_) {
+      established_ = false;
+      sh_->disconnects.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warning, who(),
+          "connection to " + proto_.peer_name() + " lost (" + to_string(reason)
+            + "): " + text);
+    }
+    {
+      std::lock_guard<std::mutex> guard{sh_->mtx};
+      sh_->peers.erase(self_->id());
+      sh_->recompute_state_locked();
+      if (reason != errc::none)
+        sh_->last_error = text;
+      sh_->cv.notify_all();
+    }
+    if (connector_ && !stopping())
+      schedule_reconnect();
+    else
+      self_->quit();
+  }
+
+  void on_exit() {
+    if (watch_id_ != 0)
+      sh_->bus->unwatch(watch_id_);
+    for (auto& kv : subs_)
+      sh_->bus->unsubscribe(kv.second);
+    subs_.clear();
+    if (!pending_.empty()) {
+      sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
+      gate_->release(pending_.size());
+      pending_.clear();
+    }
+    std::lock_guard<std::mutex> guard{sh_->mtx};
+    sh_->peers.erase(self_->id());
+    sh_->brokers.erase(self_->id());
+    sh_->recompute_state_locked();
+    sh_->cv.notify_all();
+  }
+
+  // -- connecting (connector only) ---------------------------------------------
+
+  void try_connect() {
+    if (connected_ || stopping())
+      return;
+    auto& cfg = sh_->cfg;
+    if (cfg.kind == link_kind::unix_socket) {
+      auto fd = connect_unix(cfg.address); // local: never blocks
+      if (fd)
+        on_connected(self_->add_scribe(*fd));
+      else
+        connect_failed(render(fd.error()));
+      return;
+    }
+    // A TCP connect may take up to connect_timeout: run it in a short-lived
+    // detached CAF actor so the I/O loop never waits for it.
+    self_->system().spawn<caf::detached>(
+      [](caf::blocking_actor* a, caf::actor broker, link_config c) {
+        auto fd = connect_tcp(c.address, c.port, c.connect_timeout);
+        if (fd)
+          a->send(broker, connected_atom::value, *fd);
+        else
+          a->send(broker, connect_failed_atom::value, render(fd.error()));
+      },
+      caf::actor_cast<caf::actor>(self_), cfg);
+  }
+
+  void on_connect_result(int fd) {
+    if (connected_ || stopping()) {
+      ::close(fd);
+      return;
+    }
+    on_connected(self_->add_scribe(fd));
+  }
+
+  void connect_failed(const std::string& text) {
+    sh_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+    if (text != last_connect_error_) { // once per distinct error, not per try
+      last_connect_error_ = text;
+      log(log_level::warning, who(), text + "; retrying with backoff");
+    }
+    sh_->set_error(text);
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    std::uniform_real_distribution<double> jitter{1.0, 1.5};
+    auto delay = duration_cast<milliseconds>(backoff_ * jitter(rng_));
+    backoff_ = std::min(backoff_ * 2, sh_->cfg.reconnect_max);
+    self_->delayed_send(self_, delay, connect_atom::value);
+  }
+
+  // -- I/O events ------------------------------------------------------------------
+
+  void on_bytes(const std::vector<char>& buf) {
+    sh_->bytes_received.fetch_add(buf.size(), std::memory_order_relaxed);
+    last_rx_ = steady_clock::now();
+    out_.clear();
+    bool ok = proto_.consume(reinterpret_cast<const uint8_t*>(buf.data()),
+                             buf.size(), out_, *this);
+    send_out(false);
+    if (!ok && connected_)
+      close(close_reason_, close_text_);
+  }
+
+  void on_transferred(uint64_t n) {
+    written_ += n;
+    size_t done = 0;
+    while (!pending_.empty() && pending_.front() <= written_) {
+      pending_.pop_front();
+      ++done;
+    }
+    if (done > 0)
+      gate_->release(done);
+  }
+
+  void on_tick(uint64_t epoch) {
+    if (epoch != epoch_ || !connected_)
+      return;
+    auto now = steady_clock::now();
+    auto& cfg = sh_->cfg;
+    if (now - last_rx_ > cfg.peer_timeout) {
+      auto silent = duration_cast<milliseconds>(now - last_rx_).count();
+      close(errc::peer_lost,
+            "no frame from " + proto_.peer_name() + " for "
+              + std::to_string(silent) + " ms (peer_timeout "
+              + std::to_string(cfg.peer_timeout.count())
+              + " ms): the peer crashed, hangs or the network is down");
+      return;
+    }
+    if (established_ && now - last_tx_ >= cfg.heartbeat_interval) {
+      out_.clear();
+      proto_.write_heartbeat(out_);
+      send_out(false);
+    }
+    schedule_tick();
+  }
+
+  void on_overflow() {
+    if (!established_)
+      return;
+    auto text = "peer " + proto_.peer_name() + " is too slow: "
+                + std::to_string(gate_->capacity())
+                + " messages queued; disconnecting it (overflow policy "
+                  "disconnect)";
+    log(log_level::warning, who(), text);
+    close(errc::link_overflow, text);
+  }
+
+  // -- messages from the bus ---------------------------------------------------
+
+  void on_bus_message(const caf::message& msg) {
+    if (!established_) {
+      sh_->dropped_link_down.fetch_add(1, std::memory_order_relaxed);
+      gate_->release();
+      return;
+    }
+    out_.clear();
+    auto e = proto_.write_data(msg, out_);
+    if (e != errc::none) {
+      gate_->release();
+      if (e == errc::frame_too_large) {
+        sh_->frames_too_large.fetch_add(1, std::memory_order_relaxed);
+        auto* t = sh_->schema.find(proto_.last_type_id());
+        auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
+                    + std::to_string(proto_.last_payload_size())
+                    + " payload bytes is larger than max_payload "
+                    + std::to_string(sh_->cfg.max_payload)
+                    + ": not sent (raise max_payload on both sides)";
+        if (sh_->frames_too_large.load(std::memory_order_relaxed) == 1)
+          log(log_level::error, who(), text);
+        sh_->set_error(text);
+      } else {
+        sh_->bad_frames.fetch_add(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    sh_->frames_sent.fetch_add(1, std::memory_order_relaxed);
+    send_out(true);
+  }
+
+  void advertise_interest() {
+    if (!established_)
+      return;
+    auto want = sh_->bus->interest(self_->ctrl());
+    std::set<uint32_t> now(want.begin(), want.end());
+    out_.clear();
+    for (auto id : now)
+      if (advertised_.count(id) == 0 && sh_->schema.find(id) != nullptr)
+        proto_.write_interest(id, true, out_);
+    for (auto id : advertised_)
+      if (now.count(id) == 0)
+        proto_.write_interest(id, false, out_);
+    advertised_.swap(now);
+    send_out(false);
+  }
+
+  bool stopping() const {
+    std::lock_guard<std::mutex> guard{sh_->mtx};
+    return sh_->stopping;
+  }
+
+  // -- link_protocol::listener -------------------------------------------------
+
+  void on_established(const wire::hello&) override {
+    established_ = true;
+    backoff_ = sh_->cfg.reconnect_min;
+    last_connect_error_.clear();
+    gate_->rearm();
+    sh_->connects.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> guard{sh_->mtx};
+      sh_->peers[self_->id()];
+      sh_->peer = proto_.peer_name();
+      sh_->recompute_state_locked();
+      sh_->cv.notify_all();
+    }
+    log(log_level::info, who(), "established with " + proto_.peer_name());
+    if (watch_id_ == 0) {
+      caf::weak_actor_ptr weak{self_->ctrl()};
+      watch_id_ = sh_->bus->watch([weak] {
+        if (auto p = weak.lock())
+          caf::anon_send(caf::actor_cast<caf::actor>(p), interest_atom::value);
+      });
+    }
+    // Our interest goes out right after the hello-driven bytes.
+    auto want = sh_->bus->interest(self_->ctrl());
+    for (auto id : want)
+      if (sh_->schema.find(id) != nullptr && advertised_.insert(id).second)
+        proto_.write_interest(id, true, out_);
+  }
+
+  void on_refusing(const wire::refuse& why) override {
+    sh_->refusals_sent.fetch_add(1, std::memory_order_relaxed);
+    log(log_level::error, who(),
+        std::string{"refusing peer ("} + to_string(why.reason) + "): " + why.text);
+    close_reason_ = why.reason;
+    close_text_ = "refused the peer: " + why.text;
+  }
+
+  void on_refused(const wire::refuse& why) override {
+    sh_->refusals_received.fetch_add(1, std::memory_order_relaxed);
+    log(log_level::error, who(),
+        std::string{"refused by peer ("} + to_string(why.reason) + "): " + why.text);
+    close_reason_ = why.reason;
+    close_text_ = "refused by the peer: " + why.text;
+  }
+
+  void on_interest(uint32_t type_id, bool add) override {
+    auto* t = sh_->schema.find(type_id);
+    if (add) {
+      if (subs_.count(type_id) == 0)
+        subs_.emplace(type_id, sh_->bus->subscribe_link(
+                                 type_id, t->name,
+                                 caf::strong_actor_ptr{self_->ctrl()}, gate_,
+                                 "link:" + sh_->cfg.name));
+    } else if (auto i = subs_.find(type_id); i != subs_.end()) {
+      sh_->bus->unsubscribe(i->second);
+      subs_.erase(i);
+    }
+    std::lock_guard<std::mutex> guard{sh_->mtx};
+    auto& v = sh_->peers[self_->id()];
+    v.clear();
+    for (auto& kv : subs_)
+      v.push_back(kv.first);
+    sh_->cv.notify_all();
+  }
+
+  void on_data(uint32_t type_id, caf::message msg) override {
+    sh_->frames_received.fetch_add(1, std::memory_order_relaxed);
+    auto v = sh_->bus->version();
+    if (v != table_version_) {
+      table_ = sh_->bus->snapshot();
+      table_version_ = v;
+    }
+    // Forwarding runs on the I/O loop: never wait for another link's queue.
+    send_gate::no_block_scope no_block;
+    sh_->bus->deliver(*table_, type_id, sh_->schema.find(type_id)->name.c_str(),
+                      std::move(msg), self_->ctrl(), self_->context());
+  }
+
+  void on_bad_frame(errc code, const std::string& text) override {
+    if (sh_->bad_frames.fetch_add(1, std::memory_order_relaxed) == 0)
+      log(log_level::error, who(), text + " (dropped; further ones only counted)");
+    (void) code;
+    sh_->set_error(text);
+  }
+
+  void on_error(errc code, const std::string& text) override {
+    log(log_level::error, who(), text + "; resetting the connection");
+    close_reason_ = code;
+    close_text_ = text;
+  }
+
+private:
+  void schedule_tick() {
+    auto period = std::min(sh_->cfg.heartbeat_interval, sh_->cfg.peer_timeout / 4);
+    if (period.count() <= 0)
+      period = milliseconds{1};
+    self_->delayed_send(self_, period, tick_atom::value, epoch_);
+  }
+
+  /// Hands `out_` to the scribe; `gated` frames hold a send-queue slot until
+  /// the kernel took their last byte.
+  void send_out(bool gated) {
+    if (out_.empty() || !connected_)
+      return;
+    self_->write(hdl_, out_.size(), out_.data());
+    appended_ += out_.size();
+    if (gated)
+      pending_.push_back(appended_);
+    sh_->bytes_sent.fetch_add(out_.size(), std::memory_order_relaxed);
+    out_.clear();
+    last_tx_ = steady_clock::now();
+    self_->flush(hdl_);
+  }
+
+  caf::io::broker* self_;
+  std::shared_ptr<link_shared> sh_;
+  link_protocol proto_;
+  bool connector_;
+  std::shared_ptr<send_gate> gate_;
+  caf::io::connection_handle hdl_;
+  bool connected_ = false;
+  bool established_ = false;
+  uint64_t epoch_ = 0;
+  std::map<uint32_t, subscription_ptr> subs_;
+  std::set<uint32_t> advertised_;
+  uint64_t watch_id_ = 0;
+  std::vector<uint8_t> out_;
+  uint64_t appended_ = 0;
+  uint64_t written_ = 0;
+  std::deque<uint64_t> pending_; ///< end offsets of gated frames in flight
+  steady_clock::time_point last_rx_;
+  steady_clock::time_point last_tx_;
+  milliseconds backoff_;
+  std::minstd_rand rng_;
+  routing_table_ptr table_;
+  uint64_t table_version_ = 0;
+  std::string last_connect_error_;
+  errc close_reason_ = errc::peer_lost;
+  std::string close_text_;
+};
+
+caf::behavior connection_behavior(caf::io::broker* self,
+                                  std::shared_ptr<connection> c) {
+  self->attach_functor([c] { c->on_exit(); });
+  self->set_default_handler(
+    [c](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      c->on_bus_message(x.move_content_to_message());
+      return caf::message{};
+    });
+  return {
+    [c](caf::io::new_data_msg& m) { c->on_bytes(m.buf); },
+    [c](const caf::io::data_transferred_msg& m) { c->on_transferred(m.written); },
+    [c](const caf::io::connection_closed_msg&) {
+      c->close(errc::peer_lost, "the peer closed the connection");
+    },
+    [c](tick_atom, uint64_t epoch) { c->on_tick(epoch); },
+    [c](interest_atom) { c->advertise_interest(); },
+    [c](overflow_atom) { c->on_overflow(); },
+    [c](connect_atom) { c->try_connect(); },
+    [c](connected_atom, int fd) { c->on_connect_result(fd); },
+    [c](connect_failed_atom, const std::string& text) { c->connect_failed(text); },
+  };
+}
+
+caf::behavior accepted_fn(caf::io::broker* self, caf::io::connection_handle hdl,
+                          std::shared_ptr<link_shared> sh) {
+  auto c = std::make_shared<connection>(self, sh, false);
+  c->on_connected(hdl);
+  return connection_behavior(self, c);
+}
+
+caf::behavior connector_fn(caf::io::broker* self, std::shared_ptr<link_shared> sh) {
+  auto c = std::make_shared<connection>(self, sh, true);
+  self->send(self, connect_atom::value);
+  return connection_behavior(self, c);
+}
+
+caf::behavior acceptor_fn(caf::io::broker* self, int fd,
+                          std::shared_ptr<link_shared> sh) {
+  self->add_doorman(fd);
+  self->attach_functor([self, sh] {
+    if (sh->cfg.kind == link_kind::unix_socket)
+      ::unlink(sh->cfg.address.c_str());
+    std::lock_guard<std::mutex> guard{sh->mtx};
+    sh->brokers.erase(self->id());
+    sh->cv.notify_all();
+  });
+  return {
+    [self, sh](const caf::io::new_connection_msg& m) {
+      auto b = spawn_accepted(self, m.handle, sh);
+      std::lock_guard<std::mutex> guard{sh->mtx};
+      if (sh->stopping)
+        caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+      else
+        sh->brokers.emplace(b.id(), b);
+    },
+    [sh](const caf::io::acceptor_closed_msg&) {
+      log(log_level::warning, sh->self.node + "/link:" + sh->cfg.name,
+          "listening socket closed");
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_accepted(caf::io::broker* acceptor,
+                          caf::io::connection_handle hdl,
+                          std::shared_ptr<link_shared> sh) {
+  return acceptor->fork(accepted_fn, hdl, std::move(sh));
+}
+
+caf::actor spawn_acceptor(caf::actor_system& sys, int fd,
+                          std::shared_ptr<link_shared> sh) {
+  return sys.middleman().spawn_broker(acceptor_fn, fd, std::move(sh));
+}
+
+caf::actor spawn_connector(caf::actor_system& sys,
+                           std::shared_ptr<link_shared> sh) {
+  return sys.middleman().spawn_broker(connector_fn, std::move(sh));
+}
+
+} // namespace mycelium::transports::detail

@@ -13,6 +13,8 @@ PKGS=(
   doctest-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-matplotlib
+  iproute2
+  libzmq3-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

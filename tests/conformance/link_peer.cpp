@@ -8,7 +8,9 @@
 // (the driver died or closed it) or SIGTERM/SIGINT. Exit codes: 0 clean,
 // 1 runtime error, 2 bad command line or the address is unusable.
 
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -35,6 +37,71 @@ MYCELIUM_REGISTER_SERVICE("linktest.peer", mycelium::conformance::peer_service);
 MYCELIUM_REGISTER_SERVICE("linktest.echo", mycelium::conformance::echo_service);
 
 namespace {
+
+namespace lt = mycelium::linktest;
+
+/// Counts pongs for `--ping`.
+struct pong_counter {
+  std::mutex mtx;
+  std::condition_variable cv;
+  uint64_t good = 0;
+  uint64_t bad = 0;
+};
+
+class pong_checker : public mycelium::service {
+public:
+  pong_checker(caf::actor_config& cfg, mycelium::service_context ctx,
+               std::shared_ptr<pong_counter> c)
+    : service(cfg, std::move(ctx)), c_(std::move(c)) {
+  }
+
+  void on_start() override {
+    subscribe<lt::pong>([this](const lt::pong& p) {
+      bool ok = p.payload == mycelium::conformance::make_payload(p.seq, 1000);
+      std::lock_guard<std::mutex> guard{c_->mtx};
+      ++(ok ? c_->good : c_->bad);
+      c_->cv.notify_all();
+    });
+  }
+
+private:
+  std::shared_ptr<pong_counter> c_;
+};
+
+/// `--ping N`: sends N pings of 1000 bytes, waits for N matching pongs.
+int run_pings(mycelium::node& n, mt::link& lk, uint64_t count) {
+  auto counter = std::make_shared<pong_counter>();
+  auto started = n.start(
+    [counter](caf::actor_system& sys, mycelium::service_context ctx) {
+      return sys.spawn<pong_checker>(std::move(ctx), counter);
+    },
+    "pong-checker");
+  if (!started) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(started.error()) << "\n";
+    return 1;
+  }
+  if (!lk.await_up(30s) || !lk.await_peer_interest(lt::ping::type_id, 30s)) {
+    std::cerr << "mycelium-link-peer: link " << lk.config().endpoint()
+              << " did not come up within 30 s: " << lk.stats().last_error << "\n";
+    return 1;
+  }
+  for (uint64_t i = 1; i <= count; ++i)
+    n.publish(lt::ping{i, mycelium::conformance::make_payload(i, 1000)});
+  std::unique_lock<std::mutex> guard{counter->mtx};
+  if (!counter->cv.wait_for(guard, 60s, [&] {
+        return counter->good + counter->bad >= count;
+      })) {
+    std::cerr << "mycelium-link-peer: only " << counter->good << " of " << count
+              << " pongs arrived within 60 s\n";
+    return 1;
+  }
+  if (counter->bad != 0) {
+    std::cerr << "mycelium-link-peer: " << counter->bad << " pongs had a wrong payload\n";
+    return 1;
+  }
+  std::cout << "echo ok " << counter->good << " from " << lk.stats().peer << std::endl;
+  return 0;
+}
 
 volatile std::sig_atomic_t stop_requested = 0;
 
@@ -76,6 +143,7 @@ int main(int argc, char** argv) {
   int64_t heartbeat_ms = 100;
   int64_t peer_timeout_ms = 1000;
   int expose_port = -1;
+  uint64_t ping_count = 0;
   app.add_option("--kind", kind, "link kind: unix or tcp")->check(CLI::IsMember({"unix", "tcp"}));
   auto* l = app.add_option("--listen", listen_addr, "listen on this socket path (unix) or address (tcp)");
   auto* c = app.add_option("--connect", connect_addr, "connect to this socket path (unix) or host (tcp)");
@@ -94,6 +162,8 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval");
   app.add_option("--peer-timeout-ms", peer_timeout_ms, "peer counts as lost after this silence");
   app.add_option("--expose", expose_port, "also expose the node through CAF BASP on this port (0: pick)");
+  app.add_option("--ping", ping_count,
+                 "send this many pings, check the pongs, print 'echo ok N' and exit");
   CLI11_PARSE(app, argc, argv);
   if (listen_addr.empty() && connect_addr.empty()) {
     std::cerr << "mycelium-link-peer: give --listen ADDRESS or --connect ADDRESS\n";
@@ -153,6 +223,12 @@ int main(int argc, char** argv) {
     basp = *p;
   }
   std::cout << "ready port=" << lk->port() << " basp=" << basp << std::endl;
+  if (ping_count > 0) {
+    auto rc = run_pings(n, *lk, ping_count);
+    lk->stop();
+    n.stop();
+    return rc;
+  }
   wait_for_stop();
   lk->stop();
   n.stop();

@@ -357,3 +357,63 @@ TEST_CASE("registry: services start by name; unknown names get a clear error") {
   CHECK(bad.error() == make_error(errc::unknown_service));
   CHECK(render(bad.error()).find("test.echo") != std::string::npos); // lists known
 }
+
+TEST_CASE("bus: a link never gets back what it published; a full link queue refuses") {
+  caf::actor_system sys{config()};
+  node n{sys, "links"};
+  caf::scoped_actor link_actor{sys};
+  caf::scoped_actor local{sys};
+  auto gate = std::make_shared<send_gate>(1, overflow_policy::drop_newest,
+                                          std::chrono::nanoseconds{0});
+  auto link_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_actor);
+  auto lsub = n.bus().subscribe_link(t::ping::type_id, t::ping::type_name, link_ptr,
+                                     gate, "link:test");
+  // The link publishes (as a link does with frames it received): nobody else
+  // wants it, and it is not echoed to the link itself.
+  auto table = n.bus().snapshot();
+  CHECK(n.bus().deliver(*table, t::ping::type_id, t::ping::type_name,
+                        caf::make_message(t::ping{1}), link_ptr.get(), nullptr)
+        == publish_status::no_subscriber);
+  CHECK(gate->depth() == 0);
+  // A local publish goes to the link and takes its only slot ...
+  CHECK(n.publish(t::ping{2}) == publish_status::ok);
+  CHECK(next<t::ping>(link_actor).seq == 2);
+  CHECK(gate->depth() == 1); // the link releases it once written
+  // ... so the next one is refused by drop_newest, counted on the gate and
+  // on the topic, while a local subscriber still gets it.
+  auto sub = listen<t::ping>(n, local);
+  CHECK(n.publish(t::ping{3}) == publish_status::back_pressured);
+  CHECK(next<t::ping>(local).seq == 3);
+  CHECK(gate->dropped() == 1);
+  CHECK(n.bus().topic(t::ping::type_id).refused == 1);
+  gate->release();
+  CHECK(n.publish(t::ping{4}) == publish_status::ok);
+  CHECK(next<t::ping>(link_actor).seq == 4);
+  CHECK(next<t::ping>(local).seq == 4);
+  n.bus().unsubscribe(lsub);
+  n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("bus: interest excludes the asking link and watchers hear every change") {
+  caf::actor_system sys{config()};
+  node n{sys, "interest"};
+  caf::scoped_actor link_actor{sys};
+  caf::scoped_actor local{sys};
+  std::atomic<int> changes{0};
+  auto id = n.bus().watch([&] { ++changes; });
+  auto link_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_actor);
+  auto gate = std::make_shared<send_gate>(8, overflow_policy::block, 1ms);
+  auto lsub = n.bus().subscribe_link(t::order::type_id, t::order::type_name, link_ptr,
+                                     gate, "link:test");
+  auto sub = listen<t::ping>(n, local);
+  CHECK(changes.load() == 2);
+  CHECK(n.bus().interest(link_ptr.get()) == std::vector<uint32_t>{t::ping::type_id});
+  auto all = n.bus().interest(nullptr);
+  CHECK(all.size() == 2);
+  n.bus().unsubscribe(sub);
+  CHECK(changes.load() == 3);
+  CHECK(n.bus().interest(link_ptr.get()).empty());
+  n.bus().unwatch(id);
+  n.bus().unsubscribe(lsub);
+  CHECK(changes.load() == 3);
+}

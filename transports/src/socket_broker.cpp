@@ -176,7 +176,12 @@ public:
       last_connect_error_ = text;
       log(log_level::warning, who(), text + "; retrying with backoff");
     }
-    sh_->set_error(text);
+    {
+      std::lock_guard<std::mutex> guard{sh_->mtx};
+      sh_->last_error = text;
+      sh_->recompute_state_locked(); // "starting" becomes "down"
+      sh_->cv.notify_all();
+    }
     schedule_reconnect();
   }
 
@@ -329,16 +334,15 @@ public:
 
   void on_refusing(const wire::refuse& why) override {
     sh_->refusals_sent.fetch_add(1, std::memory_order_relaxed);
-    log(log_level::error, who(),
-        std::string{"refusing peer ("} + to_string(why.reason) + "): " + why.text);
+    log_refusal(std::string{"refusing peer ("} + to_string(why.reason) + "): " + why.text);
     close_reason_ = why.reason;
     close_text_ = "refused the peer: " + why.text;
   }
 
   void on_refused(const wire::refuse& why) override {
     sh_->refusals_received.fetch_add(1, std::memory_order_relaxed);
-    log(log_level::error, who(),
-        std::string{"refused by peer ("} + to_string(why.reason) + "): " + why.text);
+    log_refusal(std::string{"refused by peer ("} + to_string(why.reason) + "): "
+                + why.text);
     close_reason_ = why.reason;
     close_text_ = "refused by the peer: " + why.text;
   }
@@ -390,6 +394,15 @@ public:
   }
 
 private:
+  /// Logs a refusal once per distinct text: a connecting link retries a
+  /// refused peer with backoff and would repeat it every few seconds.
+  void log_refusal(const std::string& text) {
+    if (text == last_refusal_)
+      return;
+    last_refusal_ = text;
+    log(log_level::error, who(), text);
+  }
+
   void schedule_tick() {
     auto period = std::min(sh_->cfg.heartbeat_interval, sh_->cfg.peer_timeout / 4);
     if (period.count() <= 0)
@@ -435,6 +448,7 @@ private:
   routing_table_ptr table_;
   uint64_t table_version_ = 0;
   std::string last_connect_error_;
+  std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;
   std::string close_text_;
 };

@@ -1,0 +1,106 @@
+// The bounded send queue of a link: each overflow policy, exact counters,
+// blocking with a timeout and wake-up on release. No sleeps: a blocked
+// publisher is released by another thread, or times out.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "mycelium/bus/send_gate.hpp"
+
+using namespace mycelium;
+using namespace std::chrono_literals;
+
+TEST_CASE("send_gate: drop_newest admits up to capacity and counts the rest") {
+  send_gate g{3, overflow_policy::drop_newest, 0ns};
+  CHECK(g.admit());
+  CHECK(g.admit());
+  CHECK(g.admit());
+  CHECK_FALSE(g.admit());
+  CHECK_FALSE(g.admit());
+  CHECK(g.dropped() == 2);
+  CHECK(g.depth() == 3);
+  g.release(2);
+  CHECK(g.admit());
+  CHECK(g.depth() == 2);
+  CHECK(g.back_pressured() == 0);
+}
+
+TEST_CASE("send_gate: disconnect fires once per episode until re-armed") {
+  int fired = 0;
+  send_gate g{1, overflow_policy::disconnect, 0ns, [&] { ++fired; }};
+  CHECK(g.admit());
+  CHECK_FALSE(g.admit());
+  CHECK_FALSE(g.admit());
+  CHECK(fired == 1);
+  CHECK(g.disconnects() == 1);
+  CHECK(g.dropped() == 2);
+  g.rearm();
+  CHECK_FALSE(g.admit());
+  CHECK(fired == 2);
+}
+
+TEST_CASE("send_gate: block waits up to the timeout, then back_pressured") {
+  send_gate g{1, overflow_policy::block, 30ms};
+  CHECK(g.admit());
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(g.admit());
+  CHECK(std::chrono::steady_clock::now() - t0 >= 30ms);
+  CHECK(g.back_pressured() == 1);
+  CHECK(g.depth() == 1);
+}
+
+TEST_CASE("send_gate: a blocked publisher proceeds when a slot is released") {
+  send_gate g{1, overflow_policy::block, 10s};
+  CHECK(g.admit());
+  std::promise<void> started;
+  auto f = std::async(std::launch::async, [&] {
+    started.set_value();
+    return g.admit();
+  });
+  started.get_future().wait();
+  g.release();
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  CHECK(f.get());
+  CHECK(g.back_pressured() == 0);
+  CHECK(g.depth() == 1);
+}
+
+TEST_CASE("send_gate: inside no_block_scope a full block gate refuses at once") {
+  send_gate g{1, overflow_policy::block, 10s};
+  CHECK(g.admit());
+  {
+    send_gate::no_block_scope scope;
+    CHECK_FALSE(g.admit());
+  }
+  CHECK(g.back_pressured() == 1);
+}
+
+TEST_CASE("send_gate: many publishers never exceed the capacity") {
+  send_gate g{64, overflow_policy::drop_newest, 0ns};
+  std::atomic<uint64_t> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i)
+        if (g.admit()) {
+          admitted.fetch_add(1);
+          g.release();
+        }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(admitted.load() + g.dropped() == 40000);
+  CHECK(g.depth() == 0);
+}
+
+TEST_CASE("overflow policies parse by name; unknown names list the valid ones") {
+  overflow_policy p;
+  CHECK(parse_overflow_policy("drop_newest", p) == caf::none);
+  CHECK(p == overflow_policy::drop_newest);
+  CHECK(parse_overflow_policy("disconnect", p) == caf::none);
+  CHECK(p == overflow_policy::disconnect);
+  CHECK(parse_overflow_policy("drop", p) != caf::none);
+}

@@ -58,8 +58,13 @@ void service::on_exit() {
     log(log_level::error, ctx_.bus->node_name() + "/" + ctx_.name,
         std::string{"on_stop threw: "} + e.what());
   }
-  // Release what ties this actor to the bus (breaks reference cycles); the
-  // bus itself drops the subscriptions when this actor terminates.
+  // Unsubscribe here, not only in the bus's attach_functor: CAF runs
+  // attachables newest first, so a monitor attached after the subscription
+  // would report this actor down while the bus still routed to it. The
+  // functor's second removal is a no-op. Also breaks reference cycles.
+  for (auto& h : handlers_)
+    if (h.sub)
+      ctx_.bus->unsubscribe(h.sub);
   handlers_.clear();
   cached_route_ = nullptr;
   routes_.reset();

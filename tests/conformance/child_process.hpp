@@ -1,9 +1,9 @@
 #pragma once
 
 // A real child process for multi-process tests: stdin and stdout are pipes,
-// stderr goes to a file the test can read. The destructor kills (SIGKILL)
-// and reaps it, so a failing test never leaves a process behind; closing
-// stdin lets well-behaved peers exit on their own.
+// stderr goes to a file the test can read. The destructor closes stdin
+// (well-behaved peers exit on EOF), kills what is still running after 5 s and
+// reaps it, so a failing test never leaves a process behind.
 
 #include <chrono>
 #include <csignal>
@@ -54,9 +54,14 @@ public:
   }
 
   ~child_process() {
+    // Closing stdin asks a peer to exit cleanly (so sanitizers can report
+    // at exit); one that does not within 5 s is killed.
     close_stdin();
-    kill(SIGKILL);
-    wait_exit(std::chrono::seconds(10));
+    if (wait_exit(std::chrono::seconds(5)) < 0) {
+      kill(SIGCONT);
+      kill(SIGKILL);
+      wait_exit(std::chrono::seconds(10));
+    }
     if (stdout_ >= 0)
       ::close(stdout_);
   }

@@ -10,6 +10,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -189,6 +191,16 @@ struct harness {
 
   ~harness() {
     node.stop();
+    // Peers run under the same sanitizer as the test; their reports go to
+    // their logs and must fail the test too.
+    for (auto& entry : fs::directory_iterator(dir.path))
+      if (entry.path().extension() == ".log") {
+        std::ifstream in{entry.path()};
+        std::stringstream text;
+        text << in.rdbuf();
+        CHECK_MESSAGE(text.str().find("Sanitizer") == std::string::npos,
+                      entry.path().filename().string() << ": " << text.str());
+      }
   }
 };
 

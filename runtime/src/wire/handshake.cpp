@@ -34,6 +34,25 @@ std::string clip(const std::string& s, size_t n) {
   return s.substr(0, n);
 }
 
+/// Runs `f(field_id, wire_type)` for every field of a control payload,
+/// rejecting duplicates of ids below 32; `f` reads or skips the value.
+/// `seen` gets one bit per field id below 32.
+template <class F>
+errc for_each_field(const uint8_t* payload, size_t n, uint32_t& seen, F f) {
+  reader r{payload, n};
+  while (!r.at_end()) {
+    uint16_t fid;
+    wire_type wt;
+    if (auto e = r.tag(fid, wt); e != errc::none)
+      return e;
+    if (!first_time(seen, fid))
+      return errc::duplicate_field;
+    if (auto e = f(r, fid, wt); e != errc::none)
+      return e;
+  }
+  return errc::none;
+}
+
 template <class F>
 void frame(std::vector<uint8_t>& out, control_type type, uint64_t seq, F body) {
   auto start = out.size();
@@ -88,19 +107,12 @@ void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq) {
 }
 
 errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id) {
-  reader r{payload, n};
   uint32_t seen = 0;
-  while (!r.at_end()) {
-    uint16_t fid;
-    wire_type wt;
-    if (auto e = r.tag(fid, wt); e != errc::none)
-      return e;
-    if (!first_time(seen, fid))
-      return errc::duplicate_field;
-    auto e = fid == 1 ? r.scalar(wt, type_id) : r.skip(wt);
-    if (e != errc::none)
-      return e;
-  }
+  auto e = for_each_field(payload, n, seen, [&](reader& r, uint16_t fid, wire_type wt) {
+    return fid == 1 ? r.scalar(wt, type_id) : r.skip(wt);
+  });
+  if (e != errc::none)
+    return e;
   if ((seen & 2u) == 0)
     return errc::truncated;
   if (type_id == 0 || type_id >= first_control_type_id)
@@ -116,15 +128,9 @@ void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq) {
 }
 
 errc decode(const uint8_t* payload, size_t n, hello& out) {
-  reader r{payload, n};
   uint32_t seen = 0;
-  while (!r.at_end()) {
-    uint16_t fid;
-    wire_type wt;
-    if (auto e = r.tag(fid, wt); e != errc::none)
-      return e;
-    if (!first_time(seen, fid))
-      return errc::duplicate_field;
+  auto res = for_each_field(payload, n, seen,
+                            [&](reader& r, uint16_t fid, wire_type wt) -> errc {
     errc e = errc::none;
     switch (fid) {
       case 1: e = r.scalar(wt, out.magic); break;
@@ -169,12 +175,13 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
       }
       default: e = r.skip(wt);
     }
-    if (e != errc::none)
-      return e;
-  }
+    return e;
+  });
+  if (res != errc::none)
+    return res;
   if (out.magic != hello_magic)
     return errc::bad_magic;
-  // Every field but the (optional) auth proof is required.
+  // Every field but the (optional) auth proof and nonce is required.
   constexpr uint32_t required = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4)
                                 | (1u << 5) | (1u << 6) | (1u << 8);
   if ((seen & required) != required)
@@ -183,15 +190,9 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
 }
 
 errc decode(const uint8_t* payload, size_t n, refuse& out) {
-  reader r{payload, n};
   uint32_t seen = 0;
-  while (!r.at_end()) {
-    uint16_t fid;
-    wire_type wt;
-    if (auto e = r.tag(fid, wt); e != errc::none)
-      return e;
-    if (!first_time(seen, fid))
-      return errc::duplicate_field;
+  return for_each_field(payload, n, seen,
+                            [&](reader& r, uint16_t fid, wire_type wt) -> errc {
     errc e = errc::none;
     switch (fid) {
       case 1: {
@@ -205,10 +206,8 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
       case 2: e = r.string(wt, max_text, out.text); break;
       default: e = r.skip(wt);
     }
-    if (e != errc::none)
-      return e;
-  }
-  return errc::none;
+    return e;
+  });
 }
 
 std::string to_hex(const digest256& d) {

@@ -85,6 +85,7 @@ public:
     for (auto& kv : subs_)
       sh_->bus->unsubscribe(kv.second);
     subs_.clear();
+    table_.reset(); // holds strong references to this broker (see on_exit)
     advertised_.clear();
     if (watch_id_ != 0) {
       sh_->bus->unwatch(watch_id_);
@@ -123,6 +124,9 @@ public:
     for (auto& kv : subs_)
       sh_->bus->unsubscribe(kv.second);
     subs_.clear();
+    // The cached routing table holds this broker's own subscriptions, i.e.
+    // strong references to itself: drop it or the broker never dies.
+    table_.reset();
     if (!pending_.empty()) {
       sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
       gate_->release(pending_.size());
@@ -189,7 +193,7 @@ public:
     std::uniform_real_distribution<double> jitter{1.0, 1.5};
     auto delay = duration_cast<milliseconds>(backoff_ * jitter(rng_));
     backoff_ = std::min(backoff_ * 2, sh_->cfg.reconnect_max);
-    self_->delayed_send(self_, delay, connect_atom::value);
+    caf::delayed_anon_send(self_handle(), delay, connect_atom::value);
   }
 
   // -- I/O events ------------------------------------------------------------------
@@ -394,6 +398,13 @@ public:
   }
 
 private:
+  /// Messages to self go without a sender: CAF 0.17's broker cleanup does
+  /// not drain the mailbox, so a pending message whose sender is the broker
+  /// itself would keep the terminated broker alive forever (found by LSan).
+  caf::actor self_handle() const {
+    return caf::actor_cast<caf::actor>(self_);
+  }
+
   /// Logs a refusal once per distinct text: a connecting link retries a
   /// refused peer with backoff and would repeat it every few seconds.
   void log_refusal(const std::string& text) {
@@ -407,7 +418,7 @@ private:
     auto period = std::min(sh_->cfg.heartbeat_interval, sh_->cfg.peer_timeout / 4);
     if (period.count() <= 0)
       period = milliseconds{1};
-    self_->delayed_send(self_, period, tick_atom::value, epoch_);
+    caf::delayed_anon_send(self_handle(), period, tick_atom::value, epoch_);
   }
 
   /// Hands `out_` to the scribe; `gated` frames hold a send-queue slot until
@@ -485,7 +496,7 @@ caf::behavior accepted_fn(caf::io::broker* self, caf::io::connection_handle hdl,
 
 caf::behavior connector_fn(caf::io::broker* self, std::shared_ptr<link_shared> sh) {
   auto c = std::make_shared<connection>(self, sh, true);
-  self->send(self, connect_atom::value);
+  caf::anon_send(caf::actor_cast<caf::actor>(self), connect_atom::value);
   return connection_behavior(self, c);
 }
 

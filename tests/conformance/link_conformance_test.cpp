@@ -581,4 +581,14 @@ TEST_CASE("link configuration errors name the field") {
                  "block, drop_newest or disconnect"));
   mt::link_kind k;
   CHECK(contains(mycelium::render(mt::parse_link_kind("udp", k)), "unix or tcp"));
+  c.peer_timeout = 1000ms;
+  c.name = std::string(251, 'x'); // the hello limits names to 255 bytes
+  CHECK(contains(mycelium::render(c.validate()), "name"));
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  mycelium::node n{sys, std::string(256, 'n')};
+  c.name = "ok";
+  auto l = mt::link::start(n, lt::descriptor(), c);
+  REQUIRE(!l);
+  CHECK(contains(mycelium::render(l.error()), "at most 255"));
 }

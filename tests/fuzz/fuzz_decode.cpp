@@ -16,6 +16,9 @@
 // NaN != NaN). Any violation prints what happened and calls abort(), which
 // libFuzzer reports as a crash together with the reproducer file.
 //
+// The link protocol on top of these decoders (handshake state, sequence
+// numbers, interest frames, reassembly) is fuzzed by fuzz_link.cpp.
+//
 // Extra mode: `mycelium_fuzz_decode --write-seeds=DIR` writes the seed
 // corpus (valid frames of every type) to DIR and exits; libFuzzer ignores
 // flags that start with "--".
@@ -23,17 +26,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "mycelium/codec.hpp"
-#include "test_messages.hpp"
+#include "fuzz_common.hpp"
 
 namespace w = mycelium::wire;
 namespace t = mycelium::test;
 using mycelium::errc;
+using mycelium::fuzz::exact_copy;
+using mycelium::fuzz::for_each_type;
+using mycelium::fuzz::hex;
+using mycelium::fuzz::payload_of;
+using mycelium::fuzz::same;
 
 namespace {
 
@@ -43,35 +49,9 @@ namespace {
   std::abort();
 }
 
-std::string hex(const std::vector<uint8_t>& b) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (auto c : b) {
-    s += d[c >> 4];
-    s += d[c & 15];
-  }
-  return s;
-}
-
 constexpr uint32_t max_payload = w::default_max_payload;
 
 // -- generated message types --------------------------------------------------
-
-template <class T>
-std::vector<uint8_t> payload_of(const T& x) {
-  std::vector<uint8_t> out;
-  mycelium::encode_payload(x, out);
-  return out;
-}
-
-/// Equal by canonical encoding (bit-exact, covers NaN payloads and -0.0) and
-/// by operator== unless `a` compares unequal to itself (it holds a NaN).
-template <class T>
-bool same(const T& a, const T& b) {
-  if (payload_of(a) != payload_of(b))
-    return false;
-  return a == b || !(a == a);
-}
 
 /// The round trip of one successfully decoded value of message type T.
 template <class T>
@@ -120,21 +100,6 @@ void fuzz_payload(const uint8_t* p, size_t n) {
     check_message(v);
 }
 
-/// Calls f(T{}) for every message type of the test schema.
-template <class F>
-void for_each_type(F&& f) {
-  f(t::all_scalars{});
-  f(t::texts{});
-  f(t::collections{});
-  f(t::leg{});
-  f(t::order{});
-  f(t::ping{});
-  f(t::pong{});
-  f(t::price_request{});
-  f(t::price_reply{});
-  f(t::fail_now{});
-}
-
 /// The round trip of a caf::message that decode_frame produced for `type_id`.
 void check_frame_message(const w::frame_header& h, const caf::message& msg) {
   bool matched = false;
@@ -152,24 +117,6 @@ void check_frame_message(const w::frame_header& h, const caf::message& msg) {
 }
 
 // -- handshake ----------------------------------------------------------------
-
-bool same(const w::hello& a, const w::hello& b) {
-  if (a.magic != b.magic || a.version != b.version
-      || a.schema_digest != b.schema_digest || a.node != b.node
-      || a.service != b.service || a.pid != b.pid
-      || a.auth_proof != b.auth_proof || a.types.size() != b.types.size())
-    return false;
-  for (size_t i = 0; i < a.types.size(); ++i)
-    if (a.types[i].type_id != b.types[i].type_id
-        || a.types[i].name != b.types[i].name
-        || a.types[i].digest != b.types[i].digest)
-      return false;
-  return true;
-}
-
-bool same(const w::refuse& a, const w::refuse& b) {
-  return a.reason == b.reason && a.text == b.text;
-}
 
 template <class T>
 void check_control(const T& v, w::control_type expected, const char* name) {
@@ -221,14 +168,7 @@ void fuzz_refuse(const uint8_t* p, size_t n) {
 
 void write_file(const std::string& dir, const std::string& name,
                 const std::vector<uint8_t>& bytes) {
-  auto path = dir + "/" + name;
-  std::ofstream out{path, std::ios::binary};
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  if (!out) {
-    std::fprintf(stderr, "mycelium_fuzz_decode: cannot write %s\n", path.c_str());
-    std::exit(2);
-  }
+  mycelium::fuzz::write_file("mycelium_fuzz_decode", dir, name, bytes);
 }
 
 template <class T>
@@ -299,6 +239,8 @@ void write_seeds(const std::string& dir) {
   {
     auto h = mycelium::make_hello(t::descriptor(), "node-a", "pricer", 4242);
     h.auth_proof.assign(32, 0xAB);
+    for (size_t i = 0; i < h.nonce.size(); ++i)
+      h.nonce[i] = static_cast<uint8_t>(i + 1);
     std::vector<uint8_t> frame;
     w::encode_frame(frame, h, 0);
     write_file(dir, "seed-hello-full", frame);
@@ -318,37 +260,12 @@ void write_seeds(const std::string& dir) {
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  // Every message type of the schema must be covered by for_each_type.
-  size_t covered = 0;
-  for_each_type([&](auto proto) {
-    using T = decltype(proto);
-    if (t::descriptor().find(T::type_id) != nullptr)
-      ++covered;
-  });
-  if (covered != t::descriptor().types.size()) {
-    std::fprintf(stderr, "mycelium_fuzz_decode: the test schema has %zu message "
-                         "types but for_each_type() in fuzz_decode.cpp covers %zu; "
-                         "add the new types there\n",
-                 t::descriptor().types.size(), covered);
-    std::exit(2);
-  }
-  for (int i = 1; i < *argc; ++i) {
-    static constexpr char flag[] = "--write-seeds=";
-    if (std::strncmp((*argv)[i], flag, sizeof(flag) - 1) == 0) {
-      write_seeds((*argv)[i] + sizeof(flag) - 1);
-      std::exit(0);
-    }
+  mycelium::fuzz::require_all_types_covered("mycelium_fuzz_decode");
+  if (auto dir = mycelium::fuzz::flag_value(*argc, *argv, "write-seeds")) {
+    write_seeds(dir);
+    std::exit(0);
   }
   return 0;
-}
-
-/// An exact-size heap copy, so that AddressSanitizer flags any read past
-/// the end of a region that is shorter than the fuzzer's input.
-static std::unique_ptr<uint8_t[]> exact_copy(const uint8_t* p, size_t n) {
-  std::unique_ptr<uint8_t[]> out{new uint8_t[n > 0 ? n : 1]};
-  if (n > 0)
-    std::memcpy(out.get(), p, n);
-  return out;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t n) {

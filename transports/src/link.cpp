@@ -55,6 +55,9 @@ caf::error link_config::validate() const {
   };
   if (address.empty())
     return bad("address", "is empty");
+  if (name.empty() || name.size() > 250)
+    return bad("name", "must have 1 to 250 bytes (the hello carries 'link:' + name, "
+                       "at most 255 bytes)");
   if (kind == link_kind::tcp && role == link_role::connect && port == 0)
     return bad("port", "must be set to connect over TCP");
   if (max_payload == 0 || max_payload >= wire::first_control_type_id)
@@ -118,6 +121,12 @@ caf::expected<link> link::start(caf::actor_system& sys,
                         + "' needs CAF's middleman: call "
                           "cfg.load<caf::io::middleman>() before creating the "
                           "actor system");
+  if (b->node_name().size() > 255)
+    return make_error(errc::config_invalid,
+                      "link '" + cfg.name + "': node name '"
+                        + b->node_name().substr(0, 32) + "...' has "
+                        + std::to_string(b->node_name().size())
+                        + " bytes; the hello carries at most 255");
   auto sh = std::make_shared<detail::link_shared>();
   sh->cfg = std::move(cfg);
   sh->bus = std::move(b);

@@ -250,6 +250,11 @@ TEST_CASE_TEMPLATE("links deliver in order, both ways, complete", Kind, unix_lin
   std::lock_guard<std::mutex> guard{h.box->mtx};
   CHECK(h.box->data.order_errors == 0);
   CHECK(h.box->data.checksum_errors == 0);
+  // The bus counts what the link took from it as delivered, like a service.
+  auto topic = h.node.bus().topic(lt::data::type_id);
+  CHECK(topic.enqueued == 2 * n + 50000); // local + link, then the replies
+  CHECK(topic.delivered == topic.enqueued);
+  CHECK(topic.dropped == 0);
   auto s = l.stats();
   CHECK(s.frames_received >= 50000);
   CHECK(s.bad_frames == 0);

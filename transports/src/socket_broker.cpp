@@ -263,6 +263,9 @@ public:
     }
     out_.clear();
     auto e = proto_.write_data(msg, out_);
+    if (e != errc::unknown_type)
+      if (auto i = subs_.find(proto_.last_type_id()); i != subs_.end())
+        mycelium::detail::bump(i->second->delivered); // counted as handled
     if (e != errc::none) {
       gate_->release();
       if (e == errc::frame_too_large) {

@@ -571,6 +571,32 @@ TEST_CASE("CAF remote actor systems: a service spawned by name on a remote node 
   CHECK(contains(mycelium::render(nobody.error()), "no exposed Mycelium node at 127.0.0.1:1"));
 }
 
+TEST_CASE_TEMPLATE("a connecting link retries with exponential backoff until the peer appears",
+                   Kind, unix_link, tcp_link) {
+  harness<Kind> h;
+  // Reserve a free TCP port by listening once, then free it: nobody listens.
+  uint16_t port = 0;
+  {
+    auto [probe, p, basp_unused] = h.start_peer();
+    port = p;
+  }
+  auto c = h.link_to(port);
+  c.reconnect_min = 20ms;
+  c.reconnect_max = 160ms;
+  auto t0 = std::chrono::steady_clock::now();
+  auto l = h.connect(c);
+  // Attempt k waits 20 * 2^(k-1) ms (capped at 160) plus up to 50 % jitter:
+  // the sixth failure cannot come before 20+40+80+160+160 = 460 ms.
+  REQUIRE(l.await([](const mt::link_stats& s) { return s.connect_failures >= 6; }, 20s));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 460ms);
+  CHECK(l.stats().state == mt::link_state::down);
+  CHECK_FALSE(l.stats().last_error.empty());
+  // The peer appears: the link connects on its next attempt (<= 240 ms).
+  auto [peer, port2, basp_unused2] = h.start_peer({}, port);
+  REQUIRE(port2 == port);
+  REQUIRE(l.await_up(10s));
+}
+
 TEST_CASE("link configuration errors name the field") {
   mt::link_config c;
   c.port = 0;

@@ -1,0 +1,190 @@
+// The shared-memory SPSC ring, exercised in one process on ordinary memory
+// laid out exactly as in a segment: empty, full, wrap-around, the largest
+// frame, zero-length frames, impossible positions, and a producer and a
+// consumer thread racing over a million frames (run it under TSan).
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "mycelium/transports/shm/spsc_ring.hpp"
+
+using namespace mycelium::transports::shm;
+
+namespace {
+
+/// A ring control block plus its data area, as a segment would hold them.
+struct test_ring {
+  explicit test_ring(uint64_t capacity)
+    : capacity(capacity), data(new (std::align_val_t{64}) uint8_t[capacity]),
+      writer(&ctl, data.get(), capacity), reader(&ctl, data.get(), capacity) {
+  }
+
+  struct aligned_delete {
+    void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+
+  uint64_t capacity;
+  ring_control ctl;
+  std::unique_ptr<uint8_t[], aligned_delete> data;
+  ring_writer writer;
+  ring_reader reader;
+
+  /// Reads one frame into a vector; empty optional-like flag via status.
+  ring_status read(std::vector<uint8_t>& out) {
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    auto st = reader.peek(p, n);
+    if (st == ring_status::ok) {
+      out.assign(p, p + n);
+      reader.release();
+    }
+    return st;
+  }
+};
+
+std::vector<uint8_t> bytes(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = static_cast<uint8_t>(seed + i * 7);
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("spsc ring: capacities are powers of two; the largest frame is half the ring") {
+  CHECK(valid_capacity(64));
+  CHECK(valid_capacity(1 << 20));
+  CHECK_FALSE(valid_capacity(100));
+  CHECK_FALSE(valid_capacity(32));
+  CHECK(max_frame_for(1024) == 504);
+}
+
+TEST_CASE("spsc ring: an empty ring reads nothing") {
+  test_ring r{1024};
+  std::vector<uint8_t> out;
+  CHECK(r.read(out) == ring_status::empty);
+  CHECK_FALSE(r.reader.maybe_ready());
+}
+
+TEST_CASE("spsc ring: zero-length and largest frames; larger ones are refused") {
+  test_ring r{1024};
+  std::vector<uint8_t> out;
+  REQUIRE(r.writer.write(nullptr, 0) == ring_status::ok);
+  REQUIRE(r.read(out) == ring_status::ok);
+  CHECK(out.empty());
+  auto big = bytes(r.writer.max_frame(), 3);
+  REQUIRE(r.writer.write(big.data(), big.size()) == ring_status::ok);
+  REQUIRE(r.read(out) == ring_status::ok);
+  CHECK(out == big);
+  auto too_big = bytes(r.writer.max_frame() + 1, 1);
+  CHECK(r.writer.write(too_big.data(), too_big.size()) == ring_status::too_large);
+  CHECK(r.read(out) == ring_status::empty); // nothing half-written
+}
+
+TEST_CASE("spsc ring: a full ring back-pressures until the reader frees space") {
+  test_ring r{256};
+  auto f = bytes(40, 9); // 48 bytes per record
+  int written = 0;
+  while (r.writer.write(f.data(), f.size()) == ring_status::ok)
+    ++written;
+  CHECK(written == 5); // 5 * 48 = 240 of 256 bytes
+  CHECK(r.writer.write(f.data(), f.size()) == ring_status::back_pressured);
+  std::vector<uint8_t> out;
+  REQUIRE(r.read(out) == ring_status::ok);
+  CHECK(out == f);
+  CHECK(r.writer.write(f.data(), f.size()) == ring_status::ok); // wraps
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(r.read(out) == ring_status::ok);
+    CHECK(out == f);
+  }
+  CHECK(r.read(out) == ring_status::empty);
+}
+
+TEST_CASE("spsc ring: frames of every size wrap around intact") {
+  test_ring r{512};
+  std::vector<uint8_t> out;
+  uint64_t seq = 0;
+  for (int round = 0; round < 50; ++round)
+    for (size_t n = 0; n <= r.writer.max_frame(); n += 13) {
+      auto f = bytes(n, static_cast<uint8_t>(seq++));
+      REQUIRE(r.writer.write(f.data(), f.size()) == ring_status::ok);
+      REQUIRE(r.read(out) == ring_status::ok);
+      REQUIRE(out == f);
+    }
+  CHECK(r.ctl.head.load() > 100 * r.capacity); // wrapped many times
+  CHECK(r.ctl.head.load() == r.ctl.tail.load());
+}
+
+TEST_CASE("spsc ring: impossible positions or records are reported, never followed") {
+  test_ring r{256};
+  std::vector<uint8_t> out;
+  SUBCASE("head behind tail") {
+    r.ctl.tail = 64;
+    ring_reader reader{&r.ctl, r.data.get(), r.capacity};
+    r.ctl.head = 8;
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    CHECK(reader.peek(p, n) == ring_status::corrupt);
+  }
+  SUBCASE("a record longer than the ring") {
+    auto f = bytes(8, 1);
+    REQUIRE(r.writer.write(f.data(), f.size()) == ring_status::ok);
+    reinterpret_cast<record_header*>(r.data.get())->length = 4000;
+    CHECK(r.read(out) == ring_status::corrupt);
+  }
+  SUBCASE("an unknown record kind") {
+    auto f = bytes(8, 1);
+    REQUIRE(r.writer.write(f.data(), f.size()) == ring_status::ok);
+    reinterpret_cast<record_header*>(r.data.get())->kind = 7;
+    CHECK(r.read(out) == ring_status::corrupt);
+  }
+  SUBCASE("a reader position ahead of the writer") {
+    auto f = bytes(100, 1); // 112-byte records: two fit, the third re-reads tail
+    REQUIRE(r.writer.write(f.data(), f.size()) == ring_status::ok);
+    REQUIRE(r.writer.write(f.data(), f.size()) == ring_status::ok);
+    r.ctl.tail = 4096;
+    CHECK(r.writer.write(f.data(), f.size()) == ring_status::corrupt);
+  }
+}
+
+TEST_CASE("spsc ring: a producer and a consumer thread, a million frames, in order") {
+  test_ring r{64 * 1024};
+  constexpr uint64_t count = 1000000;
+  std::thread producer{[&] {
+    std::vector<uint8_t> f;
+    for (uint64_t i = 0; i < count; ++i) {
+      auto n = 8 + (i * 2654435761u) % 300;
+      f.resize(n);
+      std::memcpy(f.data(), &i, 8);
+      for (size_t k = 8; k < n; ++k)
+        f[k] = static_cast<uint8_t>(i + k);
+      while (r.writer.write(f.data(), f.size()) == ring_status::back_pressured)
+        std::this_thread::yield();
+    }
+  }};
+  uint64_t next = 0;
+  uint64_t bad = 0;
+  while (next < count) {
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    auto st = r.reader.peek(p, n);
+    if (st == ring_status::empty) {
+      std::this_thread::yield();
+      continue;
+    }
+    REQUIRE(st == ring_status::ok);
+    uint64_t id;
+    std::memcpy(&id, p, 8);
+    bool ok = id == next && n == 8 + (id * 2654435761u) % 300;
+    for (size_t k = 8; ok && k < n; ++k)
+      ok = p[k] == static_cast<uint8_t>(id + k);
+    bad += ok ? 0 : 1;
+    r.reader.release();
+    ++next;
+  }
+  producer.join();
+  CHECK(bad == 0);
+  CHECK(next == count);
+}

@@ -269,16 +269,16 @@ public:
     if (e != errc::none) {
       gate_->release();
       if (e == errc::frame_too_large) {
-        sh_->frames_too_large.fetch_add(1, std::memory_order_relaxed);
         auto* t = sh_->schema.find(proto_.last_type_id());
         auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
                     + std::to_string(proto_.last_payload_size())
                     + " payload bytes is larger than max_payload "
                     + std::to_string(sh_->cfg.max_payload)
                     + ": not sent (raise max_payload on both sides)";
-        if (sh_->frames_too_large.load(std::memory_order_relaxed) == 1)
-          log(log_level::error, who(), text);
+        // The text first: whoever sees the counter move finds it set.
         sh_->set_error(text);
+        if (sh_->frames_too_large.fetch_add(1, std::memory_order_relaxed) == 0)
+          log(log_level::error, who(), text);
       } else {
         sh_->bad_frames.fetch_add(1, std::memory_order_relaxed);
       }
@@ -388,10 +388,10 @@ public:
   }
 
   void on_bad_frame(errc code, const std::string& text) override {
+    (void) code;
+    sh_->set_error(text); // before the counter, see on_bus_message
     if (sh_->bad_frames.fetch_add(1, std::memory_order_relaxed) == 0)
       log(log_level::error, who(), text + " (dropped; further ones only counted)");
-    (void) code;
-    sh_->set_error(text);
   }
 
   void on_error(errc code, const std::string& text) override {

@@ -1,0 +1,2121 @@
+// mycelium-bench-links: Unix and TCP links between two processes, against raw
+// sockets, CAF remote actors (BASP) and ZeroMQ, all measured in the same run.
+//
+// Every measurement uses two real processes: this program (side A, the
+// driver) re-executes itself (/proc/self/exe) with the hidden option
+// `--role peer` for side B, which hosts every far end at once:
+//   - raw socket servers (Unix and TCP; blocking echo, busy-polling echo and a
+//     throughput sink that counts length-prefixed frames),
+//   - one mycelium node per link kind with a `far` service (answers `ping`
+//     with `pong`, counts `tick` streams) and a listening link,
+//   - a plain CAF actor published with `middleman().publish` (BASP, TCP only),
+//   - ZeroMQ PAIR sockets on tcp:// and ipc:// that echo (if built with
+//     libzmq).
+// When A is done with it (also after an error) A closes the child's stdin (a
+// pipe: the child exits at EOF), then kills (SIGKILL) and reaps it if it is
+// still there after 2 s; SIGINT/SIGTERM in A kill it at once, and it dies
+// with A in any case (PR_SET_PDEATHSIG).
+//
+//  1. Round-trip latency. Per link kind and payload size, every path runs a
+//     closed-loop ping-pong: A sends ping{seq, payload}, B answers
+//     pong{seq, payload}, A times the round trip and sends the next ping.
+//       raw       plain blocking sockets (TCP_NODELAY), 16-byte header +
+//                 payload written with one write(), read back in full
+//       raw-spin  same, but both ends busy-poll recv(MSG_DONTWAIT) (up to
+//                 1 ms, then block): the socket floor without wake-ups;
+//                 only with pin=split (each spinning end needs a CPU)
+//       bus       A: service publishes ping, pong handler records the RTT
+//                 and publishes the next ping; B: service answers ping with
+//                 pong; a mycelium link (Unix or TCP) connects the buses
+//       caf       plain CAF actors over BASP (publish / remote_actor), the
+//                 same mbench::ping / pong types (TCP only: BASP has no Unix
+//                 transport)
+//       zmq       ZeroMQ PAIR sockets, tcp://127.0.0.1 and ipc://
+//     After a warm-up, the paths alternate in rounds (order rotated every
+//     round). ALL LATENCIES ARE ROUND TRIPS.
+//  2. One-way throughput, 64-byte payloads. bus: a service publishes N
+//     `tick`s as fast as the link admits (overflow policy block); B counts
+//     them and publishes an `ack` once it has all N; the time runs from the
+//     first publish to the ack. raw: A writes N length-prefixed frames
+//     (batched into 64 KiB writes, and one write() per frame), B counts
+//     them and answers with the count. caf (TCP): an actor sends N ticks to
+//     the remote actor over BASP (no flow control), which acks the count.
+//     Alternating rounds.
+//
+// Beside each path's figures the program reads, from /proc, the context
+// switches and the on-CPU time of every thread of BOTH processes during the
+// timed rounds and reports them per round trip (per message for throughput):
+// where a path's extra time goes, in wake-ups and in CPU.
+//
+// Scenarios: each `config@pin` pair (CAF scheduler settings, CPU pinning of
+// the two processes) gets its own child and its own actor systems.
+// See docs/benchmarks.md ("Unix and TCP links") for how to read the output.
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <fmt/format.h>
+
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+#include <zmq.h>
+#endif
+
+#include "bench_messages.hpp"
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/service.hpp"
+#include "mycelium/transports/link.hpp"
+
+#ifndef MYCELIUM_BENCH_RESULTS_DIR
+#define MYCELIUM_BENCH_RESULTS_DIR "benchmarks/results"
+#endif
+
+extern char** environ;
+
+namespace {
+
+namespace mb = mbench;
+namespace mt = mycelium::transports;
+using namespace std::chrono_literals;
+
+using start_atom = caf::atom_constant<caf::atom("bstart")>;
+
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+constexpr bool have_zmq = true;
+#else
+constexpr bool have_zmq = false;
+#endif
+
+/// Thrown for anything that makes a measurement impossible; main() reports
+/// it and the child_process destructors kill the peer.
+struct bench_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// -- timing -------------------------------------------------------------------------
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+bool g_tsc = false;
+double g_ns_per_tick = 1.0;
+
+inline int64_t ticks() {
+  return g_tsc ? static_cast<int64_t>(__rdtsc()) : now_ns();
+}
+
+inline uint32_t ticks_to_ns(int64_t d) {
+  auto ns = static_cast<double>(d) * g_ns_per_tick + 0.5;
+  return static_cast<uint32_t>(std::clamp<double>(ns, 0, UINT32_MAX));
+}
+
+bool cpu_has_invariant_tsc() {
+  std::ifstream in{"/proc/cpuinfo"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0)
+      return line.find(" constant_tsc") != std::string::npos
+             && line.find(" nonstop_tsc") != std::string::npos;
+  return false;
+}
+
+double calibrate_tsc() {
+  auto n0 = now_ns();
+  auto c0 = __rdtsc();
+  while (now_ns() - n0 < 200000000) {
+  }
+  auto n1 = now_ns();
+  auto c1 = __rdtsc();
+  return static_cast<double>(n1 - n0) / static_cast<double>(c1 - c0);
+}
+
+// -- options ------------------------------------------------------------------------
+
+struct options {
+  std::vector<size_t> sizes{16, 256, 4096, 65536};
+  size_t rounds = 10;
+  size_t roundtrips = 100000;      // timed round trips per path, sizes <= 1 KiB
+  size_t roundtrips_large = 20000; // timed round trips per path, sizes > 1 KiB
+  size_t warmup = 2000;            // per path, kind and size
+  std::vector<std::string> kinds{"unix", "tcp"};
+  std::vector<std::string> paths{"raw", "raw-spin", "bus", "caf", "zmq"};
+  std::vector<std::string> scenarios{"default@none", "wake@none", "tuned@none",
+                                     "wake@split", "wake@same"};
+  size_t threads = 2;
+  int64_t ws_aggressive_polls = 100000;
+  int64_t ws_moderate_sleep_ns = 0;
+  int64_t ws_relaxed_sleep_us = 100;
+  int64_t mm_workers = -1; // -1: CAF's default
+  int64_t max_throughput = -1; // scheduler.max-throughput; -1: CAF's default (unlimited)
+  size_t tput_msgs = 1000000;
+  size_t tput_rounds = 5;
+  size_t tput_payload = 64;
+  size_t tput_batch = 65536; // bytes per write() of the batched raw writer
+  std::vector<std::string> tput_paths{"raw", "raw-1write", "bus", "caf"};
+  size_t send_queue = 4096;
+  int64_t block_timeout_ms = 100;
+  bool skip_latency = false;
+  bool skip_tput = false;
+  bool quick = false;
+  std::string timer = "tsc";
+  std::string json = MYCELIUM_BENCH_RESULTS_DIR "/links.json";
+  // hidden: the peer process
+  std::string role;
+  std::string config = "default";
+  std::string dir;
+  int cpu = -1;
+};
+
+size_t roundtrips_for(const options& opt, size_t size) {
+  return size <= 1024 ? opt.roundtrips : opt.roundtrips_large;
+}
+
+struct scenario {
+  std::string config; // default | wake | tuned
+  std::string pin;    // none | split | same
+  std::string name() const { return config + "@" + pin; }
+};
+
+scenario parse_scenario(const std::string& s) {
+  auto at = s.find('@');
+  scenario sc{s.substr(0, at), at == std::string::npos ? "none" : s.substr(at + 1)};
+  if (sc.config != "default" && sc.config != "wake" && sc.config != "tuned")
+    throw bench_error("scenario '" + s + "': config must be default, wake or tuned");
+  if (sc.pin != "none" && sc.pin != "split" && sc.pin != "same")
+    throw bench_error("scenario '" + s + "': pin must be none, split or same");
+  return sc;
+}
+
+// -- CPU pinning ----------------------------------------------------------------------
+
+/// Pins the calling thread (and every thread it creates afterwards) to `cpu`,
+/// or to every CPU when `cpu` < 0.
+void pin_self(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  auto n = static_cast<int>(std::thread::hardware_concurrency());
+  if (cpu < 0) {
+    for (int i = 0; i < std::max(n, 1); ++i)
+      CPU_SET(i, &set);
+  } else {
+    CPU_SET(cpu, &set);
+  }
+  if (::sched_setaffinity(0, sizeof(set), &set) != 0)
+    throw bench_error(fmt::format("sched_setaffinity(cpu {}): {}", cpu, std::strerror(errno)));
+}
+
+/// CPU for the driver and the peer in a pinning mode.
+std::pair<int, int> cpus_of(const std::string& pin) {
+  auto n = static_cast<int>(std::thread::hardware_concurrency());
+  if (pin == "split")
+    return {0, n > 1 ? 1 : 0};
+  if (pin == "same")
+    return {0, 0};
+  return {-1, -1};
+}
+
+// -- actor system configuration --------------------------------------------------------
+
+void configure(caf::actor_system_config& cfg, const options& opt, const std::string& config) {
+  cfg.load<caf::io::middleman>();
+  mb::add_message_types(cfg);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  cfg.set("scheduler.policy", caf::atom("stealing"));
+  cfg.set("scheduler.max-threads", static_cast<int64_t>(opt.threads));
+  if (opt.mm_workers >= 0)
+    cfg.set("middleman.workers", opt.mm_workers);
+  if (opt.max_throughput > 0)
+    cfg.set("scheduler.max-throughput", opt.max_throughput);
+  if (config == "tuned") {
+    // Spin instead of sleeping 50 us between polls (see inprocess_latency.cpp).
+    cfg.set("work-stealing.aggressive-poll-attempts", opt.ws_aggressive_polls);
+    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{opt.ws_moderate_sleep_ns});
+    cfg.set("work-stealing.relaxed-sleep-duration",
+            caf::timespan{opt.ws_relaxed_sleep_us * 1000});
+  } else if (config == "wake") {
+    // Skip the moderate phase (polls with 50 us sleeps that new work does not
+    // interrupt): after the aggressive polls a worker waits on its condition
+    // variable, which external_enqueue notifies.
+    cfg.set("work-stealing.moderate-poll-attempts", int64_t{0});
+  }
+}
+
+struct sched_info {
+  std::string policy;
+  size_t max_threads = 0, workers = 0, mm_workers = 0;
+  int64_t max_throughput = -1; // -1: unlimited
+  int64_t aggressive_poll_attempts = 0, moderate_poll_attempts = 0;
+  int64_t moderate_sleep_ns = 0, relaxed_sleep_ns = 0;
+};
+
+sched_info read_sched(caf::actor_system& sys) {
+  namespace d = caf::defaults;
+  auto& cfg = sys.config();
+  sched_info s;
+  s.policy = caf::to_string(caf::get_or(cfg, "scheduler.policy", d::scheduler::policy));
+  s.max_threads = caf::get_or(cfg, "scheduler.max-threads", d::scheduler::max_threads);
+  s.workers = sys.scheduler().num_workers();
+  s.mm_workers = caf::get_or(cfg, "middleman.workers", d::middleman::workers);
+  auto mt = caf::get_or(cfg, "scheduler.max-throughput", d::scheduler::max_throughput);
+  s.max_throughput = mt > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(mt);
+  namespace ws = d::work_stealing;
+  s.aggressive_poll_attempts = static_cast<int64_t>(
+    caf::get_or(cfg, "work-stealing.aggressive-poll-attempts", ws::aggressive_poll_attempts));
+  s.moderate_poll_attempts = static_cast<int64_t>(
+    caf::get_or(cfg, "work-stealing.moderate-poll-attempts", ws::moderate_poll_attempts));
+  s.moderate_sleep_ns = static_cast<int64_t>(
+    caf::get_or(cfg, "work-stealing.moderate-sleep-duration", ws::moderate_sleep_duration).count());
+  s.relaxed_sleep_ns = static_cast<int64_t>(
+    caf::get_or(cfg, "work-stealing.relaxed-sleep-duration", ws::relaxed_sleep_duration).count());
+  return s;
+}
+
+std::string sched_text(const sched_info& s) {
+  return fmt::format("scheduler.policy={} max-threads={} (workers={}) max-throughput={} "
+                     "middleman.workers={} "
+                     "work-stealing: aggressive-poll-attempts={} moderate-poll-attempts={} "
+                     "moderate-sleep-duration={} ns relaxed-sleep-duration={} ns",
+                     s.policy, s.max_threads, s.workers,
+                     s.max_throughput < 0 ? std::string{"unlimited"}
+                                          : std::to_string(s.max_throughput),
+                     s.mm_workers,
+                     s.aggressive_poll_attempts, s.moderate_poll_attempts, s.moderate_sleep_ns,
+                     s.relaxed_sleep_ns);
+}
+
+// -- plain sockets --------------------------------------------------------------------------
+
+[[noreturn]] void sys_fail(const std::string& what) {
+  throw bench_error(what + ": " + std::strerror(errno));
+}
+
+void write_all(int fd, const void* data, size_t n) {
+  auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    auto k = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (k < 0) {
+      if (errno == EINTR)
+        continue;
+      sys_fail("send");
+    }
+    p += k;
+    n -= static_cast<size_t>(k);
+  }
+}
+
+/// Reads exactly `n` bytes; false on EOF. `spin`: busy-poll with
+/// MSG_DONTWAIT for up to 1 ms per wait, then block in poll().
+bool read_full(int fd, void* data, size_t n, bool spin) {
+  auto* p = static_cast<uint8_t*>(data);
+  int64_t spin_start = 0;
+  while (n > 0) {
+    auto k = ::recv(fd, p, n, spin ? MSG_DONTWAIT : 0);
+    if (k > 0) {
+      p += k;
+      n -= static_cast<size_t>(k);
+      spin_start = 0;
+      continue;
+    }
+    if (k == 0)
+      return false;
+    if (errno == EINTR)
+      continue;
+    if (spin && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      auto t = now_ns();
+      if (spin_start == 0)
+        spin_start = t;
+      if (t - spin_start > 1000000) { // 1 ms without data: block
+        pollfd pf{fd, POLLIN, 0};
+        ::poll(&pf, 1, -1);
+        spin_start = 0;
+      }
+      continue;
+    }
+    sys_fail("recv");
+  }
+  return true;
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+    sys_fail("setsockopt(TCP_NODELAY)");
+}
+
+sockaddr_un unix_addr(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(a.sun_path))
+    throw bench_error("socket path too long: " + path);
+  std::memcpy(a.sun_path, path.data(), path.size());
+  return a;
+}
+
+int listen_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    sys_fail("socket(AF_UNIX)");
+  auto a = unix_addr(path);
+  ::unlink(path.c_str());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 16) != 0)
+    sys_fail("bind/listen " + path);
+  return fd;
+}
+
+int listen_tcp(uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    sys_fail("socket(AF_INET)");
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 16) != 0)
+    sys_fail("bind/listen tcp 127.0.0.1");
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+int connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    sys_fail("socket(AF_UNIX)");
+  auto a = unix_addr(path);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    sys_fail("connect unix:" + path);
+  return fd;
+}
+
+int connect_tcp(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    sys_fail("socket(AF_INET)");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    sys_fail(fmt::format("connect tcp:127.0.0.1:{}", port));
+  set_nodelay(fd);
+  return fd;
+}
+
+/// RAII file descriptor.
+struct fd_guard {
+  int fd = -1;
+  fd_guard() = default;
+  explicit fd_guard(int x) : fd(x) {}
+  fd_guard(fd_guard&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  fd_guard& operator=(fd_guard&& o) noexcept {
+    std::swap(fd, o.fd);
+    return *this;
+  }
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// Raw ping-pong header: sequence number and payload length.
+struct raw_header {
+  uint64_t seq;
+  uint32_t len;
+  uint32_t pad;
+};
+static_assert(sizeof(raw_header) == 16);
+
+// Connection modes of the raw servers (first byte a client sends).
+constexpr char mode_echo = 'E';
+constexpr char mode_echo_spin = 'S';
+constexpr char mode_sink = 'T';
+
+// -- peer (side B) ------------------------------------------------------------------------------
+
+/// B's raw server for one connection.
+void raw_serve(int fd) {
+  fd_guard g{fd};
+  try {
+    char mode = 0;
+    if (!read_full(fd, &mode, 1, false))
+      return;
+    if (mode == mode_echo || mode == mode_echo_spin) {
+      bool spin = mode == mode_echo_spin;
+      std::vector<uint8_t> buf(sizeof(raw_header) + 65536);
+      for (;;) {
+        raw_header h{};
+        if (!read_full(fd, &h, sizeof(h), spin))
+          return;
+        if (h.len > 65536)
+          return;
+        std::memcpy(buf.data(), &h, sizeof(h));
+        if (!read_full(fd, buf.data() + sizeof(h), h.len, spin))
+          return;
+        // Tell the driver where the echo ran (same CPU as the driver or not).
+        h.pad = static_cast<uint32_t>(::sched_getcpu());
+        std::memcpy(buf.data(), &h, sizeof(h));
+        write_all(fd, buf.data(), sizeof(h) + h.len);
+      }
+    }
+    if (mode == mode_sink) {
+      // Streams of [u32 length][payload] frames; answers each stream of n
+      // frames with the count it parsed.
+      std::vector<uint8_t> buf(1 << 18);
+      volatile uint8_t touch = 0; // reads one payload byte per frame, like the bus side
+      for (;;) {
+        uint64_t n = 0;
+        if (!read_full(fd, &n, sizeof(n), false) || n == 0)
+          return;
+        uint64_t count = 0;
+        size_t have = 0, pos = 0;
+        while (count < n) {
+          if (have - pos >= 4) {
+            uint32_t len;
+            std::memcpy(&len, buf.data() + pos, 4);
+            if (len > buf.size() - 4)
+              return; // corrupt stream
+            if (have - pos >= 4 + size_t{len}) {
+              touch = touch + (len ? buf[pos + 4] : 0);
+              pos += 4 + len;
+              ++count;
+              continue;
+            }
+          }
+          if (pos > 0) { // keep the partial frame, read more behind it
+            std::memmove(buf.data(), buf.data() + pos, have - pos);
+            have -= pos;
+            pos = 0;
+          }
+          auto k = ::recv(fd, buf.data() + have, buf.size() - have, 0);
+          if (k <= 0) {
+            if (k < 0 && errno == EINTR)
+              continue;
+            return;
+          }
+          have += static_cast<size_t>(k);
+        }
+        if (have != pos)
+          return; // more bytes than announced frames: protocol error
+        write_all(fd, &count, sizeof(count));
+      }
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "peer raw server: {}\n", e.what());
+  }
+}
+
+void raw_accept_loop(int lfd, bool tcp) {
+  for (;;) {
+    int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    if (tcp)
+      set_nodelay(c);
+    std::thread{raw_serve, c}.detach();
+  }
+}
+
+/// B's service: answers ping with pong; counts tick streams announced by
+/// link_tput_begin and acks once complete.
+class far_service : public mycelium::service {
+public:
+  using service::service;
+
+  void on_start() override {
+    subscribe<mb::ping>([this](const mb::ping& x) { publish(mb::pong{x.seq, x.payload}); });
+    subscribe<mb::tick>([this](const mb::tick& t) {
+      touch_ += t.payload.empty() ? 0 : t.payload[0];
+      // mbench::ack is reused for the reply: count = ticks received,
+      // obj_addr = the round, data_addr = a checksum that keeps the reads.
+      if (++count_ == expected_)
+        publish(mb::ack{0, count_, round_, touch_, 0});
+    });
+    subscribe<mb::link_tput_begin>([this](const mb::link_tput_begin& b) {
+      round_ = b.round;
+      expected_ = b.count;
+      count_ = 0;
+    });
+  }
+
+private:
+  uint64_t round_ = 0;
+  uint64_t expected_ = 0;
+  uint64_t count_ = 0;
+  uint64_t touch_ = 0;
+};
+
+/// B's plain CAF ponger, reached over BASP.
+/// B's plain CAF actor, reached over BASP: answers ping with pong, counts
+/// tick streams like far_service.
+struct caf_far_state {
+  uint64_t round = 0, expected = 0, count = 0;
+};
+
+caf::behavior caf_far(caf::stateful_actor<caf_far_state>* self) {
+  return {
+    [self](const mb::ping& x) {
+      self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                 mb::pong{x.seq, x.payload});
+    },
+    [self](const mb::tick&) {
+      auto& st = self->state;
+      if (++st.count == st.expected)
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                   mb::ack{0, st.count, st.round, 0, 0});
+    },
+    [self](const mb::link_tput_begin& b) {
+      self->state = caf_far_state{b.round, b.count, 0};
+    },
+  };
+}
+
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+void zmq_echo_loop(void* sock) {
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  for (;;) {
+    if (zmq_msg_recv(&msg, sock, 0) < 0) {
+      if (zmq_errno() == EINTR)
+        continue;
+      return; // context terminated
+    }
+    if (zmq_msg_send(&msg, sock, 0) < 0)
+      return;
+  }
+}
+#endif
+
+mt::link_config make_link_config(const options& opt, mt::link_kind kind) {
+  mt::link_config c;
+  c.name = kind == mt::link_kind::tcp ? "bench-tcp" : "bench-unix";
+  c.kind = kind;
+  c.send_queue = opt.send_queue;
+  c.overflow = mycelium::overflow_policy::block;
+  c.block_timeout = std::chrono::milliseconds(opt.block_timeout_ms);
+  return c;
+}
+
+int run_peer(const options& opt) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (opt.dir.empty())
+    throw bench_error("--role peer needs --dir");
+  pin_self(opt.cpu);
+  caf::actor_system_config cfg;
+  configure(cfg, opt, opt.config);
+  caf::actor_system sys{cfg};
+  std::string ready = "ready";
+  // one node + far service + listening link per kind
+  std::vector<std::unique_ptr<mycelium::node>> nodes;
+  std::vector<mt::link> links;
+  for (auto kind : {mt::link_kind::unix_socket, mt::link_kind::tcp}) {
+    bool tcp = kind == mt::link_kind::tcp;
+    auto& n = *nodes.emplace_back(
+      std::make_unique<mycelium::node>(sys, tcp ? "peer-tcp" : "peer-unix"));
+    auto s = n.start(
+      [](caf::actor_system& s, mycelium::service_context ctx) {
+        return s.spawn<far_service>(std::move(ctx));
+      },
+      "far");
+    if (!s)
+      throw bench_error("peer: cannot start far service: " + mycelium::render(s.error()));
+    auto lc = make_link_config(opt, kind);
+    lc.role = mt::link_role::listen;
+    lc.address = tcp ? "127.0.0.1" : opt.dir + "/link.sock";
+    auto l = mt::link::start(n, mb::descriptor(), lc);
+    if (!l)
+      throw bench_error("peer: cannot start link: " + mycelium::render(l.error()));
+    links.push_back(*l);
+    ready += tcp ? fmt::format(" link_tcp={}", l->port()) : " link_unix=" + lc.address;
+  }
+  // CAF BASP
+  auto far = sys.spawn(caf_far);
+  auto basp = sys.middleman().publish(far, 0, "127.0.0.1");
+  if (!basp)
+    throw bench_error("peer: middleman().publish failed: " + sys.render(basp.error()));
+  ready += fmt::format(" basp={}", *basp);
+  // raw servers
+  auto upath = opt.dir + "/raw.sock";
+  int ufd = listen_unix(upath);
+  uint16_t tport = 0;
+  int tfd = listen_tcp(tport);
+  std::thread{raw_accept_loop, ufd, false}.detach();
+  std::thread{raw_accept_loop, tfd, true}.detach();
+  ready += fmt::format(" raw_unix={} raw_tcp={}", upath, tport);
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+  void* zctx = zmq_ctx_new();
+  for (std::string ep : {std::string{"tcp://127.0.0.1:*"}, "ipc://" + opt.dir + "/zmq.ipc"}) {
+    void* s = zmq_socket(zctx, ZMQ_PAIR);
+    if (zmq_bind(s, ep.c_str()) != 0)
+      throw bench_error("peer: zmq_bind " + ep + ": " + zmq_strerror(zmq_errno()));
+    char last[256];
+    size_t len = sizeof(last);
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, last, &len);
+    ready += (ep.rfind("tcp", 0) == 0 ? " zmq_tcp=" : " zmq_ipc=") + std::string{last};
+    std::thread{zmq_echo_loop, s}.detach();
+  }
+#endif
+  std::cout << ready << std::endl;
+  // Until the driver closes our stdin (or dies: PR_SET_PDEATHSIG).
+  char buf[64];
+  while (::read(STDIN_FILENO, buf, sizeof(buf)) > 0) {
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(0); // no teardown: threads sit in accept/recv
+}
+
+// -- the child process (driver side) ------------------------------------------------------
+
+std::mutex g_children_mtx;
+std::vector<pid_t> g_children;
+
+void on_fatal_signal(int sig) {
+  // async-signal-safe: kill the peers, leave
+  for (auto p : g_children)
+    ::kill(p, SIGKILL);
+  ::_exit(128 + sig);
+}
+
+class child_process {
+public:
+  child_process(const std::vector<std::string>& argv, const std::string& stderr_path)
+    : stderr_path_(stderr_path) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
+      sys_fail("pipe2");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int rc;
+    {
+      std::lock_guard<std::mutex> guard{g_children_mtx};
+      rc = ::posix_spawn(&pid_, "/proc/self/exe", &fa, nullptr, args.data(), environ);
+      if (rc == 0)
+        g_children.push_back(pid_);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_ = in[1];
+    stdout_ = out[0];
+    if (rc != 0) {
+      pid_ = -1;
+      throw bench_error(std::string{"posix_spawn /proc/self/exe: "} + std::strerror(rc));
+    }
+  }
+
+  ~child_process() {
+    if (stdin_ >= 0)
+      ::close(stdin_); // a well-behaved peer exits now
+    if (pid_ > 0) {
+      bool gone = false;
+      for (int i = 0; i < 200 && !gone; ++i) { // up to 2 s
+        if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
+          gone = true;
+        else
+          ::usleep(10000);
+      }
+      if (!gone) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+      }
+      std::lock_guard<std::mutex> guard{g_children_mtx};
+      g_children.erase(std::remove(g_children.begin(), g_children.end(), pid_),
+                       g_children.end());
+    }
+    if (stdout_ >= 0)
+      ::close(stdout_);
+  }
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  /// One line of the child's stdout; "" on timeout or EOF.
+  std::string read_line(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        auto line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return {};
+      pollfd p{stdout_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return {};
+      char tmp[512];
+      auto n = ::read(stdout_, tmp, sizeof(tmp));
+      if (n <= 0)
+        return {};
+      buf_.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+  std::string stderr_text() const {
+    std::ifstream in{stderr_path_};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  int stdout_ = -1;
+  std::string buf_;
+  std::string stderr_path_;
+};
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mycelium-links-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      sys_fail("mkdtemp");
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// -- round-trip paths (driver side) -----------------------------------------------------------
+
+/// One way of doing a ping-pong with the peer.
+class rtt_path {
+public:
+  explicit rtt_path(std::string name) : name_(std::move(name)) {}
+  virtual ~rtt_path() = default;
+  const std::string& name() const { return name_; }
+  virtual void set_payload(const std::vector<uint8_t>& payload) = 0;
+  /// Runs `n` round trips; appends each RTT (ns) to `out` if given; returns
+  /// the elapsed ns. Throws bench_error on a wrong answer or a stall.
+  virtual int64_t run(size_t n, std::vector<uint32_t>* out) = 0;
+  /// Recorded round trips whose echo ran on the driver's CPU, and how many
+  /// were checked (0: the path cannot tell).
+  std::pair<uint64_t, uint64_t> same_cpu() const { return {same_cpu_, cpu_checked_}; }
+
+protected:
+  uint64_t same_cpu_ = 0;
+  uint64_t cpu_checked_ = 0;
+
+private:
+  std::string name_;
+};
+
+class raw_rtt final : public rtt_path {
+public:
+  raw_rtt(std::string name, int fd, bool spin) : rtt_path(std::move(name)), fd_(fd), spin_(spin) {
+    char mode = spin ? mode_echo_spin : mode_echo;
+    write_all(fd_.fd, &mode, 1);
+  }
+
+  void set_payload(const std::vector<uint8_t>& payload) override {
+    out_.resize(sizeof(raw_header) + payload.size());
+    std::memcpy(out_.data() + sizeof(raw_header), payload.data(), payload.size());
+    in_.resize(out_.size());
+  }
+
+  int64_t run(size_t n, std::vector<uint32_t>* out) override {
+    auto begin = now_ns();
+    auto len = static_cast<uint32_t>(out_.size() - sizeof(raw_header));
+    for (uint64_t i = 0; i < n; ++i) {
+      raw_header h{i, len, 0};
+      std::memcpy(out_.data(), &h, sizeof(h));
+      auto t0 = ticks();
+      write_all(fd_.fd, out_.data(), out_.size());
+      if (!read_full(fd_.fd, in_.data(), in_.size(), spin_))
+        throw bench_error(name() + ": the peer closed the connection");
+      auto t1 = ticks();
+      raw_header r;
+      std::memcpy(&r, in_.data(), sizeof(r));
+      if (r.seq != i || r.len != len)
+        throw bench_error(name() + ": wrong answer");
+      if (out) {
+        out->push_back(ticks_to_ns(t1 - t0));
+        ++cpu_checked_;
+        if (r.pad == static_cast<uint32_t>(::sched_getcpu()))
+          ++same_cpu_;
+      }
+    }
+    return now_ns() - begin;
+  }
+
+private:
+  fd_guard fd_;
+  bool spin_;
+  std::vector<uint8_t> out_, in_;
+};
+
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+class zmq_rtt final : public rtt_path {
+public:
+  zmq_rtt(std::string name, void* ctx, const std::string& endpoint) : rtt_path(std::move(name)) {
+    sock_ = zmq_socket(ctx, ZMQ_PAIR);
+    if (sock_ == nullptr || zmq_connect(sock_, endpoint.c_str()) != 0)
+      throw bench_error("zmq_connect " + endpoint + ": " + zmq_strerror(zmq_errno()));
+    int linger = 0;
+    zmq_setsockopt(sock_, ZMQ_LINGER, &linger, sizeof(linger));
+  }
+  ~zmq_rtt() override {
+    zmq_close(sock_);
+  }
+
+  void set_payload(const std::vector<uint8_t>& payload) override {
+    out_.resize(8 + payload.size());
+    std::memcpy(out_.data() + 8, payload.data(), payload.size());
+    in_.resize(out_.size() + 8);
+  }
+
+  int64_t run(size_t n, std::vector<uint32_t>* out) override {
+    auto begin = now_ns();
+    for (uint64_t i = 0; i < n; ++i) {
+      std::memcpy(out_.data(), &i, 8);
+      auto t0 = ticks();
+      if (zmq_send(sock_, out_.data(), out_.size(), 0) < 0)
+        throw bench_error(name() + ": zmq_send: " + zmq_strerror(zmq_errno()));
+      int k;
+      while ((k = zmq_recv(sock_, in_.data(), in_.size(), 0)) < 0 && zmq_errno() == EINTR) {
+      }
+      auto t1 = ticks();
+      uint64_t seq;
+      std::memcpy(&seq, in_.data(), 8);
+      if (k != static_cast<int>(out_.size()) || seq != i)
+        throw bench_error(name() + ": wrong answer");
+      if (out)
+        out->push_back(ticks_to_ns(t1 - t0));
+    }
+    return now_ns() - begin;
+  }
+
+private:
+  void* sock_ = nullptr;
+  std::vector<uint8_t> out_, in_;
+};
+#endif
+
+/// One ping-pong run of an actor-based path: written by the driver before
+/// the start message, filled by the pinger, read after `done`.
+struct lat_job {
+  uint64_t n = 0;
+  std::vector<uint8_t> payload;
+  std::vector<uint32_t>* samples = nullptr;
+  int64_t elapsed_ns = 0;
+  uint64_t errors = 0;
+  std::promise<void> done;
+};
+
+/// Pinger logic shared by the bus and the CAF pinger.
+struct pinger_logic {
+  lat_job* job;
+  uint64_t i = 0;
+  int64_t t0 = 0;
+  int64_t begin = 0;
+
+  template <class Send>
+  void start(Send send) {
+    i = 0;
+    begin = now_ns();
+    t0 = ticks();
+    send(mb::ping{i, job->payload});
+  }
+
+  template <class Send>
+  void on_pong(const mb::pong& x, Send send) {
+    auto t1 = ticks();
+    if (x.seq != i || x.payload.size() != job->payload.size())
+      ++job->errors;
+    if (job->samples)
+      job->samples->push_back(ticks_to_ns(t1 - t0));
+    if (++i < job->n) {
+      t0 = ticks();
+      send(mb::ping{i, job->payload});
+    } else {
+      job->elapsed_ns = now_ns() - begin;
+      job->done.set_value();
+    }
+  }
+};
+
+/// A's bus-side driver service: the latency pinger and the throughput
+/// publisher of one link.
+struct tput_job {
+  uint64_t n = 0;
+  std::vector<uint8_t> payload;
+  int64_t elapsed_ns = 0;
+  uint64_t not_ok = 0; // publishes that did not return ok
+  uint64_t acked = 0;
+  std::promise<void> done;
+};
+
+class driver_service : public mycelium::service {
+public:
+  driver_service(caf::actor_config& cfg, mycelium::service_context ctx, lat_job* lj,
+                 tput_job* tj)
+    : service(cfg, std::move(ctx)), logic_{lj}, tj_(tj) {
+  }
+
+  void on_start() override {
+    // Hot handler first: handlers are matched in subscription order.
+    subscribe<mb::pong>([this](const mb::pong& x) {
+      logic_.on_pong(x, [this](mb::ping&& y) { emit(std::move(y)); });
+    });
+    subscribe<mb::lat_start>([this](const mb::lat_start&) {
+      logic_.start([this](mb::ping&& y) { emit(std::move(y)); });
+    });
+    subscribe<mb::fan_start>([this](const mb::fan_start& s) { blast(s.round); });
+    subscribe<mb::ack>([this](const mb::ack& a) {
+      if (a.obj_addr != round_) // obj_addr carries the round (see far_service)
+        return;                 // late ack of an aborted round
+      tj_->elapsed_ns = now_ns() - t0_;
+      tj_->acked = a.count;
+      tj_->done.set_value();
+    });
+  }
+
+private:
+  void emit(mb::ping&& x) {
+    if (publish(std::move(x)) != mycelium::publish_status::ok)
+      ++logic_.job->errors;
+  }
+
+  /// Publishes the whole stream in one handler: `publish` blocks (policy
+  /// block) whenever the link's send queue is full.
+  void blast(uint64_t round) {
+    round_ = round;
+    t0_ = now_ns();
+    tj_->not_ok = 0;
+    if (publish(mb::link_tput_begin{round, tj_->n}) != mycelium::publish_status::ok)
+      ++tj_->not_ok;
+    for (uint64_t i = 0; i < tj_->n; ++i)
+      if (publish(mb::tick{i, tj_->payload}) != mycelium::publish_status::ok)
+        ++tj_->not_ok;
+  }
+
+  pinger_logic logic_;
+  tput_job* tj_;
+  uint64_t round_ = 0;
+  int64_t t0_ = 0;
+};
+
+/// A's side of the bus path over one link.
+class bus_side {
+public:
+  bus_side(caf::actor_system& sys, const options& opt, mt::link_kind kind,
+           const std::string& address, uint16_t port)
+    : node_(sys, kind == mt::link_kind::tcp ? "driver-tcp" : "driver-unix") {
+    auto s = node_.start(
+      [lj = &lj_, tj = &tj_](caf::actor_system& s, mycelium::service_context ctx) {
+        return s.spawn<driver_service>(std::move(ctx), lj, tj);
+      },
+      "driver");
+    if (!s)
+      throw bench_error("cannot start the driver service: " + mycelium::render(s.error()));
+    auto lc = make_link_config(opt, kind);
+    lc.role = mt::link_role::connect;
+    lc.address = address;
+    lc.port = port;
+    auto l = mt::link::start(node_, mb::descriptor(), lc);
+    if (!l)
+      throw bench_error("cannot start the link: " + mycelium::render(l.error()));
+    link_ = *l;
+    endpoint_ = lc.endpoint();
+    ensure_ready();
+  }
+
+  /// Waits until the link is up and the peer's subscriptions are known
+  /// (immediate when nothing changed; after a reconnect the interest frames
+  /// have to arrive again before a round may start).
+  void ensure_ready() {
+    if (!link_.await_up(10s))
+      throw bench_error("link " + endpoint_ + " did not come up: " + link_.stats().last_error);
+    for (auto id : {mb::ping::type_id, mb::tick::type_id, mb::link_tput_begin::type_id})
+      if (!link_.await_peer_interest(id, 10s))
+        throw bench_error("the peer's interest did not arrive over " + endpoint_);
+  }
+
+  ~bus_side() {
+    link_.stop();
+    node_.stop();
+  }
+
+  lat_job& lat() { return lj_; }
+  tput_job& tput() { return tj_; }
+  mycelium::node& node() { return node_; }
+  mt::link& link() { return link_; }
+
+private:
+  lat_job lj_;
+  tput_job tj_;
+  mycelium::node node_;
+  mt::link link_;
+  std::string endpoint_;
+};
+
+/// Waits for an actor-driven run; a stall is an error (never hangs).
+void await_done(std::future<void>& f, const std::string& what, std::chrono::seconds limit) {
+  if (f.wait_for(limit) != std::future_status::ready)
+    throw bench_error(what + ": no answer within " + std::to_string(limit.count()) + " s");
+}
+
+class bus_rtt final : public rtt_path {
+public:
+  bus_rtt(std::string name, bus_side& side) : rtt_path(std::move(name)), side_(side) {}
+
+  void set_payload(const std::vector<uint8_t>& payload) override {
+    side_.lat().payload = payload;
+  }
+
+  int64_t run(size_t n, std::vector<uint32_t>* out) override {
+    side_.ensure_ready();
+    auto& j = side_.lat();
+    j.n = n;
+    j.samples = out;
+    j.errors = 0;
+    j.done = std::promise<void>{};
+    auto f = j.done.get_future();
+    if (side_.node().publish(mb::lat_start{round_++}) != mycelium::publish_status::ok)
+      throw bench_error(name() + ": cannot start the pinger");
+    await_done(f, name(), 600s);
+    if (j.errors)
+      throw bench_error(fmt::format("{}: {} wrong answers or failed publishes", name(), j.errors));
+    return j.elapsed_ns;
+  }
+
+private:
+  bus_side& side_;
+  uint64_t round_ = 0;
+};
+
+class caf_pinger : public caf::event_based_actor {
+public:
+  caf_pinger(caf::actor_config& cfg, lat_job* job, caf::actor peer)
+    : event_based_actor(cfg), logic_{job}, peer_(std::move(peer)) {
+  }
+
+  caf::behavior make_behavior() override {
+    auto snd = [this](mb::ping&& x) { send(peer_, std::move(x)); };
+    return {
+      [this, snd](const mb::pong& x) { logic_.on_pong(x, snd); },
+      [this, snd](start_atom) { logic_.start(snd); },
+    };
+  }
+
+  void on_exit() override {
+    peer_ = nullptr;
+  }
+
+private:
+  pinger_logic logic_;
+  caf::actor peer_;
+};
+
+class caf_rtt final : public rtt_path {
+public:
+  caf_rtt(std::string name, caf::actor_system& sys, const caf::actor& remote)
+    : rtt_path(std::move(name)) {
+    pinger_ = sys.spawn<caf_pinger>(&job_, remote);
+  }
+  ~caf_rtt() override {
+    caf::anon_send_exit(pinger_, caf::exit_reason::user_shutdown);
+  }
+
+  void set_payload(const std::vector<uint8_t>& payload) override {
+    job_.payload = payload;
+  }
+
+  int64_t run(size_t n, std::vector<uint32_t>* out) override {
+    job_.n = n;
+    job_.samples = out;
+    job_.errors = 0;
+    job_.done = std::promise<void>{};
+    auto f = job_.done.get_future();
+    caf::anon_send(pinger_, start_atom::value);
+    await_done(f, name(), 600s);
+    if (job_.errors)
+      throw bench_error(fmt::format("{}: {} wrong answers", name(), job_.errors));
+    return job_.elapsed_ns;
+  }
+
+private:
+  lat_job job_;
+  caf::actor pinger_;
+};
+
+/// A's CAF BASP stream sender: on start, sends link_tput_begin and n ticks
+/// to the remote actor (BASP has no flow control: everything is enqueued at
+/// once), then waits for its ack.
+class caf_streamer : public caf::event_based_actor {
+public:
+  caf_streamer(caf::actor_config& cfg, tput_job* job, caf::actor peer)
+    : event_based_actor(cfg), job_(job), peer_(std::move(peer)) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](start_atom, uint64_t round) {
+        round_ = round;
+        t0_ = now_ns();
+        send(peer_, mb::link_tput_begin{round, job_->n});
+        for (uint64_t i = 0; i < job_->n; ++i)
+          send(peer_, mb::tick{i, job_->payload});
+      },
+      [this](const mb::ack& a) {
+        if (a.obj_addr != round_)
+          return;
+        job_->elapsed_ns = now_ns() - t0_;
+        job_->acked = a.count;
+        job_->done.set_value();
+      },
+    };
+  }
+
+  void on_exit() override {
+    peer_ = nullptr;
+  }
+
+private:
+  tput_job* job_;
+  caf::actor peer_;
+  uint64_t round_ = 0;
+  int64_t t0_ = 0;
+};
+
+caf::actor remote_far(caf::actor_system& sys, uint16_t port) {
+  auto remote = sys.middleman().remote_actor("127.0.0.1", port);
+  if (!remote)
+    throw bench_error("remote_actor 127.0.0.1:" + std::to_string(port) + ": "
+                      + sys.render(remote.error()));
+  return *remote;
+}
+
+// -- statistics -------------------------------------------------------------------------------
+
+struct rtt_stats {
+  uint64_t round_trips = 0;
+  double median = 0, p99 = 0, p999 = 0, max = 0, mean = 0; // ns, round trip
+  double rt_per_s = 0;
+  double switches_per_rt = 0; // context switches of both processes per round trip
+  double cpu_ns_per_rt = 0;   // on-CPU time of both processes per round trip
+  double same_cpu = -1;       // share of round trips echoed on the driver's CPU (-1: n/a)
+};
+
+double pct(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty())
+    return 0;
+  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+rtt_stats make_stats(std::vector<uint32_t> v, int64_t total_ns) {
+  rtt_stats s;
+  std::sort(v.begin(), v.end());
+  s.round_trips = v.size();
+  s.median = pct(v, 0.5);
+  s.p99 = pct(v, 0.99);
+  s.p999 = pct(v, 0.999);
+  s.max = v.empty() ? 0 : v.back();
+  double sum = 0;
+  for (auto x : v)
+    sum += x;
+  s.mean = v.empty() ? 0 : sum / static_cast<double>(v.size());
+  s.rt_per_s = total_ns > 0
+                 ? static_cast<double>(v.size()) * 1e9 / static_cast<double>(total_ns)
+                 : 0;
+  return s;
+}
+
+struct size_result {
+  size_t size = 0;
+  std::map<std::string, rtt_stats> paths;
+  double ratio(const std::string& a, const std::string& b) const {
+    auto i = paths.find(a), j = paths.find(b);
+    if (i == paths.end() || j == paths.end() || j->second.median <= 0)
+      return 0;
+    return i->second.median / j->second.median;
+  }
+};
+
+struct tput_variant {
+  std::string name;
+  std::vector<double> rates; // msg/s per round
+  uint64_t messages = 0;
+  int64_t total_ns = 0;
+  double bytes_per_msg = 0;
+  int64_t cpu_ns = 0; // both processes, timed rounds
+  double cpu_ns_per_msg() const {
+    return messages ? static_cast<double>(cpu_ns) / static_cast<double>(messages) : 0;
+  }
+  double median() const {
+    if (rates.empty())
+      return 0;
+    auto v = rates;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+  double min() const { return rates.empty() ? 0 : *std::min_element(rates.begin(), rates.end()); }
+  double max() const { return rates.empty() ? 0 : *std::max_element(rates.begin(), rates.end()); }
+};
+
+struct kind_result {
+  std::string kind; // unix | tcp
+  std::vector<size_result> latency;
+  std::vector<tput_variant> tput;
+  mt::link_stats link; // after the run
+  const tput_variant* get(const std::string& n) const {
+    for (auto& v : tput)
+      if (v.name == n)
+        return &v;
+    return nullptr;
+  }
+};
+
+struct scenario_result {
+  scenario sc;
+  sched_info sched;
+  int driver_cpu = -1, peer_cpu = -1;
+  std::vector<kind_result> kinds;
+  std::vector<std::string> notes;
+  std::string load0, load1;
+  double seconds = 0;
+};
+
+// -- helpers ----------------------------------------------------------------------------------
+
+std::string read_first_line_with(const char* file, const char* prefix) {
+  std::ifstream in{file};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) {
+      auto pos = line.find(':');
+      if (pos != std::string::npos) {
+        auto v = line.substr(pos + 1);
+        v.erase(0, v.find_first_not_of(" \t"));
+        return v;
+      }
+    }
+  return "unknown";
+}
+
+std::string loadavg() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+std::string json_str(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20)
+      continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string human_size(size_t n) {
+  if (n >= 1024 && n % 1024 == 0)
+    return fmt::format("{} KiB", n / 1024);
+  return fmt::format("{} B", n);
+}
+
+std::string rate(double x) {
+  if (x >= 1e6)
+    return fmt::format("{:.2f} M", x / 1e6);
+  if (x >= 1e3)
+    return fmt::format("{:.1f} k", x / 1e3);
+  return fmt::format("{:.0f}", x);
+}
+
+std::string us(double ns) {
+  return fmt::format("{:.1f}", ns / 1000.0);
+}
+
+std::string ratio_text(double r) {
+  return r > 0 ? fmt::format("{:.2f}", r) : std::string{"-"};
+}
+
+std::map<std::string, std::string> parse_kv(const std::string& line) {
+  std::map<std::string, std::string> kv;
+  std::istringstream in{line};
+  std::string tok;
+  while (in >> tok) {
+    auto eq = tok.find('=');
+    if (eq != std::string::npos)
+      kv[tok.substr(0, eq)] = tok.substr(eq + 1);
+  }
+  return kv;
+}
+
+std::vector<uint8_t> make_payload(size_t n) {
+  std::vector<uint8_t> p(n);
+  for (size_t i = 0; i < n; ++i)
+    p[i] = static_cast<uint8_t>(i * 131 + 7);
+  return p;
+}
+
+/// Context switches (voluntary + involuntary) and on-CPU time of every
+/// thread of a process, from /proc/PID/task/*/{status,schedstat}.
+struct proc_counters {
+  int64_t switches = 0;
+  int64_t cpu_ns = 0;
+};
+
+proc_counters read_counters(pid_t pid) {
+  proc_counters c;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    std::ifstream st{e.path() / "status"};
+    std::string line;
+    while (std::getline(st, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0
+          || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        c.switches += std::stoll(line.substr(line.find(':') + 1));
+    std::ifstream ss{e.path() / "schedstat"};
+    int64_t on_cpu = 0;
+    if (ss >> on_cpu)
+      c.cpu_ns += on_cpu;
+  }
+  return c;
+}
+
+/// Counters of the driver and the peer process together.
+struct pair_counters {
+  pid_t peer = -1;
+  proc_counters read() const {
+    auto a = read_counters(::getpid());
+    auto b = read_counters(peer);
+    return {a.switches + b.switches, a.cpu_ns + b.cpu_ns};
+  }
+};
+
+// -- latency runner -----------------------------------------------------------------------------
+
+std::vector<size_result> run_latency(const options& opt,
+                                     std::vector<std::unique_ptr<rtt_path>>& paths,
+                                     const std::string& label, const pair_counters& pc) {
+  std::vector<size_result> out;
+  for (auto size : opt.sizes) {
+    auto payload = make_payload(size);
+    auto total = roundtrips_for(opt, size);
+    auto per_round = std::max<size_t>(1, total / opt.rounds);
+    std::vector<std::vector<uint32_t>> samples(paths.size());
+    std::vector<int64_t> elapsed(paths.size(), 0);
+    std::vector<proc_counters> used(paths.size());
+    std::vector<std::pair<uint64_t, uint64_t>> cpu0(paths.size());
+    for (size_t k = 0; k < paths.size(); ++k) {
+      paths[k]->set_payload(payload);
+      cpu0[k] = paths[k]->same_cpu();
+      samples[k].reserve(per_round * opt.rounds);
+      paths[k]->run(opt.warmup, nullptr);
+    }
+    for (size_t r = 0; r < opt.rounds; ++r)
+      for (size_t q = 0; q < paths.size(); ++q) {
+        auto k = (q + r) % paths.size(); // rotate the order every round
+        auto c0 = pc.read();
+        elapsed[k] += paths[k]->run(per_round, &samples[k]);
+        auto c1 = pc.read();
+        used[k].switches += c1.switches - c0.switches;
+        used[k].cpu_ns += c1.cpu_ns - c0.cpu_ns;
+      }
+    size_result res;
+    res.size = size;
+    std::string line;
+    for (size_t k = 0; k < paths.size(); ++k) {
+      auto st = make_stats(std::move(samples[k]), elapsed[k]);
+      if (st.round_trips > 0) {
+        st.switches_per_rt = static_cast<double>(std::max<int64_t>(used[k].switches, 0))
+                             / static_cast<double>(st.round_trips);
+        st.cpu_ns_per_rt = static_cast<double>(std::max<int64_t>(used[k].cpu_ns, 0))
+                           / static_cast<double>(st.round_trips);
+      }
+      if (auto [same, checked] = paths[k]->same_cpu(); checked > cpu0[k].second)
+        st.same_cpu = static_cast<double>(same - cpu0[k].first)
+                      / static_cast<double>(checked - cpu0[k].second);
+      res.paths[paths[k]->name()] = st;
+      line += fmt::format(" {} {} us", paths[k]->name(), us(res.paths[paths[k]->name()].median));
+    }
+    fmt::print("  {} {:>7}: median RTT{}; bus/raw {}\n", label, human_size(size), line,
+               ratio_text(res.ratio("bus", "raw")));
+    std::fflush(stdout);
+    out.push_back(std::move(res));
+  }
+  return out;
+}
+
+// -- throughput runner ---------------------------------------------------------------------------
+
+/// Raw one-way stream: N frames [u32 len][payload]; returns elapsed ns from
+/// the first write to the sink's count.
+int64_t raw_stream(int fd, uint64_t n, const std::vector<uint8_t>& payload, size_t batch,
+                   bool per_frame) {
+  std::vector<uint8_t> buf;
+  buf.reserve(batch + payload.size() + 4);
+  auto len = static_cast<uint32_t>(payload.size());
+  auto t0 = now_ns();
+  write_all(fd, &n, sizeof(n));
+  for (uint64_t i = 0; i < n; ++i) {
+    auto at = buf.size();
+    buf.resize(at + 4 + payload.size());
+    std::memcpy(buf.data() + at, &len, 4);
+    std::memcpy(buf.data() + at + 4, payload.data(), payload.size());
+    if (per_frame || buf.size() >= batch) {
+      write_all(fd, buf.data(), buf.size());
+      buf.clear();
+    }
+  }
+  if (!buf.empty())
+    write_all(fd, buf.data(), buf.size());
+  uint64_t count = 0;
+  if (!read_full(fd, &count, sizeof(count), false))
+    throw bench_error("raw sink closed the connection");
+  auto dt = now_ns() - t0;
+  if (count != n)
+    throw bench_error(fmt::format("raw sink counted {} of {} frames", count, n));
+  return dt;
+}
+
+std::vector<tput_variant> run_tput(const options& opt, const std::string& kind, bus_side& bus,
+                                   const std::function<int()>& connect_raw,
+                                   const pair_counters& pc, caf::actor_system& sys,
+                                   const caf::actor& caf_remote) {
+  auto payload = make_payload(opt.tput_payload);
+  fd_guard batched{connect_raw()};
+  fd_guard single{connect_raw()};
+  for (auto* f : {&batched, &single})
+    write_all(f->fd, &mode_sink, 1);
+  std::vector<tput_variant> vs;
+  for (auto& n : opt.tput_paths)
+    if (n != "caf" || caf_remote) // BASP: TCP only
+      vs.emplace_back().name = n;
+  tput_job caf_job;
+  caf_job.payload = payload;
+  caf::actor streamer;
+  if (caf_remote)
+    streamer = sys.spawn<caf_streamer>(&caf_job, caf_remote);
+  struct exit_guard {
+    caf::actor& a;
+    ~exit_guard() {
+      if (a)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+  } streamer_guard{streamer};
+  auto& tj = bus.tput();
+  tj.payload = payload;
+  uint64_t round_no = 1;
+  auto run_bus = [&](uint64_t n) {
+    bus.ensure_ready();
+    tj.n = n;
+    tj.acked = 0;
+    tj.done = std::promise<void>{};
+    auto f = tj.done.get_future();
+    bus.node().publish(mb::fan_start{round_no++});
+    await_done(f, "bus throughput over " + kind, 600s);
+    if (tj.not_ok || tj.acked != n)
+      throw bench_error(fmt::format("bus throughput over {}: {} publishes not ok, {} of {} "
+                                    "counted (link: back_pressured {}, dropped {})",
+                                    kind, tj.not_ok, tj.acked, n,
+                                    bus.link().stats().back_pressured,
+                                    bus.link().stats().dropped_overflow));
+    return tj.elapsed_ns;
+  };
+  auto run_caf = [&](uint64_t n) {
+    caf_job.n = n;
+    caf_job.acked = 0;
+    caf_job.done = std::promise<void>{};
+    auto f = caf_job.done.get_future();
+    caf::anon_send(streamer, start_atom::value, round_no++);
+    await_done(f, "CAF BASP throughput", 600s);
+    if (caf_job.acked != n)
+      throw bench_error(fmt::format("CAF BASP throughput: {} of {} counted", caf_job.acked, n));
+    return caf_job.elapsed_ns;
+  };
+  auto run = [&](size_t k, uint64_t n) -> int64_t {
+    if (vs[k].name == "raw")
+      return raw_stream(batched.fd, n, payload, opt.tput_batch, false);
+    if (vs[k].name == "raw-1write")
+      return raw_stream(single.fd, n, payload, opt.tput_batch, true);
+    if (vs[k].name == "caf")
+      return run_caf(n);
+    return run_bus(n);
+  };
+  // warm-up
+  for (size_t k = 0; k < vs.size(); ++k)
+    run(k, std::max<uint64_t>(1, opt.tput_msgs / 10));
+  for (size_t r = 0; r < opt.tput_rounds; ++r)
+    for (size_t q = 0; q < vs.size(); ++q) {
+      auto k = (q + r) % vs.size();
+      auto s0 = bus.link().stats();
+      auto c0 = pc.read();
+      auto dt = run(k, opt.tput_msgs);
+      auto c1 = pc.read();
+      auto s1 = bus.link().stats();
+      auto& v = vs[k];
+      v.cpu_ns += c1.cpu_ns - c0.cpu_ns;
+      v.rates.push_back(static_cast<double>(opt.tput_msgs) * 1e9 / static_cast<double>(dt));
+      v.messages += opt.tput_msgs;
+      v.total_ns += dt;
+      if (v.name == "bus")
+        v.bytes_per_msg = static_cast<double>(s1.bytes_sent - s0.bytes_sent)
+                          / static_cast<double>(opt.tput_msgs);
+      else if (v.name != "caf") // BASP's bytes are not counted here
+        v.bytes_per_msg = 4.0 + static_cast<double>(opt.tput_payload);
+    }
+  std::string line;
+  for (auto& v : vs)
+    line += fmt::format(" {} {} msg/s", v.name, rate(v.median()));
+  fmt::print("  {} throughput ({} B payload, one-way):{}\n", kind, opt.tput_payload, line);
+  std::fflush(stdout);
+  return vs;
+}
+
+// -- one scenario --------------------------------------------------------------------------------
+
+scenario_result run_scenario(const options& opt, const scenario& sc) {
+  scenario_result res;
+  res.sc = sc;
+  res.load0 = loadavg();
+  auto t0 = now_ns();
+  auto [dcpu, pcpu] = cpus_of(sc.pin);
+  res.driver_cpu = dcpu;
+  res.peer_cpu = pcpu;
+  temp_dir dir;
+  std::vector<std::string> argv{
+    "mycelium-bench-links", "--role", "peer", "--config", sc.config, "--dir", dir.path.string(),
+    "--cpu", std::to_string(pcpu), "--threads", std::to_string(opt.threads),
+    "--ws-aggressive-polls", std::to_string(opt.ws_aggressive_polls),
+    "--ws-moderate-sleep-ns", std::to_string(opt.ws_moderate_sleep_ns),
+    "--ws-relaxed-sleep-us", std::to_string(opt.ws_relaxed_sleep_us),
+    "--mm-workers", std::to_string(opt.mm_workers),
+    "--max-throughput", std::to_string(opt.max_throughput),
+    "--send-queue", std::to_string(opt.send_queue),
+    "--block-timeout-ms", std::to_string(opt.block_timeout_ms)};
+  child_process peer{argv, (dir.path / "peer.log").string()};
+  auto line = peer.read_line(30s);
+  if (line.rfind("ready", 0) != 0)
+    throw bench_error("the peer process did not start: " + peer.stderr_text());
+  auto kv = parse_kv(line);
+  pin_self(dcpu);
+  {
+    caf::actor_system_config cfg;
+    configure(cfg, opt, sc.config);
+    caf::actor_system sys{cfg};
+    res.sched = read_sched(sys);
+    fmt::print("\n== scenario {}: driver pid {} cpu {}, peer pid {} cpu {}\n   {}\n", sc.name(),
+               ::getpid(), dcpu < 0 ? std::string{"any"} : std::to_string(dcpu), peer.pid(),
+               pcpu < 0 ? std::string{"any"} : std::to_string(pcpu), sched_text(res.sched));
+    std::fflush(stdout);
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+    // Terminated after every socket of it is closed (the paths die first).
+    std::unique_ptr<void, int (*)(void*)> zctx_owner{zmq_ctx_new(), &zmq_ctx_term};
+    void* zctx = zctx_owner.get();
+#endif
+    for (auto& kind : opt.kinds) {
+      bool tcp = kind == "tcp";
+      kind_result kr;
+      kr.kind = kind;
+      auto connect_raw = [&]() {
+        return tcp ? connect_tcp(static_cast<uint16_t>(std::stoi(kv.at("raw_tcp"))))
+                   : connect_unix(kv.at("raw_unix"));
+      };
+      bus_side bus{sys, opt, tcp ? mt::link_kind::tcp : mt::link_kind::unix_socket,
+                   tcp ? std::string{"127.0.0.1"} : kv.at("link_unix"),
+                   static_cast<uint16_t>(tcp ? std::stoi(kv.at("link_tcp")) : 0)};
+      auto wants = [](const std::vector<std::string>& v, const char* x) {
+        return std::find(v.begin(), v.end(), x) != v.end();
+      };
+      caf::actor caf_remote; // BASP runs over TCP only
+      if (tcp && ((!opt.skip_latency && wants(opt.paths, "caf"))
+                  || (!opt.skip_tput && wants(opt.tput_paths, "caf"))))
+        caf_remote = remote_far(sys, static_cast<uint16_t>(std::stoi(kv.at("basp"))));
+      if (!opt.skip_latency) {
+        std::vector<std::unique_ptr<rtt_path>> paths;
+        for (auto& p : opt.paths) {
+          if (p == "raw")
+            paths.push_back(std::make_unique<raw_rtt>("raw", connect_raw(), false));
+          else if (p == "raw-spin") {
+            if (sc.pin != "split") {
+              // Unpinned, the scheduler often stacks both spinning ends on one
+              // CPU (then every round trip waits for a time slice: ms); pinned
+              // to one CPU that is certain.
+              std::string note = "raw-spin runs only with pin=split (two busy-polling ends "
+                                 "need a CPU each)";
+              if (std::find(res.notes.begin(), res.notes.end(), note) == res.notes.end())
+                res.notes.push_back(note);
+              continue;
+            }
+            paths.push_back(std::make_unique<raw_rtt>("raw-spin", connect_raw(), true));
+          } else if (p == "bus")
+            paths.push_back(std::make_unique<bus_rtt>("bus", bus));
+          else if (p == "caf") {
+            if (!caf_remote)
+              continue;
+            paths.push_back(std::make_unique<caf_rtt>("caf", sys, caf_remote));
+          } else if (p == "zmq") {
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+            paths.push_back(std::make_unique<zmq_rtt>("zmq", zctx,
+                                                      kv.at(tcp ? "zmq_tcp" : "zmq_ipc")));
+#endif
+          }
+        }
+        kr.latency = run_latency(opt, paths, fmt::format("[{}] {}", sc.name(), kind),
+                                 pair_counters{peer.pid()});
+      }
+      if (!opt.skip_tput)
+        kr.tput = run_tput(opt, kind, bus, connect_raw, pair_counters{peer.pid()}, sys,
+                           caf_remote);
+      kr.link = bus.link().stats();
+      if (kr.link.back_pressured || kr.link.dropped_overflow || kr.link.dropped_link_down
+          || kr.link.bad_frames || kr.link.disconnects)
+        res.notes.push_back(fmt::format(
+          "{} link counters: back_pressured {} dropped_overflow {} dropped_link_down {} "
+          "bad_frames {} disconnects {}",
+          kind, kr.link.back_pressured, kr.link.dropped_overflow, kr.link.dropped_link_down,
+          kr.link.bad_frames, kr.link.disconnects));
+      res.kinds.push_back(std::move(kr));
+    }
+  }
+  pin_self(-1);
+  // The peer's warnings and errors (its stderr goes to a file in `dir`).
+  std::istringstream plog{peer.stderr_text()};
+  for (std::string l; std::getline(plog, l);)
+    if (l.find(" WARN ") != std::string::npos || l.find(" ERROR ") != std::string::npos)
+      res.notes.push_back("peer: " + l);
+  res.load1 = loadavg();
+  res.seconds = static_cast<double>(now_ns() - t0) / 1e9;
+  return res;
+}
+
+// -- output ---------------------------------------------------------------------------------------
+
+void print_scenario(const options& opt, const scenario_result& r) {
+  fmt::print("\n=== SCENARIO {} ({}; driver cpu {}, peer cpu {}; loadavg {} -> {}; {:.0f} s)\n",
+             r.sc.name(), sched_text(r.sched),
+             r.driver_cpu < 0 ? std::string{"any"} : std::to_string(r.driver_cpu),
+             r.peer_cpu < 0 ? std::string{"any"} : std::to_string(r.peer_cpu), r.load0, r.load1,
+             r.seconds);
+  for (auto& k : r.kinds) {
+    if (!k.latency.empty()) {
+    fmt::print("\nROUND-TRIP LATENCY over {}, us (ROUND TRIPS, not one-way); cs/rt: context "
+                 "switches, cpu/rt: on-CPU us, both processes together per round trip; same: "
+                 "share of raw round trips echoed on the driver's CPU\n",
+                 k.kind);
+      fmt::print("{:>7} {:>9} | {:>8} {:>8} {:>8} {:>9} {:>8} | {:>9} | {:>5} {:>6} {:>5} | "
+                 "{:>7} {:>7} {:>7}\n",
+                 "size", "path", "median", "p99", "p99.9", "max", "mean", "rt/s", "cs/rt",
+                 "cpu/rt", "same", "bus/raw", "bus/caf", "bus/zmq");
+      fmt::print("{}\n", std::string(125, '-'));
+      for (auto& s : k.latency) {
+        for (auto& p : opt.paths) {
+          auto i = s.paths.find(p);
+          if (i == s.paths.end())
+            continue;
+          auto& st = i->second;
+          bool bus = p == "bus";
+          fmt::print("{:>7} {:>9} | {:>8} {:>8} {:>8} {:>9} {:>8} | {:>9} | {:>5.1f} {:>6} {:>5} | "
+                     "{:>7} {:>7} {:>7}\n",
+                     human_size(s.size), p, us(st.median), us(st.p99), us(st.p999), us(st.max),
+                     us(st.mean), rate(st.rt_per_s), st.switches_per_rt, us(st.cpu_ns_per_rt),
+                     st.same_cpu >= 0 ? fmt::format("{:.0f}%", 100 * st.same_cpu) : "",
+                     bus ? ratio_text(s.ratio("bus", "raw")) : "",
+                     bus ? ratio_text(s.ratio("bus", "caf")) : "",
+                     bus ? ratio_text(s.ratio("bus", "zmq")) : "");
+        }
+      }
+    }
+    if (!k.tput.empty()) {
+      fmt::print("\nONE-WAY THROUGHPUT over {}, {} B payload, {} messages x {} rounds per "
+                 "variant (median of rounds)\n",
+                 k.kind, opt.tput_payload, opt.tput_msgs, opt.tput_rounds);
+      fmt::print("{:>10} | {:>10} | {:>19} | {:>9} | {:>11} | {:>7}\n", "variant", "msg/s",
+                 "rounds min..max", "bytes/msg", "cpu ns/msg", "vs raw");
+      auto* raw = k.get("raw");
+      for (auto& v : k.tput)
+        fmt::print("{:>10} | {:>10} | {:>19} | {:>9} | {:>11.0f} | {:>7}\n", v.name,
+                   rate(v.median()), rate(v.min()) + ".." + rate(v.max()),
+                   v.bytes_per_msg > 0 ? fmt::format("{:.1f}", v.bytes_per_msg) : "-",
+                   v.cpu_ns_per_msg(), raw ? ratio_text(v.median() / raw->median()) : "-");
+    }
+  }
+  for (auto& n : r.notes)
+    fmt::print("note: {}\n", n);
+}
+
+/// Median RTT of `path` at `size` over link kind `kind` in `r` (0: none).
+double median_of(const scenario_result& r, const std::string& kind, size_t size,
+                 const std::string& path) {
+  for (auto& k : r.kinds)
+    if (k.kind == kind)
+      for (auto& s : k.latency)
+        if (s.size == size)
+          if (auto i = s.paths.find(path); i != s.paths.end())
+            return i->second.median;
+  return 0;
+}
+
+void print_goals(const std::vector<scenario_result>& all) {
+  fmt::print("\nGOALS (DESIGN.md): Unix/TCP RTT through the bus <= 1.2 x raw socket in the "
+             "same run; >= 5 x faster than CAF BASP; TCP >= 2 M msg/s one-way (64 B)\n");
+  for (auto& r : all)
+    for (auto& k : r.kinds) {
+      for (auto& s : k.latency) {
+        auto br = s.ratio("bus", "raw");
+        // BASP has no Unix transport: Unix links are held against CAF over TCP.
+        auto caf = median_of(r, "tcp", s.size, "caf");
+        auto bus = median_of(r, k.kind, s.size, "bus");
+        auto speedup = bus > 0 && caf > 0 ? caf / bus : 0.0;
+        fmt::print("  [{}] {} {:>6}: bus/raw {} ({}){}\n", r.sc.name(), k.kind,
+                   human_size(s.size), ratio_text(br), br > 0 && br <= 1.2 ? "met" : "NOT met",
+                   speedup > 0 ? fmt::format(", CAF{}/bus {:.2f} ({})",
+                                             k.kind == "tcp" ? "" : "(tcp)", speedup,
+                                             speedup >= 5.0 ? "met" : "NOT met")
+                               : std::string{});
+      }
+      if (auto* b = k.get("bus"); b && k.kind == "tcp") {
+        auto* c = k.get("caf");
+        fmt::print("  [{}] tcp throughput: bus {} msg/s ({}){}\n", r.sc.name(),
+                   rate(b->median()), b->median() >= 2e6 ? "met" : "NOT met",
+                   c && c->median() > 0
+                     ? fmt::format("; bus/CAF BASP {:.1f} x", b->median() / c->median())
+                     : std::string{});
+      }
+    }
+}
+
+std::string json_stats(const rtt_stats& s) {
+  return fmt::format("{{\"round_trips\": {}, \"median_ns\": {:.0f}, \"p99_ns\": {:.0f}, "
+                     "\"p999_ns\": {:.0f}, \"max_ns\": {:.0f}, \"mean_ns\": {:.0f}, "
+                     "\"round_trips_per_s\": {:.0f}, \"switches_per_rt\": {:.2f}, "
+                     "\"cpu_ns_per_rt\": {:.0f}{}}}",
+                     s.round_trips, s.median, s.p99, s.p999, s.max, s.mean, s.rt_per_s,
+                     s.switches_per_rt, s.cpu_ns_per_rt,
+                     s.same_cpu >= 0 ? fmt::format(", \"same_cpu_share\": {:.4f}", s.same_cpu)
+                                     : std::string{});
+}
+
+void write_json(const options& opt, const std::vector<scenario_result>& all,
+                const std::string& timer_text, const std::string& started,
+                const std::string& load0, double total_s) {
+  std::ostringstream o;
+  utsname u{};
+  uname(&u);
+  o << "{\n  \"benchmark\": \"mycelium-bench-links\",\n";
+  o << "  \"started\": " << json_str(started) << ",\n";
+  o << "  \"duration_s\": " << fmt::format("{:.1f}", total_s) << ",\n";
+  o << "  \"latency_unit\": \"round-trip time in ns (NOT one-way)\",\n";
+  o << "  \"throughput_unit\": \"one-way messages per second, median of rounds\",\n";
+  o << "  \"machine\": {\"cpu\": " << json_str(read_first_line_with("/proc/cpuinfo", "model name"))
+    << ", \"hardware_threads\": " << std::thread::hardware_concurrency()
+    << ", \"kernel\": " << json_str(std::string{u.sysname} + " " + u.release)
+    << ", \"compiler\": " << json_str("g++ " __VERSION__)
+    << ", \"caf_version\": " << CAF_VERSION
+#ifdef MYCELIUM_BENCH_HAVE_ZMQ
+    << ", \"zmq_version\": " << json_str(fmt::format("{}.{}.{}", ZMQ_VERSION_MAJOR,
+                                                     ZMQ_VERSION_MINOR, ZMQ_VERSION_PATCH))
+#endif
+#ifdef NDEBUG
+    << ", \"build\": \"release (NDEBUG)\""
+#else
+    << ", \"build\": \"debug (assertions on)\""
+#endif
+    << ", \"loadavg_at_start\": " << json_str(load0)
+    << ", \"loadavg_at_end\": " << json_str(loadavg())
+    << ", \"timer\": " << json_str(timer_text) << "},\n";
+  o << "  \"options\": {\"sizes\": [";
+  for (size_t i = 0; i < opt.sizes.size(); ++i)
+    o << (i ? ", " : "") << opt.sizes[i];
+  o << "], \"rounds\": " << opt.rounds << ", \"roundtrips\": " << opt.roundtrips
+    << ", \"roundtrips_large\": " << opt.roundtrips_large << ", \"warmup\": " << opt.warmup
+    << ", \"threads\": " << opt.threads << ", \"send_queue\": " << opt.send_queue
+    << ", \"block_timeout_ms\": " << opt.block_timeout_ms
+    << ", \"tput_messages\": " << opt.tput_msgs << ", \"tput_rounds\": " << opt.tput_rounds
+    << ", \"tput_payload\": " << opt.tput_payload << ", \"tput_raw_batch_bytes\": "
+    << opt.tput_batch << ", \"quick\": " << (opt.quick ? "true" : "false") << "},\n";
+  o << "  \"scenarios\": [\n";
+  for (size_t si = 0; si < all.size(); ++si) {
+    auto& r = all[si];
+    auto& s = r.sched;
+    o << "    {\"name\": " << json_str(r.sc.name()) << ", \"config\": " << json_str(r.sc.config)
+      << ", \"pin\": " << json_str(r.sc.pin) << ", \"driver_cpu\": " << r.driver_cpu
+      << ", \"peer_cpu\": " << r.peer_cpu << ", \"seconds\": " << fmt::format("{:.1f}", r.seconds)
+      << ", \"loadavg\": [" << json_str(r.load0) << ", " << json_str(r.load1) << "],\n";
+    o << "     \"scheduler\": {\"policy\": " << json_str(s.policy)
+      << ", \"max_threads\": " << s.max_threads << ", \"workers\": " << s.workers
+      << ", \"max_throughput\": " << s.max_throughput
+      << ", \"middleman_workers\": " << s.mm_workers
+      << ", \"aggressive_poll_attempts\": " << s.aggressive_poll_attempts
+      << ", \"moderate_poll_attempts\": " << s.moderate_poll_attempts
+      << ", \"moderate_sleep_ns\": " << s.moderate_sleep_ns
+      << ", \"relaxed_sleep_ns\": " << s.relaxed_sleep_ns << "},\n";
+    o << "     \"notes\": [";
+    for (size_t i = 0; i < r.notes.size(); ++i)
+      o << (i ? ", " : "") << json_str(r.notes[i]);
+    o << "],\n     \"kinds\": [\n";
+    for (size_t ki = 0; ki < r.kinds.size(); ++ki) {
+      auto& k = r.kinds[ki];
+      o << "       {\"kind\": " << json_str(k.kind) << ",\n        \"latency\": [\n";
+      for (size_t i = 0; i < k.latency.size(); ++i) {
+        auto& sr = k.latency[i];
+        o << "          {\"size\": " << sr.size;
+        for (auto& [name, st] : sr.paths)
+          o << ", " << json_str(name) << ": " << json_stats(st);
+        o << ", \"ratio_median_bus_over_raw\": " << fmt::format("{:.4f}", sr.ratio("bus", "raw"))
+          << ", \"ratio_median_bus_over_raw_spin\": "
+          << fmt::format("{:.4f}", sr.ratio("bus", "raw-spin"))
+          << ", \"ratio_median_bus_over_caf\": " << fmt::format("{:.4f}", sr.ratio("bus", "caf"))
+          << ", \"ratio_median_bus_over_zmq\": " << fmt::format("{:.4f}", sr.ratio("bus", "zmq"))
+          << "}" << (i + 1 < k.latency.size() ? ",\n" : "\n");
+      }
+      o << "        ],\n        \"throughput\": {";
+      for (size_t i = 0; i < k.tput.size(); ++i) {
+        auto& v = k.tput[i];
+        o << (i ? ", " : "") << json_str(v.name) << ": {\"msgs_per_s_median\": "
+          << fmt::format("{:.0f}", v.median()) << ", \"msgs_per_s_aggregate\": "
+          << fmt::format("{:.0f}", v.total_ns ? static_cast<double>(v.messages) * 1e9
+                                                  / static_cast<double>(v.total_ns)
+                                              : 0.0)
+          << ", \"bytes_per_msg\": " << fmt::format("{:.1f}", v.bytes_per_msg)
+          << ", \"cpu_ns_per_msg\": " << fmt::format("{:.0f}", v.cpu_ns_per_msg())
+          << ", \"rounds\": [";
+        for (size_t q = 0; q < v.rates.size(); ++q)
+          o << (q ? ", " : "") << fmt::format("{:.0f}", v.rates[q]);
+        o << "]}";
+      }
+      o << "},\n        \"link\": {\"frames_sent\": " << k.link.frames_sent
+        << ", \"bytes_sent\": " << k.link.bytes_sent
+        << ", \"frames_received\": " << k.link.frames_received
+        << ", \"back_pressured\": " << k.link.back_pressured
+        << ", \"dropped_overflow\": " << k.link.dropped_overflow
+        << ", \"dropped_link_down\": " << k.link.dropped_link_down
+        << ", \"bad_frames\": " << k.link.bad_frames << "}}"
+        << (ki + 1 < r.kinds.size() ? ",\n" : "\n");
+    }
+    o << "     ]}" << (si + 1 < all.size() ? ",\n" : "\n");
+  }
+  o << "  ]\n}\n";
+  std::filesystem::path p{opt.json};
+  if (p.has_parent_path())
+    std::filesystem::create_directories(p.parent_path());
+  std::ofstream f{p};
+  f << o.str();
+  if (!f)
+    fmt::print(stderr, "cannot write {}\n", opt.json);
+  else
+    fmt::print("\nwrote {}\n", opt.json);
+}
+
+int run_driver(options& opt) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_fatal_signal);
+  std::signal(SIGTERM, on_fatal_signal);
+  std::vector<scenario> scs;
+  for (auto& s : opt.scenarios)
+    scs.push_back(parse_scenario(s));
+  auto t_start = now_ns();
+  if (opt.timer == "tsc" && cpu_has_invariant_tsc()) {
+    g_ns_per_tick = calibrate_tsc();
+    g_tsc = true;
+  }
+  std::string timer_text = g_tsc ? fmt::format("rdtsc, {:.4f} GHz calibrated against steady_clock",
+                                               1.0 / g_ns_per_tick)
+                                 : std::string{"std::chrono::steady_clock"};
+  char started[64];
+  auto tt = std::time(nullptr);
+  std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&tt));
+  auto load0 = loadavg();
+  fmt::print("mycelium-bench-links  {}  cpu: {}  hw threads: {}  loadavg: {}\n", started,
+             read_first_line_with("/proc/cpuinfo", "model name"),
+             std::thread::hardware_concurrency(), load0);
+  fmt::print("timer: {}; ALL LATENCIES ARE ROUND TRIPS (A -> B -> A); throughput is one-way\n",
+             timer_text);
+  fmt::print("round trips per path: {} for sizes <= 1 KiB, {} above, in {} alternating rounds, "
+             "after {} warm-up round trips; ZeroMQ: {}\n",
+             opt.roundtrips, opt.roundtrips_large, opt.rounds, opt.warmup,
+             have_zmq ? "built in" : "not built (libzmq not found)");
+#ifndef NDEBUG
+  fmt::print("WARNING: built without NDEBUG (not a Release build)\n");
+#endif
+  std::vector<scenario_result> results;
+  for (auto& sc : scs)
+    results.push_back(run_scenario(opt, sc));
+  for (auto& r : results)
+    print_scenario(opt, r);
+  print_goals(results);
+  auto total_s = static_cast<double>(now_ns() - t_start) / 1e9;
+  write_json(opt, results, timer_text, started, load0, total_s);
+  fmt::print("total run time {:.1f} s\n", total_s);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  CLI::App app{"mycelium-bench-links: round-trip latency and one-way throughput of Mycelium's "
+               "Unix and TCP links between two processes, against raw sockets, CAF remote "
+               "actors (BASP) and ZeroMQ in the same run"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--sizes", opt.sizes, "payload sizes in bytes (latency)")->delimiter(',');
+  app.add_option("--rounds", opt.rounds, "alternating timed rounds per size");
+  app.add_option("--roundtrips", opt.roundtrips,
+                 "timed round trips per path for sizes <= 1 KiB (split over the rounds)");
+  app.add_option("--roundtrips-large", opt.roundtrips_large,
+                 "timed round trips per path for sizes > 1 KiB");
+  app.add_option("--warmup", opt.warmup, "untimed warm-up round trips per path and size");
+  app.add_option("--kinds", opt.kinds, "link kinds: unix, tcp")
+    ->delimiter(',')
+    ->check(CLI::IsMember({"unix", "tcp"}));
+  app.add_option("--paths", opt.paths, "latency paths: raw, raw-spin, bus, caf, zmq")
+    ->delimiter(',')
+    ->check(CLI::IsMember({"raw", "raw-spin", "bus", "caf", "zmq"}));
+  app.add_option("--scenarios", opt.scenarios,
+                 "CONFIG@PIN list; CONFIG: default (CAF defaults), wake (no 50 us moderate "
+                 "sleeps: idle workers wait on their condition variable), tuned (spin: "
+                 "--ws-* values); PIN: none, split (driver CPU 0, peer CPU 1), same (both "
+                 "CPU 0)")
+    ->delimiter(',');
+  app.add_option("--threads", opt.threads, "scheduler.max-threads of both actor systems");
+  app.add_option("--ws-aggressive-polls", opt.ws_aggressive_polls,
+                 "tuned: work-stealing.aggressive-poll-attempts");
+  app.add_option("--ws-moderate-sleep-ns", opt.ws_moderate_sleep_ns,
+                 "tuned: work-stealing.moderate-sleep-duration in ns (0 = spin)");
+  app.add_option("--ws-relaxed-sleep-us", opt.ws_relaxed_sleep_us,
+                 "tuned: work-stealing.relaxed-sleep-duration in us");
+  app.add_option("--mm-workers", opt.mm_workers,
+                 "middleman.workers (BASP deserialization threads); -1: CAF's default");
+  app.add_option("--max-throughput", opt.max_throughput,
+                 "scheduler.max-throughput (messages an actor or broker handles per resume); "
+                 "-1: CAF's default (unlimited)");
+  app.add_option("--tput-msgs", opt.tput_msgs, "messages per throughput round");
+  app.add_option("--tput-rounds", opt.tput_rounds, "timed throughput rounds per variant");
+  app.add_option("--tput-payload", opt.tput_payload, "throughput payload bytes");
+  app.add_option("--tput-batch", opt.tput_batch, "bytes per write() of the batched raw writer");
+  app.add_option("--tput-paths", opt.tput_paths,
+                 "throughput variants: raw (64 KiB writes), raw-1write (one write per frame), "
+                 "bus, caf (BASP, TCP only, no flow control)")
+    ->delimiter(',')
+    ->check(CLI::IsMember({"raw", "raw-1write", "bus", "caf"}));
+  app.add_option("--send-queue", opt.send_queue, "link send_queue (messages in flight)");
+  app.add_option("--block-timeout-ms", opt.block_timeout_ms,
+                 "link block_timeout: how long a publisher waits for a full send queue");
+  app.add_flag("--skip-latency", opt.skip_latency, "skip the round-trip part");
+  app.add_flag("--skip-throughput", opt.skip_tput, "skip the throughput part");
+  app.add_flag("--quick", opt.quick,
+               "smoke run (~10 s): sizes 16,4096, 4 rounds, 4,000 / 1,000 round trips, "
+               "100,000 messages x 2 rounds, scenario default@none, JSON to "
+               "$TMPDIR/mycelium-links-quick.json; options given explicitly win");
+  app.add_option("--timer", opt.timer, "tsc (rdtsc calibrated against steady_clock) or steady")
+    ->check(CLI::IsMember({"tsc", "steady"}));
+  app.add_option("--json", opt.json, "JSON output file");
+  // hidden: the far side
+  app.add_option("--role", opt.role)->group("");
+  app.add_option("--config", opt.config)->group("");
+  app.add_option("--dir", opt.dir)->group("");
+  app.add_option("--cpu", opt.cpu)->group("");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (opt.role == "peer")
+      return run_peer(opt);
+    if (!opt.role.empty())
+      throw bench_error("unknown --role " + opt.role);
+    if (opt.rounds == 0 || opt.roundtrips == 0 || opt.roundtrips_large == 0 || opt.tput_msgs == 0
+        || opt.tput_rounds == 0 || opt.threads == 0 || opt.tput_payload == 0)
+      throw bench_error("counts must be positive");
+    for (auto s : opt.sizes)
+      if (s > 65536)
+        throw bench_error(fmt::format("payload size {} exceeds the schema maximum 65536", s));
+    if (opt.quick) { // small counts, unless given explicitly
+      auto unset = [&](const char* name) { return app.count(name) == 0; };
+      if (unset("--sizes"))
+        opt.sizes = {16, 4096};
+      if (unset("--rounds"))
+        opt.rounds = 4;
+      if (unset("--roundtrips"))
+        opt.roundtrips = 4000;
+      if (unset("--roundtrips-large"))
+        opt.roundtrips_large = 1000;
+      if (unset("--warmup"))
+        opt.warmup = 200;
+      if (unset("--tput-msgs"))
+        opt.tput_msgs = 100000;
+      if (unset("--tput-rounds"))
+        opt.tput_rounds = 2;
+      if (unset("--scenarios"))
+        opt.scenarios = {"default@none"};
+      if (unset("--json")) // a smoke run does not touch benchmarks/results/
+        opt.json = (std::filesystem::temp_directory_path() / "mycelium-links-quick.json").string();
+    }
+    return run_driver(opt);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "mycelium-bench-links: {}\n", e.what());
+    return 1;
+  }
+}

@@ -259,6 +259,11 @@ TEST_CASE_TEMPLATE("links deliver in order, both ways, complete", Kind, unix_lin
   CHECK(s.frames_received >= 50000);
   CHECK(s.bad_frames == 0);
   CHECK(s.dropped_overflow + s.back_pressured + s.dropped_link_down == 0);
+  // A clean stop says goodbye: the link goes down without a "lost" peer.
+  peer->close_stdin();
+  CHECK(peer->wait_exit(10s) == 0);
+  REQUIRE(l.await([](const mt::link_stats& st) { return st.disconnects == 1; }, 10s));
+  CHECK(l.stats().goodbyes == 1);
 }
 
 TEST_CASE_TEMPLATE("frames from 0 bytes to max_payload cross; larger ones are refused",
@@ -451,6 +456,7 @@ TEST_CASE_TEMPLATE("a crashed or hung peer is detected and the link reconnects",
   publisher.join();
   CHECK(detected < 100ms);
   CHECK(l.stats().disconnects == 2);
+  CHECK(l.stats().goodbyes == 0); // crashes are not clean stops
 }
 
 TEST_CASE_TEMPLATE("each overflow policy behaves as configured and counts exactly",

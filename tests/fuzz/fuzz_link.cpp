@@ -232,6 +232,13 @@ public:
       fail("on_bad_frame without an error code", text);
   }
 
+  void on_goodbye() override {
+    before("on_goodbye", "");
+    if (!established_)
+      fail("on_goodbye before on_established");
+    terminate("on_goodbye");
+  }
+
   void on_error(errc code, const std::string& text) override {
     before("on_error", describe(code, text));
     terminate("on_error");

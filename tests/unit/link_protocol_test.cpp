@@ -24,6 +24,7 @@ struct recorder : link_protocol::listener {
   std::vector<std::pair<uint32_t, bool>> interest;
   std::vector<caf::message> data;
   std::vector<errc> bad_frames;
+  bool goodbye = false;
   std::vector<std::pair<errc, std::string>> errors;
 
   void on_established(const wire::hello&) override { established = true; }
@@ -32,6 +33,7 @@ struct recorder : link_protocol::listener {
   void on_interest(uint32_t id, bool add) override { interest.emplace_back(id, add); }
   void on_data(uint32_t, caf::message m) override { data.push_back(std::move(m)); }
   void on_bad_frame(errc e, const std::string&) override { bad_frames.push_back(e); }
+  void on_goodbye() override { goodbye = true; }
   void on_error(errc e, const std::string& t) override { errors.emplace_back(e, t); }
 };
 
@@ -247,4 +249,22 @@ TEST_CASE("link control frames match the bytes in docs/wire-protocol.md section 
   wire::encode_heartbeat(out, 9);
   CHECK(out.size() == 24);
   CHECK(out[4] == 0x05);
+}
+
+TEST_CASE("link protocol: a goodbye ends the link cleanly; before the hello it is a violation") {
+  side a{lt::descriptor(), "a"};
+  side b{lt::descriptor(), "b"};
+  handshake(a, b);
+  a.proto.write_goodbye(a.out);
+  a.proto.write_heartbeat(a.out); // nothing after a goodbye is read
+  CHECK_FALSE(pump(a, b));
+  CHECK(b.rec.goodbye);
+  CHECK(b.rec.errors.empty());
+  side c{lt::descriptor(), "c"};
+  side d{lt::descriptor(), "d"};
+  c.out.clear();
+  wire::encode_goodbye(c.out, 1);
+  CHECK_FALSE(pump(c, d));
+  CHECK_FALSE(d.rec.goodbye);
+  CHECK(d.rec.errors.at(0).first == errc::protocol_violation);
 }

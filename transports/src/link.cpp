@@ -195,6 +195,7 @@ link_stats link::stats() const {
   r.bad_frames = rd(sh.bad_frames);
   r.connects = rd(sh.connects);
   r.disconnects = rd(sh.disconnects);
+  r.goodbyes = rd(sh.goodbyes);
   r.connect_failures = rd(sh.connect_failures);
   r.refusals_sent = rd(sh.refusals_sent);
   r.refusals_received = rd(sh.refusals_received);

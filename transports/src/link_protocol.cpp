@@ -80,6 +80,10 @@ void link_protocol::write_heartbeat(std::vector<uint8_t>& out) {
   wire::encode_heartbeat(out, ++tx_seq_);
 }
 
+void link_protocol::write_goodbye(std::vector<uint8_t>& out) {
+  wire::encode_goodbye(out, ++tx_seq_);
+}
+
 bool link_protocol::fail(errc code, const std::string& text, listener& l) {
   state_ = state::closed;
   pending_.clear();
@@ -207,6 +211,11 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
       }
       case wire::control_type::heartbeat:
         return true;
+      case wire::control_type::goodbye:
+        state_ = state::closed;
+        pending_.clear();
+        l.on_goodbye();
+        return false;
       default:
         return fail(errc::protocol_violation,
                     "unexpected control frame " + std::to_string(h.type_id)

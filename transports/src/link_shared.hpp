@@ -37,6 +37,7 @@ struct link_shared {
   std::atomic<uint64_t> bad_frames{0};
   std::atomic<uint64_t> connects{0};
   std::atomic<uint64_t> disconnects{0};
+  std::atomic<uint64_t> goodbyes{0};
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> refusals_sent{0};
   std::atomic<uint64_t> refusals_received{0};

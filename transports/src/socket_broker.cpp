@@ -73,7 +73,7 @@ public:
     out_.clear();
     proto_.start(out_);
     send_out(false);
-    last_rx_ = last_tx_ = steady_clock::now();
+    last_rx_ = last_tx_ = last_tick_ = steady_clock::now();
     schedule_tick();
   }
 
@@ -100,16 +100,16 @@ public:
     if (established_) {
       established_ = false;
       sh_->disconnects.fetch_add(1, std::memory_order_relaxed);
-      log(log_level::warning, who(),
-          "connection to " + proto_.peer_name() + " lost (" + to_string(reason)
-            + "): " + text);
+      if (reason != errc::none) // a goodbye was logged as info already
+        log(log_level::warning, who(),
+            "connection to " + proto_.peer_name() + " lost (" + to_string(reason)
+              + "): " + text);
     }
     {
       std::lock_guard<std::mutex> guard{sh_->mtx};
       sh_->peers.erase(self_->id());
       sh_->recompute_state_locked();
-      if (reason != errc::none)
-        sh_->last_error = text;
+      sh_->last_error = text; // also a goodbye: says why the link went down
       sh_->cv.notify_all();
     }
     if (connector_ && !stopping())
@@ -225,6 +225,16 @@ public:
       return;
     auto now = steady_clock::now();
     auto& cfg = sh_->cfg;
+    // If this tick itself comes late, our own I/O thread was stalled (e.g.
+    // by a flood on another connection of the same CAF middleman); bytes
+    // from the peer may be waiting unread. Judge the peer only after one
+    // more period in which the I/O loop has had a chance to read them.
+    auto late = now - last_tick_ > 2 * tick_period();
+    last_tick_ = now;
+    if (late) {
+      schedule_tick();
+      return;
+    }
     if (now - last_rx_ > cfg.peer_timeout) {
       auto silent = duration_cast<milliseconds>(now - last_rx_).count();
       close(errc::peer_lost,
@@ -240,6 +250,16 @@ public:
       send_out(false);
     }
     schedule_tick();
+  }
+
+  /// Clean stop: tells the peer before the connection closes, so that it
+  /// logs a goodbye instead of a lost peer.
+  void say_goodbye() {
+    if (!established_)
+      return;
+    out_.clear();
+    proto_.write_goodbye(out_);
+    send_out(false);
   }
 
   void on_overflow() {
@@ -394,6 +414,13 @@ public:
       log(log_level::error, who(), text + " (dropped; further ones only counted)");
   }
 
+  void on_goodbye() override {
+    sh_->goodbyes.fetch_add(1, std::memory_order_relaxed);
+    log(log_level::info, who(), proto_.peer_name() + " closed the link (goodbye)");
+    close_reason_ = errc::none;
+    close_text_ = "the peer closed the link (goodbye)";
+  }
+
   void on_error(errc code, const std::string& text) override {
     log(log_level::error, who(), text + "; resetting the connection");
     close_reason_ = code;
@@ -417,11 +444,13 @@ private:
     log(log_level::error, who(), text);
   }
 
-  void schedule_tick() {
+  milliseconds tick_period() const {
     auto period = std::min(sh_->cfg.heartbeat_interval, sh_->cfg.peer_timeout / 4);
-    if (period.count() <= 0)
-      period = milliseconds{1};
-    caf::delayed_anon_send(self_handle(), period, tick_atom::value, epoch_);
+    return period.count() <= 0 ? milliseconds{1} : period;
+  }
+
+  void schedule_tick() {
+    caf::delayed_anon_send(self_handle(), tick_period(), tick_atom::value, epoch_);
   }
 
   /// Hands `out_` to the scribe; `gated` frames hold a send-queue slot until
@@ -457,6 +486,7 @@ private:
   std::deque<uint64_t> pending_; ///< end offsets of gated frames in flight
   steady_clock::time_point last_rx_;
   steady_clock::time_point last_tx_;
+  steady_clock::time_point last_tick_;
   milliseconds backoff_;
   std::minstd_rand rng_;
   routing_table_ptr table_;
@@ -470,6 +500,10 @@ private:
 caf::behavior connection_behavior(caf::io::broker* self,
                                   std::shared_ptr<connection> c) {
   self->attach_functor([c] { c->on_exit(); });
+  self->set_exit_handler([self, c](caf::exit_msg& m) {
+    c->say_goodbye(); // the scribe's graceful close still sends it
+    self->quit(std::move(m.reason));
+  });
   self->set_default_handler(
     [c](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
       c->on_bus_message(x.move_content_to_message());

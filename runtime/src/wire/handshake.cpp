@@ -106,6 +106,10 @@ void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq) {
   frame(out, control_type::heartbeat, seq, [](writer&) {});
 }
 
+void encode_goodbye(std::vector<uint8_t>& out, uint64_t seq) {
+  frame(out, control_type::goodbye, seq, [](writer&) {});
+}
+
 errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id) {
   uint32_t seen = 0;
   auto e = for_each_field(payload, n, seen, [&](reader& r, uint16_t fid, wire_type wt) {

@@ -101,6 +101,7 @@ enum class control_type : uint32_t {
   subscribe = 0xFFFF0003,   ///< interest in a type id (transports)
   unsubscribe = 0xFFFF0004, ///< interest withdrawn (transports)
   heartbeat = 0xFFFF0005,   ///< liveness (transports)
+  goodbye = 0xFFFF0006,     ///< clean close: nothing follows (transports)
 };
 
 /// The smallest control type id; schema type ids must stay below it.

@@ -63,6 +63,9 @@ void encode_interest(std::vector<uint8_t>& out, control_type type,
 /// Appends a `heartbeat` frame (empty payload).
 void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq);
 
+/// Appends a `goodbye` frame (empty payload).
+void encode_goodbye(std::vector<uint8_t>& out, uint64_t seq);
+
 /// Decodes a subscribe / unsubscribe payload; the id must be a schema id.
 errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id);
 

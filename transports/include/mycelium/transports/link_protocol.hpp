@@ -43,6 +43,8 @@ public:
     virtual void on_interest(uint32_t type_id, bool add) = 0;
     /// A data frame decoded into one message of the schema.
     virtual void on_data(uint32_t type_id, caf::message msg) = 0;
+    /// The peer is closing the link on purpose (control frame `goodbye`).
+    virtual void on_goodbye() = 0;
     /// A data frame whose payload failed to decode (dropped, counted).
     virtual void on_bad_frame(errc code, const std::string& text) = 0;
     /// The byte stream is broken (bad header, sequence gap, protocol
@@ -60,7 +62,8 @@ public:
   void start(std::vector<uint8_t>& out);
 
   /// Consumes received bytes (any split). Returns false once the connection
-  /// must close (after `on_refusing`, `on_refused` or `on_error`).
+  /// must close (after `on_refusing`, `on_refused`, `on_goodbye` or
+  /// `on_error`).
   bool consume(const uint8_t* data, size_t n, std::vector<uint8_t>& out,
                listener& l);
 
@@ -75,6 +78,8 @@ public:
 
   void write_interest(uint32_t type_id, bool add, std::vector<uint8_t>& out);
   void write_heartbeat(std::vector<uint8_t>& out);
+  /// Announces a clean close; nothing may follow it.
+  void write_goodbye(std::vector<uint8_t>& out);
 
   state current() const noexcept { return state_; }
   const wire::hello& peer() const noexcept { return peer_; }

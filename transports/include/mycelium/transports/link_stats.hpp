@@ -38,7 +38,8 @@ struct link_stats {
   uint64_t frames_too_large = 0;  ///< over max_payload, not sent
   uint64_t bad_frames = 0;        ///< received frames that failed to decode
   uint64_t connects = 0;          ///< handshakes completed
-  uint64_t disconnects = 0;       ///< established connections lost
+  uint64_t disconnects = 0;       ///< established connections that ended
+  uint64_t goodbyes = 0;          ///< of those, ended by the peer's clean stop
   uint64_t connect_failures = 0;  ///< connect attempts that failed
   uint64_t refusals_sent = 0;     ///< peers we refused (digest, auth, ...)
   uint64_t refusals_received = 0; ///< times a peer refused us

@@ -46,6 +46,7 @@
 #include <fmt/format.h>
 
 #include "bench_messages.hpp"
+#include "bench_report.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
 
@@ -686,54 +687,7 @@ struct config_result {
 };
 
 // -- helpers ----------------------------------------------------------------------------
-
-std::string read_first_line_with(const char* file, const char* prefix) {
-  std::ifstream in{file};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) {
-      auto pos = line.find(':');
-      if (pos != std::string::npos) {
-        auto v = line.substr(pos + 1);
-        v.erase(0, v.find_first_not_of(" \t"));
-        return v;
-      }
-    }
-  return "unknown";
-}
-
-std::string loadavg() {
-  std::ifstream in{"/proc/loadavg"};
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-std::string json_str(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20)
-      continue;
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string human_size(size_t n) {
-  if (n >= 1024 && n % 1024 == 0)
-    return fmt::format("{} KiB", n / 1024);
-  return fmt::format("{} B", n);
-}
-
-std::string rate(double x) {
-  if (x >= 1e6)
-    return fmt::format("{:.2f} M", x / 1e6);
-  if (x >= 1e3)
-    return fmt::format("{:.1f} k", x / 1e3);
-  return fmt::format("{:.0f}", x);
-}
+using namespace mycelium::bench; // read_first_line_with, loadavg, json_str, ...
 
 double clock_overhead_ns() {
   constexpr int n = 1000000;

@@ -1,0 +1,65 @@
+#pragma once
+
+// Small helpers shared by the benchmark programs: machine facts for the
+// report header, JSON string quoting, and human-readable sizes and rates.
+// Header-only; not thread-safe where it reads /proc (call from main).
+
+#include <cstddef>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace mycelium::bench {
+
+/// The value after ':' of the first line of `file` starting with `prefix`
+/// (e.g. "model name" in /proc/cpuinfo), or "unknown".
+inline std::string read_first_line_with(const char* file, const char* prefix) {
+  std::ifstream in{file};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) {
+      auto pos = line.find(':');
+      if (pos != std::string::npos) {
+        auto v = line.substr(pos + 1);
+        v.erase(0, v.find_first_not_of(" \t"));
+        return v;
+      }
+    }
+  return "unknown";
+}
+
+inline std::string loadavg() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+inline std::string json_str(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20)
+      continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+inline std::string human_size(size_t n) {
+  if (n >= 1024 && n % 1024 == 0)
+    return fmt::format("{} KiB", n / 1024);
+  return fmt::format("{} B", n);
+}
+
+inline std::string rate(double x) {
+  if (x >= 1e6)
+    return fmt::format("{:.2f} M", x / 1e6);
+  if (x >= 1e3)
+    return fmt::format("{:.1f} k", x / 1e3);
+  return fmt::format("{:.0f}", x);
+}
+
+} // namespace mycelium::bench

@@ -209,6 +209,9 @@ link_stats link::stats() const {
   for (auto& kv : sh.peers)
     interest.insert(kv.second.begin(), kv.second.end());
   r.peer_interest.assign(interest.begin(), interest.end());
+  r.dropped_overflow = sh.retired_dropped;
+  r.back_pressured = sh.retired_back_pressured;
+  r.overflow_disconnects = sh.retired_disconnects;
   for (auto& g : sh.gates) {
     r.dropped_overflow += g->dropped();
     r.back_pressured += g->back_pressured();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -51,8 +52,23 @@ struct link_shared {
   bool stopping = false;
   /// Established connections (by broker id) and their peers' interest.
   std::map<caf::actor_id, std::vector<uint32_t>> peers;
-  /// Every gate ever used (counters of closed connections stay counted).
+  /// Gates of live connections, and the counters of retired ones (so a
+  /// listener with many short-lived peers does not keep every gate).
   std::vector<std::shared_ptr<send_gate>> gates;
+  uint64_t retired_dropped = 0;
+  uint64_t retired_back_pressured = 0;
+  uint64_t retired_disconnects = 0;
+
+  /// Moves `g`'s counters into the retired ones; call with `mtx` held.
+  void retire_locked(const std::shared_ptr<send_gate>& g) {
+    auto i = std::find(gates.begin(), gates.end(), g);
+    if (i == gates.end())
+      return;
+    retired_dropped += g->dropped();
+    retired_back_pressured += g->back_pressured();
+    retired_disconnects += g->disconnects();
+    gates.erase(i);
+  }
   /// Live brokers (acceptor and connections), for stop().
   std::map<caf::actor_id, caf::actor> brokers;
 

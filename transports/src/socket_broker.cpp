@@ -133,6 +133,9 @@ public:
       pending_.clear();
     }
     std::lock_guard<std::mutex> guard{sh_->mtx};
+    // Unsubscribed above; a publisher still on an older routing snapshot
+    // may count on the gate for a moment after this (the topic counts it too).
+    sh_->retire_locked(gate_);
     sh_->peers.erase(self_->id());
     sh_->brokers.erase(self_->id());
     sh_->recompute_state_locked();

@@ -4,10 +4,13 @@
 // consumer thread racing over a million frames (run it under TSan).
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "mycelium/transports/shm/ring_waiter.hpp"
 #include "mycelium/transports/shm/spsc_ring.hpp"
 
 using namespace mycelium::transports::shm;
@@ -187,4 +190,42 @@ TEST_CASE("spsc ring: a producer and a consumer thread, a million frames, in ord
   producer.join();
   CHECK(bad == 0);
   CHECK(next == count);
+}
+
+TEST_CASE("spsc ring waiter: every mode wakes for each frame; an empty wait times out") {
+  for (auto mode : {wait_mode::busy_poll, wait_mode::spin_then_block, wait_mode::block}) {
+    CAPTURE(to_string(mode));
+    test_ring r{4096};
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(wait_for_data(r.reader, r.ctl, mode, 100, std::chrono::milliseconds(20)));
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(20));
+    constexpr uint64_t count = 20000;
+    std::thread producer{[&] {
+      for (uint64_t i = 0; i < count; ++i) {
+        while (r.writer.write(&i, sizeof(i)) == ring_status::back_pressured)
+          std::this_thread::yield();
+        notify_consumer(r.ctl);
+      }
+    }};
+    uint64_t next = 0;
+    bool timed_out = false;
+    while (next < count && !timed_out) {
+      if (!wait_for_data(r.reader, r.ctl, mode, 100, std::chrono::seconds(10))) {
+        timed_out = true; // a lost wake-up would end here
+        break;
+      }
+      const uint8_t* p = nullptr;
+      size_t n = 0;
+      while (r.reader.peek(p, n) == ring_status::ok) {
+        uint64_t v = 0;
+        std::memcpy(&v, p, sizeof(v));
+        CHECK(v == next);
+        ++next;
+        r.reader.release();
+      }
+    }
+    producer.join();
+    CHECK_FALSE(timed_out);
+    CHECK(next == count);
+  }
 }

@@ -1,12 +1,17 @@
 #pragma once
 
 // Small helpers shared by the benchmark programs: machine facts for the
-// report header, JSON string quoting, and human-readable sizes and rates.
+// report header, JSON string quoting, human-readable sizes and rates, and
+// percentiles.
 // Header-only; not thread-safe where it reads /proc (call from main).
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -60,6 +65,15 @@ inline std::string rate(double x) {
   if (x >= 1e3)
     return fmt::format("{:.1f} k", x / 1e3);
   return fmt::format("{:.0f}", x);
+}
+
+/// The `p`-quantile (0 < p <= 1, nearest rank) of ascending `sorted`; 0 if empty.
+inline double pct(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty())
+    return 0;
+  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
 }
 
 } // namespace mycelium::bench

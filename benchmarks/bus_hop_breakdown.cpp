@@ -41,6 +41,7 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include "bench_clock.hpp"
 #include "bench_messages.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
@@ -52,11 +53,7 @@ using start_atom = caf::atom_constant<caf::atom("bstart")>;
 using peer_atom = caf::atom_constant<caf::atom("bpeer")>;
 using mstarted_atom = caf::atom_constant<caf::atom("mstarted")>;
 
-inline int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
+using mycelium::bench::now_ns;
 
 struct job {
   uint64_t n = 0;

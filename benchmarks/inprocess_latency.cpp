@@ -39,14 +39,15 @@
 
 #include <sched.h>
 #include <sys/utsname.h>
-#include <x86intrin.h>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
 #include "bench_messages.hpp"
+#include "bench_clock.hpp"
 #include "bench_report.hpp"
+#include "bench_sched.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
 
@@ -113,45 +114,15 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
 
 namespace {
 
+using namespace mycelium::bench; // clock, report and scheduler helpers
+
 namespace mb = mbench;
 
 using start_atom = caf::atom_constant<caf::atom("bstart")>;
 using peer_atom = caf::atom_constant<caf::atom("bpeer")>;
 
-inline int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 // Round trips are timed with the TSC (calibrated against steady_clock at start)
-// when the CPU has an invariant TSC, else with steady_clock.
-bool g_tsc = false;
-double g_ns_per_tick = 1.0;
-
-inline int64_t ticks() {
-  return g_tsc ? static_cast<int64_t>(__rdtsc()) : now_ns();
-}
-
-bool cpu_has_invariant_tsc() {
-  std::ifstream in{"/proc/cpuinfo"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0)
-      return line.find(" constant_tsc") != std::string::npos
-             && line.find(" nonstop_tsc") != std::string::npos;
-  return false;
-}
-
-double calibrate_tsc() {
-  auto n0 = now_ns();
-  auto c0 = __rdtsc();
-  while (now_ns() - n0 < 200000000) {
-  }
-  auto n1 = now_ns();
-  auto c1 = __rdtsc();
-  return static_cast<double>(n1 - n0) / static_cast<double>(c1 - c0);
-}
+// when the CPU has an invariant TSC, else with steady_clock (bench_clock.hpp).
 
 inline uint64_t addr_of(const void* p) {
   return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p));
@@ -574,14 +545,6 @@ struct hop_stats {
   double hops_per_s = 0;
 };
 
-double pct(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty())
-    return 0;
-  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
-
 hop_stats make_hop_stats(std::vector<uint32_t> rtt, int64_t total_ns) {
   hop_stats s;
   std::sort(rtt.begin(), rtt.end());
@@ -666,18 +629,6 @@ struct fan_result {
   }
 };
 
-struct sched_info {
-  std::string policy;
-  size_t max_threads = 0;
-  size_t workers = 0;
-  int64_t max_throughput = 0;
-  int64_t aggressive_poll_attempts = 0, aggressive_steal_interval = 0;
-  int64_t moderate_poll_attempts = 0, moderate_steal_interval = 0;
-  int64_t moderate_sleep_ns = 0;
-  int64_t relaxed_steal_interval = 0;
-  int64_t relaxed_sleep_ns = 0;
-};
-
 struct config_result {
   std::string name;
   sched_info sched;
@@ -687,8 +638,6 @@ struct config_result {
 };
 
 // -- helpers ----------------------------------------------------------------------------
-using namespace mycelium::bench; // read_first_line_with, loadavg, json_str, ...
-
 double clock_overhead_ns() {
   constexpr int n = 1000000;
   int64_t sink = 0;
@@ -736,32 +685,6 @@ void configure(caf::actor_system_config& cfg, const options& opt, bool tuned) {
     cfg.set("work-stealing.relaxed-sleep-duration",
             caf::timespan{opt.ws_relaxed_sleep_us * 1000});
   }
-}
-
-sched_info read_sched(caf::actor_system& sys) {
-  namespace d = caf::defaults;
-  auto& cfg = sys.config();
-  sched_info s;
-  s.policy = caf::to_string(caf::get_or(cfg, "scheduler.policy", d::scheduler::policy));
-  s.max_threads = caf::get_or(cfg, "scheduler.max-threads", d::scheduler::max_threads);
-  s.workers = sys.scheduler().num_workers();
-  auto mt = caf::get_or(cfg, "scheduler.max-throughput", d::scheduler::max_throughput);
-  s.max_throughput = mt > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(mt);
-  auto geti = [&](const char* k, size_t def) {
-    return static_cast<int64_t>(caf::get_or(cfg, k, def));
-  };
-  auto getd = [&](const char* k, caf::timespan def) {
-    return static_cast<int64_t>(caf::get_or(cfg, k, def).count());
-  };
-  namespace ws = d::work_stealing;
-  s.aggressive_poll_attempts = geti("work-stealing.aggressive-poll-attempts", ws::aggressive_poll_attempts);
-  s.aggressive_steal_interval = geti("work-stealing.aggressive-steal-interval", ws::aggressive_steal_interval);
-  s.moderate_poll_attempts = geti("work-stealing.moderate-poll-attempts", ws::moderate_poll_attempts);
-  s.moderate_steal_interval = geti("work-stealing.moderate-steal-interval", ws::moderate_steal_interval);
-  s.moderate_sleep_ns = getd("work-stealing.moderate-sleep-duration", ws::moderate_sleep_duration);
-  s.relaxed_steal_interval = geti("work-stealing.relaxed-steal-interval", ws::relaxed_steal_interval);
-  s.relaxed_sleep_ns = getd("work-stealing.relaxed-sleep-duration", ws::relaxed_sleep_duration);
-  return s;
 }
 
 std::string ns_text(int64_t ns) {

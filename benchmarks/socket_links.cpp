@@ -87,7 +87,6 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
@@ -99,7 +98,9 @@
 #endif
 
 #include "bench_messages.hpp"
+#include "bench_clock.hpp"
 #include "bench_report.hpp"
+#include "bench_sched.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
 #include "mycelium/transports/link.hpp"
@@ -111,6 +112,8 @@
 extern char** environ;
 
 namespace {
+
+using namespace mycelium::bench; // clock, report and scheduler helpers
 
 namespace mb = mbench;
 namespace mt = mycelium::transports;
@@ -130,44 +133,11 @@ struct bench_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// -- timing -------------------------------------------------------------------------
-
-inline int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
-bool g_tsc = false;
-double g_ns_per_tick = 1.0;
-
-inline int64_t ticks() {
-  return g_tsc ? static_cast<int64_t>(__rdtsc()) : now_ns();
-}
+// -- timing (clock in bench_clock.hpp) --------------------------------------------------
 
 inline uint32_t ticks_to_ns(int64_t d) {
   auto ns = static_cast<double>(d) * g_ns_per_tick + 0.5;
   return static_cast<uint32_t>(std::clamp<double>(ns, 0, UINT32_MAX));
-}
-
-bool cpu_has_invariant_tsc() {
-  std::ifstream in{"/proc/cpuinfo"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0)
-      return line.find(" constant_tsc") != std::string::npos
-             && line.find(" nonstop_tsc") != std::string::npos;
-  return false;
-}
-
-double calibrate_tsc() {
-  auto n0 = now_ns();
-  auto c0 = __rdtsc();
-  while (now_ns() - n0 < 200000000) {
-  }
-  auto n1 = now_ns();
-  auto c1 = __rdtsc();
-  return static_cast<double>(n1 - n0) / static_cast<double>(c1 - c0);
 }
 
 // -- options ------------------------------------------------------------------------
@@ -279,36 +249,6 @@ void configure(caf::actor_system_config& cfg, const options& opt, const std::str
     // variable, which external_enqueue notifies.
     cfg.set("work-stealing.moderate-poll-attempts", int64_t{0});
   }
-}
-
-struct sched_info {
-  std::string policy;
-  size_t max_threads = 0, workers = 0, mm_workers = 0;
-  int64_t max_throughput = -1; // -1: unlimited
-  int64_t aggressive_poll_attempts = 0, moderate_poll_attempts = 0;
-  int64_t moderate_sleep_ns = 0, relaxed_sleep_ns = 0;
-};
-
-sched_info read_sched(caf::actor_system& sys) {
-  namespace d = caf::defaults;
-  auto& cfg = sys.config();
-  sched_info s;
-  s.policy = caf::to_string(caf::get_or(cfg, "scheduler.policy", d::scheduler::policy));
-  s.max_threads = caf::get_or(cfg, "scheduler.max-threads", d::scheduler::max_threads);
-  s.workers = sys.scheduler().num_workers();
-  s.mm_workers = caf::get_or(cfg, "middleman.workers", d::middleman::workers);
-  auto mt = caf::get_or(cfg, "scheduler.max-throughput", d::scheduler::max_throughput);
-  s.max_throughput = mt > static_cast<size_t>(INT64_MAX) ? -1 : static_cast<int64_t>(mt);
-  namespace ws = d::work_stealing;
-  s.aggressive_poll_attempts = static_cast<int64_t>(
-    caf::get_or(cfg, "work-stealing.aggressive-poll-attempts", ws::aggressive_poll_attempts));
-  s.moderate_poll_attempts = static_cast<int64_t>(
-    caf::get_or(cfg, "work-stealing.moderate-poll-attempts", ws::moderate_poll_attempts));
-  s.moderate_sleep_ns = static_cast<int64_t>(
-    caf::get_or(cfg, "work-stealing.moderate-sleep-duration", ws::moderate_sleep_duration).count());
-  s.relaxed_sleep_ns = static_cast<int64_t>(
-    caf::get_or(cfg, "work-stealing.relaxed-sleep-duration", ws::relaxed_sleep_duration).count());
-  return s;
 }
 
 std::string sched_text(const sched_info& s) {
@@ -1264,14 +1204,6 @@ struct rtt_stats {
   double same_cpu = -1;       // share of round trips echoed on the driver's CPU (-1: n/a)
 };
 
-double pct(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty())
-    return 0;
-  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
-
 rtt_stats make_stats(std::vector<uint32_t> v, int64_t total_ns) {
   rtt_stats s;
   std::sort(v.begin(), v.end());
@@ -1346,8 +1278,6 @@ struct scenario_result {
 };
 
 // -- helpers ----------------------------------------------------------------------------------
-using namespace mycelium::bench; // read_first_line_with, loadavg, json_str, ...
-
 std::string us(double ns) {
   return fmt::format("{:.1f}", ns / 1000.0);
 }

@@ -101,6 +101,7 @@
 #include "bench_clock.hpp"
 #include "bench_report.hpp"
 #include "bench_sched.hpp"
+#include "child_process.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
 #include "mycelium/transports/link.hpp"
@@ -666,121 +667,26 @@ void on_fatal_signal(int sig) {
   ::_exit(128 + sig);
 }
 
-class child_process {
+using mycelium::test_support::child_process;
+using mycelium::test_support::temp_dir;
+
+/// Keeps a child's pid where on_fatal_signal finds it while `this` lives.
+class fatal_signal_guard {
 public:
-  child_process(const std::vector<std::string>& argv, const std::string& stderr_path)
-    : stderr_path_(stderr_path) {
-    int in[2], out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
-      sys_fail("pipe2");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, stderr_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    int rc;
-    {
-      std::lock_guard<std::mutex> guard{g_children_mtx};
-      rc = ::posix_spawn(&pid_, "/proc/self/exe", &fa, nullptr, args.data(), environ);
-      if (rc == 0)
-        g_children.push_back(pid_);
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    stdout_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw bench_error(std::string{"posix_spawn /proc/self/exe: "} + std::strerror(rc));
-    }
+  explicit fatal_signal_guard(pid_t pid) : pid_(pid) {
+    std::lock_guard<std::mutex> guard{g_children_mtx};
+    g_children.push_back(pid_);
   }
-
-  ~child_process() {
-    if (stdin_ >= 0)
-      ::close(stdin_); // a well-behaved peer exits now
-    if (pid_ > 0) {
-      bool gone = false;
-      for (int i = 0; i < 200 && !gone; ++i) { // up to 2 s
-        if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
-          gone = true;
-        else
-          ::usleep(10000);
-      }
-      if (!gone) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-      }
-      std::lock_guard<std::mutex> guard{g_children_mtx};
-      g_children.erase(std::remove(g_children.begin(), g_children.end(), pid_),
-                       g_children.end());
-    }
-    if (stdout_ >= 0)
-      ::close(stdout_);
+  ~fatal_signal_guard() {
+    std::lock_guard<std::mutex> guard{g_children_mtx};
+    g_children.erase(std::remove(g_children.begin(), g_children.end(), pid_),
+                     g_children.end());
   }
-
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-
-  pid_t pid() const { return pid_; }
-
-  /// One line of the child's stdout; "" on timeout or EOF.
-  std::string read_line(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        auto line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return line;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0)
-        return {};
-      pollfd p{stdout_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-        return {};
-      char tmp[512];
-      auto n = ::read(stdout_, tmp, sizeof(tmp));
-      if (n <= 0)
-        return {};
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-
-  std::string stderr_text() const {
-    std::ifstream in{stderr_path_};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  fatal_signal_guard(const fatal_signal_guard&) = delete;
+  fatal_signal_guard& operator=(const fatal_signal_guard&) = delete;
 
 private:
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-  std::string buf_;
-  std::string stderr_path_;
-};
-
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mycelium-links-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      sys_fail("mkdtemp");
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+  pid_t pid_;
 };
 
 // -- round-trip paths (driver side) -----------------------------------------------------------
@@ -1530,7 +1436,7 @@ scenario_result run_scenario(const options& opt, const scenario& sc) {
   auto [dcpu, pcpu] = cpus_of(sc.pin);
   res.driver_cpu = dcpu;
   res.peer_cpu = pcpu;
-  temp_dir dir;
+  temp_dir dir{"mycelium-links-"};
   std::vector<std::string> argv{
     "mycelium-bench-links", "--role", "peer", "--config", sc.config, "--dir", dir.path.string(),
     "--cpu", std::to_string(pcpu), "--threads", std::to_string(opt.threads),
@@ -1541,7 +1447,9 @@ scenario_result run_scenario(const options& opt, const scenario& sc) {
     "--max-throughput", std::to_string(opt.max_throughput),
     "--send-queue", std::to_string(opt.send_queue),
     "--block-timeout-ms", std::to_string(opt.block_timeout_ms)};
-  child_process peer{argv, (dir.path / "peer.log").string()};
+  child_process peer{argv, (dir.path / "peer.log").string(), "/proc/self/exe",
+                     std::chrono::seconds(2)};
+  fatal_signal_guard registered{peer.pid()};
   auto line = peer.read_line(30s);
   if (line.rfind("ready", 0) != 0)
     throw bench_error("the peer process did not start: " + peer.stderr_text());

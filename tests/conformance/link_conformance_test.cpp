@@ -32,7 +32,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 namespace mt = mycelium::transports;
 namespace lt = mycelium::linktest;
-using mycelium::conformance::child_process;
+using mycelium::test_support::child_process;
+using mycelium::test_support::temp_dir;
 using mycelium::publish_status;
 
 namespace {
@@ -98,23 +99,10 @@ struct system_config : caf::actor_system_config {
   }
 };
 
-/// A scratch directory for socket files and peer logs, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "mycelium-conf-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 /// One driver node with a collector, plus helpers to start peers and links.
 template <class Kind>
 struct harness {
-  temp_dir dir;
+  temp_dir dir{"mycelium-conf-"}; // socket files and peer logs
   system_config cfg;
   caf::actor_system sys{cfg};
   mycelium::node node{sys, "driver"};

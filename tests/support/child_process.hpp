@@ -1,9 +1,11 @@
 #pragma once
 
-// A real child process for multi-process tests: stdin and stdout are pipes,
-// stderr goes to a file the test can read. The destructor closes stdin
-// (well-behaved peers exit on EOF), kills what is still running after 5 s and
-// reaps it, so a failing test never leaves a process behind.
+// Real child processes for multi-process tests and benchmarks, and the
+// scratch directories they work in. A child's stdin and stdout are pipes,
+// stderr goes to a file the caller can read. The destructor closes stdin
+// (well-behaved peers exit on EOF), kills what is still running after the
+// exit grace period (5 s unless given) and reaps it, so a failing test never
+// leaves a process behind. Not thread-safe; one owner per object.
 
 #include <chrono>
 #include <csignal>
@@ -13,6 +15,11 @@
 #include <string>
 #include <vector>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -21,16 +28,22 @@
 
 extern char** environ;
 
-namespace mycelium::conformance {
+namespace mycelium::test_support {
 
 class child_process {
 public:
-  child_process(const std::vector<std::string>& argv, std::string stderr_path)
-    : stderr_path_(std::move(stderr_path)) {
+  /// Starts `exe` (default: `argv[0]`) with `argv`; throws
+  /// std::runtime_error naming the program if that fails.
+  child_process(const std::vector<std::string>& argv, std::string stderr_path,
+                std::string exe = {},
+                std::chrono::milliseconds exit_grace = std::chrono::seconds(5))
+    : stderr_path_(std::move(stderr_path)), exit_grace_(exit_grace) {
+    if (exe.empty())
+      exe = argv.at(0);
     int in[2];
     int out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
-      throw std::runtime_error("pipe failed");
+      throw std::runtime_error(std::string{"pipe2: "} + std::strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
@@ -41,7 +54,7 @@ public:
     for (auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    int rc = ::posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    int rc = ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     ::close(in[0]);
     ::close(out[1]);
@@ -49,7 +62,7 @@ public:
     stdout_ = out[0];
     if (rc != 0) {
       pid_ = -1;
-      throw std::runtime_error("cannot start " + argv[0]);
+      throw std::runtime_error("cannot start " + exe + ": " + std::strerror(rc));
     }
   }
 
@@ -57,7 +70,7 @@ public:
     // Closing stdin asks a peer to exit cleanly (so sanitizers can report
     // at exit); one that does not within 5 s is killed.
     close_stdin();
-    if (wait_exit(std::chrono::seconds(5)) < 0) {
+    if (wait_exit(exit_grace_) < 0) {
       kill(SIGCONT);
       kill(SIGKILL);
       wait_exit(std::chrono::seconds(10));
@@ -146,6 +159,28 @@ private:
   int status_ = -1;
   std::string buf_;
   std::string stderr_path_;
+  std::chrono::milliseconds exit_grace_;
 };
 
-} // namespace mycelium::conformance
+/// A fresh directory `<tmp>/<prefix>XXXXXX`, removed with everything in it
+/// on destruction. Throws std::runtime_error if it cannot be created.
+struct temp_dir {
+  std::filesystem::path path;
+
+  explicit temp_dir(const std::string& prefix) {
+    auto tmpl = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr) // mkdtemp fills in the Xs
+      throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+    path = tmpl;
+  }
+
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
+
+} // namespace mycelium::test_support

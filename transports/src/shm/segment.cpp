@@ -58,6 +58,20 @@ bool process_alive(uint32_t pid) noexcept {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
 }
 
+segment segment::take_side(const std::string& name, segment_header* hdr,
+                           size_t size, int side, segment_state next) {
+  hdr->owner_pid[side].store(static_cast<uint32_t>(::getpid()), std::memory_order_relaxed);
+  hdr->heartbeat[side].store(monotonic_ns(), std::memory_order_relaxed);
+  hdr->state.store(static_cast<uint32_t>(next), std::memory_order_release);
+  segment s;
+  s.name_ = name;
+  s.side_ = side;
+  s.hdr_ = hdr;
+  s.size_ = size;
+  s.unlinked_ = side != 0; // the creator owns the name
+  return s;
+}
+
 caf::expected<segment> segment::create(const std::string& name, uint64_t capacity,
                                        const wire::digest256& schema_digest) {
   if (!valid_name(name))
@@ -100,16 +114,7 @@ caf::expected<segment> segment::create(const std::string& name, uint64_t capacit
   hdr->capacity = capacity;
   hdr->max_frame = max_frame_for(capacity);
   std::memcpy(hdr->schema_digest, schema_digest.data(), 32);
-  hdr->owner_pid[0].store(static_cast<uint32_t>(::getpid()), std::memory_order_relaxed);
-  hdr->heartbeat[0].store(monotonic_ns(), std::memory_order_relaxed);
-  hdr->state.store(static_cast<uint32_t>(segment_state::ready),
-                   std::memory_order_release);
-  segment s;
-  s.name_ = name;
-  s.side_ = 0;
-  s.hdr_ = hdr;
-  s.size_ = size;
-  return s;
+  return take_side(name, hdr, size, 0, segment_state::ready);
 }
 
 caf::expected<segment> segment::attach(const std::string& name,
@@ -158,17 +163,7 @@ caf::expected<segment> segment::attach(const std::string& name,
                   + wire::to_hex(schema_digest)
                   + "; rebuild both sides from the same schema file");
   }
-  hdr->owner_pid[1].store(static_cast<uint32_t>(::getpid()), std::memory_order_relaxed);
-  hdr->heartbeat[1].store(monotonic_ns(), std::memory_order_relaxed);
-  hdr->state.store(static_cast<uint32_t>(segment_state::attached),
-                   std::memory_order_release);
-  segment s;
-  s.name_ = name;
-  s.side_ = 1;
-  s.hdr_ = hdr;
-  s.size_ = size;
-  s.unlinked_ = true; // the creator owns the name
-  return s;
+  return take_side(name, hdr, size, 1, segment_state::attached);
 }
 
 segment::segment(segment&& other) noexcept

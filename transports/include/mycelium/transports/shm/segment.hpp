@@ -63,6 +63,11 @@ public:
   void unlink() noexcept;
 
 private:
+  /// Records this process as `side` (pid, first heartbeat), moves the state
+  /// to `next` (release: the header is complete) and wraps the mapping.
+  static segment take_side(const std::string& name, segment_header* hdr,
+                           size_t size, int side, segment_state next);
+
   std::string name_;
   int side_ = 0;
   segment_header* hdr_ = nullptr;

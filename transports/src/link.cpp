@@ -78,7 +78,6 @@ caf::error link_config::validate() const {
 // -- link ---------------------------------------------------------------------------
 
 struct link::impl {
-  caf::actor_system* sys = nullptr;
   std::shared_ptr<detail::link_shared> sh;
 
   ~impl() {
@@ -167,7 +166,6 @@ caf::expected<link> link::start(caf::actor_system& sys,
              : c.endpoint()));
   link result;
   result.impl_ = std::make_shared<impl>();
-  result.impl_->sys = &sys;
   result.impl_->sh = std::move(sh);
   return result;
 }

@@ -86,11 +86,6 @@ struct link_shared {
   }
 };
 
-/// Spawns the broker that owns one accepted connection.
-caf::actor spawn_accepted(caf::io::broker* acceptor,
-                          caf::io::connection_handle hdl,
-                          std::shared_ptr<link_shared> sh);
-
 /// Spawns the broker that listens on `fd` and forks one broker per peer.
 caf::actor spawn_acceptor(caf::actor_system& sys, int fd,
                           std::shared_ptr<link_shared> sh);

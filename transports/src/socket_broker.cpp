@@ -552,7 +552,7 @@ caf::behavior acceptor_fn(caf::io::broker* self, int fd,
   });
   return {
     [self, sh](const caf::io::new_connection_msg& m) {
-      auto b = spawn_accepted(self, m.handle, sh);
+      auto b = self->fork(accepted_fn, m.handle, sh); // one broker per peer
       std::lock_guard<std::mutex> guard{sh->mtx};
       if (sh->stopping)
         caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
@@ -567,12 +567,6 @@ caf::behavior acceptor_fn(caf::io::broker* self, int fd,
 }
 
 } // namespace
-
-caf::actor spawn_accepted(caf::io::broker* acceptor,
-                          caf::io::connection_handle hdl,
-                          std::shared_ptr<link_shared> sh) {
-  return acceptor->fork(accepted_fn, hdl, std::move(sh));
-}
 
 caf::actor spawn_acceptor(caf::actor_system& sys, int fd,
                           std::shared_ptr<link_shared> sh) {

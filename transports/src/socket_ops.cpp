@@ -19,6 +19,11 @@ namespace mycelium::transports::detail {
 
 namespace {
 
+/// "strerror(errno)" of the calling thread's last error.
+std::string last_error_text() {
+  return std::strerror(errno);
+}
+
 caf::error io_error(const std::string& what) {
   return make_error(errc::io_failed, what + ": " + last_error_text());
 }
@@ -40,10 +45,6 @@ caf::error bad_path(const std::string& path) {
 }
 
 } // namespace
-
-std::string last_error_text() {
-  return std::strerror(errno);
-}
 
 caf::expected<int> connect_unix(const std::string& path) {
   sockaddr_un addr;

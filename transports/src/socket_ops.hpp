@@ -26,7 +26,4 @@ caf::expected<std::pair<int, uint16_t>> listen_tcp(const std::string& host,
 caf::expected<int> connect_tcp(const std::string& host, uint16_t port,
                                std::chrono::milliseconds timeout);
 
-/// "strerror(errno)" of the calling thread's last error.
-std::string last_error_text();
-
 } // namespace mycelium::transports::detail

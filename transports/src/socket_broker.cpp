@@ -82,21 +82,8 @@ public:
       return;
     connected_ = false;
     self_->close(hdl_); // graceful: a queued refusal still goes out
-    for (auto& kv : subs_)
-      sh_->bus->unsubscribe(kv.second);
-    subs_.clear();
-    table_.reset(); // holds strong references to this broker (see on_exit)
+    leave_bus();
     advertised_.clear();
-    if (watch_id_ != 0) {
-      sh_->bus->unwatch(watch_id_);
-      watch_id_ = 0;
-    }
-    // Frames not yet handed to the kernel are lost with the connection.
-    if (!pending_.empty()) {
-      sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
-      gate_->release(pending_.size());
-      pending_.clear();
-    }
     if (established_) {
       established_ = false;
       sh_->disconnects.fetch_add(1, std::memory_order_relaxed);
@@ -119,19 +106,7 @@ public:
   }
 
   void on_exit() {
-    if (watch_id_ != 0)
-      sh_->bus->unwatch(watch_id_);
-    for (auto& kv : subs_)
-      sh_->bus->unsubscribe(kv.second);
-    subs_.clear();
-    // The cached routing table holds this broker's own subscriptions, i.e.
-    // strong references to itself: drop it or the broker never dies.
-    table_.reset();
-    if (!pending_.empty()) {
-      sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
-      gate_->release(pending_.size());
-      pending_.clear();
-    }
+    leave_bus();
     std::lock_guard<std::mutex> guard{sh_->mtx};
     // Unsubscribed above; a publisher still on an older routing snapshot
     // may count on the gate for a moment after this (the topic counts it too).
@@ -140,6 +115,27 @@ public:
     sh_->brokers.erase(self_->id());
     sh_->recompute_state_locked();
     sh_->cv.notify_all();
+  }
+
+  /// Ends everything that ties this connection to the bus: the peer's
+  /// subscriptions, the interest watch, the cached routing table (it holds
+  /// this broker's own subscriptions, i.e. strong references to itself, so
+  /// the broker would never die), and the frames not yet handed to the
+  /// kernel, which are lost with the connection and counted.
+  void leave_bus() {
+    for (auto& kv : subs_)
+      sh_->bus->unsubscribe(kv.second);
+    subs_.clear();
+    table_.reset();
+    if (watch_id_ != 0) {
+      sh_->bus->unwatch(watch_id_);
+      watch_id_ = 0;
+    }
+    if (!pending_.empty()) {
+      sh_->dropped_link_down.fetch_add(pending_.size(), std::memory_order_relaxed);
+      gate_->release(pending_.size());
+      pending_.clear();
+    }
   }
 
   // -- connecting (connector only) ---------------------------------------------

@@ -26,6 +26,8 @@
 #include "mycelium/actors/node.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
+#include "mycelium/transports/shm/segment.hpp"
+#include "mycelium/transports/shm/shm_multiplexer.hpp"
 #include "peer_service.hpp"
 
 using namespace std::chrono_literals;
@@ -48,6 +50,10 @@ struct tcp_link {
   static constexpr mt::link_kind kind = mt::link_kind::tcp;
 };
 
+struct shm_link {
+  static constexpr mt::link_kind kind = mt::link_kind::shm;
+};
+
 // -- what the driver's node receives ---------------------------------------------
 
 struct inbox {
@@ -57,6 +63,7 @@ struct inbox {
   std::map<uint64_t, lt::report> reports;
   mycelium::conformance::data_checker data;
   std::map<std::string, uint64_t> chats; // by origin
+  std::atomic<bool> ignore_data{false};   // for streams only the peer checks
 
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds timeout = 20s) {
@@ -77,7 +84,10 @@ public:
     subscribe<lt::report>([this](const lt::report& r) {
       put([&] { box_->reports[r.token] = r; });
     });
-    subscribe<lt::data>([this](const lt::data& d) { put([&] { box_->data.add(d); }); });
+    subscribe<lt::data>([this](const lt::data& d) {
+      if (!box_->ignore_data.load(std::memory_order_relaxed))
+        put([&] { box_->data.add(d); });
+    });
     subscribe<lt::chat>([this](const lt::chat& c) { put([&] { ++box_->chats[c.origin]; }); });
   }
 
@@ -94,7 +104,7 @@ private:
 
 struct system_config : caf::actor_system_config {
   system_config() {
-    load<caf::io::middleman>();
+    mt::shm::load_middleman(*this); // CAF's middleman, able to run shm links
     set("logger.verbosity", caf::atom("quiet"));
   }
 };
@@ -129,8 +139,7 @@ struct harness {
   };
 
   started_peer start_peer(std::vector<std::string> extra = {}, uint16_t port = 0) {
-    std::vector<std::string> argv{MYCELIUM_LINK_PEER, "--kind",
-                                  Kind::kind == mt::link_kind::tcp ? "tcp" : "unix",
+    std::vector<std::string> argv{MYCELIUM_LINK_PEER, "--kind", mt::to_string(Kind::kind),
                                   "--listen",
                                   Kind::kind == mt::link_kind::tcp ? "127.0.0.1"
                                                                    : unix_path(),
@@ -211,7 +220,7 @@ bool await_stderr(child_process& p, const std::string& needle,
 } // namespace
 
 TEST_CASE_TEMPLATE("links deliver in order, both ways, complete", Kind, unix_link,
-                   tcp_link) {
+                   tcp_link, shm_link) {
   harness<Kind> h;
   auto [peer, port, basp_unused] = h.start_peer();
   auto l = h.connect(h.link_to(port));
@@ -255,7 +264,7 @@ TEST_CASE_TEMPLATE("links deliver in order, both ways, complete", Kind, unix_lin
 }
 
 TEST_CASE_TEMPLATE("frames from 0 bytes to max_payload cross; larger ones are refused",
-                   Kind, unix_link, tcp_link) {
+                   Kind, unix_link, tcp_link, shm_link) {
   harness<Kind> h;
   constexpr uint32_t max_payload = 256 * 1024;
   auto [peer, port, basp_unused] = h.start_peer({"--max-payload", std::to_string(max_payload)});
@@ -272,6 +281,7 @@ TEST_CASE_TEMPLATE("frames from 0 bytes to max_payload cross; larger ones are re
   h.node.publish(lt::empty{});
   for (size_t i = 0; i < sizes.size(); ++i)
     h.node.publish(lt::ping{i, mycelium::conformance::make_payload(i, sizes[i])});
+
   REQUIRE(h.box->wait([&] { return h.box->pongs.size() == sizes.size(); }));
   {
     std::lock_guard<std::mutex> guard{h.box->mtx};
@@ -294,7 +304,7 @@ TEST_CASE_TEMPLATE("frames from 0 bytes to max_payload cross; larger ones are re
 }
 
 TEST_CASE_TEMPLATE("interest propagates and nothing echoes back", Kind, unix_link,
-                   tcp_link) {
+                   tcp_link, shm_link) {
   harness<Kind> h;
   auto [peer, port, basp_unused] = h.start_peer();
   auto l = h.connect(h.link_to(port));
@@ -336,7 +346,7 @@ TEST_CASE_TEMPLATE("interest propagates and nothing echoes back", Kind, unix_lin
 }
 
 TEST_CASE_TEMPLATE("a schema digest mismatch is refused with the reason on both ends",
-                   Kind, unix_link, tcp_link) {
+                   Kind, unix_link, tcp_link, shm_link) {
   harness<Kind> h;
   auto [peer, port, basp_unused] = h.start_peer({"--schema", "other"});
   auto l = h.connect(h.link_to(port));
@@ -357,7 +367,7 @@ TEST_CASE_TEMPLATE("a schema digest mismatch is refused with the reason on both 
 }
 
 TEST_CASE_TEMPLATE("a peer without the shared secret is refused", Kind, unix_link,
-                   tcp_link) {
+                   tcp_link, shm_link) {
   harness<Kind> h;
   SUBCASE("no proof") {
     auto [peer, port, basp_unused] = h.start_peer();
@@ -398,7 +408,7 @@ TEST_CASE_TEMPLATE("a peer without the shared secret is refused", Kind, unix_lin
 }
 
 TEST_CASE_TEMPLATE("a crashed or hung peer is detected and the link reconnects", Kind,
-                   unix_link, tcp_link) {
+                   unix_link, tcp_link, shm_link) {
   harness<Kind> h;
   auto [peer, port, basp_unused] = h.start_peer({"--heartbeat-ms", "50", "--peer-timeout-ms", "400"});
   auto c = h.link_to(port);
@@ -448,7 +458,7 @@ TEST_CASE_TEMPLATE("a crashed or hung peer is detected and the link reconnects",
 }
 
 TEST_CASE_TEMPLATE("each overflow policy behaves as configured and counts exactly",
-                   Kind, unix_link, tcp_link) {
+                   Kind, unix_link, tcp_link, shm_link) {
   harness<Kind> h;
   auto [peer, port, basp_unused] = h.start_peer({"--peer-timeout-ms", "60000"});
   auto c = h.link_to(port);
@@ -566,7 +576,7 @@ TEST_CASE("CAF remote actor systems: a service spawned by name on a remote node 
 }
 
 TEST_CASE_TEMPLATE("a connecting link retries with exponential backoff until the peer appears",
-                   Kind, unix_link, tcp_link) {
+                   Kind, unix_link, tcp_link, shm_link) {
   harness<Kind> h;
   // Reserve a free TCP port by listening once, then free it: nobody listens.
   uint16_t port = 0;
@@ -605,7 +615,7 @@ TEST_CASE("link configuration errors name the field") {
   CHECK(contains(mycelium::render(mycelium::parse_overflow_policy("fast", p)),
                  "block, drop_newest or disconnect"));
   mt::link_kind k;
-  CHECK(contains(mycelium::render(mt::parse_link_kind("udp", k)), "unix or tcp"));
+  CHECK(contains(mycelium::render(mt::parse_link_kind("udp", k)), "unix, tcp or shm"));
   c.peer_timeout = 1000ms;
   c.name = std::string(251, 'x'); // the hello limits names to 255 bytes
   CHECK(contains(mycelium::render(c.validate()), "name"));
@@ -616,4 +626,131 @@ TEST_CASE("link configuration errors name the field") {
   auto l = mt::link::start(n, lt::descriptor(), c);
   REQUIRE(!l);
   CHECK(contains(mycelium::render(l.error()), "at most 255"));
+}
+
+// -- shared memory only ------------------------------------------------------------
+
+namespace {
+
+/// Mycelium segments in /dev/shm owned (on either side) by `pid`.
+std::string segments_of(pid_t pid) {
+  std::string names;
+  for (auto& s : mt::shm::list_segments())
+    if (s.owner_pid[0] == static_cast<uint32_t>(pid)
+        || s.owner_pid[1] == static_cast<uint32_t>(pid))
+      names += s.name + " (state " + std::to_string(s.state) + ", pids "
+               + std::to_string(s.owner_pid[0]) + "/"
+               + std::to_string(s.owner_pid[1]) + ") ";
+  return names;
+}
+
+} // namespace
+
+TEST_CASE("shm: 10 million messages of random sizes arrive complete and in order") {
+  harness<shm_link> h;
+  auto [peer, port, basp_unused] = h.start_peer();
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
+  h.box->ignore_data = true; // the peer checks; the local copies are not kept
+  constexpr uint64_t n = 10'000'000;
+  constexpr uint64_t window = 500'000; // bounds the peer's mailbox
+  uint64_t bytes = 0;
+  for (uint64_t i = 1; i <= n; ++i) {
+    // Mostly 0..256 bytes; every 4096th up to 64 KiB, to wrap the ring often.
+    auto d = mycelium::conformance::make_data(i, i % 4096 == 0 ? 65536 : 256);
+    bytes += d.payload.size();
+    REQUIRE(h.node.publish(std::move(d)) == publish_status::ok);
+    if (i % window == 0 || i == n) {
+      auto rep = h.report(l);
+      REQUIRE(rep.received == i);
+      REQUIRE(rep.order_errors == 0);
+      REQUIRE(rep.checksum_errors == 0);
+      REQUIRE(rep.last_seq == i);
+    }
+  }
+  auto rep = h.report(l);
+  CHECK(rep.bytes == bytes);
+  auto s = l.stats();
+  CHECK(s.frames_sent >= n);
+  CHECK(s.dropped_overflow + s.back_pressured + s.dropped_link_down == 0);
+  CHECK(s.bad_frames == 0);
+}
+
+TEST_CASE("shm: kill -9 of either side mid-stream is noticed within 100 ms and "
+          "leaves no segment") {
+  harness<shm_link> h;
+  std::unique_ptr<child_process> peer;
+  mt::link l;
+  auto is_down = [](const mt::link_stats& s) { return s.state == mt::link_state::down; };
+  SUBCASE("the peer created the segment (it listens)") {
+    auto started = h.start_peer();
+    peer = std::move(started.process);
+    l = h.connect(h.link_to(0));
+  }
+  SUBCASE("the peer attached to our segment (it connects)") {
+    auto c = h.link_to(0);
+    c.role = mt::link_role::listen;
+    auto lk = mt::link::start(h.node, lt::descriptor(), c);
+    REQUIRE(lk);
+    l = *lk;
+    peer = std::make_unique<child_process>(
+      std::vector<std::string>{MYCELIUM_LINK_PEER, "--kind", "shm", "--connect",
+                               h.unix_path()},
+      (h.dir.path / "connector.log").string());
+    REQUIRE(peer->read_line(20s).rfind("ready", 0) == 0);
+  }
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
+  // Attached on both sides: the name is gone from /dev/shm already.
+  CHECK(segments_of(::getpid()) == "");
+  std::atomic<bool> streaming{true};
+  std::thread publisher{[&] {
+    for (uint64_t i = 1; streaming.load(); ++i)
+      h.node.publish(mycelium::conformance::make_data(i, 512));
+  }};
+  REQUIRE(l.await([](const mt::link_stats& s) { return s.frames_sent > 10000; }, 10s));
+  auto pid = peer->pid();
+  peer->kill(SIGKILL);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(l.await(is_down, 5s));
+  auto detected = std::chrono::steady_clock::now() - t0;
+  streaming = false;
+  publisher.join();
+  CHECK(detected < 100ms);
+  CHECK(peer->wait_exit(5s) == 128 + SIGKILL);
+  CHECK(l.stats().goodbyes == 0);
+  CHECK(segments_of(pid) == "");
+  CHECK(segments_of(::getpid()) == "");
+  // Whatever was in flight is counted, not silently lost.
+  auto s = l.stats();
+  CHECK(s.frames_sent > 0);
+  CHECK(s.dropped_overflow == 0);
+}
+
+TEST_CASE("shm: a link without the shm multiplexer or with a ring too small is "
+          "refused with what to do") {
+  mt::link_config c;
+  c.kind = mt::link_kind::shm;
+  c.address = "/tmp/mycelium-shm-config-test.sock";
+  c.ring_capacity = 1000;
+  CHECK(contains(mycelium::render(c.validate()), "ring_capacity"));
+  c.ring_capacity = 1 << 20; // largest payload 512 KiB - 32
+  c.max_payload = 1 << 20;
+  auto err = mycelium::render(c.validate());
+  CHECK(contains(err, "max_payload"));
+  CHECK(contains(err, "raise ring_capacity"));
+  c.max_payload = 1 << 16;
+  CHECK(c.validate() == caf::none);
+  mt::shm::wait_mode w;
+  CHECK(contains(mycelium::render(mt::shm::parse_wait_mode("spin", w)),
+                 "busy_poll, spin_then_block or block"));
+  caf::actor_system_config plain;
+  plain.load<caf::io::middleman>();
+  plain.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{plain};
+  mycelium::node n{sys, "plain"};
+  auto l = mt::link::start(n, lt::descriptor(), c);
+  REQUIRE(!l);
+  CHECK(contains(mycelium::render(l.error()), "load_middleman"));
 }

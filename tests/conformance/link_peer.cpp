@@ -28,6 +28,7 @@
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
+#include "mycelium/transports/shm/shm_multiplexer.hpp"
 #include "peer_service.hpp"
 
 namespace mt = mycelium::transports;
@@ -127,7 +128,7 @@ void wait_for_stop() {
 
 int main(int argc, char** argv) {
   CLI::App app{"mycelium-link-peer: one Mycelium node with the link "
-               "conformance services and one Unix or TCP link"};
+               "conformance services and one Unix, TCP or shared-memory link"};
   std::string kind = "tcp";
   std::string listen_addr;
   std::string connect_addr;
@@ -144,9 +145,16 @@ int main(int argc, char** argv) {
   int64_t peer_timeout_ms = 1000;
   int expose_port = -1;
   uint64_t ping_count = 0;
-  app.add_option("--kind", kind, "link kind: unix or tcp")->check(CLI::IsMember({"unix", "tcp"}));
-  auto* l = app.add_option("--listen", listen_addr, "listen on this socket path (unix) or address (tcp)");
-  auto* c = app.add_option("--connect", connect_addr, "connect to this socket path (unix) or host (tcp)");
+  std::string wait = "spin_then_block";
+  uint64_t ring_capacity = uint64_t{4} << 20;
+  app.add_option("--kind", kind, "link kind: unix, tcp or shm")
+    ->check(CLI::IsMember({"unix", "tcp", "shm"}));
+  auto* l = app.add_option("--listen", listen_addr,
+                           "listen on this socket path (unix, shm) or address (tcp)");
+  auto* c = app.add_option("--connect", connect_addr,
+                           "connect to this socket path (unix, shm) or host (tcp)");
+  app.add_option("--wait", wait, "shm: busy_poll, spin_then_block or block");
+  app.add_option("--ring-capacity", ring_capacity, "shm: bytes per ring (power of two)");
   l->excludes(c);
   app.add_option("--port", port, "TCP port (listen: 0 picks one)");
   app.add_option("--schema", schema, "main, or 'other' for a deliberately different schema")
@@ -180,6 +188,11 @@ int main(int argc, char** argv) {
     std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
     return 2;
   }
+  if (auto err = mt::shm::parse_wait_mode(wait, cfg.wait)) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
+    return 2;
+  }
+  cfg.ring_capacity = ring_capacity;
   cfg.role = listen_addr.empty() ? mt::link_role::connect : mt::link_role::listen;
   cfg.address = listen_addr.empty() ? connect_addr : listen_addr;
   cfg.port = port;
@@ -195,7 +208,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config sys_cfg;
-  sys_cfg.load<caf::io::middleman>();
+  mt::shm::load_middleman(sys_cfg); // CAF's middleman, able to run shm links
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
   mycelium::node n{sys, node_name};

@@ -11,6 +11,8 @@
 #include "link_shared.hpp"
 #include "mycelium/actors/log.hpp"
 #include "mycelium/actors/node.hpp"
+#include "mycelium/transports/shm/segment.hpp"
+#include "mycelium/transports/shm/shm_multiplexer.hpp"
 #include "socket_ops.hpp"
 
 namespace mycelium::transports {
@@ -18,7 +20,12 @@ namespace mycelium::transports {
 // -- link_config ------------------------------------------------------------------
 
 const char* to_string(link_kind x) noexcept {
-  return x == link_kind::unix_socket ? "unix" : "tcp";
+  switch (x) {
+    case link_kind::unix_socket: return "unix";
+    case link_kind::tcp: return "tcp";
+    case link_kind::shm: return "shm";
+  }
+  return "<invalid link_kind>";
 }
 
 caf::error parse_link_kind(const std::string& text, link_kind& out) {
@@ -26,9 +33,11 @@ caf::error parse_link_kind(const std::string& text, link_kind& out) {
     out = link_kind::unix_socket;
   else if (text == "tcp")
     out = link_kind::tcp;
+  else if (text == "shm")
+    out = link_kind::shm;
   else
     return make_error(errc::config_invalid,
-                      "unknown link kind '" + text + "': use unix or tcp");
+                      "unknown link kind '" + text + "': use unix, tcp or shm");
   return caf::none;
 }
 
@@ -43,8 +52,8 @@ const char* to_string(link_state x) noexcept {
 }
 
 std::string link_config::endpoint() const {
-  if (kind == link_kind::unix_socket)
-    return "unix:" + address;
+  if (kind != link_kind::tcp)
+    return std::string{to_string(kind)} + ":" + address;
   return "tcp:" + address + ":" + std::to_string(port);
 }
 
@@ -72,6 +81,19 @@ caf::error link_config::validate() const {
     return bad("reconnect_min/max", "must satisfy 0 < reconnect_min <= reconnect_max");
   if (connect_timeout.count() <= 0)
     return bad("connect_timeout", "must be positive");
+  if (kind == link_kind::shm) {
+    if (!shm::valid_capacity(ring_capacity))
+      return bad("ring_capacity", std::to_string(ring_capacity)
+                                    + " must be a power of two from 64 to 2^30 bytes");
+    auto largest = shm::max_frame_for(ring_capacity);
+    if (uint64_t{max_payload} + wire::frame_header::size > largest)
+      return bad("max_payload", std::to_string(max_payload)
+                                  + " does not fit a ring of "
+                                  + std::to_string(ring_capacity)
+                                  + " bytes (largest payload "
+                                  + std::to_string(largest - wire::frame_header::size)
+                                  + "): raise ring_capacity or lower max_payload");
+  }
   return caf::none;
 }
 
@@ -126,6 +148,20 @@ caf::expected<link> link::start(caf::actor_system& sys,
                         + b->node_name().substr(0, 32) + "...' has "
                         + std::to_string(b->node_name().size())
                         + " bytes; the hello carries at most 255");
+  if (cfg.kind == link_kind::shm) {
+    if (shm::shm_multiplexer::of(sys) == nullptr)
+      return make_error(errc::config_invalid,
+                        "link '" + cfg.name
+                          + "' of kind shm needs CAF's middleman with the shared-"
+                            "memory multiplexer: call "
+                            "mycelium::transports::shm::load_middleman(cfg) (that is, "
+                            "cfg.load<caf::io::middleman, shm_multiplexer>()) "
+                            "before creating the actor system");
+    // Segments of crashed processes would otherwise stay in /dev/shm.
+    for (auto& name : shm::remove_stale_segments())
+      log(log_level::info, b->node_name() + "/link:" + cfg.name,
+          "removed stale shared-memory segment /dev/shm/" + name);
+  }
   auto sh = std::make_shared<detail::link_shared>();
   sh->cfg = std::move(cfg);
   sh->bus = std::move(b);
@@ -136,7 +172,7 @@ caf::expected<link> link::start(caf::actor_system& sys,
   caf::actor broker;
   if (c.role == link_role::listen) {
     int fd = -1;
-    if (c.kind == link_kind::unix_socket) {
+    if (c.kind != link_kind::tcp) {
       auto r = detail::listen_unix(c.address);
       if (!r)
         return make_error(static_cast<errc>(r.error().code()),
@@ -207,9 +243,9 @@ link_stats link::stats() const {
   for (auto& kv : sh.peers)
     interest.insert(kv.second.begin(), kv.second.end());
   r.peer_interest.assign(interest.begin(), interest.end());
-  r.dropped_overflow = sh.retired_dropped;
-  r.back_pressured = sh.retired_back_pressured;
-  r.overflow_disconnects = sh.retired_disconnects;
+  r.dropped_overflow = sh.retired_dropped + rd(sh.dropped_overflow);
+  r.back_pressured = sh.retired_back_pressured + rd(sh.back_pressured);
+  r.overflow_disconnects = sh.retired_disconnects + rd(sh.overflow_disconnects);
   for (auto& g : sh.gates) {
     r.dropped_overflow += g->dropped();
     r.back_pressured += g->back_pressured();

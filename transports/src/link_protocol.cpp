@@ -20,6 +20,13 @@ std::string describe(const wire::hello& h) {
 
 link_protocol::listener::~listener() = default;
 
+errc link_protocol::listener::on_shm_attach(const wire::shm_attach&,
+                                            std::string& why) {
+  why = "the peer offered shared memory on a link that is not a shared-memory "
+        "link: configure the same link kind on both sides";
+  return errc::protocol_violation;
+}
+
 link_protocol::link_protocol(schema_descriptor schema, link_identity self,
                              std::string secret, uint32_t max_payload)
   : schema_(std::move(schema)), self_(std::move(self)),
@@ -78,6 +85,11 @@ void link_protocol::write_interest(uint32_t type_id, bool add,
 
 void link_protocol::write_heartbeat(std::vector<uint8_t>& out) {
   wire::encode_heartbeat(out, ++tx_seq_);
+}
+
+void link_protocol::write_shm_attach(const wire::shm_attach& x,
+                                     std::vector<uint8_t>& out) {
+  wire::encode_frame(out, x, ++tx_seq_);
 }
 
 void link_protocol::write_goodbye(std::vector<uint8_t>& out) {
@@ -211,6 +223,17 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
       }
       case wire::control_type::heartbeat:
         return true;
+      case wire::control_type::shm_attach: {
+        wire::shm_attach x;
+        if (auto e = wire::decode(payload, h.payload_length, x); e != errc::none)
+          return fail(e, "bad shm_attach frame from " + peer_name() + ": "
+                           + to_string(e),
+                      l);
+        std::string why;
+        if (auto e = l.on_shm_attach(x, why); e != errc::none)
+          return fail(e, why, l);
+        return true;
+      }
       case wire::control_type::goodbye:
         state_ = state::closed;
         pending_.clear();

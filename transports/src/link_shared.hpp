@@ -42,6 +42,11 @@ struct link_shared {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> refusals_sent{0};
   std::atomic<uint64_t> refusals_received{0};
+  /// Overflow counters of shared-memory links (their channels apply the
+  /// policy themselves; socket links count in their send gates).
+  std::atomic<uint64_t> dropped_overflow{0};
+  std::atomic<uint64_t> back_pressured{0};
+  std::atomic<uint64_t> overflow_disconnects{0};
 
   mutable std::mutex mtx;
   std::condition_variable cv;

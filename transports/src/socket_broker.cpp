@@ -1,6 +1,9 @@
-// The CAF brokers behind Unix and TCP links: one acceptor per listening
-// link, one broker per connection. Every broker is serviced by the
-// middleman's I/O loop; none owns a thread.
+// The CAF brokers behind Unix, TCP and shared-memory links: one acceptor per
+// listening link, one broker per connection. Every broker is serviced by the
+// middleman's I/O loop; none owns a thread. A shared-memory link is a Unix
+// socket connection (handshake, interest, heartbeats, goodbye, instant
+// notice of a dead peer) whose data frames travel through a pair of rings
+// (shm/shm_endpoint.hpp) that the shm_multiplexer polls.
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +18,7 @@
 
 #include "link_shared.hpp"
 #include "mycelium/actors/log.hpp"
+#include "shm/shm_endpoint.hpp"
 #include "socket_ops.hpp"
 
 namespace mycelium::transports::detail {
@@ -29,6 +33,7 @@ using connect_atom = caf::atom_constant<caf::atom("mlConnect")>;
 using connected_atom = caf::atom_constant<caf::atom("mlConnOk")>;
 using connect_failed_atom = caf::atom_constant<caf::atom("mlConnFail")>;
 using overflow_atom = caf::atom_constant<caf::atom("mlOverflow")>;
+using ring_fault_atom = caf::atom_constant<caf::atom("mlRingErr")>;
 
 /// Bytes requested per read; several frames arrive in one read.
 constexpr size_t read_chunk = 64 * 1024;
@@ -59,12 +64,19 @@ public:
     return sh_->self.node + "/link:" + sh_->cfg.name;
   }
 
+  bool is_shm() const noexcept {
+    return sh_->cfg.kind == link_kind::shm;
+  }
+
   // -- connection life cycle ---------------------------------------------------
 
   void on_connected(caf::io::connection_handle hdl) {
     hdl_ = hdl;
     connected_ = true;
+    fault_ = errc::none;
+    fault_text_.clear();
     established_ = false;
+    up_ = false;
     ++epoch_;
     self_->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
     self_->ack_writes(hdl, true);
@@ -82,10 +94,15 @@ public:
       return;
     connected_ = false;
     self_->close(hdl_); // graceful: a queued refusal still goes out
+    if (shm_)
+      shm_->finish(); // frames the peer wrote before it left still count
     leave_bus();
+    shm_.reset();
     advertised_.clear();
-    if (established_) {
-      established_ = false;
+    interest_retry_ = false;
+    established_ = false;
+    if (up_) {
+      up_ = false;
       sh_->disconnects.fetch_add(1, std::memory_order_relaxed);
       if (reason != errc::none) // a goodbye was logged as info already
         log(log_level::warning, who(),
@@ -107,6 +124,7 @@ public:
 
   void on_exit() {
     leave_bus();
+    shm_.reset();
     std::lock_guard<std::mutex> guard{sh_->mtx};
     // Unsubscribed above; a publisher still on an older routing snapshot
     // may count on the gate for a moment after this (the topic counts it too).
@@ -144,7 +162,7 @@ public:
     if (connected_ || stopping())
       return;
     auto& cfg = sh_->cfg;
-    if (cfg.kind == link_kind::unix_socket) {
+    if (cfg.kind != link_kind::tcp) {
       auto fd = connect_unix(cfg.address); // local: never blocks
       if (fd)
         on_connected(self_->add_scribe(*fd));
@@ -206,6 +224,10 @@ public:
     send_out(false);
     if (!ok && connected_)
       close(close_reason_, close_text_);
+    else if (fault_ != errc::none && connected_) {
+      log(log_level::error, who(), fault_text_ + "; resetting the connection");
+      close(fault_, fault_text_);
+    }
   }
 
   void on_transferred(uint64_t n) {
@@ -234,6 +256,12 @@ public:
       schedule_tick();
       return;
     }
+    if (shm_) {
+      if (auto gone = shm_->check_peer(); !gone.empty()) {
+        close(errc::peer_lost, gone);
+        return;
+      }
+    }
     if (now - last_rx_ > cfg.peer_timeout) {
       auto silent = duration_cast<milliseconds>(now - last_rx_).count();
       close(errc::peer_lost,
@@ -243,6 +271,8 @@ public:
               + " ms): the peer crashed, hangs or the network is down");
       return;
     }
+    if (interest_retry_)
+      advertise_interest_in_ring();
     if (established_ && now - last_tx_ >= cfg.heartbeat_interval) {
       out_.clear();
       proto_.write_heartbeat(out_);
@@ -259,6 +289,13 @@ public:
     out_.clear();
     proto_.write_goodbye(out_);
     send_out(false);
+  }
+
+  void on_ring_fault(uint64_t epoch, errc code, const std::string& text) {
+    if (!connected_ || epoch != epoch_)
+      return; // about an earlier connection
+    log(log_level::error, who(), text + "; resetting the connection");
+    close(code, text);
   }
 
   void on_overflow() {
@@ -310,6 +347,10 @@ public:
   void advertise_interest() {
     if (!established_)
       return;
+    if (is_shm()) {
+      advertise_interest_in_ring();
+      return;
+    }
     auto want = sh_->bus->interest(self_->ctrl());
     std::set<uint32_t> now(want.begin(), want.end());
     out_.clear();
@@ -323,6 +364,38 @@ public:
     send_out(false);
   }
 
+  /// Shared memory: interest travels in the ring, in order with the data
+  /// (over the socket it could overtake data sent after it, and the peer
+  /// would answer before it knew we listen). A full ring is retried on the
+  /// next tick; `advertised_` holds only what was written.
+  void advertise_interest_in_ring() {
+    interest_retry_ = false;
+    if (!shm_)
+      return; // the connecting side advertises once it attached
+    auto want = sh_->bus->interest(self_->ctrl());
+    std::set<uint32_t> now(want.begin(), want.end());
+    auto ch = shm_->channel();
+    for (auto id : now)
+      if (advertised_.count(id) == 0 && sh_->schema.find(id) != nullptr) {
+        if (!ch->push_interest(id, true)) {
+          interest_retry_ = true;
+          return;
+        }
+        advertised_.insert(id);
+      }
+    for (auto i = advertised_.begin(); i != advertised_.end();) {
+      if (now.count(*i) != 0) {
+        ++i;
+        continue;
+      }
+      if (!ch->push_interest(*i, false)) {
+        interest_retry_ = true;
+        return;
+      }
+      i = advertised_.erase(i);
+    }
+  }
+
   bool stopping() const {
     std::lock_guard<std::mutex> guard{sh_->mtx};
     return sh_->stopping;
@@ -330,26 +403,54 @@ public:
 
   // -- link_protocol::listener -------------------------------------------------
 
-  void on_established(const wire::hello&) override {
-    established_ = true;
+  /// The link is up: data flows (socket links: the hello passed; shared
+  /// memory: both sides also mapped the segment).
+  void mark_up() {
+    up_ = true;
     backoff_ = sh_->cfg.reconnect_min;
     last_connect_error_.clear();
     gate_->rearm();
     sh_->connects.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> guard{sh_->mtx};
-      sh_->peers[self_->id()];
+      auto& v = sh_->peers[self_->id()];
+      v.clear();
+      for (auto& kv : subs_)
+        v.push_back(kv.first);
       sh_->peer = proto_.peer_name();
       sh_->recompute_state_locked();
       sh_->cv.notify_all();
     }
     log(log_level::info, who(), "established with " + proto_.peer_name());
+  }
+
+  void on_established(const wire::hello&) override {
+    established_ = true;
+    if (!is_shm())
+      mark_up();
+    if (is_shm() && !connector_) {
+      // The listening side creates the segment and names it before anything
+      // else, so the peer can map it before interest arrives.
+      auto ep = shm::detail::shm_endpoint::create(*mpx(), sh_, endpoint_callbacks());
+      if (!ep) {
+        fault(static_cast<errc>(ep.error().code()),
+              "cannot create the shared-memory segment: " + render(ep.error()));
+        return;
+      }
+      shm_ = std::move(*ep);
+      shm_->start();
+      proto_.write_shm_attach(shm_->offer(), out_);
+    }
     if (watch_id_ == 0) {
       caf::weak_actor_ptr weak{self_->ctrl()};
       watch_id_ = sh_->bus->watch([weak] {
         if (auto p = weak.lock())
           caf::anon_send(caf::actor_cast<caf::actor>(p), interest_atom::value);
       });
+    }
+    if (is_shm()) {
+      advertise_interest_in_ring();
+      return;
     }
     // Our interest goes out right after the hello-driven bytes.
     auto want = sh_->bus->interest(self_->ctrl());
@@ -376,15 +477,28 @@ public:
   void on_interest(uint32_t type_id, bool add) override {
     auto* t = sh_->schema.find(type_id);
     if (add) {
+      if (is_shm() && !shm_) {
+        fault(errc::protocol_violation,
+              "peer " + proto_.peer_name()
+                + " subscribed before the shared-memory segment was attached");
+        return;
+      }
       if (subs_.count(type_id) == 0)
-        subs_.emplace(type_id, sh_->bus->subscribe_link(
-                                 type_id, t->name,
-                                 caf::strong_actor_ptr{self_->ctrl()}, gate_,
-                                 "link:" + sh_->cfg.name));
+        subs_.emplace(type_id,
+                      shm_ ? sh_->bus->subscribe_link(
+                               type_id, t->name,
+                               caf::strong_actor_ptr{self_->ctrl()}, nullptr,
+                               "link:" + sh_->cfg.name, shm_->channel())
+                           : sh_->bus->subscribe_link(
+                               type_id, t->name,
+                               caf::strong_actor_ptr{self_->ctrl()}, gate_,
+                               "link:" + sh_->cfg.name));
     } else if (auto i = subs_.find(type_id); i != subs_.end()) {
       sh_->bus->unsubscribe(i->second);
       subs_.erase(i);
     }
+    if (!up_)
+      return; // published by mark_up
     std::lock_guard<std::mutex> guard{sh_->mtx};
     auto& v = sh_->peers[self_->id()];
     v.clear();
@@ -420,6 +534,38 @@ public:
     close_text_ = "the peer closed the link (goodbye)";
   }
 
+  errc on_shm_attach(const wire::shm_attach& x, std::string& why) override {
+    if (!is_shm())
+      return link_protocol::listener::on_shm_attach(x, why);
+    if (!connector_) { // the peer's answer: it mapped our segment
+      if (!shm_ || x.segment != shm_->offer().segment) {
+        why = "peer " + proto_.peer_name() + " answered with segment '"
+              + x.segment + "', which is not the one offered";
+        return errc::protocol_violation;
+      }
+      shm_->peer_attached(x.doorbell);
+      mark_up();
+      return errc::none;
+    }
+    if (shm_) {
+      why = "peer " + proto_.peer_name() + " offered a second segment";
+      return errc::protocol_violation;
+    }
+    auto ep = shm::detail::shm_endpoint::attach(*mpx(), sh_, x.segment,
+                                                endpoint_callbacks());
+    if (!ep) {
+      why = "cannot attach the peer's shared-memory segment: " + render(ep.error());
+      return static_cast<errc>(ep.error().code());
+    }
+    shm_ = std::move(*ep);
+    shm_->start();
+    shm_->peer_attached(x.doorbell);
+    proto_.write_shm_attach(shm_->offer(), out_);
+    mark_up();
+    advertise_interest_in_ring();
+    return errc::none;
+  }
+
   void on_error(errc code, const std::string& text) override {
     log(log_level::error, who(), text + "; resetting the connection");
     close_reason_ = code;
@@ -427,6 +573,51 @@ public:
   }
 
 private:
+  /// Resets the connection once the current batch of bytes is handled (for
+  /// failures inside protocol callbacks that cannot fail themselves).
+  void fault(errc code, std::string text) {
+    if (fault_ == errc::none) {
+      fault_ = code;
+      fault_text_ = std::move(text);
+    }
+  }
+
+  shm::shm_multiplexer* mpx() const {
+    return shm::shm_multiplexer::of(self_->system()); // checked by link::start
+  }
+
+  /// What the shared-memory data path reports back. Ring faults and
+  /// publisher-side trouble come from outside the broker's handlers, so they
+  /// only post a message (anonymous, see self_handle).
+  shm::detail::shm_endpoint::callbacks endpoint_callbacks() {
+    shm::detail::shm_endpoint::callbacks cbs;
+    cbs.on_data = [this](uint32_t type_id, caf::message msg) {
+      on_data(type_id, std::move(msg));
+    };
+    cbs.on_interest = [this](uint32_t type_id, bool add) { on_interest(type_id, add); };
+    cbs.on_bad_frame = [this](errc code, const std::string& text) {
+      on_bad_frame(code, text);
+    };
+    caf::weak_actor_ptr weak{self_->ctrl()};
+    cbs.on_fault = [weak, epoch = epoch_](errc code, const std::string& text) {
+      if (auto p = weak.lock())
+        caf::anon_send(caf::actor_cast<caf::actor>(p), ring_fault_atom::value,
+                       epoch, static_cast<uint8_t>(code), text);
+    };
+    cbs.on_trouble = [weak, epoch = epoch_](errc code) {
+      auto p = weak.lock();
+      if (!p)
+        return;
+      if (code == errc::link_overflow)
+        caf::anon_send(caf::actor_cast<caf::actor>(p), overflow_atom::value);
+      else
+        caf::anon_send(caf::actor_cast<caf::actor>(p), ring_fault_atom::value,
+                       epoch, static_cast<uint8_t>(code),
+                       std::string{"a publisher found the outgoing ring corrupt"});
+    };
+    return cbs;
+  }
+
   /// Messages to self go without a sender: CAF 0.17's broker cleanup does
   /// not drain the mailbox, so a pending message whose sender is the broker
   /// itself would keep the terminated broker alive forever (found by LSan).
@@ -474,7 +665,9 @@ private:
   std::shared_ptr<send_gate> gate_;
   caf::io::connection_handle hdl_;
   bool connected_ = false;
-  bool established_ = false;
+  bool established_ = false; ///< the hello passed
+  bool up_ = false;          ///< data flows (see mark_up)
+  bool interest_retry_ = false; ///< shm: the ring was full, advertise again
   uint64_t epoch_ = 0;
   std::map<uint32_t, subscription_ptr> subs_;
   std::set<uint32_t> advertised_;
@@ -494,6 +687,9 @@ private:
   std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;
   std::string close_text_;
+  errc fault_ = errc::none;
+  std::string fault_text_;
+  std::unique_ptr<shm::detail::shm_endpoint> shm_; ///< kind shm, once attached
 };
 
 caf::behavior connection_behavior(caf::io::broker* self,
@@ -517,6 +713,9 @@ caf::behavior connection_behavior(caf::io::broker* self,
     [c](tick_atom, uint64_t epoch) { c->on_tick(epoch); },
     [c](interest_atom) { c->advertise_interest(); },
     [c](overflow_atom) { c->on_overflow(); },
+    [c](ring_fault_atom, uint64_t epoch, uint8_t code, const std::string& text) {
+      c->on_ring_fault(epoch, static_cast<errc>(code), text);
+    },
     [c](connect_atom) { c->try_connect(); },
     [c](connected_atom, int fd) { c->on_connect_result(fd); },
     [c](connect_failed_atom, const std::string& text) { c->connect_failed(text); },
@@ -540,7 +739,7 @@ caf::behavior acceptor_fn(caf::io::broker* self, int fd,
                           std::shared_ptr<link_shared> sh) {
   self->add_doorman(fd);
   self->attach_functor([self, sh] {
-    if (sh->cfg.kind == link_kind::unix_socket)
+    if (sh->cfg.kind != link_kind::tcp)
       ::unlink(sh->cfg.address.c_str());
     std::lock_guard<std::mutex> guard{sh->mtx};
     sh->brokers.erase(self->id());

@@ -7,6 +7,8 @@
 
 namespace mycelium {
 
+link_sink::~link_sink() = default;
+
 subscription::subscription(caf::strong_actor_ptr who,
                            std::shared_ptr<detail::topic_counters> t,
                            std::shared_ptr<detail::service_counters> s)
@@ -116,21 +118,24 @@ bus::~bus() {
 subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
                                 const caf::strong_actor_ptr& who,
                                 const std::string& service_name) {
-  return add_subscription(type_id, type_name, who, nullptr, service_name);
+  return add_subscription(type_id, type_name, who, nullptr, nullptr, service_name);
 }
 
 subscription_ptr bus::subscribe_link(uint32_t type_id,
                                      const std::string& type_name,
                                      const caf::strong_actor_ptr& link,
                                      std::shared_ptr<send_gate> gate,
-                                     const std::string& link_name) {
-  return add_subscription(type_id, type_name, link, std::move(gate), link_name);
+                                     const std::string& link_name,
+                                     std::shared_ptr<link_sink> sink) {
+  return add_subscription(type_id, type_name, link, std::move(gate),
+                          std::move(sink), link_name);
 }
 
 subscription_ptr bus::add_subscription(uint32_t type_id,
                                        const std::string& type_name,
                                        const caf::strong_actor_ptr& who,
                                        std::shared_ptr<send_gate> gate,
+                                       std::shared_ptr<link_sink> sink,
                                        const std::string& service_name) {
   subscription_ptr sub;
   {
@@ -141,6 +146,7 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
     sub = std::make_shared<subscription>(who, state_->topic(type_id, type_name),
                                          svc);
     sub->gate = std::move(gate);
+    sub->sink = std::move(sink);
     state_->subs[type_id].push_back(sub);
     state_->rebuild();
   }

@@ -36,6 +36,10 @@ send_gate::send_gate(size_t capacity, overflow_policy policy,
     block_timeout_(block_timeout), on_overflow_(std::move(on_overflow)) {
 }
 
+bool send_gate::blocking_allowed() noexcept {
+  return !no_block_flag;
+}
+
 send_gate::no_block_scope::no_block_scope() noexcept : prev_(no_block_flag) {
   no_block_flag = true;
 }

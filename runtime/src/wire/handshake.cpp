@@ -110,6 +110,29 @@ void encode_goodbye(std::vector<uint8_t>& out, uint64_t seq) {
   frame(out, control_type::goodbye, seq, [](writer&) {});
 }
 
+void encode_frame(std::vector<uint8_t>& out, const shm_attach& x, uint64_t seq) {
+  frame(out, control_type::shm_attach, seq, [&](writer& w) {
+    w.string(1, clip(x.segment, max_name));
+    w.string(2, clip(x.doorbell, max_name));
+  });
+}
+
+errc decode(const uint8_t* payload, size_t n, shm_attach& out) {
+  uint32_t seen = 0;
+  auto e = for_each_field(payload, n, seen, [&](reader& r, uint16_t fid, wire_type wt) {
+    switch (fid) {
+      case 1: return r.string(wt, max_name, out.segment);
+      case 2: return r.string(wt, max_name, out.doorbell);
+      default: return r.skip(wt);
+    }
+  });
+  if (e != errc::none)
+    return e;
+  if ((seen & 6u) != 6u || out.segment.empty() || out.doorbell.empty())
+    return errc::truncated;
+  return errc::none;
+}
+
 errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id) {
   uint32_t seen = 0;
   auto e = for_each_field(payload, n, seen, [&](reader& r, uint16_t fid, wire_type wt) {

@@ -1,5 +1,7 @@
 #include "mycelium/transports/shm/ring_waiter.hpp"
 
+#include "mycelium/errc.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -30,6 +32,17 @@ const char* to_string(wait_mode x) noexcept {
     case wait_mode::block: return "block";
   }
   return "<invalid wait_mode>";
+}
+
+caf::error parse_wait_mode(const std::string& text, wait_mode& out) {
+  for (auto m : {wait_mode::busy_poll, wait_mode::spin_then_block, wait_mode::block})
+    if (text == to_string(m)) {
+      out = m;
+      return caf::none;
+    }
+  return make_error(errc::config_invalid,
+                    "unknown wait mode '" + text
+                      + "': use busy_poll, spin_then_block or block");
 }
 
 bool wait_for_data(ring_reader& reader, ring_control& ctl, wait_mode mode,

@@ -68,7 +68,6 @@ segment segment::take_side(const std::string& name, segment_header* hdr,
   s.side_ = side;
   s.hdr_ = hdr;
   s.size_ = size;
-  s.unlinked_ = side != 0; // the creator owns the name
   return s;
 }
 
@@ -186,7 +185,8 @@ segment::~segment() {
     return;
   hdr_->state.store(static_cast<uint32_t>(segment_state::closed),
                     std::memory_order_release);
-  unlink();
+  if (side_ == 0) // the creator owns the name
+    unlink();
   ::munmap(hdr_, size_);
 }
 

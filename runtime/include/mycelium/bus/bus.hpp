@@ -17,6 +17,7 @@
 #include <caf/message.hpp>
 
 #include "mycelium/bus/bus_stats.hpp"
+#include "mycelium/bus/link_sink.hpp"
 #include "mycelium/bus/send_gate.hpp"
 #include "mycelium/detail/tsan.hpp"
 #include "mycelium/errc.hpp"
@@ -40,6 +41,9 @@ struct subscription {
   /// Set for links only: bounds their send queue, and marks the subscriber
   /// as a link, which never gets back what it published itself (no echo).
   std::shared_ptr<send_gate> gate;
+  /// Set for links that take messages on the publisher's thread (no gate,
+  /// no mailbox; also never echoed to).
+  std::shared_ptr<link_sink> sink;
   std::shared_ptr<detail::topic_counters> topic;
   std::shared_ptr<detail::service_counters> service;
   alignas(64) std::atomic<uint64_t> enqueued{0};
@@ -95,12 +99,14 @@ public:
                              const std::string& service_name);
 
   /// Adds a link's interest in `type_id` on behalf of its peer: like
-  /// `subscribe`, plus the link's `gate` (bounded send queue). A link never
-  /// receives what it published itself.
+  /// `subscribe`, plus the link's `gate` (bounded send queue) or `sink`
+  /// (takes messages on the publisher's thread; then `gate` is null). A link
+  /// never receives what it published itself.
   subscription_ptr subscribe_link(uint32_t type_id, const std::string& type_name,
                                   const caf::strong_actor_ptr& link,
                                   std::shared_ptr<send_gate> gate,
-                                  const std::string& link_name);
+                                  const std::string& link_name,
+                                  std::shared_ptr<link_sink> sink = nullptr);
 
   void unsubscribe(const subscription_ptr& sub);
 
@@ -165,7 +171,7 @@ public:
     auto n = r->subscribers.size();
     if (n == 1) {
       auto* s = r->subscribers.front();
-      if (s->gate) // a link: no echo, bounded queue
+      if (s->gate || s->sink) // a link: no echo, bounded queue
         return fan_out(*r, caf::make_message(std::forward<T>(x)), sender, ctx);
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
       auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
@@ -245,6 +251,20 @@ private:
     auto last = r.subscribers.size() - 1;
     for (size_t k = 0; k <= last; ++k) {
       auto* s = r.subscribers[k];
+      if (s->sink) {
+        if (s->subscriber.get() == sender)
+          continue; // never echo a link's frame back to it
+        if (!s->sink->push(msg)) {
+          r.topic->refused.fetch_add(1, std::memory_order_relaxed);
+          result = publish_status::back_pressured;
+          continue;
+        }
+        // Taken on this thread: handed over and delivered at once.
+        ++handed;
+        s->enqueued.fetch_add(1, std::memory_order_relaxed);
+        s->delivered.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       if (s->gate) {
         if (s->subscriber.get() == sender)
           continue; // never echo a link's frame back to it
@@ -273,6 +293,7 @@ private:
   subscription_ptr add_subscription(uint32_t type_id, const std::string& type_name,
                                     const caf::strong_actor_ptr& who,
                                     std::shared_ptr<send_gate> gate,
+                                    std::shared_ptr<link_sink> sink,
                                     const std::string& service_name);
   void notify_watchers();
 

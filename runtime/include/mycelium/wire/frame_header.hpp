@@ -102,6 +102,7 @@ enum class control_type : uint32_t {
   unsubscribe = 0xFFFF0004, ///< interest withdrawn (transports)
   heartbeat = 0xFFFF0005,   ///< liveness (transports)
   goodbye = 0xFFFF0006,     ///< clean close: nothing follows (transports)
+  shm_attach = 0xFFFF0007,  ///< shared-memory segment and doorbell (shm links)
 };
 
 /// The smallest control type id; schema type ids must stay below it.

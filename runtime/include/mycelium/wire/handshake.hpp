@@ -66,6 +66,22 @@ void encode_heartbeat(std::vector<uint8_t>& out, uint64_t seq);
 /// Appends a `goodbye` frame (empty payload).
 void encode_goodbye(std::vector<uint8_t>& out, uint64_t seq);
 
+/// What a shared-memory link's control channel exchanges once the hello
+/// passed (control type `shm_attach`): the listener names the segment it
+/// created, the connector answers with the same name once it has mapped it.
+/// Both name the abstract Unix socket that wakes their I/O loop (doorbell).
+/// Payload: 1 segment string, 2 doorbell string.
+struct shm_attach {
+  std::string segment;
+  std::string doorbell;
+};
+
+/// Appends a `shm_attach` frame.
+void encode_frame(std::vector<uint8_t>& out, const shm_attach& x, uint64_t seq);
+
+/// Decodes a `shm_attach` payload; both names are required, at most 255 bytes.
+errc decode(const uint8_t* payload, size_t n, shm_attach& out);
+
 /// Decodes a subscribe / unsubscribe payload; the id must be a schema id.
 errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id);
 

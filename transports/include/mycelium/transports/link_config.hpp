@@ -7,6 +7,7 @@
 #include <caf/error.hpp>
 
 #include "mycelium/bus/send_gate.hpp"
+#include "mycelium/transports/shm/ring_waiter.hpp"
 #include "mycelium/wire/frame_header.hpp"
 
 namespace mycelium::transports {
@@ -15,12 +16,15 @@ namespace mycelium::transports {
 enum class link_kind : uint8_t {
   unix_socket, ///< AF_UNIX stream socket; `address` is a file path
   tcp,         ///< TCP; `address` is a host name or IP, plus `port`
+  shm,         ///< shared-memory rings, same machine; `address` is the path
+               ///< of the Unix socket that carries the handshake and control
 };
 
-/// "unix" or "tcp".
+/// "unix", "tcp" or "shm".
 const char* to_string(link_kind x) noexcept;
 
-/// Parses "unix" or "tcp"; `config_invalid` naming the accepted values else.
+/// Parses "unix", "tcp" or "shm"; `config_invalid` naming the accepted
+/// values else.
 caf::error parse_link_kind(const std::string& text, link_kind& out);
 
 /// Which side opens the connection.
@@ -52,6 +56,17 @@ struct link_config {
   /// How long `block` makes a publisher wait before `back_pressured`.
   std::chrono::milliseconds block_timeout{100};
 
+  // -- shared memory (kind shm) --------------------------------------------------
+  /// Bytes of each ring (one per direction per peer), a power of two from 64
+  /// bytes to 1 GiB. Bounds what is in flight towards the peer (instead of
+  /// `send_queue`), and a frame (24-byte header + payload) must fit in half
+  /// of it.
+  uint64_t ring_capacity = uint64_t{4} << 20;
+  /// How this process's I/O loop waits for frames from the peer.
+  shm::wait_mode wait = shm::wait_mode::spin_then_block;
+  /// Empty checks of the rings before the I/O loop sleeps (spin_then_block).
+  uint32_t spin_count = 2000;
+
   // -- liveness -------------------------------------------------------------------
   /// A heartbeat goes out after this long without another frame.
   std::chrono::milliseconds heartbeat_interval{100};
@@ -70,7 +85,7 @@ struct link_config {
   /// (HMAC-SHA256 in the hello) or it is refused with `auth_failed`.
   std::string secret;
 
-  /// "unix:/path" or "tcp:host:port", for logs.
+  /// "unix:/path", "shm:/path" or "tcp:host:port", for logs.
   std::string endpoint() const;
 
   /// Checks ranges and required fields; `config_invalid` naming the field.

@@ -50,6 +50,10 @@ public:
     /// The byte stream is broken (bad header, sequence gap, protocol
     /// violation): the transport must reset the connection.
     virtual void on_error(errc code, const std::string& text) = 0;
+    /// The peer named its shared-memory segment and doorbell. Returns
+    /// `errc::none`, or a code and `why` to reset the connection with. The
+    /// default refuses: only shared-memory links expect this frame.
+    virtual errc on_shm_attach(const wire::shm_attach& x, std::string& why);
   };
 
   enum class state : uint8_t { awaiting_hello, established, closed };
@@ -78,6 +82,7 @@ public:
 
   void write_interest(uint32_t type_id, bool add, std::vector<uint8_t>& out);
   void write_heartbeat(std::vector<uint8_t>& out);
+  void write_shm_attach(const wire::shm_attach& x, std::vector<uint8_t>& out);
   /// Announces a clean close; nothing may follow it.
   void write_goodbye(std::vector<uint8_t>& out);
 

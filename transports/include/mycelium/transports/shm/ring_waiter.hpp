@@ -2,6 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
 
 #include "mycelium/transports/shm/ring_layout.hpp"
 #include "mycelium/transports/shm/spsc_ring.hpp"
@@ -17,6 +20,9 @@ enum class wait_mode : uint8_t {
 
 /// "busy_poll", "spin_then_block" or "block".
 const char* to_string(wait_mode x) noexcept;
+
+/// Parses the names above; `config_invalid` naming the accepted values else.
+caf::error parse_wait_mode(const std::string& text, wait_mode& out);
 
 /// Waits for a frame in the ring read by `reader`, whose control block is
 /// `ctl`, using the futex word `ctl.wakeups` (process-shared: it lies in the

@@ -14,8 +14,9 @@ namespace mycelium::transports::shm {
 
 /// A mapped shared-memory segment holding two rings (one per direction)
 /// under /dev/shm, created owner-only (0600). Move-only; unmaps on
-/// destruction. The creator (side 0) removes the name with `unlink()` once
-/// the peer attached or when the link ends.
+/// destruction. Links remove the name with `unlink()` as soon as both sides
+/// mapped it (either side may), so a crash leaves nothing behind; the
+/// creator (side 0) also removes it on destruction.
 ///
 /// Thread-safety: the header's atomics may be used from any thread; each
 /// ring end belongs to one thread (see spsc_ring.hpp).
@@ -59,7 +60,8 @@ public:
   /// Whether the other side's process exists (pid liveness).
   bool peer_alive() const noexcept;
 
-  /// Removes the name from /dev/shm (the mapping stays valid). Idempotent.
+  /// Removes the name from /dev/shm (the mapping stays valid). Either side;
+  /// idempotent.
   void unlink() noexcept;
 
 private:

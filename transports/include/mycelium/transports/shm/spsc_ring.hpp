@@ -96,6 +96,28 @@ public:
     ctl_->head.store(head_, std::memory_order_release);
   }
 
+  /// Frames written but not yet consumed (walks the records from the
+  /// reader's position; a snapshot while the reader runs). Stops at the
+  /// first impossible record.
+  uint64_t unconsumed_frames() const noexcept {
+    uint64_t pos = ctl_->tail.load(std::memory_order_acquire);
+    if (pos > head_ || head_ - pos > capacity_)
+      return 0;
+    uint64_t frames = 0;
+    while (pos < head_) {
+      auto offset = pos & (capacity_ - 1);
+      const auto* rec = reinterpret_cast<const record_header*>(data_ + offset);
+      auto size = rec->kind == record_wrap ? capacity_ - offset
+                                           : sizeof(record_header) + align8(rec->length);
+      if ((rec->kind != record_wrap && rec->kind != record_frame) || size > head_ - pos
+          || offset % 8 != 0)
+        break;
+      frames += rec->kind == record_frame ? 1 : 0;
+      pos += size;
+    }
+    return frames;
+  }
+
   /// Bytes in the ring not yet consumed (an estimate for statistics).
   uint64_t fill() const noexcept {
     return head_ - ctl_->tail.load(std::memory_order_relaxed);

@@ -1,0 +1,151 @@
+#include "shm_channel.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <immintrin.h>
+
+#include "mycelium/actors/log.hpp"
+
+namespace mycelium::transports::shm::detail {
+
+shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
+                         segment seg, std::function<void(errc)> trouble)
+  : sh_(std::move(sh)), seg_(std::move(seg)), trouble_(std::move(trouble)) {
+  writer_ = seg_.writer();
+}
+
+void shm_channel::set_peer_doorbell(const std::string& name) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  bell_.open(name);
+  bell_.ring();
+}
+
+void shm_channel::close() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (closed_)
+    return;
+  closed_ = true;
+  sh_->dropped_link_down.fetch_add(writer_.unconsumed_frames(),
+                                   std::memory_order_relaxed);
+}
+
+bool shm_channel::push_interest(uint32_t type_id, bool add) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (closed_)
+    return false;
+  std::vector<uint8_t> frame;
+  wire::encode_interest(frame,
+                        add ? wire::control_type::subscribe
+                            : wire::control_type::unsubscribe,
+                        type_id, seq_ + 1);
+  if (writer_.write(frame.data(), frame.size()) != ring_status::ok)
+    return false;
+  ++seq_;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (seg_.outgoing().consumer_sleeping.load(std::memory_order_relaxed) != 0)
+    bell_.ring();
+  return true;
+}
+
+bool shm_channel::push(const caf::message& msg) noexcept {
+  auto& sh = *sh_;
+  thread_local std::vector<uint8_t> payload;
+  payload.clear();
+  uint32_t type_id = 0;
+  bool encoded = false;
+  try {
+    encoded = sh.schema.encode(msg, payload, type_id);
+  } catch (...) { // out of memory: counted like an unencodable message
+  }
+  if (!encoded) {
+    sh.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (payload.size() > sh.cfg.max_payload) {
+    auto* t = sh.schema.find(type_id);
+    auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
+                + std::to_string(payload.size())
+                + " payload bytes is larger than max_payload "
+                + std::to_string(sh.cfg.max_payload)
+                + ": not sent (raise max_payload and ring_capacity on both sides)";
+    sh.set_error(text); // before the counter: whoever sees it finds the text
+    if (sh.frames_too_large.fetch_add(1, std::memory_order_relaxed) == 0)
+      log(log_level::error, sh.self.node + "/link:" + sh.cfg.name, text);
+    return true;
+  }
+  std::unique_lock<std::mutex> guard{mtx_};
+  return write_locked(guard, type_id, payload);
+}
+
+bool shm_channel::write_locked(std::unique_lock<std::mutex>& guard,
+                               uint32_t type_id,
+                               const std::vector<uint8_t>& payload) {
+  auto& sh = *sh_;
+  auto n = wire::frame_header::size + payload.size();
+  std::chrono::steady_clock::time_point deadline{};
+  for (uint32_t attempt = 0;; ++attempt) {
+    if (closed_) {
+      sh.dropped_link_down.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    uint8_t* dst = nullptr;
+    auto st = writer_.reserve(n, dst);
+    if (st == ring_status::ok) {
+      wire::frame_header h;
+      h.payload_length = static_cast<uint32_t>(payload.size());
+      h.type_id = type_id;
+      h.sequence = ++seq_;
+      h.write(dst);
+      if (!payload.empty())
+        std::memcpy(dst + wire::frame_header::size, payload.data(), payload.size());
+      writer_.commit();
+      sh.frames_sent.fetch_add(1, std::memory_order_relaxed);
+      sh.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      // Wake the peer's loop only if it sleeps (see shm_multiplexer).
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (seg_.outgoing().consumer_sleeping.load(std::memory_order_relaxed) != 0)
+        bell_.ring();
+      return true;
+    }
+    if (st != ring_status::back_pressured) { // corrupt (too_large: validated)
+      closed_ = true;
+      sh.dropped_link_down.fetch_add(1, std::memory_order_relaxed);
+      if (trouble_)
+        trouble_(errc::protocol_violation);
+      return true;
+    }
+    switch (sh.cfg.overflow) {
+      case overflow_policy::drop_newest:
+        sh.dropped_overflow.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      case overflow_policy::disconnect:
+        sh.dropped_overflow.fetch_add(1, std::memory_order_relaxed);
+        if (!overflowed_.exchange(true)) {
+          sh.overflow_disconnects.fetch_add(1, std::memory_order_relaxed);
+          if (trouble_)
+            trouble_(errc::link_overflow);
+        }
+        return false;
+      case overflow_policy::block:
+        break;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (attempt == 0)
+      deadline = now + sh.cfg.block_timeout;
+    if (!send_gate::blocking_allowed() || now >= deadline) {
+      sh.back_pressured.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // Wait for the peer's I/O loop to consume; let other publishers in.
+    guard.unlock();
+    if (attempt < 64)
+      _mm_pause();
+    else
+      std::this_thread::yield();
+    guard.lock();
+  }
+}
+
+} // namespace mycelium::transports::shm::detail

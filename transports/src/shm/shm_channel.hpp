@@ -1,0 +1,67 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "../link_shared.hpp"
+#include "doorbell.hpp"
+#include "mycelium/bus/link_sink.hpp"
+#include "mycelium/transports/shm/segment.hpp"
+
+namespace mycelium::transports::shm::detail {
+
+/// The sending half of a shared-memory link: publishers write their frames
+/// straight into the outgoing ring from their own thread (no mailbox, no
+/// I/O-thread hop), under a mutex that makes the ring's single producer.
+/// Applies the link's overflow policy when the ring is full and rings the
+/// peer's doorbell when its I/O loop sleeps. Also owns the mapped segment,
+/// so the mapping lives as long as any routing snapshot can still push.
+///
+/// Thread-safety: `push` from any thread; the rest from the link's broker.
+class shm_channel final : public link_sink {
+public:
+  /// `trouble` runs (on the publisher's thread) when the link must be reset:
+  /// `link_overflow` under policy `disconnect`, `protocol_violation` for a
+  /// corrupt ring. It should only post a message to the link's broker.
+  shm_channel(std::shared_ptr<transports::detail::link_shared> sh, segment seg,
+              std::function<void(errc)> trouble);
+
+  bool push(const caf::message& msg) noexcept override;
+
+  /// Writes a subscribe (`add`) or unsubscribe frame for `type_id` into the
+  /// ring, in order with the data (so the peer applies our interest before
+  /// anything we send after it). Never waits: false when the ring is full
+  /// or closed (the link retries on its next tick).
+  bool push_interest(uint32_t type_id, bool add);
+
+  /// Lets producers wake the peer's I/O loop from now on, and rings once
+  /// (frames may have been written before the peer's doorbell was known).
+  void set_peer_doorbell(const std::string& name);
+
+  /// Refuses further pushes (they count as `dropped_link_down`), and counts
+  /// the frames the peer has not consumed yet as `dropped_link_down` too (an
+  /// upper bound: a live peer may still read some of them).
+  void close();
+
+  segment& seg() noexcept { return seg_; }
+
+private:
+  /// Writes one encoded payload as a frame; called with `mtx_` held.
+  bool write_locked(std::unique_lock<std::mutex>& guard, uint32_t type_id,
+                    const std::vector<uint8_t>& payload);
+
+  std::shared_ptr<transports::detail::link_shared> sh_;
+  segment seg_;
+  std::function<void(errc)> trouble_;
+  std::mutex mtx_;
+  ring_writer writer_;
+  uint64_t seq_ = 0;
+  bool closed_ = false;
+  doorbell_sender bell_;
+  std::atomic<bool> overflowed_{false};
+};
+
+} // namespace mycelium::transports::shm::detail

@@ -1,0 +1,204 @@
+#include "shm_endpoint.hpp"
+
+#include <atomic>
+#include <random>
+
+#include <unistd.h>
+
+#include "mycelium/actors/log.hpp"
+
+namespace mycelium::transports::shm::detail {
+
+namespace {
+
+/// Frames taken per ring per turn of the loop.
+constexpr size_t batch = 256;
+
+std::string fresh_name() {
+  static std::atomic<uint32_t> counter{0};
+  std::random_device rd;
+  return "mycelium-" + std::to_string(::getpid()) + "-"
+         + std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rd() % 1000000);
+}
+
+} // namespace
+
+shm_endpoint::shm_endpoint(shm_multiplexer& mpx,
+                           std::shared_ptr<transports::detail::link_shared> sh,
+                           segment seg, callbacks cbs)
+  : mpx_(mpx), sh_(std::move(sh)), cbs_(std::move(cbs)) {
+  mode = sh_->cfg.wait;
+  spin_count = sh_->cfg.spin_count;
+  reader_ = seg.reader();
+  channel_ = std::make_shared<shm_channel>(sh_, std::move(seg), cbs_.on_trouble);
+}
+
+shm_endpoint::~shm_endpoint() {
+  if (polling_)
+    mpx_.remove_poller(this);
+  channel_->close();
+  if (channel_->seg().side() == 0)
+    channel_->seg().unlink(); // idempotent; the peer may never have attached
+}
+
+caf::expected<std::unique_ptr<shm_endpoint>>
+shm_endpoint::create(shm_multiplexer& mpx,
+                     std::shared_ptr<transports::detail::link_shared> sh,
+                     callbacks cbs) {
+  // A segment with our fresh name cannot exist, but retry once on a clash.
+  for (int attempt = 0;; ++attempt) {
+    auto seg = segment::create(fresh_name(), sh->cfg.ring_capacity, sh->schema.digest);
+    if (seg) {
+      auto* self = new shm_endpoint(mpx, sh, std::move(*seg), std::move(cbs));
+      return std::unique_ptr<shm_endpoint>{self};
+    }
+    if (attempt > 0 || seg.error().code() != static_cast<uint8_t>(errc::address_in_use))
+      return seg.error();
+  }
+}
+
+caf::expected<std::unique_ptr<shm_endpoint>>
+shm_endpoint::attach(shm_multiplexer& mpx,
+                     std::shared_ptr<transports::detail::link_shared> sh,
+                     const std::string& name, callbacks cbs) {
+  if (name.rfind("mycelium-", 0) != 0 || name.find('/') != std::string::npos)
+    return make_error(errc::protocol_violation,
+                      "the peer offered segment '" + name
+                        + "', which is not a Mycelium segment name");
+  auto seg = segment::attach(name, sh->schema.digest);
+  if (!seg)
+    return seg.error();
+  if (seg->capacity() != sh->cfg.ring_capacity)
+    log(log_level::info, sh->self.node + "/link:" + sh->cfg.name,
+        "segment " + name + " has rings of " + std::to_string(seg->capacity())
+          + " bytes (the peer's ring_capacity; ours is "
+          + std::to_string(sh->cfg.ring_capacity) + ")");
+  auto* self = new shm_endpoint(mpx, sh, std::move(*seg), std::move(cbs));
+  return std::unique_ptr<shm_endpoint>{self};
+}
+
+wire::shm_attach shm_endpoint::offer() const {
+  return {channel_->seg().name(), mpx_.doorbell_name()};
+}
+
+void shm_endpoint::peer_attached(const std::string& doorbell) {
+  channel_->seg().unlink(); // both mapped it: nothing to leave behind
+  channel_->set_peer_doorbell(doorbell);
+}
+
+void shm_endpoint::start() {
+  if (!polling_) {
+    polling_ = true;
+    mpx_.add_poller(this);
+  }
+}
+
+void shm_endpoint::finish() {
+  if (!failed_)
+    while (take(batch)) {
+      // drain
+    }
+  if (polling_) {
+    polling_ = false;
+    mpx_.remove_poller(this);
+  }
+  channel_->close();
+}
+
+std::string shm_endpoint::check_peer() {
+  auto& seg = channel_->seg();
+  seg.beat();
+  auto pid = seg.header().owner_pid[1 - seg.side()].load(std::memory_order_acquire);
+  if (pid != 0 && !seg.peer_alive())
+    return "the peer's process " + std::to_string(pid) + " no longer exists";
+  return {};
+}
+
+bool shm_endpoint::poll() {
+  return take(batch);
+}
+
+bool shm_endpoint::ready() const noexcept {
+  return !failed_ && reader_.maybe_ready();
+}
+
+ring_control& shm_endpoint::incoming() noexcept {
+  return channel_->seg().incoming();
+}
+
+bool shm_endpoint::take(size_t max_frames) {
+  size_t taken = 0;
+  auto fault = [this, &taken](errc code, const std::string& text) {
+    failed_ = true;
+    if (cbs_.on_fault)
+      cbs_.on_fault(code, text);
+    return taken > 0;
+  };
+  while (taken < max_frames && !failed_) {
+    const uint8_t* data = nullptr;
+    size_t n = 0;
+    auto st = reader_.peek(data, n);
+    if (st == ring_status::empty)
+      break;
+    if (st != ring_status::ok)
+      return fault(errc::protocol_violation,
+                   "corrupt record in shared-memory segment "
+                     + channel_->seg().name() + " after frame "
+                     + std::to_string(rx_seq_));
+    wire::frame_header h;
+    if (auto e = wire::frame_header::read(data, n, sh_->cfg.max_payload, h);
+        e != errc::none || n != wire::frame_header::size + h.payload_length)
+      return fault(e != errc::none ? e : errc::bad_frame_header,
+                   "bad frame header in shared-memory segment "
+                     + channel_->seg().name() + " after frame "
+                     + std::to_string(rx_seq_) + ": "
+                     + to_string(e != errc::none ? e : errc::bad_frame_header));
+    if (h.sequence != rx_seq_ + 1)
+      return fault(errc::sequence_gap,
+                   "sequence gap in shared-memory segment "
+                     + channel_->seg().name() + ": expected "
+                     + std::to_string(rx_seq_ + 1) + ", got "
+                     + std::to_string(h.sequence));
+    rx_seq_ = h.sequence;
+    ++taken;
+    sh_->bytes_received.fetch_add(n, std::memory_order_relaxed);
+    if ((h.flags & wire::frame_header::flag_control) != 0) {
+      auto type = static_cast<wire::control_type>(h.type_id);
+      uint32_t id = 0;
+      auto e = type == wire::control_type::subscribe
+                   || type == wire::control_type::unsubscribe
+                 ? wire::decode_interest(data + wire::frame_header::size,
+                                         h.payload_length, id)
+                 : errc::protocol_violation;
+      reader_.release();
+      if (e != errc::none)
+        return fault(e, "bad control frame " + std::to_string(h.type_id)
+                          + " in shared-memory segment " + channel_->seg().name()
+                          + ": " + to_string(e));
+      if (sh_->schema.find(id) == nullptr) {
+        if (cbs_.on_bad_frame)
+          cbs_.on_bad_frame(errc::unknown_type,
+                            "peer subscribed to unknown type id " + std::to_string(id));
+        continue;
+      }
+      cbs_.on_interest(id, type == wire::control_type::subscribe);
+      continue;
+    }
+    caf::message msg;
+    auto e = sh_->schema.decode(h.type_id, data + wire::frame_header::size,
+                                h.payload_length, msg);
+    reader_.release(); // decoded into msg: the bytes may be reused
+    if (e != errc::none) {
+      if (cbs_.on_bad_frame)
+        cbs_.on_bad_frame(e, "undecodable frame of type " + std::to_string(h.type_id)
+                               + " (sequence " + std::to_string(h.sequence)
+                               + ") in shared-memory segment "
+                               + channel_->seg().name() + ": " + to_string(e));
+      continue;
+    }
+    cbs_.on_data(h.type_id, std::move(msg));
+  }
+  return taken > 0;
+}
+
+} // namespace mycelium::transports::shm::detail

@@ -1,0 +1,97 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/expected.hpp>
+#include <caf/message.hpp>
+
+#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "ring_poller.hpp"
+#include "shm_channel.hpp"
+
+namespace mycelium::transports::shm::detail {
+
+/// One connection's shared-memory data path: the segment (created by the
+/// listening side, attached by the connecting side), the channel that
+/// publishers write into, and the reader that the multiplexer polls.
+/// Received frames are checked (header, sequence) and decoded here.
+///
+/// Thread-safety: owned by one link broker; everything but the channel's
+/// `push` runs on the I/O thread.
+class shm_endpoint final : public ring_poller {
+public:
+  struct callbacks {
+    /// A decoded message from the peer.
+    std::function<void(uint32_t type_id, caf::message msg)> on_data;
+    /// The peer gained or lost interest in a type of the schema (carried in
+    /// the ring, in order with the data).
+    std::function<void(uint32_t type_id, bool add)> on_interest;
+    /// A frame whose payload did not decode (dropped and counted).
+    std::function<void(errc code, const std::string& text)> on_bad_frame;
+    /// The ring is broken (corrupt header, sequence gap): reset the link.
+    /// Called at most once, from inside `poll`: only post a message.
+    std::function<void(errc code, const std::string& text)> on_fault;
+    /// See shm_channel: overflow under `disconnect`, or a corrupt ring seen
+    /// by a publisher. Any thread; only post a message.
+    std::function<void(errc code)> on_trouble;
+  };
+
+  /// Listening side: creates a fresh segment (removing stale ones first).
+  static caf::expected<std::unique_ptr<shm_endpoint>>
+  create(shm_multiplexer& mpx,
+         std::shared_ptr<transports::detail::link_shared> sh, callbacks cbs);
+
+  /// Connecting side: maps the segment the peer offered, checking its
+  /// header and schema digest.
+  static caf::expected<std::unique_ptr<shm_endpoint>>
+  attach(shm_multiplexer& mpx, std::shared_ptr<transports::detail::link_shared> sh,
+         const std::string& name, callbacks cbs);
+
+  ~shm_endpoint() override;
+
+  /// The segment's name and this loop's doorbell, for `shm_attach`.
+  wire::shm_attach offer() const;
+
+  /// The peer answered `shm_attach`: the name can go from /dev/shm, and its
+  /// doorbell is known.
+  void peer_attached(const std::string& doorbell);
+
+  /// Starts being polled by the multiplexer.
+  void start();
+
+  /// Delivers what is still in the ring (a peer that said goodbye or died
+  /// may have left frames), stops polling and closes the channel.
+  void finish();
+
+  /// The sink that `bus::subscribe_link` gets.
+  std::shared_ptr<shm_channel> channel() const { return channel_; }
+
+  /// Heartbeat into the segment header and the peer's liveness; returns a
+  /// text when the peer's process is gone.
+  std::string check_peer();
+
+  // -- ring_poller ---------------------------------------------------------------
+  bool poll() override;
+  bool ready() const noexcept override;
+  ring_control& incoming() noexcept override;
+
+private:
+  shm_endpoint(shm_multiplexer& mpx,
+               std::shared_ptr<transports::detail::link_shared> sh,
+               segment seg, callbacks cbs);
+
+  bool take(size_t max_frames);
+
+  shm_multiplexer& mpx_;
+  std::shared_ptr<transports::detail::link_shared> sh_;
+  callbacks cbs_;
+  std::shared_ptr<shm_channel> channel_;
+  ring_reader reader_;
+  uint64_t rx_seq_ = 0;
+  bool polling_ = false;
+  bool failed_ = false;
+};
+
+} // namespace mycelium::transports::shm::detail

@@ -268,3 +268,32 @@ TEST_CASE("link protocol: a goodbye ends the link cleanly; before the hello it i
   CHECK_FALSE(d.rec.goodbye);
   CHECK(d.rec.errors.at(0).first == errc::protocol_violation);
 }
+
+TEST_CASE("shm_attach frames round-trip; a socket link refuses them") {
+  std::vector<uint8_t> out;
+  wire::encode_frame(out, wire::shm_attach{"seg", "bell"}, 3);
+  // The bytes of docs/wire-protocol.md section 9.
+  std::vector<uint8_t> expected{0x13, 0x00, 0x00, 0x00, 0x07, 0x00, 0xff, 0xff,
+                                0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                0x0c, 0x00, 0x03, 0x00, 0x00, 0x00, 's',  'e',
+                                'g',  0x14, 0x00, 0x04, 0x00, 0x00, 0x00, 'b',
+                                'e',  'l',  'l'};
+  CHECK(out == expected);
+  wire::shm_attach x;
+  CHECK(wire::decode(out.data() + 24, out.size() - 24, x) == errc::none);
+  CHECK(x.segment == "seg");
+  CHECK(x.doorbell == "bell");
+  wire::shm_attach missing;
+  CHECK(wire::decode(out.data() + 24, 0, missing) == errc::truncated);
+  // A Unix or TCP link does not expect shared memory: protocol violation,
+  // with a text that says what to configure.
+  side a{lt::descriptor(), "a"};
+  side b{lt::descriptor(), "b"};
+  handshake(a, b);
+  a.proto.write_shm_attach({"mycelium-1-0-1", "bell"}, a.out);
+  CHECK_FALSE(pump(a, b));
+  REQUIRE(b.rec.errors.size() == 1);
+  CHECK(b.rec.errors[0].first == errc::protocol_violation);
+  CHECK(b.rec.errors[0].second.find("same link kind") != std::string::npos);
+}

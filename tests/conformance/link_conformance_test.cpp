@@ -25,6 +25,7 @@
 #include "link_test.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/transports/link.hpp"
+#include "mycelium/transports/link_event.hpp"
 #include "mycelium/transports/remote_node.hpp"
 #include "mycelium/transports/shm/segment.hpp"
 #include "mycelium/transports/shm/shm_multiplexer.hpp"
@@ -64,6 +65,7 @@ struct inbox {
   mycelium::conformance::data_checker data;
   std::map<std::string, uint64_t> chats; // by origin
   std::atomic<bool> ignore_data{false};   // for streams only the peer checks
+  std::vector<mt::link_event> events;     // link up/down, as services see them
 
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds timeout = 20s) {
@@ -89,6 +91,9 @@ public:
         put([&] { box_->data.add(d); });
     });
     subscribe<lt::chat>([this](const lt::chat& c) { put([&] { ++box_->chats[c.origin]; }); });
+    subscribe<mt::link_event>([this](const mt::link_event& e) {
+      put([&] { box_->events.push_back(e); });
+    });
   }
 
 private:
@@ -455,6 +460,19 @@ TEST_CASE_TEMPLATE("a crashed or hung peer is detected and the link reconnects",
   CHECK(detected < 100ms);
   CHECK(l.stats().disconnects == 2);
   CHECK(l.stats().goodbyes == 0); // crashes are not clean stops
+  // Services saw it all on the bus: up, down (hung), up, down (killed).
+  REQUIRE(h.box->wait([&] { return h.box->events.size() == 4; }, 10s));
+  std::lock_guard<std::mutex> guard{h.box->mtx};
+  auto& ev = h.box->events;
+  CHECK(ev[0].up);
+  CHECK_FALSE(ev[1].up);
+  CHECK(ev[2].up);
+  CHECK_FALSE(ev[3].up);
+  CHECK(ev[3].link == "conformance");
+  CHECK(ev[3].kind == mt::to_string(Kind::kind));
+  CHECK(ev[3].reason == static_cast<uint8_t>(mycelium::errc::peer_lost));
+  CHECK(contains(ev[3].peer, "node 'peer'"));
+  CHECK_FALSE(ev[3].text.empty());
 }
 
 TEST_CASE_TEMPLATE("each overflow policy behaves as configured and counts exactly",
@@ -649,7 +667,9 @@ std::string segments_of(pid_t pid) {
 TEST_CASE("shm: 10 million messages of random sizes arrive complete and in order") {
   harness<shm_link> h;
   auto [peer, port, basp_unused] = h.start_peer();
-  auto l = h.connect(h.link_to(port));
+  auto c = h.link_to(port);
+  c.block_timeout = 10s; // a loaded CI machine may stall the reader a while
+  auto l = h.connect(c);
   REQUIRE(l.await_up(10s));
   REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
   h.box->ignore_data = true; // the peer checks; the local copies are not kept

@@ -83,7 +83,10 @@ TEST_CASE("schema: every validation error names file, line and what to do") {
                  "= [ { id = 1, name = \"a\", type = \"a\" } ]\n")
           .find("nesting cycle") != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 4294901760\n")
-          .find("reserved for control frames") != std::string::npos);
+          .find("control frames") != std::string::npos);
+  // 0xFFFE0000 and up belong to the runtime's node-local messages.
+  CHECK(error_of("package = \"p\"\n[message.a]\nid = 4294836224\n")
+          .find("reserved for the runtime's own messages") != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nfields = []\n")
           .find("has no 'id'") != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.class]\nid = 1\n")

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "link_shared.hpp"
+#include "mycelium/transports/link_event.hpp"
 #include "mycelium/actors/log.hpp"
 #include "shm/shm_endpoint.hpp"
 #include "socket_ops.hpp"
@@ -101,6 +102,7 @@ public:
     advertised_.clear();
     interest_retry_ = false;
     established_ = false;
+    bool was_up = up_;
     if (up_) {
       up_ = false;
       sh_->disconnects.fetch_add(1, std::memory_order_relaxed);
@@ -116,6 +118,8 @@ public:
       sh_->last_error = text; // also a goodbye: says why the link went down
       sh_->cv.notify_all();
     }
+    if (was_up) // after the state: a service that reacts sees the link down
+      publish_event(false, reason, text);
     if (connector_ && !stopping())
       schedule_reconnect();
     else
@@ -123,6 +127,10 @@ public:
   }
 
   void on_exit() {
+    if (up_) {
+      up_ = false;
+      publish_event(false, errc::none, "the link was stopped");
+    }
     leave_bus();
     shm_.reset();
     std::lock_guard<std::mutex> guard{sh_->mtx};
@@ -422,6 +430,15 @@ public:
       sh_->cv.notify_all();
     }
     log(log_level::info, who(), "established with " + proto_.peer_name());
+    publish_event(true, errc::none, {});
+  }
+
+  /// Tells the node's services (`link_event` on the local bus).
+  void publish_event(bool up, errc reason, const std::string& text) {
+    link_event ev{sh_->cfg.name, to_string(sh_->cfg.kind), proto_.peer_name(),
+                  up, static_cast<uint8_t>(reason), text};
+    send_gate::no_block_scope no_block; // on the I/O loop
+    sh_->bus->publish(std::move(ev));
   }
 
   void on_established(const wire::hello&) override {

@@ -237,10 +237,11 @@ private:
     for (auto& [key, x] : v.as_table()) {
       if (key == "id") {
         if (!x.is_integer() || x.as_integer() < 1
-            || x.as_integer() >= wire::first_control_type_id) {
+            || x.as_integer() >= wire::first_local_type_id) {
           fail(x, fmt::format("message '{}': 'id' must be an integer in 1..{} "
-                              "(ids from 0xFFFF0000 are reserved for control "
-                              "frames)", name, wire::first_control_type_id - 1));
+                              "(ids from 0xFFFE0000 are reserved for the "
+                              "runtime's own messages and control frames)",
+                              name, wire::first_local_type_id - 1));
           continue;
         }
         m.id = static_cast<uint32_t>(x.as_integer());

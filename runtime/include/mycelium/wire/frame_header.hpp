@@ -105,8 +105,13 @@ enum class control_type : uint32_t {
   shm_attach = 0xFFFF0007,  ///< shared-memory segment and doorbell (shm links)
 };
 
-/// The smallest control type id; schema type ids must stay below it.
+/// The smallest control type id.
 constexpr uint32_t first_control_type_id = 0xFFFF0000;
+
+/// The smallest id of the runtime's own node-local messages (for example
+/// `transports::link_event`); they never cross a link. Schema type ids must
+/// stay below it.
+constexpr uint32_t first_local_type_id = 0xFFFE0000;
 
 /// Default maximum payload size of a frame (1 MiB); links configure theirs.
 constexpr uint32_t default_max_payload = 1u << 20;

@@ -1,6 +1,8 @@
 #include "shm_endpoint.hpp"
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <random>
 
 #include <unistd.h>
@@ -41,10 +43,26 @@ shm_endpoint::~shm_endpoint() {
     channel_->seg().unlink(); // idempotent; the peer may never have attached
 }
 
+namespace {
+
+/// The loop's doorbell must exist before a peer can be told its name.
+caf::error check_doorbell(shm_multiplexer& mpx) {
+  if (!mpx.doorbell_name().empty())
+    return caf::none;
+  return make_error(errc::io_failed,
+                    std::string{"cannot create the doorbell socket of this I/O "
+                                "loop (abstract Unix datagram socket): "}
+                      + std::strerror(errno));
+}
+
+} // namespace
+
 caf::expected<std::unique_ptr<shm_endpoint>>
 shm_endpoint::create(shm_multiplexer& mpx,
                      std::shared_ptr<transports::detail::link_shared> sh,
                      callbacks cbs) {
+  if (auto err = check_doorbell(mpx))
+    return err;
   // A segment with our fresh name cannot exist, but retry once on a clash.
   for (int attempt = 0;; ++attempt) {
     auto seg = segment::create(fresh_name(), sh->cfg.ring_capacity, sh->schema.digest);
@@ -61,6 +79,8 @@ caf::expected<std::unique_ptr<shm_endpoint>>
 shm_endpoint::attach(shm_multiplexer& mpx,
                      std::shared_ptr<transports::detail::link_shared> sh,
                      const std::string& name, callbacks cbs) {
+  if (auto err = check_doorbell(mpx))
+    return err;
   if (name.rfind("mycelium-", 0) != 0 || name.find('/') != std::string::npos)
     return make_error(errc::protocol_violation,
                       "the peer offered segment '" + name

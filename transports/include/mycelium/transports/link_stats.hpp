@@ -27,6 +27,7 @@ struct link_stats {
   uint16_t port = 0;              ///< TCP port listened on (0 otherwise)
   std::vector<uint32_t> peer_interest; ///< type ids the peers asked for
   size_t queued = 0;              ///< messages in flight towards the peers now
+                                  ///< (socket links; an shm link's ring is not counted)
   uint64_t frames_sent = 0;       ///< data frames written to the socket
   uint64_t bytes_sent = 0;        ///< all bytes handed to the socket
   uint64_t frames_received = 0;   ///< data frames received and published

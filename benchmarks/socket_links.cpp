@@ -99,8 +99,10 @@
 
 #include "bench_messages.hpp"
 #include "bench_clock.hpp"
+#include "bench_pingpong.hpp"
 #include "bench_report.hpp"
 #include "bench_sched.hpp"
+#include "bench_two_process.hpp"
 #include "child_process.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
@@ -114,32 +116,17 @@ extern char** environ;
 
 namespace {
 
-using namespace mycelium::bench; // clock, report and scheduler helpers
+using namespace mycelium::bench; // clock, report, scheduler, process and actor helpers
 
 namespace mb = mbench;
 namespace mt = mycelium::transports;
 using namespace std::chrono_literals;
-
-using start_atom = caf::atom_constant<caf::atom("bstart")>;
 
 #ifdef MYCELIUM_BENCH_HAVE_ZMQ
 constexpr bool have_zmq = true;
 #else
 constexpr bool have_zmq = false;
 #endif
-
-/// Thrown for anything that makes a measurement impossible; main() reports
-/// it and the child_process destructors kill the peer.
-struct bench_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// -- timing (clock in bench_clock.hpp) --------------------------------------------------
-
-inline uint32_t ticks_to_ns(int64_t d) {
-  auto ns = static_cast<double>(d) * g_ns_per_tick + 0.5;
-  return static_cast<uint32_t>(std::clamp<double>(ns, 0, UINT32_MAX));
-}
 
 // -- options ------------------------------------------------------------------------
 
@@ -196,34 +183,6 @@ scenario parse_scenario(const std::string& s) {
   if (sc.pin != "none" && sc.pin != "split" && sc.pin != "same")
     throw bench_error("scenario '" + s + "': pin must be none, split or same");
   return sc;
-}
-
-// -- CPU pinning ----------------------------------------------------------------------
-
-/// Pins the calling thread (and every thread it creates afterwards) to `cpu`,
-/// or to every CPU when `cpu` < 0.
-void pin_self(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  auto n = static_cast<int>(std::thread::hardware_concurrency());
-  if (cpu < 0) {
-    for (int i = 0; i < std::max(n, 1); ++i)
-      CPU_SET(i, &set);
-  } else {
-    CPU_SET(cpu, &set);
-  }
-  if (::sched_setaffinity(0, sizeof(set), &set) != 0)
-    throw bench_error(fmt::format("sched_setaffinity(cpu {}): {}", cpu, std::strerror(errno)));
-}
-
-/// CPU for the driver and the peer in a pinning mode.
-std::pair<int, int> cpus_of(const std::string& pin) {
-  auto n = static_cast<int>(std::thread::hardware_concurrency());
-  if (pin == "split")
-    return {0, n > 1 ? 1 : 0};
-  if (pin == "same")
-    return {0, 0};
-  return {-1, -1};
 }
 
 // -- actor system configuration --------------------------------------------------------
@@ -505,60 +464,6 @@ void raw_accept_loop(int lfd, bool tcp) {
   }
 }
 
-/// B's service: answers ping with pong; counts tick streams announced by
-/// link_tput_begin and acks once complete.
-class far_service : public mycelium::service {
-public:
-  using service::service;
-
-  void on_start() override {
-    subscribe<mb::ping>([this](const mb::ping& x) { publish(mb::pong{x.seq, x.payload}); });
-    subscribe<mb::tick>([this](const mb::tick& t) {
-      touch_ += t.payload.empty() ? 0 : t.payload[0];
-      // mbench::ack is reused for the reply: count = ticks received,
-      // obj_addr = the round, data_addr = a checksum that keeps the reads.
-      if (++count_ == expected_)
-        publish(mb::ack{0, count_, round_, touch_, 0});
-    });
-    subscribe<mb::link_tput_begin>([this](const mb::link_tput_begin& b) {
-      round_ = b.round;
-      expected_ = b.count;
-      count_ = 0;
-    });
-  }
-
-private:
-  uint64_t round_ = 0;
-  uint64_t expected_ = 0;
-  uint64_t count_ = 0;
-  uint64_t touch_ = 0;
-};
-
-/// B's plain CAF ponger, reached over BASP.
-/// B's plain CAF actor, reached over BASP: answers ping with pong, counts
-/// tick streams like far_service.
-struct caf_far_state {
-  uint64_t round = 0, expected = 0, count = 0;
-};
-
-caf::behavior caf_far(caf::stateful_actor<caf_far_state>* self) {
-  return {
-    [self](const mb::ping& x) {
-      self->send(caf::actor_cast<caf::actor>(self->current_sender()),
-                 mb::pong{x.seq, x.payload});
-    },
-    [self](const mb::tick&) {
-      auto& st = self->state;
-      if (++st.count == st.expected)
-        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
-                   mb::ack{0, st.count, st.round, 0, 0});
-    },
-    [self](const mb::link_tput_begin& b) {
-      self->state = caf_far_state{b.round, b.count, 0};
-    },
-  };
-}
-
 #ifdef MYCELIUM_BENCH_HAVE_ZMQ
 void zmq_echo_loop(void* sock) {
   zmq_msg_t msg;
@@ -655,63 +560,10 @@ int run_peer(const options& opt) {
   ::_exit(0); // no teardown: threads sit in accept/recv
 }
 
-// -- the child process (driver side) ------------------------------------------------------
-
-std::mutex g_children_mtx;
-std::vector<pid_t> g_children;
-
-void on_fatal_signal(int sig) {
-  // async-signal-safe: kill the peers, leave
-  for (auto p : g_children)
-    ::kill(p, SIGKILL);
-  ::_exit(128 + sig);
-}
+// -- the child process and the round-trip paths (driver side) ----------------------------
 
 using mycelium::test_support::child_process;
 using mycelium::test_support::temp_dir;
-
-/// Keeps a child's pid where on_fatal_signal finds it while `this` lives.
-class fatal_signal_guard {
-public:
-  explicit fatal_signal_guard(pid_t pid) : pid_(pid) {
-    std::lock_guard<std::mutex> guard{g_children_mtx};
-    g_children.push_back(pid_);
-  }
-  ~fatal_signal_guard() {
-    std::lock_guard<std::mutex> guard{g_children_mtx};
-    g_children.erase(std::remove(g_children.begin(), g_children.end(), pid_),
-                     g_children.end());
-  }
-  fatal_signal_guard(const fatal_signal_guard&) = delete;
-  fatal_signal_guard& operator=(const fatal_signal_guard&) = delete;
-
-private:
-  pid_t pid_;
-};
-
-// -- round-trip paths (driver side) -----------------------------------------------------------
-
-/// One way of doing a ping-pong with the peer.
-class rtt_path {
-public:
-  explicit rtt_path(std::string name) : name_(std::move(name)) {}
-  virtual ~rtt_path() = default;
-  const std::string& name() const { return name_; }
-  virtual void set_payload(const std::vector<uint8_t>& payload) = 0;
-  /// Runs `n` round trips; appends each RTT (ns) to `out` if given; returns
-  /// the elapsed ns. Throws bench_error on a wrong answer or a stall.
-  virtual int64_t run(size_t n, std::vector<uint32_t>* out) = 0;
-  /// Recorded round trips whose echo ran on the driver's CPU, and how many
-  /// were checked (0: the path cannot tell).
-  std::pair<uint64_t, uint64_t> same_cpu() const { return {same_cpu_, cpu_checked_}; }
-
-protected:
-  uint64_t same_cpu_ = 0;
-  uint64_t cpu_checked_ = 0;
-
-private:
-  std::string name_;
-};
 
 class raw_rtt final : public rtt_path {
 public:
@@ -804,110 +656,6 @@ private:
 };
 #endif
 
-/// One ping-pong run of an actor-based path: written by the driver before
-/// the start message, filled by the pinger, read after `done`.
-struct lat_job {
-  uint64_t n = 0;
-  std::vector<uint8_t> payload;
-  std::vector<uint32_t>* samples = nullptr;
-  int64_t elapsed_ns = 0;
-  uint64_t errors = 0;
-  std::promise<void> done;
-};
-
-/// Pinger logic shared by the bus and the CAF pinger.
-struct pinger_logic {
-  lat_job* job;
-  uint64_t i = 0;
-  int64_t t0 = 0;
-  int64_t begin = 0;
-
-  template <class Send>
-  void start(Send send) {
-    i = 0;
-    begin = now_ns();
-    t0 = ticks();
-    send(mb::ping{i, job->payload});
-  }
-
-  template <class Send>
-  void on_pong(const mb::pong& x, Send send) {
-    auto t1 = ticks();
-    if (x.seq != i || x.payload.size() != job->payload.size())
-      ++job->errors;
-    if (job->samples)
-      job->samples->push_back(ticks_to_ns(t1 - t0));
-    if (++i < job->n) {
-      t0 = ticks();
-      send(mb::ping{i, job->payload});
-    } else {
-      job->elapsed_ns = now_ns() - begin;
-      job->done.set_value();
-    }
-  }
-};
-
-/// A's bus-side driver service: the latency pinger and the throughput
-/// publisher of one link.
-struct tput_job {
-  uint64_t n = 0;
-  std::vector<uint8_t> payload;
-  int64_t elapsed_ns = 0;
-  uint64_t not_ok = 0; // publishes that did not return ok
-  uint64_t acked = 0;
-  std::promise<void> done;
-};
-
-class driver_service : public mycelium::service {
-public:
-  driver_service(caf::actor_config& cfg, mycelium::service_context ctx, lat_job* lj,
-                 tput_job* tj)
-    : service(cfg, std::move(ctx)), logic_{lj}, tj_(tj) {
-  }
-
-  void on_start() override {
-    // Hot handler first: handlers are matched in subscription order.
-    subscribe<mb::pong>([this](const mb::pong& x) {
-      logic_.on_pong(x, [this](mb::ping&& y) { emit(std::move(y)); });
-    });
-    subscribe<mb::lat_start>([this](const mb::lat_start&) {
-      logic_.start([this](mb::ping&& y) { emit(std::move(y)); });
-    });
-    subscribe<mb::fan_start>([this](const mb::fan_start& s) { blast(s.round); });
-    subscribe<mb::ack>([this](const mb::ack& a) {
-      if (a.obj_addr != round_) // obj_addr carries the round (see far_service)
-        return;                 // late ack of an aborted round
-      tj_->elapsed_ns = now_ns() - t0_;
-      tj_->acked = a.count;
-      tj_->done.set_value();
-    });
-  }
-
-private:
-  void emit(mb::ping&& x) {
-    if (publish(std::move(x)) != mycelium::publish_status::ok)
-      ++logic_.job->errors;
-  }
-
-  /// Publishes the whole stream in one handler: `publish` blocks (policy
-  /// block) whenever the link's send queue is full.
-  void blast(uint64_t round) {
-    round_ = round;
-    t0_ = now_ns();
-    tj_->not_ok = 0;
-    if (publish(mb::link_tput_begin{round, tj_->n}) != mycelium::publish_status::ok)
-      ++tj_->not_ok;
-    for (uint64_t i = 0; i < tj_->n; ++i)
-      if (publish(mb::tick{i, tj_->payload}) != mycelium::publish_status::ok)
-        ++tj_->not_ok;
-  }
-
-  pinger_logic logic_;
-  tput_job* tj_;
-  uint64_t round_ = 0;
-  int64_t t0_ = 0;
-};
-
 /// A's side of the bus path over one link.
 class bus_side {
 public:
@@ -962,12 +710,6 @@ private:
   std::string endpoint_;
 };
 
-/// Waits for an actor-driven run; a stall is an error (never hangs).
-void await_done(std::future<void>& f, const std::string& what, std::chrono::seconds limit) {
-  if (f.wait_for(limit) != std::future_status::ready)
-    throw bench_error(what + ": no answer within " + std::to_string(limit.count()) + " s");
-}
-
 class bus_rtt final : public rtt_path {
 public:
   bus_rtt(std::string name, bus_side& side) : rtt_path(std::move(name)), side_(side) {}
@@ -997,168 +739,7 @@ private:
   uint64_t round_ = 0;
 };
 
-class caf_pinger : public caf::event_based_actor {
-public:
-  caf_pinger(caf::actor_config& cfg, lat_job* job, caf::actor peer)
-    : event_based_actor(cfg), logic_{job}, peer_(std::move(peer)) {
-  }
-
-  caf::behavior make_behavior() override {
-    auto snd = [this](mb::ping&& x) { send(peer_, std::move(x)); };
-    return {
-      [this, snd](const mb::pong& x) { logic_.on_pong(x, snd); },
-      [this, snd](start_atom) { logic_.start(snd); },
-    };
-  }
-
-  void on_exit() override {
-    peer_ = nullptr;
-  }
-
-private:
-  pinger_logic logic_;
-  caf::actor peer_;
-};
-
-class caf_rtt final : public rtt_path {
-public:
-  caf_rtt(std::string name, caf::actor_system& sys, const caf::actor& remote)
-    : rtt_path(std::move(name)) {
-    pinger_ = sys.spawn<caf_pinger>(&job_, remote);
-  }
-  ~caf_rtt() override {
-    caf::anon_send_exit(pinger_, caf::exit_reason::user_shutdown);
-  }
-
-  void set_payload(const std::vector<uint8_t>& payload) override {
-    job_.payload = payload;
-  }
-
-  int64_t run(size_t n, std::vector<uint32_t>* out) override {
-    job_.n = n;
-    job_.samples = out;
-    job_.errors = 0;
-    job_.done = std::promise<void>{};
-    auto f = job_.done.get_future();
-    caf::anon_send(pinger_, start_atom::value);
-    await_done(f, name(), 600s);
-    if (job_.errors)
-      throw bench_error(fmt::format("{}: {} wrong answers", name(), job_.errors));
-    return job_.elapsed_ns;
-  }
-
-private:
-  lat_job job_;
-  caf::actor pinger_;
-};
-
-/// A's CAF BASP stream sender: on start, sends link_tput_begin and n ticks
-/// to the remote actor (BASP has no flow control: everything is enqueued at
-/// once), then waits for its ack.
-class caf_streamer : public caf::event_based_actor {
-public:
-  caf_streamer(caf::actor_config& cfg, tput_job* job, caf::actor peer)
-    : event_based_actor(cfg), job_(job), peer_(std::move(peer)) {
-  }
-
-  caf::behavior make_behavior() override {
-    return {
-      [this](start_atom, uint64_t round) {
-        round_ = round;
-        t0_ = now_ns();
-        send(peer_, mb::link_tput_begin{round, job_->n});
-        for (uint64_t i = 0; i < job_->n; ++i)
-          send(peer_, mb::tick{i, job_->payload});
-      },
-      [this](const mb::ack& a) {
-        if (a.obj_addr != round_)
-          return;
-        job_->elapsed_ns = now_ns() - t0_;
-        job_->acked = a.count;
-        job_->done.set_value();
-      },
-    };
-  }
-
-  void on_exit() override {
-    peer_ = nullptr;
-  }
-
-private:
-  tput_job* job_;
-  caf::actor peer_;
-  uint64_t round_ = 0;
-  int64_t t0_ = 0;
-};
-
-caf::actor remote_far(caf::actor_system& sys, uint16_t port) {
-  auto remote = sys.middleman().remote_actor("127.0.0.1", port);
-  if (!remote)
-    throw bench_error("remote_actor 127.0.0.1:" + std::to_string(port) + ": "
-                      + sys.render(remote.error()));
-  return *remote;
-}
-
-// -- statistics -------------------------------------------------------------------------------
-
-struct rtt_stats {
-  uint64_t round_trips = 0;
-  double median = 0, p99 = 0, p999 = 0, max = 0, mean = 0; // ns, round trip
-  double rt_per_s = 0;
-  double switches_per_rt = 0; // context switches of both processes per round trip
-  double cpu_ns_per_rt = 0;   // on-CPU time of both processes per round trip
-  double same_cpu = -1;       // share of round trips echoed on the driver's CPU (-1: n/a)
-};
-
-rtt_stats make_stats(std::vector<uint32_t> v, int64_t total_ns) {
-  rtt_stats s;
-  std::sort(v.begin(), v.end());
-  s.round_trips = v.size();
-  s.median = pct(v, 0.5);
-  s.p99 = pct(v, 0.99);
-  s.p999 = pct(v, 0.999);
-  s.max = v.empty() ? 0 : v.back();
-  double sum = 0;
-  for (auto x : v)
-    sum += x;
-  s.mean = v.empty() ? 0 : sum / static_cast<double>(v.size());
-  s.rt_per_s = total_ns > 0
-                 ? static_cast<double>(v.size()) * 1e9 / static_cast<double>(total_ns)
-                 : 0;
-  return s;
-}
-
-struct size_result {
-  size_t size = 0;
-  std::map<std::string, rtt_stats> paths;
-  double ratio(const std::string& a, const std::string& b) const {
-    auto i = paths.find(a), j = paths.find(b);
-    if (i == paths.end() || j == paths.end() || j->second.median <= 0)
-      return 0;
-    return i->second.median / j->second.median;
-  }
-};
-
-struct tput_variant {
-  std::string name;
-  std::vector<double> rates; // msg/s per round
-  uint64_t messages = 0;
-  int64_t total_ns = 0;
-  double bytes_per_msg = 0;
-  int64_t cpu_ns = 0; // both processes, timed rounds
-  double cpu_ns_per_msg() const {
-    return messages ? static_cast<double>(cpu_ns) / static_cast<double>(messages) : 0;
-  }
-  double median() const {
-    if (rates.empty())
-      return 0;
-    auto v = rates;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  }
-  double min() const { return rates.empty() ? 0 : *std::min_element(rates.begin(), rates.end()); }
-  double max() const { return rates.empty() ? 0 : *std::max_element(rates.begin(), rates.end()); }
-};
+// -- results (rtt_stats, size_result, tput_variant in bench_two_process.hpp) -------------
 
 struct kind_result {
   std::string kind; // unix | tcp
@@ -1181,69 +762,6 @@ struct scenario_result {
   std::vector<std::string> notes;
   std::string load0, load1;
   double seconds = 0;
-};
-
-// -- helpers ----------------------------------------------------------------------------------
-std::string us(double ns) {
-  return fmt::format("{:.1f}", ns / 1000.0);
-}
-
-std::string ratio_text(double r) {
-  return r > 0 ? fmt::format("{:.2f}", r) : std::string{"-"};
-}
-
-std::map<std::string, std::string> parse_kv(const std::string& line) {
-  std::map<std::string, std::string> kv;
-  std::istringstream in{line};
-  std::string tok;
-  while (in >> tok) {
-    auto eq = tok.find('=');
-    if (eq != std::string::npos)
-      kv[tok.substr(0, eq)] = tok.substr(eq + 1);
-  }
-  return kv;
-}
-
-std::vector<uint8_t> make_payload(size_t n) {
-  std::vector<uint8_t> p(n);
-  for (size_t i = 0; i < n; ++i)
-    p[i] = static_cast<uint8_t>(i * 131 + 7);
-  return p;
-}
-
-/// Context switches (voluntary + involuntary) and on-CPU time of every
-/// thread of a process, from /proc/PID/task/*/{status,schedstat}.
-struct proc_counters {
-  int64_t switches = 0;
-  int64_t cpu_ns = 0;
-};
-
-proc_counters read_counters(pid_t pid) {
-  proc_counters c;
-  std::error_code ec;
-  for (auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    std::ifstream st{e.path() / "status"};
-    std::string line;
-    while (std::getline(st, line))
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0
-          || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
-        c.switches += std::stoll(line.substr(line.find(':') + 1));
-    std::ifstream ss{e.path() / "schedstat"};
-    int64_t on_cpu = 0;
-    if (ss >> on_cpu)
-      c.cpu_ns += on_cpu;
-  }
-  return c;
-}
-
-/// Counters of the driver and the peer process together.
-struct pair_counters {
-  pid_t peer = -1;
-  proc_counters read() const {
-    auto a = read_counters(::getpid());
-    auto b = read_counters(peer);
-    return {a.switches + b.switches, a.cpu_ns + b.cpu_ns};
-  }
 };
 
 // -- latency runner -----------------------------------------------------------------------------
@@ -1639,17 +1157,6 @@ void print_goals(const std::vector<scenario_result>& all) {
                      : std::string{});
       }
     }
-}
-
-std::string json_stats(const rtt_stats& s) {
-  return fmt::format("{{\"round_trips\": {}, \"median_ns\": {:.0f}, \"p99_ns\": {:.0f}, "
-                     "\"p999_ns\": {:.0f}, \"max_ns\": {:.0f}, \"mean_ns\": {:.0f}, "
-                     "\"round_trips_per_s\": {:.0f}, \"switches_per_rt\": {:.2f}, "
-                     "\"cpu_ns_per_rt\": {:.0f}{}}}",
-                     s.round_trips, s.median, s.p99, s.p999, s.max, s.mean, s.rt_per_s,
-                     s.switches_per_rt, s.cpu_ns_per_rt,
-                     s.same_cpu >= 0 ? fmt::format(", \"same_cpu_share\": {:.4f}", s.same_cpu)
-                                     : std::string{});
 }
 
 void write_json(const options& opt, const std::vector<scenario_result>& all,

@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include <immintrin.h>
+#include <sched.h>
 
 #include <caf/io/middleman.hpp>
 
@@ -124,12 +125,17 @@ void shm_multiplexer::sleep_until_event() {
 void shm_multiplexer::run() {
   uint32_t idle = 0;
   uint32_t turns = 0;
+  uint32_t idle_turns = 0;
   while (num_socket_handlers() > 0) {
     if (pollers_.empty()) {
       poll_once(true); // exactly the default backend
       continue;
     }
     bool work = service_rings();
+    // Frames handed to CAF workers woke them, often on this very CPU: let
+    // them run now instead of at the end of our time slice.
+    if (work)
+      sched_yield();
     if (++turns >= socket_poll_interval) {
       turns = 0;
       if (poll_once(false))
@@ -140,7 +146,12 @@ void shm_multiplexer::run() {
       continue;
     }
     if (busy_poll_ || ++idle < spin_count_) {
-      _mm_pause();
+      // A busy-polling loop would otherwise starve its own process's
+      // workers of the CPU they share with it.
+      if (busy_poll_ && (++idle_turns & 63) == 0)
+        sched_yield();
+      else
+        _mm_pause();
       continue;
     }
     idle = 0;

@@ -34,6 +34,9 @@ class doorbell_receiver;
 /// incoming ring's `consumer_sleeping`, re-checks the rings and blocks in
 /// epoll; a producer that sees the mark sends one datagram to this loop's
 /// doorbell (an abstract Unix datagram socket in epoll) after its commit.
+/// After a turn that delivered frames the loop yields the CPU once (the
+/// woken subscribers often share it), and a busy-polling loop also yields
+/// every 64 empty turns, so it does not starve its own process's workers.
 ///
 /// Thread-safety: `add_poller`, `remove_poller` and `doorbell_name` belong to
 /// the I/O thread (links call them from their brokers).

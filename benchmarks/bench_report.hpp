@@ -11,8 +11,12 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <sys/utsname.h>
+
+#include <caf/config.hpp>
 #include <fmt/format.h>
 
 namespace mycelium::bench {
@@ -51,6 +55,26 @@ inline std::string json_str(const std::string& s) {
     out += c;
   }
   return out + "\"";
+}
+
+/// The machine facts every report's JSON "machine" object starts with (CPU,
+/// hardware threads, kernel, compiler, CAF version, build type), as
+/// comma-separated fields without braces; callers append their own.
+inline std::string json_machine_fields() {
+  utsname u{};
+  uname(&u);
+  std::string o;
+  o += "\"cpu\": " + json_str(read_first_line_with("/proc/cpuinfo", "model name"));
+  o += ", \"hardware_threads\": " + std::to_string(std::thread::hardware_concurrency());
+  o += ", \"kernel\": " + json_str(std::string{u.sysname} + " " + u.release);
+  o += ", \"compiler\": " + json_str("g++ " __VERSION__);
+  o += ", \"caf_version\": " + std::to_string(CAF_VERSION);
+#ifdef NDEBUG
+  o += ", \"build\": \"release (NDEBUG)\"";
+#else
+  o += ", \"build\": \"debug (assertions on)\"";
+#endif
+  return o;
 }
 
 inline std::string human_size(size_t n) {

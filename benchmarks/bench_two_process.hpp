@@ -123,6 +123,17 @@ public:
   std::pair<uint64_t, uint64_t> same_cpu() const { return {same_cpu_, cpu_checked_}; }
 
 protected:
+  /// Records one round trip of `dt` ticks into `out` (if recording) and
+  /// whether the echo ran on the CPU the driver runs on now.
+  void record(std::vector<uint32_t>* out, int64_t dt, uint32_t echo_cpu) {
+    if (out == nullptr)
+      return;
+    out->push_back(ticks_to_ns(dt));
+    ++cpu_checked_;
+    if (echo_cpu == static_cast<uint32_t>(::sched_getcpu()))
+      ++same_cpu_;
+  }
+
   uint64_t same_cpu_ = 0;
   uint64_t cpu_checked_ = 0;
 

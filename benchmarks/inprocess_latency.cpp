@@ -38,7 +38,6 @@
 #include <vector>
 
 #include <sched.h>
-#include <sys/utsname.h>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
@@ -977,22 +976,11 @@ void write_json(const options& opt, const std::vector<config_result>& all,
                 double clock_ns, const std::string& timer_text, const std::string& started, const std::string& load0,
                 double total_s) {
   std::ostringstream o;
-  utsname u{};
-  uname(&u);
   o << "{\n  \"benchmark\": \"mycelium-bench-inprocess\",\n";
   o << "  \"started\": " << json_str(started) << ",\n";
   o << "  \"duration_s\": " << fmt::format("{:.1f}", total_s) << ",\n";
   o << "  \"latency_unit\": \"one-way hop in ns = round-trip time / 2\",\n";
-  o << "  \"machine\": {\"cpu\": " << json_str(read_first_line_with("/proc/cpuinfo", "model name"))
-    << ", \"hardware_threads\": " << std::thread::hardware_concurrency()
-    << ", \"kernel\": " << json_str(std::string{u.sysname} + " " + u.release)
-    << ", \"compiler\": " << json_str("g++ " __VERSION__)
-    << ", \"caf_version\": " << CAF_VERSION
-#ifdef NDEBUG
-    << ", \"build\": \"release (NDEBUG)\""
-#else
-    << ", \"build\": \"debug (assertions on)\""
-#endif
+  o << "  \"machine\": {" << json_machine_fields()
     << ", \"loadavg_at_start\": " << json_str(load0)
     << ", \"loadavg_at_end\": " << json_str(loadavg())
     << ", \"timer\": " << json_str(timer_text)

@@ -92,7 +92,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <boost/date_time/posix_time/posix_time_types.hpp>
@@ -747,12 +746,7 @@ public:
       std::memcpy(&r, in_.data(), sizeof(r));
       if (r.seq != i || r.len != len || r.cmd != cmd_echo)
         throw bench_error(name() + ": wrong answer");
-      if (out) {
-        out->push_back(ticks_to_ns(t1 - t0));
-        ++cpu_checked_;
-        if (r.cpu == static_cast<uint16_t>(::sched_getcpu()))
-          ++same_cpu_;
-      }
+      record(out, t1 - t0, r.cpu);
     }
     return now_ns() - begin;
   }
@@ -817,12 +811,7 @@ public:
       std::memcpy(&r, in_.data(), sizeof(r));
       if (got != out_.size() || r.seq != i || r.len != len)
         throw bench_error(name() + ": wrong answer");
-      if (out) {
-        out->push_back(ticks_to_ns(t1 - t0));
-        ++cpu_checked_;
-        if (r.cpu == static_cast<uint16_t>(::sched_getcpu()))
-          ++same_cpu_;
-      }
+      record(out, t1 - t0, r.cpu);
     }
     return now_ns() - begin;
   }
@@ -1597,24 +1586,13 @@ void write_json(const options& opt, const std::vector<scenario_result>& all,
                 const std::string& timer_text, const std::string& started,
                 const std::string& load0, double total_s) {
   std::ostringstream o;
-  utsname u{};
-  uname(&u);
   o << "{\n  \"benchmark\": \"mycelium-bench-shm\",\n";
   o << "  \"started\": " << json_str(started) << ",\n";
   o << "  \"duration_s\": " << fmt::format("{:.1f}", total_s) << ",\n";
   o << "  \"latency_unit\": \"round-trip time in ns (NOT one-way)\",\n";
   o << "  \"throughput_unit\": \"one-way messages per second, median of rounds\",\n";
-  o << "  \"machine\": {\"cpu\": " << json_str(read_first_line_with("/proc/cpuinfo", "model name"))
-    << ", \"hardware_threads\": " << std::thread::hardware_concurrency()
-    << ", \"kernel\": " << json_str(std::string{u.sysname} + " " + u.release)
-    << ", \"compiler\": " << json_str("g++ " __VERSION__)
-    << ", \"caf_version\": " << CAF_VERSION
+  o << "  \"machine\": {" << json_machine_fields()
     << ", \"boost_version\": " << json_str(BOOST_LIB_VERSION)
-#ifdef NDEBUG
-    << ", \"build\": \"release (NDEBUG)\""
-#else
-    << ", \"build\": \"debug (assertions on)\""
-#endif
     << ", \"loadavg_at_start\": " << json_str(load0)
     << ", \"loadavg_at_end\": " << json_str(loadavg())
     << ", \"timer\": " << json_str(timer_text) << "},\n";

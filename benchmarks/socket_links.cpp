@@ -84,7 +84,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -593,12 +592,7 @@ public:
       std::memcpy(&r, in_.data(), sizeof(r));
       if (r.seq != i || r.len != len)
         throw bench_error(name() + ": wrong answer");
-      if (out) {
-        out->push_back(ticks_to_ns(t1 - t0));
-        ++cpu_checked_;
-        if (r.pad == static_cast<uint32_t>(::sched_getcpu()))
-          ++same_cpu_;
-      }
+      record(out, t1 - t0, r.pad);
     }
     return now_ns() - begin;
   }
@@ -1163,26 +1157,15 @@ void write_json(const options& opt, const std::vector<scenario_result>& all,
                 const std::string& timer_text, const std::string& started,
                 const std::string& load0, double total_s) {
   std::ostringstream o;
-  utsname u{};
-  uname(&u);
   o << "{\n  \"benchmark\": \"mycelium-bench-links\",\n";
   o << "  \"started\": " << json_str(started) << ",\n";
   o << "  \"duration_s\": " << fmt::format("{:.1f}", total_s) << ",\n";
   o << "  \"latency_unit\": \"round-trip time in ns (NOT one-way)\",\n";
   o << "  \"throughput_unit\": \"one-way messages per second, median of rounds\",\n";
-  o << "  \"machine\": {\"cpu\": " << json_str(read_first_line_with("/proc/cpuinfo", "model name"))
-    << ", \"hardware_threads\": " << std::thread::hardware_concurrency()
-    << ", \"kernel\": " << json_str(std::string{u.sysname} + " " + u.release)
-    << ", \"compiler\": " << json_str("g++ " __VERSION__)
-    << ", \"caf_version\": " << CAF_VERSION
+  o << "  \"machine\": {" << json_machine_fields()
 #ifdef MYCELIUM_BENCH_HAVE_ZMQ
     << ", \"zmq_version\": " << json_str(fmt::format("{}.{}.{}", ZMQ_VERSION_MAJOR,
                                                      ZMQ_VERSION_MINOR, ZMQ_VERSION_PATCH))
-#endif
-#ifdef NDEBUG
-    << ", \"build\": \"release (NDEBUG)\""
-#else
-    << ", \"build\": \"debug (assertions on)\""
 #endif
     << ", \"loadavg_at_start\": " << json_str(load0)
     << ", \"loadavg_at_end\": " << json_str(loadavg())

@@ -12,7 +12,8 @@ namespace mycelium::transports::shm::detail {
 
 shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
                          segment seg, std::function<void(errc)> trouble)
-  : sh_(std::move(sh)), seg_(std::move(seg)), trouble_(std::move(trouble)) {
+  : sh_(std::move(sh)), seg_(std::move(seg)), out_ctl_(&seg_.outgoing()),
+    trouble_(std::move(trouble)) {
   writer_ = seg_.writer();
 }
 
@@ -31,6 +32,13 @@ void shm_channel::close() {
                                    std::memory_order_relaxed);
 }
 
+void shm_channel::wake_peer() noexcept {
+  // Only if the peer's loop sleeps (flag handshake, see shm_multiplexer).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (out_ctl_->consumer_sleeping.load(std::memory_order_relaxed) != 0)
+    bell_.ring();
+}
+
 bool shm_channel::push_interest(uint32_t type_id, bool add) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (closed_)
@@ -43,9 +51,7 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
   if (writer_.write(frame.data(), frame.size()) != ring_status::ok)
     return false;
   ++seq_;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (seg_.outgoing().consumer_sleeping.load(std::memory_order_relaxed) != 0)
-    bell_.ring();
+  wake_peer();
   return true;
 }
 
@@ -103,10 +109,7 @@ bool shm_channel::write_locked(std::unique_lock<std::mutex>& guard,
       writer_.commit();
       sh.frames_sent.fetch_add(1, std::memory_order_relaxed);
       sh.bytes_sent.fetch_add(n, std::memory_order_relaxed);
-      // Wake the peer's loop only if it sleeps (see shm_multiplexer).
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (seg_.outgoing().consumer_sleeping.load(std::memory_order_relaxed) != 0)
-        bell_.ring();
+      wake_peer();
       return true;
     }
     if (st != ring_status::back_pressured) { // corrupt (too_large: validated)

@@ -49,12 +49,17 @@ public:
   segment& seg() noexcept { return seg_; }
 
 private:
+  /// After a commit: rings the peer's doorbell if its loop sleeps. With
+  /// `mtx_` held.
+  void wake_peer() noexcept;
+
   /// Writes one encoded payload as a frame; called with `mtx_` held.
   bool write_locked(std::unique_lock<std::mutex>& guard, uint32_t type_id,
                     const std::vector<uint8_t>& payload);
 
   std::shared_ptr<transports::detail::link_shared> sh_;
   segment seg_;
+  ring_control* out_ctl_; ///< seg_.outgoing(), looked up once
   std::function<void(errc)> trouble_;
   std::mutex mtx_;
   ring_writer writer_;

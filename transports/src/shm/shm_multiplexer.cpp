@@ -40,11 +40,7 @@ shm_multiplexer* shm_multiplexer::of(caf::actor_system& sys) noexcept {
 }
 
 void shm_multiplexer::add_poller(detail::ring_poller* p) {
-  if (!doorbell_) {
-    doorbell_ = detail::doorbell_receiver::make(*this);
-    if (doorbell_)
-      doorbell_name_ = doorbell_->name();
-  }
+  doorbell_name(); // creates it on first use
   if (doorbell_ && !doorbell_active_) {
     doorbell_->start();
     doorbell_active_ = true;

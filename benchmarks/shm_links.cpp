@@ -28,7 +28,7 @@
 //                   busy-polls its incoming ring, copies the frame into the
 //                   other ring; A busy-polls for it and copies it out
 //       raw-hybrid  same, both ends wait with spin_then_block (spin
-//                   `spin_count` checks, then a futex; producers call
+//                   `--spin-us`, then a futex; producers call
 //                   notify_consumer after each commit)
 //       bus-busy    A: a service publishes ping, its pong handler records the
 //                   RTT and publishes the next ping; B: a service answers ping
@@ -87,7 +87,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <immintrin.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -114,7 +113,8 @@
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/shm/ring_waiter.hpp"
 #include "mycelium/transports/shm/segment.hpp"
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 #include "mycelium/transports/shm/spsc_ring.hpp"
 #include "mycelium/wire/frame_header.hpp"
 
@@ -152,7 +152,7 @@ struct options {
   int64_t max_throughput = -1; // scheduler.max-throughput; -1: CAF's default (unlimited)
   std::string io_sched = "normal"; // the middleman I/O thread: normal | nice:N | idle
   uint64_t ring_capacity = 256 * 1024;
-  uint32_t spin_count = 2000;
+  uint32_t spin_us = 100;
   size_t mq_depth = 16;
   size_t tput_msgs = 2000000;
   size_t tput_caf_msgs = 300000;
@@ -215,7 +215,7 @@ scenario parse_scenario(const std::string& s, size_t default_threads) {
 
 void configure(caf::actor_system_config& cfg, const options& opt, const std::string& config,
                size_t threads) {
-  shm::load_middleman(cfg); // CAF's middleman with the shared-memory multiplexer
+  mt::load_io_loop(cfg); // CAF's middleman with Mycelium's I/O loop
   mb::add_message_types(cfg);
   cfg.set("logger.verbosity", caf::atom("quiet"));
   cfg.set("scheduler.policy", caf::atom("stealing"));
@@ -303,9 +303,9 @@ enum raw_cmd : uint16_t {
   cmd_ack = 5,    ///< the count of a stream (`seq`)
 };
 
-shm::wait_mode mode_of(const std::string& path) {
-  return path.find("busy") != std::string::npos ? shm::wait_mode::busy_poll
-                                                : shm::wait_mode::spin_then_block;
+mt::wait_mode mode_of(const std::string& path) {
+  return path.find("busy") != std::string::npos ? mt::wait_mode::busy_poll
+                                                : mt::wait_mode::spin_then_block;
 }
 
 /// Reserves `n` bytes in `w`, spinning while the ring is full; throws when
@@ -320,7 +320,7 @@ uint8_t* reserve_spin(shm::ring_writer& w, size_t n) {
     if (st != shm::ring_status::back_pressured)
       throw bench_error(fmt::format("raw ring: reserve({}) failed ({})", n,
                                     st == shm::ring_status::too_large ? "too large" : "corrupt"));
-    _mm_pause();
+    mycelium::detail::cpu_relax();
     if ((k & 0xfffff) != 0)
       continue;
     auto t = now_ns();
@@ -341,15 +341,15 @@ std::string peer_prefix(pid_t pid) {
 
 /// B's raw ring thread: echoes pings, switches wait modes on command and
 /// counts throughput streams. Runs until the process exits.
-void raw_peer_loop(shm::segment* seg, uint32_t spin_count) {
+void raw_peer_loop(shm::segment* seg, uint32_t spin_us) {
   auto reader = seg->reader();
   auto writer = seg->writer();
   auto& in = seg->incoming();
   auto& out = seg->outgoing();
-  auto mode = shm::wait_mode::block;
+  auto mode = mt::wait_mode::block;
   std::vector<uint8_t> sink(65536 + sizeof(raw_msg));
   auto next = [&](const uint8_t*& f, size_t& n, std::chrono::nanoseconds timeout) {
-    if (!shm::wait_for_data(reader, in, mode, spin_count, timeout))
+    if (!shm::wait_for_data(reader, in, mode, std::chrono::microseconds{spin_us}, timeout))
       return false;
     auto st = reader.peek(f, n);
     if (st == shm::ring_status::empty)
@@ -375,7 +375,7 @@ void raw_peer_loop(shm::segment* seg, uint32_t spin_count) {
           h.cpu = static_cast<uint16_t>(::sched_getcpu());
           std::memcpy(dst, &h, sizeof(h));
           writer.commit();
-          if (mode != shm::wait_mode::busy_poll)
+          if (mode != mt::wait_mode::busy_poll)
             shm::notify_consumer(out);
           reader.release();
           break;
@@ -383,9 +383,9 @@ void raw_peer_loop(shm::segment* seg, uint32_t spin_count) {
         case cmd_busy:
         case cmd_hybrid:
         case cmd_park:
-          mode = h.cmd == cmd_busy     ? shm::wait_mode::busy_poll
-                 : h.cmd == cmd_hybrid ? shm::wait_mode::spin_then_block
-                                       : shm::wait_mode::block;
+          mode = h.cmd == cmd_busy     ? mt::wait_mode::busy_poll
+                 : h.cmd == cmd_hybrid ? mt::wait_mode::spin_then_block
+                                       : mt::wait_mode::block;
           reader.release();
           break;
         case cmd_stream: {
@@ -427,7 +427,7 @@ void bipc_peer_loop(bip::message_queue* in, bip::message_queue* out) {
       unsigned prio = 0;
       if (spin) {
         while (!in->try_receive(buf.data(), buf.size(), got, prio))
-          _mm_pause();
+          mycelium::detail::cpu_relax();
       } else {
         in->receive(buf.data(), buf.size(), got, prio);
       }
@@ -473,12 +473,12 @@ uint32_t link_max_payload(uint64_t capacity) {
   return static_cast<uint32_t>(shm::max_frame_for(capacity) - mycelium::wire::frame_header::size);
 }
 
-mt::link_config make_link_config(const options& opt, shm::wait_mode mode) {
+mt::link_config make_link_config(const options& opt, mt::wait_mode mode) {
   mt::link_config c;
-  c.name = mode == shm::wait_mode::busy_poll ? "bench-shm-busy" : "bench-shm-hybrid";
+  c.name = mode == mt::wait_mode::busy_poll ? "bench-shm-busy" : "bench-shm-hybrid";
   c.kind = mt::link_kind::shm;
   c.wait = mode;
-  c.spin_count = opt.spin_count;
+  c.spin = std::chrono::microseconds{opt.spin_us};
   c.ring_capacity = opt.ring_capacity;
   c.max_payload = link_max_payload(opt.ring_capacity);
   c.overflow = mycelium::overflow_policy::block;
@@ -523,9 +523,9 @@ int run_peer(const options& opt) {
     std::vector<std::unique_ptr<mycelium::node>> nodes;
     std::vector<mt::link> links;
     for (bool diag : {false, true})
-      for (auto mode : {shm::wait_mode::busy_poll, shm::wait_mode::spin_then_block}) {
+      for (auto mode : {mt::wait_mode::busy_poll, mt::wait_mode::spin_then_block}) {
         std::string key = std::string{diag ? "diag-" : ""}
-                          + (mode == shm::wait_mode::busy_poll ? "busy" : "hybrid");
+                          + (mode == mt::wait_mode::busy_poll ? "busy" : "hybrid");
         auto& n = *nodes.emplace_back(std::make_unique<mycelium::node>(sys, "peer-" + key));
         auto s = n.start(
           [diag](caf::actor_system& s, mycelium::service_context ctx) {
@@ -550,7 +550,7 @@ int run_peer(const options& opt) {
     if (!basp)
       throw bench_error("peer: middleman().publish failed: " + sys.render(basp.error()));
     ready += fmt::format(" basp={}", *basp);
-    std::thread{raw_peer_loop, &*seg, opt.spin_count}.detach();
+    std::thread{raw_peer_loop, &*seg, opt.spin_us}.detach();
     std::thread{bipc_peer_loop, &qab, &qba}.detach();
     std::cout << ready << std::endl;
     // Until the driver closes our stdin (or dies: PR_SET_PDEATHSIG).
@@ -655,8 +655,8 @@ private:
 /// one reader that every raw path and the raw throughput share.
 class raw_ring_end {
 public:
-  explicit raw_ring_end(const std::string& name, uint32_t spin_count)
-    : spin_count_(spin_count) {
+  explicit raw_ring_end(const std::string& name, uint32_t spin_us)
+    : spin_(std::chrono::microseconds{spin_us}) {
     auto s = shm::segment::attach(name, mb::descriptor().digest);
     if (!s)
       throw bench_error("cannot attach the raw segment: " + mycelium::render(s.error()));
@@ -676,9 +676,9 @@ public:
   }
 
   /// Waits for the next frame from B in `mode`; throws after 10 s.
-  void await(shm::wait_mode mode, const uint8_t*& f, size_t& n) {
+  void await(mt::wait_mode mode, const uint8_t*& f, size_t& n) {
     for (;;) {
-      if (!shm::wait_for_data(reader_, seg_.incoming(), mode, spin_count_, 10s))
+      if (!shm::wait_for_data(reader_, seg_.incoming(), mode, spin_, 10s))
         throw bench_error("raw ring: no answer from the peer within 10 s");
       auto st = reader_.peek(f, n);
       if (st == shm::ring_status::ok)
@@ -693,7 +693,7 @@ public:
   shm::ring_control& outgoing() { return seg_.outgoing(); }
 
 private:
-  uint32_t spin_count_;
+  std::chrono::nanoseconds spin_;
   shm::segment seg_;
   shm::ring_writer writer_;
   shm::ring_reader reader_;
@@ -701,7 +701,7 @@ private:
 
 class raw_ring_rtt final : public rtt_path {
 public:
-  raw_ring_rtt(std::string name, raw_ring_end& end, shm::wait_mode mode)
+  raw_ring_rtt(std::string name, raw_ring_end& end, mt::wait_mode mode)
     : rtt_path(std::move(name)), end_(end), mode_(mode) {
   }
 
@@ -712,7 +712,7 @@ public:
   }
 
   void begin_chunk() override {
-    end_.command(mode_ == shm::wait_mode::busy_poll ? cmd_busy : cmd_hybrid);
+    end_.command(mode_ == mt::wait_mode::busy_poll ? cmd_busy : cmd_hybrid);
   }
 
   void end_chunk() override {
@@ -722,7 +722,7 @@ public:
   int64_t run(size_t n, std::vector<uint32_t>* out) override {
     auto begin = now_ns();
     auto len = static_cast<uint32_t>(out_.size() - sizeof(raw_msg));
-    bool notify = mode_ != shm::wait_mode::busy_poll;
+    bool notify = mode_ != mt::wait_mode::busy_poll;
     auto& w = end_.writer();
     for (uint64_t i = 0; i < n; ++i) {
       raw_msg h{i, len, cmd_echo, 0};
@@ -753,7 +753,7 @@ public:
 
 private:
   raw_ring_end& end_;
-  shm::wait_mode mode_;
+  mt::wait_mode mode_;
   std::vector<uint8_t> out_, in_;
 };
 
@@ -792,7 +792,7 @@ public:
       if (spin_) {
         int64_t since = 0; // first clock check of this wait
         for (uint64_t k = 1; !ba_.try_receive(in_.data(), in_.size(), got, prio); ++k) {
-          _mm_pause();
+          mycelium::detail::cpu_relax();
           if ((k & 0xfffff) != 0)
             continue;
           auto t = now_ns();
@@ -862,11 +862,11 @@ public:
 
   /// Connects a fresh link in wait mode `mode` and waits until it is up and
   /// the peer's subscriptions (`peer_types`) have arrived.
-  void connect(shm::wait_mode mode) {
+  void connect(mt::wait_mode mode) {
     disconnect();
     auto lc = make_link_config(opt_, mode);
     lc.role = mt::link_role::connect;
-    lc.address = paths_.at(mode == shm::wait_mode::busy_poll ? "busy" : "hybrid");
+    lc.address = paths_.at(mode == mt::wait_mode::busy_poll ? "busy" : "hybrid");
     auto l = mt::link::start(node_, mb::descriptor(), lc);
     if (!l)
       throw bench_error("cannot start the link: " + mycelium::render(l.error()));
@@ -953,7 +953,7 @@ size_t frames_per_ring_pass(uint64_t capacity, size_t size) {
 
 class shm_bus_rtt final : public rtt_path {
 public:
-  shm_bus_rtt(std::string name, bus_end& end, shm::wait_mode mode, uint64_t ring_capacity)
+  shm_bus_rtt(std::string name, bus_end& end, mt::wait_mode mode, uint64_t ring_capacity)
     : rtt_path(std::move(name)), end_(end), mode_(mode), ring_capacity_(ring_capacity) {
   }
 
@@ -989,7 +989,7 @@ public:
 
 private:
   bus_end& end_;
-  shm::wait_mode mode_;
+  mt::wait_mode mode_;
   uint64_t ring_capacity_;
   uint64_t round_ = 0;
 };
@@ -1088,7 +1088,7 @@ std::vector<breakdown> run_breakdown(const options& opt, caf::actor_system& sys,
     if (job.errors)
       throw bench_error(fmt::format("breakdown: {} wrong answers", job.errors));
   };
-  for (auto mode : {shm::wait_mode::busy_poll, shm::wait_mode::spin_then_block}) {
+  for (auto mode : {mt::wait_mode::busy_poll, mt::wait_mode::spin_then_block}) {
     end.connect(mode);
     run(std::max<size_t>(opt.warmup, frames_per_ring_pass(opt.ring_capacity, 16)));
     run(opt.diag_roundtrips);
@@ -1103,7 +1103,7 @@ std::vector<breakdown> run_breakdown(const options& opt, caf::actor_system& sys,
     for (auto* v : {&pub, &ab, &ba, &rtt})
       std::sort(v->begin(), v->end());
     breakdown b;
-    b.mode = mode == shm::wait_mode::busy_poll ? "busy" : "hybrid";
+    b.mode = mode == mt::wait_mode::busy_poll ? "busy" : "hybrid";
     b.round_trips = rtt.size();
     b.publish_med = pct(pub, 0.5);
     b.publish_p99 = pct(pub, 0.99);
@@ -1209,10 +1209,10 @@ std::vector<size_result> run_latency(const options& opt,
 
 /// Raw one-way stream of `n` bare `payload` frames in `mode`; returns the ns
 /// from the stream header to B's count arriving.
-int64_t raw_stream(raw_ring_end& end, shm::wait_mode mode, uint64_t n,
+int64_t raw_stream(raw_ring_end& end, mt::wait_mode mode, uint64_t n,
                    const std::vector<uint8_t>& payload) {
-  end.command(mode == shm::wait_mode::busy_poll ? cmd_busy : cmd_hybrid);
-  bool notify = mode != shm::wait_mode::busy_poll;
+  end.command(mode == mt::wait_mode::busy_poll ? cmd_busy : cmd_hybrid);
+  bool notify = mode != mt::wait_mode::busy_poll;
   auto& w = end.writer();
   auto t0 = now_ns();
   end.command(cmd_stream, n);
@@ -1375,7 +1375,7 @@ scenario_result run_scenario(const options& opt, const scenario& sc) {
     "--ws-spin-polls", std::to_string(opt.ws_spin_polls),
     "--max-throughput", std::to_string(opt.max_throughput), "--io-sched", opt.io_sched,
     "--ring-capacity", std::to_string(opt.ring_capacity),
-    "--spin-count", std::to_string(opt.spin_count),
+    "--spin-us", std::to_string(opt.spin_us),
     "--mq-depth", std::to_string(opt.mq_depth), "--timer", opt.timer,
     "--block-timeout-ms", std::to_string(opt.block_timeout_ms)};
   dev_shm_sweeper sweeper; // runs after the peer is reaped (declared first)
@@ -1399,7 +1399,7 @@ scenario_result run_scenario(const options& opt, const scenario& sc) {
                ::getpid(), dcpu < 0 ? std::string{"any"} : std::to_string(dcpu), peer.pid(),
                pcpu < 0 ? std::string{"any"} : std::to_string(pcpu), sched_text(res.sched));
     std::fflush(stdout);
-    raw_ring_end raw{kv.at("raw"), opt.spin_count};
+    raw_ring_end raw{kv.at("raw"), opt.spin_us};
     bip::message_queue qab{bip::open_only, kv.at("mq_ab").c_str()};
     bip::message_queue qba{bip::open_only, kv.at("mq_ba").c_str()};
     // Both sides have the queues mapped: their names can go (nothing is left
@@ -1602,7 +1602,7 @@ void write_json(const options& opt, const std::vector<scenario_result>& all,
   o << "], \"rounds\": " << opt.rounds << ", \"roundtrips\": " << opt.roundtrips
     << ", \"roundtrips_large\": " << opt.roundtrips_large << ", \"warmup\": " << opt.warmup
     << ", \"chunk_warmup\": " << opt.chunk_warmup << ", \"ring_capacity\": " << opt.ring_capacity
-    << ", \"spin_count\": " << opt.spin_count << ", \"mq_depth\": " << opt.mq_depth
+    << ", \"spin_us\": " << opt.spin_us << ", \"mq_depth\": " << opt.mq_depth
     << ", \"io_sched\": " << json_str(opt.io_sched)
     << ", \"block_timeout_ms\": " << opt.block_timeout_ms
     << ", \"tput_messages\": " << opt.tput_msgs << ", \"tput_caf_messages\": "
@@ -1721,9 +1721,9 @@ int run_driver(options& opt) {
              timer_text);
   fmt::print("round trips per path: {} for sizes <= 1 KiB, {} above, in {} alternating rounds, "
              "after {} warm-up round trips (and {} per chunk; bus: one ring pass at least); "
-             "rings of {} bytes, spin_count {}, I/O threads: {}\n",
+             "rings of {} bytes, spin {} us, I/O threads: {}\n",
              opt.roundtrips, opt.roundtrips_large, opt.rounds, opt.warmup, opt.chunk_warmup,
-             opt.ring_capacity, opt.spin_count, opt.io_sched);
+             opt.ring_capacity, opt.spin_us, opt.io_sched);
 #ifndef NDEBUG
   fmt::print("WARNING: built without NDEBUG (not a Release build)\n");
 #endif
@@ -1790,8 +1790,8 @@ int main(int argc, char** argv) {
   app.add_option("--ring-capacity", opt.ring_capacity,
                  "bytes per ring, raw and links alike (a power of two; a 64 KiB ping must fit "
                  "in half of it)");
-  app.add_option("--spin-count", opt.spin_count,
-                 "spin_then_block: empty checks before sleeping (raw waiter and link)");
+  app.add_option("--spin-us", opt.spin_us,
+                 "spin_then_block: microseconds of polling before sleeping (raw waiter and link)");
   app.add_option("--mq-depth", opt.mq_depth, "Boost message_queue capacity (messages)");
   app.add_option("--tput-msgs", opt.tput_msgs, "messages per throughput round");
   app.add_option("--tput-caf-msgs", opt.tput_caf_msgs,

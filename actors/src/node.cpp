@@ -19,7 +19,7 @@ node::~node() {
 caf::expected<caf::actor> node::start(const std::string& type,
                                       caf::settings params,
                                       std::string instance,
-                                      restart_policy policy) {
+                                      restart_policy policy, placement where) {
   auto factory = service_registry::global().find(type);
   if (!factory) {
     std::string known;
@@ -32,26 +32,35 @@ caf::expected<caf::actor> node::start(const std::string& type,
   if (instance.empty())
     instance = type;
   return start_spec(type, std::move(factory), std::move(instance),
-                    std::move(params), policy);
+                    std::move(params), policy, where);
 }
 
 caf::expected<caf::actor> node::start(service_factory factory,
                                       std::string instance,
                                       caf::settings params,
-                                      restart_policy policy) {
+                                      restart_policy policy, placement where) {
   auto type = instance;
   return start_spec(std::move(type), std::move(factory), std::move(instance),
-                    std::move(params), policy);
+                    std::move(params), policy, where);
 }
 
 caf::expected<caf::actor> node::start_spec(std::string type,
                                            service_factory factory,
                                            std::string instance,
                                            caf::settings params,
-                                           restart_policy policy) {
+                                           restart_policy policy,
+                                           placement where) {
+  if (where == placement::loop && !sys_.has_middleman())
+    return make_error(errc::config_invalid,
+                      "service '" + instance + "' on node '" + name_
+                        + "': placement loop runs handlers on CAF's I/O loop, "
+                          "but this actor system has no middleman: load it "
+                          "(mycelium::transports::load_io_loop(cfg)) before "
+                          "creating the system, or use placement pool");
   auto spec = std::make_shared<child_spec>();
   spec->type = std::move(type);
-  spec->context = service_context{std::move(instance), bus_, std::move(params)};
+  spec->context = service_context{std::move(instance), bus_, std::move(params),
+                                  where, handler_budget_};
   spec->factory = std::move(factory);
   spec->policy = policy;
   caf::expected<caf::actor> result{caf::error{}};

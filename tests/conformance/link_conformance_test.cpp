@@ -28,7 +28,7 @@
 #include "mycelium/transports/link_event.hpp"
 #include "mycelium/transports/remote_node.hpp"
 #include "mycelium/transports/shm/segment.hpp"
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 #include "peer_service.hpp"
 
 using namespace std::chrono_literals;
@@ -109,7 +109,7 @@ private:
 
 struct system_config : caf::actor_system_config {
   system_config() {
-    mt::shm::load_middleman(*this); // CAF's middleman, able to run shm links
+    mt::load_io_loop(*this); // CAF's middleman, able to run shm links
     set("logger.verbosity", caf::atom("quiet"));
   }
 };
@@ -762,8 +762,8 @@ TEST_CASE("shm: a link without the shm multiplexer or with a ring too small is "
   CHECK(contains(err, "raise ring_capacity"));
   c.max_payload = 1 << 16;
   CHECK(c.validate() == caf::none);
-  mt::shm::wait_mode w;
-  CHECK(contains(mycelium::render(mt::shm::parse_wait_mode("spin", w)),
+  mt::wait_mode w;
+  CHECK(contains(mycelium::render(mt::parse_wait_mode("spin", w)),
                  "busy_poll, spin_then_block or block"));
   caf::actor_system_config plain;
   plain.load<caf::io::middleman>();
@@ -772,5 +772,5 @@ TEST_CASE("shm: a link without the shm multiplexer or with a ring too small is "
   mycelium::node n{sys, "plain"};
   auto l = mt::link::start(n, lt::descriptor(), c);
   REQUIRE(!l);
-  CHECK(contains(mycelium::render(l.error()), "load_middleman"));
+  CHECK(contains(mycelium::render(l.error()), "load_io_loop"));
 }

@@ -28,7 +28,7 @@
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 #include "peer_service.hpp"
 
 namespace mt = mycelium::transports;
@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
     std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
     return 2;
   }
-  if (auto err = mt::shm::parse_wait_mode(wait, cfg.wait)) {
+  if (auto err = mt::parse_wait_mode(wait, cfg.wait)) {
     std::cerr << "mycelium-link-peer: " << mycelium::render(err) << "\n";
     return 2;
   }
@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config sys_cfg;
-  mt::shm::load_middleman(sys_cfg); // CAF's middleman, able to run shm links
+  mt::load_io_loop(sys_cfg); // CAF's middleman, able to run shm links
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
   mycelium::node n{sys, node_name};

@@ -23,7 +23,7 @@
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/link_protocol.hpp"
 #include "mycelium/transports/shm/segment.hpp"
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 
 using namespace std::chrono_literals;
 namespace mt = mycelium::transports;
@@ -152,7 +152,7 @@ private:
 
 struct system_config : caf::actor_system_config {
   system_config() {
-    mt::shm::load_middleman(*this);
+    mt::load_io_loop(*this);
     set("logger.verbosity", caf::atom("quiet"));
   }
 };
@@ -174,7 +174,7 @@ TEST_CASE("shm: a sequence gap or a corrupt ring resets the link with the "
   c.kind = mt::link_kind::shm;
   c.role = mt::link_role::listen;
   c.address = (dir.path / "shm.sock").string();
-  c.wait = mt::shm::wait_mode::busy_poll; // the fake peer rings no doorbell
+  c.wait = mt::wait_mode::busy_poll; // the fake peer rings no doorbell
   c.peer_timeout = 30s;                   // nor sends heartbeats
   c.ring_capacity = 1 << 16;
   c.max_payload = 1 << 14;

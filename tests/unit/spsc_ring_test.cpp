@@ -193,11 +193,13 @@ TEST_CASE("spsc ring: a producer and a consumer thread, a million frames, in ord
 }
 
 TEST_CASE("spsc ring waiter: every mode wakes for each frame; an empty wait times out") {
-  for (auto mode : {wait_mode::busy_poll, wait_mode::spin_then_block, wait_mode::block}) {
+  for (auto mode : {mycelium::transports::wait_mode::busy_poll,
+                    mycelium::transports::wait_mode::spin_then_block,
+                    mycelium::transports::wait_mode::block}) {
     CAPTURE(to_string(mode));
     test_ring r{4096};
     auto t0 = std::chrono::steady_clock::now();
-    CHECK_FALSE(wait_for_data(r.reader, r.ctl, mode, 100, std::chrono::milliseconds(20)));
+    CHECK_FALSE(wait_for_data(r.reader, r.ctl, mode, std::chrono::microseconds(5), std::chrono::milliseconds(20)));
     CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(20));
     constexpr uint64_t count = 20000;
     std::thread producer{[&] {
@@ -210,7 +212,7 @@ TEST_CASE("spsc ring waiter: every mode wakes for each frame; an empty wait time
     uint64_t next = 0;
     bool timed_out = false;
     while (next < count && !timed_out) {
-      if (!wait_for_data(r.reader, r.ctl, mode, 100, std::chrono::seconds(10))) {
+      if (!wait_for_data(r.reader, r.ctl, mode, std::chrono::microseconds(5), std::chrono::seconds(10))) {
         timed_out = true; // a lost wake-up would end here
         break;
       }

@@ -12,7 +12,7 @@
 #include "mycelium/actors/log.hpp"
 #include "mycelium/actors/node.hpp"
 #include "mycelium/transports/shm/segment.hpp"
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 #include "socket_ops.hpp"
 
 namespace mycelium::transports {
@@ -81,6 +81,8 @@ caf::error link_config::validate() const {
     return bad("reconnect_min/max", "must satisfy 0 < reconnect_min <= reconnect_max");
   if (connect_timeout.count() <= 0)
     return bad("connect_timeout", "must be positive");
+  if (wait == wait_mode::spin_then_block && spin.count() <= 0)
+    return bad("spin", "must be positive with wait spin_then_block");
   if (kind == link_kind::shm) {
     if (!shm::valid_capacity(ring_capacity))
       return bad("ring_capacity", std::to_string(ring_capacity)
@@ -149,13 +151,13 @@ caf::expected<link> link::start(caf::actor_system& sys,
                         + std::to_string(b->node_name().size())
                         + " bytes; the hello carries at most 255");
   if (cfg.kind == link_kind::shm) {
-    if (shm::shm_multiplexer::of(sys) == nullptr)
+    if (io_loop::of(sys) == nullptr)
       return make_error(errc::config_invalid,
                         "link '" + cfg.name
-                          + "' of kind shm needs CAF's middleman with the shared-"
-                            "memory multiplexer: call "
-                            "mycelium::transports::shm::load_middleman(cfg) (that is, "
-                            "cfg.load<caf::io::middleman, shm_multiplexer>()) "
+                          + "' of kind shm needs CAF's middleman with Mycelium's "
+                            "I/O loop, which polls the rings: call "
+                            "mycelium::transports::load_io_loop(cfg) (that is, "
+                            "cfg.load<caf::io::middleman, io_loop>()) "
                             "before creating the actor system");
     // Segments of crashed processes would otherwise stay in /dev/shm.
     for (auto& name : shm::remove_stale_segments())

@@ -3,7 +3,7 @@
 // middleman's I/O loop; none owns a thread. A shared-memory link is a Unix
 // socket connection (handshake, interest, heartbeats, goodbye, instant
 // notice of a dead peer) whose data frames travel through a pair of rings
-// (shm/shm_endpoint.hpp) that the shm_multiplexer polls.
+// (shm/shm_endpoint.hpp) that the node's io_loop polls.
 
 #include <algorithm>
 #include <chrono>
@@ -79,6 +79,8 @@ public:
     established_ = false;
     up_ = false;
     ++epoch_;
+    if (auto* l = loop(); l != nullptr && !is_shm())
+      idle_ = l->request_idle(sh_->cfg.idle()); // shm: its poller asks
     self_->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
     self_->ack_writes(hdl, true);
     appended_ = written_ = 0;
@@ -94,6 +96,7 @@ public:
     if (!connected_)
       return;
     connected_ = false;
+    idle_.reset();
     self_->close(hdl_); // graceful: a queued refusal still goes out
     if (shm_)
       shm_->finish(); // frames the peer wrote before it left still count
@@ -133,6 +136,7 @@ public:
     }
     leave_bus();
     shm_.reset();
+    idle_.reset();
     std::lock_guard<std::mutex> guard{sh_->mtx};
     // Unsubscribed above; a publisher still on an older routing snapshot
     // may count on the gate for a moment after this (the topic counts it too).
@@ -448,7 +452,7 @@ public:
     if (is_shm() && !connector_) {
       // The listening side creates the segment and names it before anything
       // else, so the peer can map it before interest arrives.
-      auto ep = shm::detail::shm_endpoint::create(*mpx(), sh_, endpoint_callbacks());
+      auto ep = shm::detail::shm_endpoint::create(*loop(), sh_, endpoint_callbacks());
       if (!ep) {
         fault(static_cast<errc>(ep.error().code()),
               "cannot create the shared-memory segment: " + render(ep.error()));
@@ -568,7 +572,7 @@ public:
       why = "peer " + proto_.peer_name() + " offered a second segment";
       return errc::protocol_violation;
     }
-    auto ep = shm::detail::shm_endpoint::attach(*mpx(), sh_, x.segment,
+    auto ep = shm::detail::shm_endpoint::attach(*loop(), sh_, x.segment,
                                                 endpoint_callbacks());
     if (!ep) {
       why = "cannot attach the peer's shared-memory segment: " + render(ep.error());
@@ -599,8 +603,8 @@ private:
     }
   }
 
-  shm::shm_multiplexer* mpx() const {
-    return shm::shm_multiplexer::of(self_->system()); // checked by link::start
+  io_loop* loop() const {
+    return io_loop::of(self_->system()); // checked by link::start for shm
   }
 
   /// What the shared-memory data path reports back. Ring faults and
@@ -707,6 +711,7 @@ private:
   errc fault_ = errc::none;
   std::string fault_text_;
   std::unique_ptr<shm::detail::shm_endpoint> shm_; ///< kind shm, once attached
+  loop_registration idle_; ///< socket kinds: the loop idles by our `wait`
 };
 
 caf::behavior connection_behavior(caf::io::broker* self,

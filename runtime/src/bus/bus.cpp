@@ -333,6 +333,7 @@ service_stats bus::service(const std::string& name) const {
   r.published = c.published.load(std::memory_order_relaxed);
   r.handler_errors = c.handler_errors.load(std::memory_order_relaxed);
   r.restarts = c.restarts.load(std::memory_order_relaxed);
+  r.slow_handlers = c.slow_handlers.load(std::memory_order_relaxed);
   r.delivered = c.retired_delivered.load(std::memory_order_relaxed);
   r.dropped = c.retired_dropped.load(std::memory_order_relaxed);
   auto add = [&](const subscription& s) {

@@ -1,13 +1,12 @@
 #include "mycelium/transports/shm/ring_waiter.hpp"
 
-#include "mycelium/errc.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <ctime>
 
-#include <immintrin.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,38 +24,26 @@ long futex(std::atomic<uint32_t>* addr, int op, uint32_t val,
 
 } // namespace
 
-const char* to_string(wait_mode x) noexcept {
-  switch (x) {
-    case wait_mode::busy_poll: return "busy_poll";
-    case wait_mode::spin_then_block: return "spin_then_block";
-    case wait_mode::block: return "block";
-  }
-  return "<invalid wait_mode>";
-}
-
-caf::error parse_wait_mode(const std::string& text, wait_mode& out) {
-  for (auto m : {wait_mode::busy_poll, wait_mode::spin_then_block, wait_mode::block})
-    if (text == to_string(m)) {
-      out = m;
-      return caf::none;
-    }
-  return make_error(errc::config_invalid,
-                    "unknown wait mode '" + text
-                      + "': use busy_poll, spin_then_block or block");
-}
-
-bool wait_for_data(ring_reader& reader, ring_control& ctl, wait_mode mode,
-                   uint32_t spin_count, std::chrono::nanoseconds timeout) noexcept {
+bool wait_for_data(ring_reader& reader, ring_control& ctl, transports::wait_mode mode,
+                   std::chrono::nanoseconds spin,
+                   std::chrono::nanoseconds timeout) noexcept {
   if (reader.maybe_ready())
     return true;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + timeout;
   if (mode != wait_mode::block) {
-    for (uint32_t i = 0; mode == wait_mode::busy_poll || i < spin_count; ++i) {
+    auto spin_end = mode == wait_mode::busy_poll ? deadline : start + spin;
+    for (uint32_t i = 0;; ++i) {
       if (reader.maybe_ready())
         return true;
-      _mm_pause();
-      if ((i & 1023) == 1023 && std::chrono::steady_clock::now() >= deadline)
-        return false;
+      mycelium::detail::cpu_relax();
+      if ((i & 63) == 63) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+          return false;
+        if (now >= spin_end)
+          break;
+      }
     }
   }
   for (;;) {

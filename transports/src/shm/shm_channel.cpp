@@ -4,9 +4,9 @@
 #include <cstring>
 #include <thread>
 
-#include <immintrin.h>
 
 #include "mycelium/actors/log.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
 
 namespace mycelium::transports::shm::detail {
 
@@ -33,7 +33,7 @@ void shm_channel::close() {
 }
 
 void shm_channel::wake_peer() noexcept {
-  // Only if the peer's loop sleeps (flag handshake, see shm_multiplexer).
+  // Only if the peer's loop sleeps (flag handshake, see io_loop).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (out_ctl_->consumer_sleeping.load(std::memory_order_relaxed) != 0)
     bell_.ring();
@@ -144,7 +144,7 @@ bool shm_channel::write_locked(std::unique_lock<std::mutex>& guard,
     // Wait for the peer's I/O loop to consume; let other publishers in.
     guard.unlock();
     if (attempt < 64)
-      _mm_pause();
+      mycelium::detail::cpu_relax();
     else
       std::this_thread::yield();
     guard.lock();

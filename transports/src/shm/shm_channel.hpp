@@ -7,7 +7,7 @@
 #include <string>
 
 #include "../link_shared.hpp"
-#include "doorbell.hpp"
+#include "../loop/doorbell.hpp"
 #include "mycelium/bus/link_sink.hpp"
 #include "mycelium/transports/shm/segment.hpp"
 
@@ -65,7 +65,7 @@ private:
   ring_writer writer_;
   uint64_t seq_ = 0;
   bool closed_ = false;
-  doorbell_sender bell_;
+  transports::detail::doorbell_sender bell_;
   std::atomic<bool> overflowed_{false};
 };
 

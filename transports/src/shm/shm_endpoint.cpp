@@ -25,19 +25,16 @@ std::string fresh_name() {
 
 } // namespace
 
-shm_endpoint::shm_endpoint(shm_multiplexer& mpx,
+shm_endpoint::shm_endpoint(io_loop& loop,
                            std::shared_ptr<transports::detail::link_shared> sh,
                            segment seg, callbacks cbs)
-  : mpx_(mpx), sh_(std::move(sh)), cbs_(std::move(cbs)) {
-  mode = sh_->cfg.wait;
-  spin_count = sh_->cfg.spin_count;
+  : loop_(loop), sh_(std::move(sh)), cbs_(std::move(cbs)) {
   reader_ = seg.reader();
   channel_ = std::make_shared<shm_channel>(sh_, std::move(seg), cbs_.on_trouble);
 }
 
 shm_endpoint::~shm_endpoint() {
-  if (polling_)
-    mpx_.remove_poller(this);
+  registration_.reset();
   channel_->close();
   if (channel_->seg().side() == 0)
     channel_->seg().unlink(); // idempotent; the peer may never have attached
@@ -46,8 +43,8 @@ shm_endpoint::~shm_endpoint() {
 namespace {
 
 /// The loop's doorbell must exist before a peer can be told its name.
-caf::error check_doorbell(shm_multiplexer& mpx) {
-  if (!mpx.doorbell_name().empty())
+caf::error check_doorbell(io_loop& loop) {
+  if (!loop.doorbell_name().empty())
     return caf::none;
   return make_error(errc::io_failed,
                     std::string{"cannot create the doorbell socket of this I/O "
@@ -58,16 +55,16 @@ caf::error check_doorbell(shm_multiplexer& mpx) {
 } // namespace
 
 caf::expected<std::unique_ptr<shm_endpoint>>
-shm_endpoint::create(shm_multiplexer& mpx,
+shm_endpoint::create(io_loop& loop,
                      std::shared_ptr<transports::detail::link_shared> sh,
                      callbacks cbs) {
-  if (auto err = check_doorbell(mpx))
+  if (auto err = check_doorbell(loop))
     return err;
   // A segment with our fresh name cannot exist, but retry once on a clash.
   for (int attempt = 0;; ++attempt) {
     auto seg = segment::create(fresh_name(), sh->cfg.ring_capacity, sh->schema.digest);
     if (seg) {
-      auto* self = new shm_endpoint(mpx, sh, std::move(*seg), std::move(cbs));
+      auto* self = new shm_endpoint(loop, sh, std::move(*seg), std::move(cbs));
       return std::unique_ptr<shm_endpoint>{self};
     }
     if (attempt > 0 || seg.error().code() != static_cast<uint8_t>(errc::address_in_use))
@@ -76,10 +73,10 @@ shm_endpoint::create(shm_multiplexer& mpx,
 }
 
 caf::expected<std::unique_ptr<shm_endpoint>>
-shm_endpoint::attach(shm_multiplexer& mpx,
+shm_endpoint::attach(io_loop& loop,
                      std::shared_ptr<transports::detail::link_shared> sh,
                      const std::string& name, callbacks cbs) {
-  if (auto err = check_doorbell(mpx))
+  if (auto err = check_doorbell(loop))
     return err;
   if (name.rfind("mycelium-", 0) != 0 || name.find('/') != std::string::npos)
     return make_error(errc::protocol_violation,
@@ -93,12 +90,12 @@ shm_endpoint::attach(shm_multiplexer& mpx,
         "segment " + name + " has rings of " + std::to_string(seg->capacity())
           + " bytes (the peer's ring_capacity; ours is "
           + std::to_string(sh->cfg.ring_capacity) + ")");
-  auto* self = new shm_endpoint(mpx, sh, std::move(*seg), std::move(cbs));
+  auto* self = new shm_endpoint(loop, sh, std::move(*seg), std::move(cbs));
   return std::unique_ptr<shm_endpoint>{self};
 }
 
 wire::shm_attach shm_endpoint::offer() const {
-  return {channel_->seg().name(), mpx_.doorbell_name()};
+  return {channel_->seg().name(), loop_.doorbell_name()};
 }
 
 void shm_endpoint::peer_attached(const std::string& doorbell) {
@@ -107,21 +104,16 @@ void shm_endpoint::peer_attached(const std::string& doorbell) {
 }
 
 void shm_endpoint::start() {
-  if (!polling_) {
-    polling_ = true;
-    mpx_.add_poller(this);
-  }
+  if (!registration_)
+    registration_ = loop_.add_poller(*this, sh_->cfg.idle());
 }
 
 void shm_endpoint::finish() {
   if (!failed_)
-    while (take(batch)) {
+    while (take(batch) > 0) {
       // drain
     }
-  if (polling_) {
-    polling_ = false;
-    mpx_.remove_poller(this);
-  }
+  registration_.reset();
   channel_->close();
 }
 
@@ -134,7 +126,7 @@ std::string shm_endpoint::check_peer() {
   return {};
 }
 
-bool shm_endpoint::poll() {
+size_t shm_endpoint::poll() {
   return take(batch);
 }
 
@@ -142,17 +134,23 @@ bool shm_endpoint::ready() const noexcept {
   return !failed_ && reader_.maybe_ready();
 }
 
-ring_control& shm_endpoint::incoming() noexcept {
-  return channel_->seg().incoming();
+bool shm_endpoint::arm() noexcept {
+  channel_->seg().incoming().consumer_sleeping.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst); // flag before the re-check
+  return !ready();
 }
 
-bool shm_endpoint::take(size_t max_frames) {
+void shm_endpoint::disarm() noexcept {
+  channel_->seg().incoming().consumer_sleeping.store(0, std::memory_order_relaxed);
+}
+
+size_t shm_endpoint::take(size_t max_frames) {
   size_t taken = 0;
   auto fault = [this, &taken](errc code, const std::string& text) {
     failed_ = true;
     if (cbs_.on_fault)
       cbs_.on_fault(code, text);
-    return taken > 0;
+    return taken;
   };
   while (taken < max_frames && !failed_) {
     const uint8_t* data = nullptr;
@@ -218,7 +216,7 @@ bool shm_endpoint::take(size_t max_frames) {
     }
     cbs_.on_data(h.type_id, std::move(msg));
   }
-  return taken > 0;
+  return taken;
 }
 
 } // namespace mycelium::transports::shm::detail

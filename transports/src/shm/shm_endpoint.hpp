@@ -7,20 +7,21 @@
 #include <caf/expected.hpp>
 #include <caf/message.hpp>
 
-#include "mycelium/transports/shm/shm_multiplexer.hpp"
-#include "ring_poller.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
+#include "mycelium/transports/loop/poller.hpp"
 #include "shm_channel.hpp"
 
 namespace mycelium::transports::shm::detail {
 
 /// One connection's shared-memory data path: the segment (created by the
 /// listening side, attached by the connecting side), the channel that
-/// publishers write into, and the reader that the multiplexer polls.
-/// Received frames are checked (header, sequence) and decoded here.
+/// publishers write into, and the reader that the node's I/O loop polls
+/// (a `poller`). Received frames are checked (header, sequence) and decoded
+/// here.
 ///
 /// Thread-safety: owned by one link broker; everything but the channel's
-/// `push` runs on the I/O thread.
-class shm_endpoint final : public ring_poller {
+/// `push` runs on the I/O loop's thread.
+class shm_endpoint final : public poller {
 public:
   struct callbacks {
     /// A decoded message from the peer.
@@ -40,13 +41,13 @@ public:
 
   /// Listening side: creates a fresh segment (removing stale ones first).
   static caf::expected<std::unique_ptr<shm_endpoint>>
-  create(shm_multiplexer& mpx,
+  create(io_loop& loop,
          std::shared_ptr<transports::detail::link_shared> sh, callbacks cbs);
 
   /// Connecting side: maps the segment the peer offered, checking its
   /// header and schema digest.
   static caf::expected<std::unique_ptr<shm_endpoint>>
-  attach(shm_multiplexer& mpx, std::shared_ptr<transports::detail::link_shared> sh,
+  attach(io_loop& loop, std::shared_ptr<transports::detail::link_shared> sh,
          const std::string& name, callbacks cbs);
 
   ~shm_endpoint() override;
@@ -58,7 +59,7 @@ public:
   /// doorbell is known.
   void peer_attached(const std::string& doorbell);
 
-  /// Starts being polled by the multiplexer.
+  /// Starts being polled by the I/O loop.
   void start();
 
   /// Delivers what is still in the ring (a peer that said goodbye or died
@@ -72,25 +73,27 @@ public:
   /// text when the peer's process is gone.
   std::string check_peer();
 
-  // -- ring_poller ---------------------------------------------------------------
-  bool poll() override;
-  bool ready() const noexcept override;
-  ring_control& incoming() noexcept override;
+  // -- poller --------------------------------------------------------------------
+  size_t poll() override;
+  bool arm() noexcept override;
+  void disarm() noexcept override;
 
 private:
-  shm_endpoint(shm_multiplexer& mpx,
+  shm_endpoint(io_loop& loop,
                std::shared_ptr<transports::detail::link_shared> sh,
                segment seg, callbacks cbs);
 
-  bool take(size_t max_frames);
+  /// Takes up to `max_frames` frames; returns how many.
+  size_t take(size_t max_frames);
+  bool ready() const noexcept;
 
-  shm_multiplexer& mpx_;
+  io_loop& loop_;
+  loop_registration registration_;
   std::shared_ptr<transports::detail::link_shared> sh_;
   callbacks cbs_;
   std::shared_ptr<shm_channel> channel_;
   ring_reader reader_;
   uint64_t rx_seq_ = 0;
-  bool polling_ = false;
   bool failed_ = false;
 };
 

@@ -41,17 +41,27 @@ public:
   caf::actor_system& system() noexcept { return sys_; }
 
   /// Spawns service type `type` (a registry name) as instance `instance`
-  /// (default: the type name) under the supervisor. Returns once the
-  /// service's on_start has run, so its subscriptions are in place.
+  /// (default: the type name) under the supervisor, on CAF's worker pool or
+  /// on the node's I/O loop (`where`; loop placement needs CAF's middleman).
+  /// Returns once the service's on_start has run, so its subscriptions are
+  /// in place.
   caf::expected<caf::actor> start(const std::string& type,
                                   caf::settings params = {},
                                   std::string instance = {},
-                                  restart_policy policy = {});
+                                  restart_policy policy = {},
+                                  placement where = placement::pool);
 
   /// Same with an explicit factory instead of a registry name.
   caf::expected<caf::actor> start(service_factory factory, std::string instance,
                                   caf::settings params = {},
-                                  restart_policy policy = {});
+                                  restart_policy policy = {},
+                                  placement where = placement::pool);
+
+  /// Budget of a loop-placed handler for services started from now on
+  /// (default 10 ms): a handler over it is logged and counted.
+  void handler_budget(std::chrono::nanoseconds budget) noexcept {
+    handler_budget_ = budget;
+  }
 
   /// Publishes from outside any service.
   template <class T>
@@ -89,7 +99,7 @@ public:
 private:
   caf::expected<caf::actor> start_spec(std::string type, service_factory factory,
                                        std::string instance, caf::settings params,
-                                       restart_policy policy);
+                                       restart_policy policy, placement where);
 
   caf::actor_system& sys_;
   std::string name_;
@@ -97,6 +107,7 @@ private:
   caf::actor supervisor_;
   caf::error exit_reason_;
   bool stopped_ = false;
+  std::chrono::nanoseconds handler_budget_ = std::chrono::milliseconds{10};
 };
 
 } // namespace mycelium

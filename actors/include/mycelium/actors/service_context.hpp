@@ -1,20 +1,29 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include <caf/settings.hpp>
 
+#include "mycelium/actors/placement.hpp"
+
 namespace mycelium {
 
 class bus;
 
-/// What a service instance is given at spawn: its name, the bus of its node
-/// and its parameters (from code, or later from topology.toml). Copyable.
+/// What a service instance is given at spawn: its name, the bus of its node,
+/// its parameters (from code, or later from topology.toml) and where it runs.
+/// Copyable.
 struct service_context {
   std::string name;
   std::shared_ptr<mycelium::bus> bus;
   caf::settings params;
+  /// On CAF's worker pool or on the node's I/O loop.
+  mycelium::placement where = placement::pool;
+  /// Loop placement: a handler running longer than this is logged and
+  /// counted (`service_stats::slow_handlers`); it stalls the loop meanwhile.
+  std::chrono::nanoseconds handler_budget = std::chrono::milliseconds{10};
 };
 
 } // namespace mycelium

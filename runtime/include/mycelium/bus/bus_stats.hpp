@@ -29,6 +29,8 @@ struct service_stats {
   uint64_t dropped = 0;
   uint64_t handler_errors = 0;
   uint64_t restarts = 0;
+  /// Loop placement: handlers that ran over the service's handler budget.
+  uint64_t slow_handlers = 0;
 };
 
 namespace detail {
@@ -41,6 +43,7 @@ struct service_counters {
   std::atomic<uint64_t> published{0};
   std::atomic<uint64_t> handler_errors{0};
   std::atomic<uint64_t> restarts{0};
+  std::atomic<uint64_t> slow_handlers{0};
   std::atomic<uint64_t> retired_delivered{0};
   std::atomic<uint64_t> retired_dropped{0};
 };

@@ -7,7 +7,8 @@
 #include <caf/error.hpp>
 
 #include "mycelium/bus/send_gate.hpp"
-#include "mycelium/transports/shm/ring_waiter.hpp"
+#include "mycelium/transports/loop/idle_strategy.hpp"
+#include "mycelium/transports/shm/spsc_ring.hpp"
 #include "mycelium/wire/frame_header.hpp"
 
 namespace mycelium::transports {
@@ -56,16 +57,23 @@ struct link_config {
   /// How long `block` makes a publisher wait before `back_pressured`.
   std::chrono::milliseconds block_timeout{100};
 
+  // -- waiting ----------------------------------------------------------------------
+  /// How the node's I/O loop idles while this link exists (every kind: a
+  /// socket link that busy-polls reads without an epoll wake-up). The loop
+  /// follows the most eager request of all its links and services.
+  wait_mode wait = wait_mode::spin_then_block;
+  /// How long `spin_then_block` polls after the last work before it sleeps.
+  std::chrono::microseconds spin{100};
+
+  /// `wait` and `spin` as the loop's idle strategy.
+  idle_strategy idle() const noexcept { return {wait, spin}; }
+
   // -- shared memory (kind shm) --------------------------------------------------
   /// Bytes of each ring (one per direction per peer), a power of two from 64
   /// bytes to 1 GiB. Bounds what is in flight towards the peer (instead of
   /// `send_queue`), and a frame (24-byte header + payload) must fit in half
   /// of it.
   uint64_t ring_capacity = uint64_t{4} << 20;
-  /// How this process's I/O loop waits for frames from the peer.
-  shm::wait_mode wait = shm::wait_mode::spin_then_block;
-  /// Empty checks of the rings before the I/O loop sleeps (spin_then_block).
-  uint32_t spin_count = 2000;
 
   // -- liveness -------------------------------------------------------------------
   /// A heartbeat goes out after this long without another frame.

@@ -7,7 +7,7 @@
 
 #include <caf/io/network/event_handler.hpp>
 
-namespace mycelium::transports::shm::detail {
+namespace mycelium::transports::detail {
 
 /// The receiving end of a doorbell: an abstract-namespace Unix datagram
 /// socket (no file, gone with the process) in the multiplexer's epoll set.
@@ -64,4 +64,4 @@ private:
 /// Fills `addr` with the abstract address `name`; returns its length.
 socklen_t abstract_address(const std::string& name, sockaddr_un& addr);
 
-} // namespace mycelium::transports::shm::detail
+} // namespace mycelium::transports::detail

@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-namespace mycelium::transports::shm::detail {
+namespace mycelium::transports::detail {
 
 socklen_t abstract_address(const std::string& name, sockaddr_un& addr) {
   std::memset(&addr, 0, sizeof(addr));
@@ -83,4 +83,4 @@ void doorbell_sender::ring() const noexcept {
                   reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
 }
 
-} // namespace mycelium::transports::shm::detail
+} // namespace mycelium::transports::detail

@@ -1,0 +1,131 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/intrusive_ptr.hpp>
+#include <caf/io/network/default_multiplexer.hpp>
+#include <caf/resumable.hpp>
+
+#include "mycelium/transports/loop/idle_strategy.hpp"
+#include "mycelium/transports/loop/poller.hpp"
+
+namespace mycelium::transports {
+
+namespace detail {
+class doorbell_receiver;
+} // namespace detail
+
+/// Counters of one I/O loop (read with relaxed loads from any thread).
+struct io_loop_stats {
+  uint64_t turns = 0;    ///< iterations of the run loop
+  uint64_t resumed = 0;  ///< actors (loop services, brokers) resumed on it
+  uint64_t polled = 0;   ///< items the pollers handled (frames, ...)
+  uint64_t sleeps = 0;   ///< times the loop blocked in epoll
+  uint64_t socket_polls = 0; ///< non-blocking epoll calls
+};
+
+/// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
+/// thread) turned into a loop that, on every turn and in one place,
+///
+///  1. resumes the actors posted to it from its own thread (loop services,
+///     link brokers) without a system call,
+///  2. calls every registered `poller` (shared-memory rings),
+///  3. polls the sockets through epoll (without blocking, every turn when no
+///     poller is registered, otherwise every `socket_poll_interval` turns),
+///  4. and, after a turn without work, idles by the most eager
+///     `idle_strategy` that any registration asked for: busy-poll, spin for
+///     a duration then block, or block. Blocking arms every poller (so a
+///     producer rings the loop's doorbell) and waits in epoll.
+///
+/// With nothing registered it idles like CAF's default backend, so any
+/// program may load it. Load it instead of the default backend before the
+/// actor system is created:
+///
+///     mycelium::transports::load_io_loop(cfg);
+///     // = cfg.load<caf::io::middleman, mycelium::transports::io_loop>()
+///
+/// Actors posted from other threads reach the loop through CAF's pipe
+/// (one write and one epoll wake-up).
+///
+/// Thread-safety: `add_poller`, `request_idle` and `doorbell_name` belong to
+/// the loop's thread; `stats` and `of` are safe from any thread.
+class io_loop : public caf::io::network::default_multiplexer {
+public:
+  /// Turns between two non-blocking socket polls while pollers are
+  /// registered: an epoll_wait costs about as much as a ring round trip.
+  static constexpr uint32_t socket_poll_interval = 32;
+
+  explicit io_loop(caf::actor_system* sys);
+  ~io_loop() override;
+
+  void run() override;
+  void exec_later(caf::resumable* ptr) override;
+
+  /// Polls `p` on every turn until the registration ends; the loop idles at
+  /// least as eagerly as `idle` meanwhile. Loop thread only.
+  [[nodiscard]] loop_registration add_poller(poller& p, idle_strategy idle);
+
+  /// Asks the loop to idle at least as eagerly as `idle` until the
+  /// registration ends (socket links, whose data arrive through epoll).
+  /// Loop thread only.
+  [[nodiscard]] loop_registration request_idle(idle_strategy idle);
+
+  /// The strategy the loop follows now (the merge of all registrations).
+  idle_strategy current_idle() const noexcept { return idle_; }
+
+  /// The abstract socket name producers ring to wake this loop (created on
+  /// first use; empty, with errno set, if no socket could be made). Loop
+  /// thread only.
+  const std::string& doorbell_name();
+
+  /// Whether the caller runs on this loop's thread.
+  bool on_loop_thread() const noexcept;
+
+  io_loop_stats stats() const noexcept;
+
+  /// The loop of `sys`, or nullptr when its middleman runs another backend
+  /// (or none).
+  static io_loop* of(caf::actor_system& sys) noexcept;
+
+private:
+  friend class loop_registration;
+
+  struct entry {
+    poller* p = nullptr; ///< null for idle requests and free slots
+    idle_strategy idle;
+    bool live = false;
+  };
+
+  size_t add_entry(poller* p, idle_strategy idle);
+  void remove_entry(size_t slot) noexcept;
+  void recompute_idle() noexcept;
+  size_t run_posted();
+  size_t poll_pollers();
+  /// Arms the pollers, re-checks, blocks in epoll, disarms.
+  void sleep();
+
+  std::vector<entry> entries_;
+  size_t live_pollers_ = 0;
+  size_t live_entries_ = 0;
+  idle_strategy idle_ = idle_strategy::blocking();
+  std::vector<caf::intrusive_ptr<caf::resumable>> posted_;
+  std::vector<caf::intrusive_ptr<caf::resumable>> running_;
+  size_t max_throughput_ = 0;
+  bool woke_pool_ = false; ///< this turn handed work to CAF's worker pool
+  std::string doorbell_name_;
+  std::unique_ptr<detail::doorbell_receiver> doorbell_;
+  bool doorbell_active_ = false;
+  struct counters;
+  std::unique_ptr<counters> counters_;
+};
+
+/// Loads CAF's middleman with `io_loop` as its backend.
+void load_io_loop(caf::actor_system_config& cfg);
+
+} // namespace mycelium::transports

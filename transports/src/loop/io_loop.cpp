@@ -1,0 +1,290 @@
+#include "mycelium/transports/loop/io_loop.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <sched.h>
+
+#include <caf/config_value.hpp>
+#include <caf/defaults.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/settings.hpp>
+
+#include "doorbell.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
+
+namespace mycelium::transports {
+
+// -- poller and loop_registration ----------------------------------------------
+
+poller::~poller() = default;
+
+loop_registration::loop_registration(loop_registration&& other) noexcept
+  : loop_(other.loop_), slot_(other.slot_) {
+  other.loop_ = nullptr;
+}
+
+loop_registration& loop_registration::operator=(loop_registration&& other) noexcept {
+  if (this != &other) {
+    reset();
+    loop_ = other.loop_;
+    slot_ = other.slot_;
+    other.loop_ = nullptr;
+  }
+  return *this;
+}
+
+loop_registration::~loop_registration() {
+  reset();
+}
+
+void loop_registration::reset() noexcept {
+  if (loop_ != nullptr) {
+    loop_->remove_entry(slot_);
+    loop_ = nullptr;
+  }
+}
+
+// -- io_loop -------------------------------------------------------------------
+
+struct io_loop::counters {
+  std::atomic<uint64_t> turns{0};
+  std::atomic<uint64_t> resumed{0};
+  std::atomic<uint64_t> polled{0};
+  std::atomic<uint64_t> sleeps{0};
+  std::atomic<uint64_t> socket_polls{0};
+};
+
+namespace {
+
+/// Single-writer counter bump (the loop thread), read by anyone.
+void bump(std::atomic<uint64_t>& x, uint64_t n = 1) noexcept {
+  x.store(x.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+} // namespace
+
+io_loop::io_loop(caf::actor_system* sys)
+  : default_multiplexer(sys), counters_(std::make_unique<counters>()) {
+}
+
+io_loop::~io_loop() {
+  // Actors posted but never resumed hold a reference each (like the ones
+  // CAF finds in its pipe at shutdown).
+  for (auto& ptr : posted_)
+    caf::scheduler::abstract_coordinator::cleanup_and_release(ptr.release());
+  posted_.clear();
+}
+
+io_loop* io_loop::of(caf::actor_system& sys) noexcept {
+  if (!sys.has_middleman())
+    return nullptr;
+  return dynamic_cast<io_loop*>(&sys.middleman().backend());
+}
+
+bool io_loop::on_loop_thread() const noexcept {
+  return std::this_thread::get_id() == thread_id();
+}
+
+io_loop_stats io_loop::stats() const noexcept {
+  io_loop_stats r;
+  auto rd = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
+  r.turns = rd(counters_->turns);
+  r.resumed = rd(counters_->resumed);
+  r.polled = rd(counters_->polled);
+  r.sleeps = rd(counters_->sleeps);
+  r.socket_polls = rd(counters_->socket_polls);
+  return r;
+}
+
+void io_loop::exec_later(caf::resumable* ptr) {
+  auto st = ptr->subtype();
+  bool ours = st == caf::resumable::io_actor || st == caf::resumable::function_object;
+  if (on_loop_thread()) {
+    if (ours) {
+      // Same thread: resumed at the start of the next turn, no pipe write.
+      posted_.emplace_back(ptr, false); // adopts the caller's reference
+      return;
+    }
+    woke_pool_ = true;
+  }
+  default_multiplexer::exec_later(ptr);
+}
+
+size_t io_loop::add_entry(poller* p, idle_strategy idle) {
+  size_t slot = 0;
+  while (slot < entries_.size() && entries_[slot].live)
+    ++slot;
+  if (slot == entries_.size())
+    entries_.emplace_back();
+  entries_[slot] = entry{p, idle, true};
+  ++live_entries_;
+  if (p != nullptr)
+    ++live_pollers_;
+  recompute_idle();
+  return slot;
+}
+
+void io_loop::remove_entry(size_t slot) noexcept {
+  if (slot >= entries_.size() || !entries_[slot].live)
+    return;
+  if (entries_[slot].p != nullptr)
+    --live_pollers_;
+  --live_entries_;
+  entries_[slot] = entry{}; // the slot is free; a running poll pass skips it
+  recompute_idle();
+  if (doorbell_active_ && live_pollers_ == 0) {
+    // The doorbell would keep the loop alive after the last socket closed.
+    doorbell_->stop();
+    doorbell_active_ = false;
+  }
+}
+
+loop_registration io_loop::add_poller(poller& p, idle_strategy idle) {
+  doorbell_name(); // pollers are woken through the doorbell
+  if (doorbell_ && !doorbell_active_) {
+    doorbell_->start();
+    doorbell_active_ = true;
+  }
+  return loop_registration{this, add_entry(&p, idle)};
+}
+
+loop_registration io_loop::request_idle(idle_strategy idle) {
+  return loop_registration{this, add_entry(nullptr, idle)};
+}
+
+const std::string& io_loop::doorbell_name() {
+  if (!doorbell_) {
+    doorbell_ = detail::doorbell_receiver::make(*this);
+    if (doorbell_)
+      doorbell_name_ = doorbell_->name();
+  }
+  return doorbell_name_;
+}
+
+void io_loop::recompute_idle() noexcept {
+  auto merged = idle_strategy::blocking();
+  for (auto& e : entries_)
+    if (e.live)
+      merged = idle_strategy::merge(merged, e.idle);
+  idle_ = merged;
+}
+
+size_t io_loop::run_posted() {
+  if (posted_.empty())
+    return 0;
+  running_.swap(posted_); // resumed actors may post again (into posted_)
+  auto n = running_.size();
+  for (auto& ptr : running_) {
+    switch (ptr->resume(this, max_throughput_)) {
+      case caf::resumable::resume_later:
+        posted_.emplace_back(std::move(ptr)); // more mail: next turn
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        ptr.release(); // CAF's shutdown helpers are not reference counted
+        break;
+      default:
+        break; // done: drops our reference
+    }
+  }
+  running_.clear();
+  // Resumed brokers may have changed their sockets' epoll interest.
+  handle_internal_events();
+  bump(counters_->resumed, n);
+  return n;
+}
+
+size_t io_loop::poll_pollers() {
+  size_t work = 0;
+  // By index: a poll may register pollers or end registrations.
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (auto* p = entries_[i].p; p != nullptr && entries_[i].live)
+      work += p->poll();
+  if (work > 0)
+    bump(counters_->polled, work);
+  return work;
+}
+
+void io_loop::sleep() {
+  // Dekker style with the producers: each poller marks itself sleeping,
+  // fences and re-checks; a producer that sees the mark rings the doorbell.
+  size_t armed = 0;
+  bool ready = !posted_.empty();
+  for (; armed < entries_.size() && !ready; ++armed)
+    if (auto* p = entries_[armed].p; p != nullptr && entries_[armed].live)
+      ready = !p->arm();
+  if (!ready) {
+    bump(counters_->sleeps);
+    poll_once(true);
+  }
+  // Entries removed meanwhile are gone; new ones were never armed.
+  for (size_t i = 0; i < armed && i < entries_.size(); ++i)
+    if (auto* p = entries_[i].p; p != nullptr && entries_[i].live)
+      p->disarm();
+}
+
+void io_loop::run() {
+  max_throughput_ = caf::get_or(system().config(), "scheduler.max-throughput",
+                                caf::defaults::scheduler::max_throughput);
+  uint32_t turns = 0;
+  uint32_t idle_turns = 0;
+  bool just_slept = false;
+  auto idle_since = std::chrono::steady_clock::now();
+  while (num_socket_handlers() > 0 || !posted_.empty()) {
+    bump(counters_->turns);
+    size_t work = run_posted();
+    work += poll_pollers();
+    // Right after a blocking epoll the sockets were just serviced.
+    if (!just_slept && (live_pollers_ == 0 || ++turns >= socket_poll_interval)) {
+      turns = 0;
+      bump(counters_->socket_polls);
+      if (poll_once(false))
+        ++work;
+    }
+    just_slept = false;
+    if (woke_pool_) {
+      // Work handed to CAF's workers woke a thread that often shares this
+      // CPU: let it run now instead of at the end of our time slice.
+      woke_pool_ = false;
+      sched_yield();
+    }
+    if (work > 0) {
+      idle_turns = 0;
+      continue;
+    }
+    switch (idle_.mode) {
+      case wait_mode::busy_poll:
+        // Yield now and then: the process's workers may share this CPU.
+        if ((++idle_turns & 63) == 0)
+          sched_yield();
+        else
+          mycelium::detail::cpu_relax();
+        continue;
+      case wait_mode::spin_then_block:
+        if (idle_turns++ == 0) {
+          idle_since = std::chrono::steady_clock::now();
+          continue;
+        }
+        // The clock costs ~20 ns; look at it every 16 idle turns.
+        if ((idle_turns & 15) != 0
+            || std::chrono::steady_clock::now() - idle_since < idle_.spin) {
+          mycelium::detail::cpu_relax();
+          continue;
+        }
+        break;
+      case wait_mode::block:
+        break;
+    }
+    idle_turns = 0;
+    sleep();
+    just_slept = true;
+  }
+}
+
+void load_io_loop(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman, io_loop>();
+}
+
+} // namespace mycelium::transports

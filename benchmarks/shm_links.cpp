@@ -151,6 +151,7 @@ struct options {
   int64_t ws_spin_polls = 20000;
   int64_t max_throughput = -1; // scheduler.max-throughput; -1: CAF's default (unlimited)
   std::string io_sched = "normal"; // the middleman I/O thread: normal | nice:N | idle
+  std::string placement = "pool";  // where the bus paths' services run: pool | loop
   uint64_t ring_capacity = 256 * 1024;
   uint32_t spin_us = 100;
   size_t mq_depth = 16;
@@ -173,6 +174,13 @@ struct options {
   std::string dir;
   int cpu = -1;
 };
+
+mycelium::placement placement_of(const options& opt) {
+  mycelium::placement p = mycelium::placement::pool;
+  if (auto err = mycelium::parse_placement(opt.placement, p))
+    throw bench_error(mycelium::render(err));
+  return p;
+}
 
 size_t roundtrips_for(const options& opt, size_t size) {
   return size <= 1024 ? opt.roundtrips : opt.roundtrips_large;
@@ -532,7 +540,7 @@ int run_peer(const options& opt) {
             return diag ? s.spawn<stamp_far_service>(std::move(ctx))
                         : s.spawn<far_service>(std::move(ctx));
           },
-          "far");
+          "far", {}, {}, placement_of(opt));
         if (!s)
           throw bench_error("peer: cannot start far service: " + mycelium::render(s.error()));
         auto lc = make_link_config(opt, mode);
@@ -847,7 +855,7 @@ public:
       service = [lj = &lj_, tj = &tj_](caf::actor_system& s, mycelium::service_context ctx) {
         return s.spawn<driver_service>(std::move(ctx), lj, tj);
       };
-    auto s = node_.start(std::move(service), "driver");
+    auto s = node_.start(std::move(service), "driver", {}, {}, placement_of(opt));
     if (!s)
       throw bench_error("cannot start the driver service: " + mycelium::render(s.error()));
   }
@@ -1377,7 +1385,8 @@ scenario_result run_scenario(const options& opt, const scenario& sc) {
     "--ring-capacity", std::to_string(opt.ring_capacity),
     "--spin-us", std::to_string(opt.spin_us),
     "--mq-depth", std::to_string(opt.mq_depth), "--timer", opt.timer,
-    "--block-timeout-ms", std::to_string(opt.block_timeout_ms)};
+    "--block-timeout-ms", std::to_string(opt.block_timeout_ms),
+    "--placement", opt.placement};
   dev_shm_sweeper sweeper; // runs after the peer is reaped (declared first)
   child_process peer{argv, (dir.path / "peer.log").string(), "/proc/self/exe",
                      std::chrono::seconds(2)};
@@ -1783,6 +1792,10 @@ int main(int argc, char** argv) {
                  "spin: work-stealing.aggressive-poll-attempts");
   app.add_option("--max-throughput", opt.max_throughput,
                  "scheduler.max-throughput; -1: CAF's default (unlimited)");
+  app.add_option("--placement", opt.placement,
+                 "where the bus paths' services run in both processes: pool (CAF's "
+                 "workers) or loop (the I/O loop that polls the rings)")
+    ->check(CLI::IsMember({"pool", "loop"}));
   app.add_option("--io-sched", opt.io_sched,
                  "scheduling of the middleman's I/O thread in both processes: normal, nice:N "
                  "(e.g. nice:19) or idle (SCHED_IDLE: runs only when nothing else wants the "

@@ -101,6 +101,8 @@ caf::error link_config::validate() const {
 
 // -- link ---------------------------------------------------------------------------
 
+detail::backlog_source::~backlog_source() = default;
+
 struct link::impl {
   std::shared_ptr<detail::link_shared> sh;
 
@@ -254,6 +256,9 @@ link_stats link::stats() const {
     r.overflow_disconnects += g->disconnects();
     r.queued += g->depth();
   }
+  for (auto& kv : sh.backlogs)
+    if (auto b = kv.second.lock())
+      r.queued += b->backlog();
   return r;
 }
 

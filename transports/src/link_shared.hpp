@@ -20,6 +20,15 @@
 
 namespace mycelium::transports::detail {
 
+/// Something that holds frames accepted from publishers but not yet taken by
+/// the peer (a shared-memory link's outgoing ring), for `link_stats::queued`.
+/// Thread-safety: `backlog` is called from any thread.
+class backlog_source {
+public:
+  virtual ~backlog_source();
+  virtual uint64_t backlog() const noexcept = 0;
+};
+
 /// State shared by a link's handle and its brokers: configuration, counters
 /// and the published state. Counters are relaxed atomics (brokers write,
 /// `stats()` reads); everything else is guarded by `mtx`.
@@ -74,6 +83,9 @@ struct link_shared {
     retired_disconnects += g->disconnects();
     gates.erase(i);
   }
+  /// Outgoing rings of live shared-memory connections (socket links count
+  /// their backlog in their gates).
+  std::map<caf::actor_id, std::weak_ptr<const backlog_source>> backlogs;
   /// Live brokers (acceptor and connections), for stop().
   std::map<caf::actor_id, caf::actor> brokers;
 

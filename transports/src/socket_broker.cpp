@@ -101,7 +101,7 @@ public:
     if (shm_)
       shm_->finish(); // frames the peer wrote before it left still count
     leave_bus();
-    shm_.reset();
+    drop_endpoint();
     advertised_.clear();
     interest_retry_ = false;
     established_ = false;
@@ -135,7 +135,7 @@ public:
       publish_event(false, errc::none, "the link was stopped");
     }
     leave_bus();
-    shm_.reset();
+    drop_endpoint();
     idle_.reset();
     std::lock_guard<std::mutex> guard{sh_->mtx};
     // Unsubscribed above; a publisher still on an older routing snapshot
@@ -458,8 +458,7 @@ public:
               "cannot create the shared-memory segment: " + render(ep.error()));
         return;
       }
-      shm_ = std::move(*ep);
-      shm_->start();
+      adopt(std::move(*ep));
       proto_.write_shm_attach(shm_->offer(), out_);
     }
     if (watch_id_ == 0) {
@@ -578,8 +577,7 @@ public:
       why = "cannot attach the peer's shared-memory segment: " + render(ep.error());
       return static_cast<errc>(ep.error().code());
     }
-    shm_ = std::move(*ep);
-    shm_->start();
+    adopt(std::move(*ep));
     shm_->peer_attached(x.doorbell);
     proto_.write_shm_attach(shm_->offer(), out_);
     mark_up();
@@ -594,6 +592,25 @@ public:
   }
 
 private:
+  /// Starts polling a fresh shared-memory endpoint; its outgoing ring counts
+  /// in the link's `queued`.
+  void adopt(std::unique_ptr<shm::detail::shm_endpoint> ep) {
+    shm_ = std::move(ep);
+    shm_->start();
+    std::lock_guard<std::mutex> guard{sh_->mtx};
+    sh_->backlogs[self_->id()] = shm_->channel();
+  }
+
+  void drop_endpoint() {
+    if (!shm_)
+      return;
+    {
+      std::lock_guard<std::mutex> guard{sh_->mtx};
+      sh_->backlogs.erase(self_->id());
+    }
+    shm_.reset();
+  }
+
   /// Resets the connection once the current batch of bytes is handled (for
   /// failures inside protocol callbacks that cannot fail themselves).
   void fault(errc code, std::string text) {

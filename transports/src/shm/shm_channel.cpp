@@ -32,6 +32,11 @@ void shm_channel::close() {
                                    std::memory_order_relaxed);
 }
 
+uint64_t shm_channel::backlog() const noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return closed_ ? 0 : writer_.unconsumed_frames();
+}
+
 void shm_channel::wake_peer() noexcept {
   // Only if the peer's loop sleeps (flag handshake, see io_loop).
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -21,7 +21,8 @@ namespace mycelium::transports::shm::detail {
 /// so the mapping lives as long as any routing snapshot can still push.
 ///
 /// Thread-safety: `push` from any thread; the rest from the link's broker.
-class shm_channel final : public link_sink {
+class shm_channel final : public link_sink,
+                          public transports::detail::backlog_source {
 public:
   /// `trouble` runs (on the publisher's thread) when the link must be reset:
   /// `link_overflow` under policy `disconnect`, `protocol_violation` for a
@@ -48,6 +49,10 @@ public:
 
   segment& seg() noexcept { return seg_; }
 
+  /// Frames in the outgoing ring that the peer has not taken yet (0 once
+  /// closed: those were counted as `dropped_link_down`).
+  uint64_t backlog() const noexcept override;
+
 private:
   /// After a commit: rings the peer's doorbell if its loop sleeps. With
   /// `mtx_` held.
@@ -61,7 +66,7 @@ private:
   segment seg_;
   ring_control* out_ctl_; ///< seg_.outgoing(), looked up once
   std::function<void(errc)> trouble_;
-  std::mutex mtx_;
+  mutable std::mutex mtx_;
   ring_writer writer_;
   uint64_t seq_ = 0;
   bool closed_ = false;

@@ -1,0 +1,339 @@
+// Service placement: the same service class on CAF's worker pool and on the
+// node's I/O loop gives the same results; loop handlers run on the loop's
+// thread (also between two loop services); a loop handler over its budget is
+// logged and counted; loop placement without a middleman is refused.
+// Synchronisation is by messages with timeouts; there are no sleeps.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/service.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
+#include "test_messages.hpp"
+
+using namespace mycelium;
+namespace t = mycelium::test;
+namespace mt = mycelium::transports;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto timeout = 10s;
+
+struct loop_config : caf::actor_system_config {
+  loop_config() {
+    mt::load_io_loop(*this);
+    set("scheduler.max-threads", 2);
+    set("logger.console", caf::atom("none"));
+  }
+};
+
+/// Where every handler of the services below ran, by service name.
+std::mutex where_mtx;
+std::map<std::string, std::set<std::thread::id>> where_ran;
+
+void record_thread(const std::string& service) {
+  std::lock_guard<std::mutex> guard{where_mtx};
+  where_ran[service].insert(std::this_thread::get_id());
+}
+
+/// A stateful service: answers each ping with pong{running sum of seq *
+/// its "factor" parameter}; the answer depends on every message before it.
+class accumulator : public service {
+public:
+  using service::service;
+  void on_start() override {
+    factor_ = static_cast<uint64_t>(caf::get_or(params(), "factor", int64_t{1}));
+    subscribe<t::ping>([this](const t::ping& p) {
+      record_thread(service_name());
+      sum_ += p.seq * factor_;
+      publish(t::pong{sum_});
+    });
+    // A request served from the same class works in either placement.
+    auto err = serve<t::price_request>([this](const t::price_request& r) {
+      record_thread(service_name());
+      return t::price_reply{r.symbol, static_cast<double>(sum_)};
+    });
+    REQUIRE(err == caf::none);
+  }
+
+private:
+  uint64_t factor_ = 1;
+  uint64_t sum_ = 0;
+};
+
+/// Forwards every pong as a ping with seq + 1 while seq < 1000: with an
+/// accumulator this makes a chain of 1000 hops that never leaves the
+/// services.
+class relay : public service {
+public:
+  using service::service;
+  void on_start() override {
+    subscribe<t::pong>([this](const t::pong& p) {
+      record_thread(service_name());
+      if (++hops_ < 1000)
+        publish(t::ping{p.seq % 7 + 1});
+      else
+        publish(t::price_reply{"done", static_cast<double>(p.seq)});
+    });
+  }
+
+private:
+  int hops_ = 0;
+};
+
+/// Spins for the "spin_ms" parameter in each fail_now handler (a long
+/// computation; not a synchronisation), then publishes pong.
+class slow : public service {
+public:
+  using service::service;
+  void on_start() override {
+    subscribe<t::fail_now>([this](const t::fail_now&) {
+      auto ms = caf::get_or(params(), "spin_ms", int64_t{20});
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{ms};
+      while (std::chrono::steady_clock::now() < until) {
+        // compute
+      }
+      publish(t::pong{1});
+    });
+  }
+};
+
+template <class Svc>
+service_factory factory_of() {
+  return [](caf::actor_system& sys, service_context ctx) {
+    return sys.spawn<Svc>(std::move(ctx));
+  };
+}
+
+template <class T>
+subscription_ptr listen(node& n, caf::scoped_actor& self) {
+  return n.bus().subscribe(T::type_id, T::type_name,
+                           caf::actor_cast<caf::strong_actor_ptr>(self), "test");
+}
+
+template <class T>
+T next(caf::scoped_actor& self) {
+  T result;
+  bool got = false;
+  self->receive([&](const T& x) { result = x; got = true; },
+                caf::after(timeout) >> [] {});
+  REQUIRE_MESSAGE(got, "no " << T::type_name << " within the timeout");
+  return result;
+}
+
+std::thread::id loop_thread(caf::actor_system& sys) {
+  return sys.middleman().backend().thread_id();
+}
+
+/// Runs the accumulator in `where` over a fixed input; returns its outputs.
+std::vector<uint64_t> run_accumulator(placement where) {
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "acc"};
+  caf::settings params;
+  params["factor"] = int64_t{3};
+  auto name = std::string{"acc-"} + to_string(where);
+  REQUIRE(n.start(factory_of<accumulator>(), name, params, {}, where));
+  caf::scoped_actor self{sys};
+  auto sub = listen<t::pong>(n, self);
+  std::vector<uint64_t> out;
+  for (uint64_t i = 1; i <= 200; ++i) {
+    REQUIRE(n.publish(t::ping{i}) == publish_status::ok);
+    out.push_back(next<t::pong>(self).seq);
+  }
+  auto reply = n.request<t::price_reply>(t::price_request{"x"}, timeout);
+  REQUIRE(reply);
+  out.push_back(static_cast<uint64_t>(reply->px));
+  n.bus().unsubscribe(sub);
+  std::lock_guard<std::mutex> guard{where_mtx};
+  auto& threads = where_ran[name];
+  REQUIRE(!threads.empty());
+  if (where == placement::loop) {
+    CHECK(threads.size() == 1);
+    CHECK(*threads.begin() == loop_thread(sys));
+  } else {
+    CHECK(threads.count(loop_thread(sys)) == 0);
+  }
+  return out;
+}
+
+/// Redirects this process's stderr into a file while alive.
+class stderr_capture {
+public:
+  stderr_capture() {
+    char tmpl[] = "/tmp/mycelium-placement-XXXXXX"; // mkstemp fills in the Xs
+    fd_ = ::mkstemp(tmpl);
+    REQUIRE(fd_ >= 0);
+    path_ = tmpl;
+    std::fflush(stderr);
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(fd_, STDERR_FILENO);
+  }
+  ~stderr_capture() {
+    restore();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  std::string text() {
+    std::fflush(stderr);
+    std::ifstream in{path_};
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  void restore() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      ::dup2(saved_, STDERR_FILENO);
+      ::close(saved_);
+      saved_ = -1;
+    }
+  }
+
+private:
+  int fd_ = -1;
+  int saved_ = -1;
+  std::string path_;
+};
+
+} // namespace
+
+TEST_CASE("placement names parse and print") {
+  placement p = placement::pool;
+  CHECK(parse_placement("loop", p) == caf::none);
+  CHECK(p == placement::loop);
+  CHECK(std::string{to_string(p)} == "loop");
+  auto err = parse_placement("thread", p);
+  CHECK(render(err).find("use pool or loop") != std::string::npos);
+}
+
+TEST_CASE("the same service class gives identical results on the pool and on the loop") {
+  auto pool = run_accumulator(placement::pool);
+  auto loop = run_accumulator(placement::loop);
+  REQUIRE(pool.size() == 201);
+  CHECK(pool == loop);
+  CHECK(pool[1] == 3 * (1 + 2)); // running sums, not a hard-coded table
+}
+
+TEST_CASE("between two loop services a message never leaves the loop thread") {
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "chain"};
+  {
+    std::lock_guard<std::mutex> guard{where_mtx};
+    where_ran["chain-acc"].clear();
+    where_ran["chain-relay"].clear();
+  }
+  REQUIRE(n.start(factory_of<accumulator>(), "chain-acc", {}, {}, placement::loop));
+  REQUIRE(n.start(factory_of<relay>(), "chain-relay", {}, {}, placement::loop));
+  caf::scoped_actor self{sys};
+  auto sub = listen<t::price_reply>(n, self);
+  auto* loop = mt::io_loop::of(sys);
+  REQUIRE(loop != nullptr);
+  auto before = loop->stats();
+  REQUIRE(n.publish(t::ping{1}) == publish_status::ok);
+  auto done = next<t::price_reply>(self);
+  CHECK(done.symbol == "done");
+  auto after = loop->stats();
+  // 1000 pings and 1000 pongs, each resumed the receiving service on the loop.
+  CHECK(after.resumed - before.resumed >= 1000);
+  std::lock_guard<std::mutex> guard{where_mtx};
+  for (auto name : {"chain-acc", "chain-relay"}) {
+    CAPTURE(name);
+    REQUIRE(where_ran[name].size() == 1);
+    CHECK(*where_ran[name].begin() == loop_thread(sys));
+  }
+  n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("a loop handler over its budget is logged with the service name and counted") {
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "budget"};
+  n.handler_budget(2ms);
+  caf::settings params;
+  params["spin_ms"] = int64_t{20};
+  REQUIRE(n.start(factory_of<slow>(), "slowpoke", params, {}, placement::loop));
+  REQUIRE(n.start(factory_of<slow>(), "pooled", params, {}, placement::pool));
+  caf::scoped_actor self{sys};
+  auto sub = listen<t::pong>(n, self);
+  stderr_capture cap;
+  REQUIRE(n.publish(t::fail_now{"go"}) == publish_status::ok);
+  next<t::pong>(self);
+  next<t::pong>(self);
+  n.stop();
+  auto text = cap.text();
+  cap.restore();
+  CHECK(n.bus().service("slowpoke").slow_handlers == 1);
+  CHECK(n.bus().service("pooled").slow_handlers == 0); // the pool is not timed
+  CHECK(text.find("budget/slowpoke") != std::string::npos);
+  CHECK(text.find("handler of 'fail_now'") != std::string::npos);
+  CHECK(text.find("over its budget of 2000 us") != std::string::npos);
+  CHECK(text.find("place the service on the pool") != std::string::npos);
+  n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("a failed loop service is restarted on the loop") {
+  struct thrower : service {
+    using service::service;
+    void on_start() override {
+      subscribe<t::fail_now>([](const t::fail_now& f) { throw std::runtime_error(f.reason); });
+      subscribe<t::ping>([this](const t::ping& p) {
+        record_thread("thrower");
+        publish(t::pong{p.seq});
+      });
+    }
+  };
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "restart"};
+  {
+    std::lock_guard<std::mutex> guard{where_mtx};
+    where_ran["thrower"].clear();
+  }
+  REQUIRE(n.start(factory_of<thrower>(), "thrower", {}, {}, placement::loop));
+  caf::scoped_actor self{sys};
+  auto sub = listen<t::pong>(n, self);
+  {
+    stderr_capture quiet; // the expected error log
+    REQUIRE(n.publish(t::fail_now{"boom"}) == publish_status::ok);
+    // The restarted instance subscribes again; wait until it answers.
+    bool answered = false;
+    for (int i = 0; i < 1000 && !answered; ++i) {
+      n.publish(t::ping{7});
+      self->receive([&](const t::pong& p) { answered = p.seq == 7; },
+                    caf::after(10ms) >> [] {});
+    }
+    REQUIRE(answered);
+    CHECK(n.bus().service("thrower").restarts == 1);
+  }
+  std::lock_guard<std::mutex> guard{where_mtx};
+  CHECK(where_ran["thrower"].size() == 1);
+  CHECK(*where_ran["thrower"].begin() == loop_thread(sys));
+  n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("loop placement without CAF's middleman is refused with what to do") {
+  caf::actor_system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  caf::actor_system sys{cfg};
+  node n{sys, "plain"};
+  auto r = n.start(factory_of<accumulator>(), "acc", {}, {}, placement::loop);
+  REQUIRE(!r);
+  auto text = render(r.error());
+  CHECK(text.find("placement loop") != std::string::npos);
+  CHECK(text.find("load_io_loop") != std::string::npos);
+}

@@ -11,7 +11,7 @@ participant_core::participant_core(service_context ctx) : ctx_(std::move(ctx)) {
 participant_core::~participant_core() = default;
 
 bool participant_core::add_handler(uint32_t type_id, subscription_ptr sub,
-                                   caf::message_handler h) {
+                                   caf::message_handler h, direct_handler direct) {
   for (auto i = handlers_.begin(); i != handlers_.end(); ++i)
     if (i->type_id == type_id && (i->sub != nullptr) == (sub != nullptr)) {
       if (i->sub)
@@ -19,8 +19,25 @@ bool participant_core::add_handler(uint32_t type_id, subscription_ptr sub,
       handlers_.erase(i);
       break;
     }
-  handlers_.push_back({type_id, std::move(sub), std::move(h)});
+  handlers_.push_back({type_id, std::move(sub), std::move(h), std::move(direct)});
   return started_;
+}
+
+bool participant_core::run_direct(uint32_t type_id, const void* value) {
+  if (in_direct_ || !started_ || failure_ != nullptr)
+    return false;
+  for (auto& h : handlers_)
+    if (h.type_id == type_id && h.sub && h.direct) {
+      in_direct_ = true;
+      try {
+        h.direct(value);
+      } catch (...) {
+        failure_ = std::current_exception();
+      }
+      in_direct_ = false;
+      return true;
+    }
+  return false;
 }
 
 bool participant_core::remove_handler(uint32_t type_id) {
@@ -35,7 +52,15 @@ bool participant_core::remove_handler(uint32_t type_id) {
 
 caf::behavior participant_core::behavior() const {
   // Subscriptions first: they are the hot path; `started` comes once.
-  caf::message_handler started{[](started_atom) { return caf::atom("ok"); }};
+  auto* self = const_cast<participant_core*>(this);
+  caf::message_handler started{
+    [](started_atom) { return caf::atom("ok"); },
+    [self](direct_wake_atom) {
+      if (auto failure = std::move(self->failure_)) {
+        self->failure_ = nullptr;
+        std::rethrow_exception(failure); // CAF's exception handler takes it
+      }
+    }};
   if (handlers_.empty())
     return caf::behavior{started};
   auto all = handlers_.front().handler;

@@ -248,8 +248,9 @@ TEST_CASE("between two loop services a message never leaves the loop thread") {
   auto done = next<t::price_reply>(self);
   CHECK(done.symbol == "done");
   auto after = loop->stats();
-  // 1000 pings and 1000 pongs, each resumed the receiving service on the loop.
-  CHECK(after.resumed - before.resumed >= 1000);
+  // 1000 pings and 1000 pongs went from service to service as direct calls
+  // (or inside an already running resume), not one loop post per hop.
+  CHECK(after.resumed - before.resumed < 100);
   std::lock_guard<std::mutex> guard{where_mtx};
   for (auto name : {"chain-acc", "chain-relay"}) {
     CAPTURE(name);

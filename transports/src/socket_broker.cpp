@@ -528,16 +528,35 @@ public:
   }
 
   void on_data(uint32_t type_id, caf::message msg) override {
+    mycelium::payload_ref p;
+    p.type_id = type_id;
+    p.value = const_cast<void*>(msg.at(0));
+    p.boxed = std::move(msg);
+    deliver(p);
+  }
+
+  /// A value decoded from a ring (on the stack): loop services handle it
+  /// directly, mailboxes get it boxed once.
+  void on_value(uint32_t type_id, void* value) {
+    mycelium::payload_ref p{type_id, value, sh_->schema.box, {}};
+    deliver(p);
+  }
+
+  void deliver(mycelium::payload_ref& p) {
     sh_->frames_received.fetch_add(1, std::memory_order_relaxed);
     auto v = sh_->bus->version();
     if (v != table_version_) {
       table_ = sh_->bus->snapshot();
       table_version_ = v;
+      type_name_id_ = 0;
+    }
+    if (type_name_id_ != p.type_id || type_name_ == nullptr) {
+      type_name_ = sh_->schema.find(p.type_id)->name.c_str();
+      type_name_id_ = p.type_id;
     }
     // Forwarding runs on the I/O loop: never wait for another link's queue.
     send_gate::no_block_scope no_block;
-    sh_->bus->deliver(*table_, type_id, sh_->schema.find(type_id)->name.c_str(),
-                      std::move(msg), self_->ctrl(), self_->context());
+    sh_->bus->deliver(*table_, type_name_, p, self_->ctrl(), self_->context());
   }
 
   void on_bad_frame(errc code, const std::string& text) override {
@@ -629,9 +648,7 @@ private:
   /// only post a message (anonymous, see self_handle).
   shm::detail::shm_endpoint::callbacks endpoint_callbacks() {
     shm::detail::shm_endpoint::callbacks cbs;
-    cbs.on_data = [this](uint32_t type_id, caf::message msg) {
-      on_data(type_id, std::move(msg));
-    };
+    cbs.on_data = [this](uint32_t type_id, void* value) { on_value(type_id, value); };
     cbs.on_interest = [this](uint32_t type_id, bool add) { on_interest(type_id, add); };
     cbs.on_bad_frame = [this](errc code, const std::string& text) {
       on_bad_frame(code, text);
@@ -721,6 +738,8 @@ private:
   std::minstd_rand rng_;
   routing_table_ptr table_;
   uint64_t table_version_ = 0;
+  const char* type_name_ = nullptr; ///< of `type_name_id_`, for the bus's counters
+  uint32_t type_name_id_ = 0;
   std::string last_connect_error_;
   std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;

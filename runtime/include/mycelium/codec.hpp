@@ -14,6 +14,11 @@
 
 namespace mycelium {
 
+/// Called by `schema_descriptor::visit` with a decoded value of `type_id`
+/// (a generated struct that lives only during the call; it may be moved
+/// from).
+using value_visitor = void (*)(void* ctx, uint32_t type_id, void* value);
+
 /// A runtime, type-erased view of one generated schema: what links need to
 /// encode any message of it, decode any frame of it, and build a hello.
 /// Generated code returns one from `<package>::descriptor()`. Immutable after
@@ -36,8 +41,29 @@ struct schema_descriptor {
   /// Registers every message type with CAF (needed for BASP and printing).
   void (*add_message_types)(caf::actor_system_config& cfg) = nullptr;
 
-  /// The announced entry of `type_id`, or nullptr.
+  /// Decodes payload bytes of type `type_id` into a value on the stack and
+  /// calls `fn(ctx, type_id, &value)` with it: no allocation, no message.
+  /// Returns the decode error (then `fn` is not called).
+  errc (*visit)(uint32_t type_id, const uint8_t* payload, size_t n, void* ctx,
+                value_visitor fn) = nullptr;
+
+  /// Appends the payload of `*value` (a generated struct of `type_id`) to
+  /// `out`; false for a foreign id. O(1): no search by type.
+  bool (*encode_value)(uint32_t type_id, const void* value,
+                       std::vector<uint8_t>& out) = nullptr;
+
+  /// Moves `*value` (a generated struct of `type_id`) into a new message.
+  caf::message (*box)(uint32_t type_id, void* value) = nullptr;
+
+  /// The position of `type_id` in `types`, or -1 (a generated switch).
+  int (*index_of)(uint32_t type_id) noexcept = nullptr;
+
+  /// The announced entry of `type_id`, or nullptr. O(1).
   const wire::type_digest* find(uint32_t type_id) const noexcept {
+    if (index_of != nullptr) {
+      auto i = index_of(type_id);
+      return i < 0 ? nullptr : &types[static_cast<size_t>(i)];
+    }
     for (auto& t : types)
       if (t.type_id == type_id)
         return &t;

@@ -9,6 +9,8 @@ namespace mycelium {
 
 link_sink::~link_sink() = default;
 
+direct_receiver::~direct_receiver() = default;
+
 subscription::subscription(caf::strong_actor_ptr who,
                            std::shared_ptr<detail::topic_counters> t,
                            std::shared_ptr<detail::service_counters> s)
@@ -117,8 +119,10 @@ bus::~bus() {
 
 subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
                                 const caf::strong_actor_ptr& who,
-                                const std::string& service_name) {
-  return add_subscription(type_id, type_name, who, nullptr, nullptr, service_name);
+                                const std::string& service_name,
+                                direct_receiver* direct) {
+  return add_subscription(type_id, type_name, who, nullptr, nullptr, service_name,
+                          direct);
 }
 
 subscription_ptr bus::subscribe_link(uint32_t type_id,
@@ -128,7 +132,7 @@ subscription_ptr bus::subscribe_link(uint32_t type_id,
                                      const std::string& link_name,
                                      std::shared_ptr<link_sink> sink) {
   return add_subscription(type_id, type_name, link, std::move(gate),
-                          std::move(sink), link_name);
+                          std::move(sink), link_name, nullptr);
 }
 
 subscription_ptr bus::add_subscription(uint32_t type_id,
@@ -136,7 +140,8 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
                                        const caf::strong_actor_ptr& who,
                                        std::shared_ptr<send_gate> gate,
                                        std::shared_ptr<link_sink> sink,
-                                       const std::string& service_name) {
+                                       const std::string& service_name,
+                                       direct_receiver* direct) {
   subscription_ptr sub;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
@@ -147,6 +152,7 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
                                          svc);
     sub->gate = std::move(gate);
     sub->sink = std::move(sink);
+    sub->direct = direct;
     state_->subs[type_id].push_back(sub);
     state_->rebuild();
   }

@@ -339,7 +339,40 @@ private:
         << "    type_id = " << m.name << "::type_id;\n"
         << "    mycelium::encode_payload(msg.get_as<" << m.name
         << ">(0), out);\n    return true;\n  }\n";
-    o << "  (void) out;\n  (void) type_id;\n  return false;\n}\n\n"
+    o << "  (void) out;\n  (void) type_id;\n  return false;\n}\n\n";
+    // The type id travels with the value: no search by type on these paths.
+    o << "inline mycelium::errc visit_any(uint32_t type_id, const uint8_t* p, size_t n,\n"
+      << "                                void* ctx, mycelium::value_visitor fn) {\n"
+      << "  switch (type_id) {\n";
+    for (auto& m : s.messages)
+      o << "    case " << m.id << ": {\n"
+        << "      " << m.name << " x;\n"
+        << "      auto e = mycelium::decode_payload(p, n, x);\n"
+        << "      if (e == mycelium::errc::none)\n"
+        << "        fn(ctx, type_id, &x);\n"
+        << "      return e;\n    }\n";
+    o << "    default:\n      (void) p;\n      (void) n;\n      (void) ctx;\n      (void) fn;\n"
+      << "      return mycelium::errc::unknown_type;\n  }\n}\n\n"
+      << "inline bool encode_value_any(uint32_t type_id, const void* value,\n"
+      << "                             std::vector<uint8_t>& out) {\n"
+      << "  switch (type_id) {\n";
+    for (auto& m : s.messages)
+      o << "    case " << m.id << ":\n"
+        << "      mycelium::encode_payload(*static_cast<const " << m.name
+        << "*>(value), out);\n      return true;\n";
+    o << "    default:\n      (void) value;\n      (void) out;\n      return false;\n  }\n}\n\n"
+      << "inline caf::message box_any(uint32_t type_id, void* value) {\n"
+      << "  switch (type_id) {\n";
+    for (auto& m : s.messages)
+      o << "    case " << m.id << ":\n"
+        << "      return caf::make_message(std::move(*static_cast<" << m.name
+        << "*>(value)));\n";
+    o << "    default:\n      (void) value;\n      return caf::message{};\n  }\n}\n\n"
+      << "inline int index_of(uint32_t type_id) noexcept {\n"
+      << "  switch (type_id) {\n";
+    for (size_t i = 0; i < s.messages.size(); ++i)
+      o << "    case " << s.messages[i].id << ": return " << i << ";\n";
+    o << "    default: return -1;\n  }\n}\n\n"
       << "} // namespace detail\n\n"
       << "/// Registers every message type of this schema with CAF.\n"
       << "inline void add_message_types(caf::actor_system_config& cfg) {\n";
@@ -355,7 +388,8 @@ private:
       o << "      {" << m.name << "::type_id, \"" << m.name << "\", " << m.name
         << "::digest},\n";
     o << "    },\n    &detail::decode_any, &detail::encode_any,\n"
-      << "    &add_message_types};\n  return d;\n}\n\n";
+      << "    &add_message_types, &detail::visit_any, &detail::encode_value_any,\n"
+      << "    &detail::box_any, &detail::index_of};\n  return d;\n}\n\n";
   }
 };
 

@@ -60,14 +60,13 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
   return true;
 }
 
-bool shm_channel::push(const caf::message& msg) noexcept {
+bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
   auto& sh = *sh_;
   thread_local std::vector<uint8_t> payload;
   payload.clear();
-  uint32_t type_id = 0;
   bool encoded = false;
   try {
-    encoded = sh.schema.encode(msg, payload, type_id);
+    encoded = sh.schema.encode_value(type_id, value, payload);
   } catch (...) { // out of memory: counted like an unencodable message
   }
   if (!encoded) {

@@ -30,7 +30,7 @@ public:
   shm_channel(std::shared_ptr<transports::detail::link_shared> sh, segment seg,
               std::function<void(errc)> trouble);
 
-  bool push(const caf::message& msg) noexcept override;
+  bool push(uint32_t type_id, const void* value) noexcept override;
 
   /// Writes a subscribe (`add`) or unsubscribe frame for `type_id` into the
   /// ring, in order with the data (so the peer applies our interest before

@@ -202,10 +202,15 @@ size_t shm_endpoint::take(size_t max_frames) {
       cbs_.on_interest(id, type == wire::control_type::subscribe);
       continue;
     }
-    caf::message msg;
-    auto e = sh_->schema.decode(h.type_id, data + wire::frame_header::size,
-                                h.payload_length, msg);
-    reader_.release(); // decoded into msg: the bytes may be reused
+    // Decoded straight from the ring into a value on the stack, handed to
+    // the bus during the call: no message, no allocation for loop services.
+    auto e = sh_->schema.visit(h.type_id, data + wire::frame_header::size,
+                               h.payload_length, &cbs_.on_data,
+                               [](void* ctx, uint32_t type_id, void* value) {
+                                 (*static_cast<decltype(cbs_.on_data)*>(ctx))(type_id,
+                                                                            value);
+                               });
+    reader_.release(); // handled: the bytes may be reused
     if (e != errc::none) {
       if (cbs_.on_bad_frame)
         cbs_.on_bad_frame(e, "undecodable frame of type " + std::to_string(h.type_id)
@@ -214,7 +219,6 @@ size_t shm_endpoint::take(size_t max_frames) {
                                + channel_->seg().name() + ": " + to_string(e));
       continue;
     }
-    cbs_.on_data(h.type_id, std::move(msg));
   }
   return taken;
 }

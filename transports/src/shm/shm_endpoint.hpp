@@ -24,8 +24,9 @@ namespace mycelium::transports::shm::detail {
 class shm_endpoint final : public poller {
 public:
   struct callbacks {
-    /// A decoded message from the peer.
-    std::function<void(uint32_t type_id, caf::message msg)> on_data;
+    /// A decoded value from the peer: a generated struct of `type_id` that
+    /// lives on the stack during the call (it may be moved from).
+    std::function<void(uint32_t type_id, void* value)> on_data;
     /// The peer gained or lost interest in a type of the schema (carried in
     /// the ring, in order with the data).
     std::function<void(uint32_t type_id, bool add)> on_interest;

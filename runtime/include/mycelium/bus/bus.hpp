@@ -17,6 +17,7 @@
 #include <caf/message.hpp>
 
 #include "mycelium/bus/bus_stats.hpp"
+#include "mycelium/bus/direct_receiver.hpp"
 #include "mycelium/bus/link_sink.hpp"
 #include "mycelium/bus/send_gate.hpp"
 #include "mycelium/detail/tsan.hpp"
@@ -44,6 +45,10 @@ struct subscription {
   /// Set for links that take messages on the publisher's thread (no gate,
   /// no mailbox; also never echoed to).
   std::shared_ptr<link_sink> sink;
+  /// Set for loop-placed services: may handle a message on the delivering
+  /// thread without the mailbox (points into the subscriber actor, which
+  /// `subscriber` keeps alive).
+  direct_receiver* direct = nullptr;
   std::shared_ptr<detail::topic_counters> topic;
   std::shared_ptr<detail::service_counters> service;
   alignas(64) std::atomic<uint64_t> enqueued{0};
@@ -66,6 +71,28 @@ struct routing_table {
 };
 
 using routing_table_ptr = std::shared_ptr<const routing_table>;
+
+/// One value being fanned out: a generated struct of `type_id` that mailbox
+/// subscribers get as a `caf::message`, made only when one needs it.
+struct payload_ref {
+  uint32_t type_id = 0;
+  /// The value; only read until `boxed` is made, then the message's copy.
+  void* value = nullptr;
+  /// Moves `*value` into a message (called at most once per delivery).
+  caf::message (*box)(uint32_t type_id, void* value) = nullptr;
+  /// The message once made (or given, when the value arrived in one).
+  caf::message boxed;
+
+  /// The message for mailbox subscribers; boxes the value on first use and
+  /// points `value` at the message's copy (moved-from values are not read).
+  const caf::message& message() {
+    if (boxed.empty()) {
+      boxed = box(type_id, value);
+      value = const_cast<void*>(boxed.at(0));
+    }
+    return boxed;
+  }
+};
 
 /// Hot-path status of publish.
 enum class publish_status : uint8_t {
@@ -96,7 +123,8 @@ public:
   /// `unsubscribe` or automatically when `who` terminates.
   subscription_ptr subscribe(uint32_t type_id, const std::string& type_name,
                              const caf::strong_actor_ptr& who,
-                             const std::string& service_name);
+                             const std::string& service_name,
+                             direct_receiver* direct = nullptr);
 
   /// Adds a link's interest in `type_id` on behalf of its peer: like
   /// `subscribe`, plus the link's `gate` (bounded send queue) or `sink`
@@ -168,32 +196,51 @@ public:
     auto* r = count_publish(route, value_type::type_id, value_type::type_name);
     if (r == nullptr)
       return publish_status::no_subscriber;
-    auto n = r->subscribers.size();
-    if (n == 1) {
+    if (r->subscribers.size() == 1) {
       auto* s = r->subscribers.front();
-      if (s->gate || s->sink) // a link: no echo, bounded queue
-        return fan_out(*r, caf::make_message(std::forward<T>(x)), sender, ctx);
-      s->enqueued.fetch_add(1, std::memory_order_relaxed);
-      auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
-                                            caf::make_message_id(), {},
-                                            std::forward<T>(x));
-      MYCELIUM_TSAN_RELEASE(elem->content().get(0)); // payload complete
-      s->subscriber->enqueue(std::move(elem), ctx);
-      return publish_status::ok;
+      if (s->direct != nullptr && s->direct->try_receive(value_type::type_id, &x)) {
+        s->enqueued.fetch_add(1, std::memory_order_relaxed); // handled already
+        return publish_status::ok;
+      }
+      if (!s->gate && !s->sink) {
+        s->enqueued.fetch_add(1, std::memory_order_relaxed);
+        auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
+                                              caf::make_message_id(), {},
+                                              std::forward<T>(x));
+        MYCELIUM_TSAN_RELEASE(elem->content().get(0)); // payload complete
+        s->subscriber->enqueue(std::move(elem), ctx);
+        return publish_status::ok;
+      }
     }
-    return fan_out(*r, caf::make_message(std::forward<T>(x)), sender, ctx);
+    // An lvalue stays the caller's: mailbox subscribers get a copy of it.
+    payload_ref p{value_type::type_id, const_cast<value_type*>(&x),
+                  std::is_lvalue_reference_v<T> ? &copy_value<value_type>
+                                                : &box_value<value_type>,
+                  {}};
+    return fan_out(*r, p, sender, ctx);
   }
 
-  /// Same for a type-erased message holding one value of type `type_id`
-  /// (links decode into these).
+  /// Same for a value of type `type_id` that a link decoded (on the stack,
+  /// or in a message it received): `p.box` or `p.boxed` must be set.
+  publish_status deliver(const routing_table& table, const char* type_name,
+                         payload_ref& p, caf::actor_control_block* sender,
+                         caf::execution_unit* ctx) {
+    auto* r = count_publish(lookup(table, p.type_id), p.type_id, type_name);
+    if (r == nullptr)
+      return publish_status::no_subscriber;
+    return fan_out(*r, p, sender, ctx);
+  }
+
+  /// Same for a type-erased message holding one value of type `type_id`.
   publish_status deliver(const routing_table& table, uint32_t type_id,
                          const char* type_name, caf::message msg,
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
-    auto* r = count_publish(lookup(table, type_id), type_id, type_name);
-    if (r == nullptr)
-      return publish_status::no_subscriber;
-    return fan_out(*r, std::move(msg), sender, ctx);
+    payload_ref p;
+    p.type_id = type_id;
+    p.value = const_cast<void*>(msg.at(0));
+    p.boxed = std::move(msg);
+    return deliver(table, type_name, p, sender, ctx);
   }
 
   /// Publishes from outside any service (main thread, tests, bridges).
@@ -242,19 +289,29 @@ private:
     return r;
   }
 
-  publish_status fan_out(const routing_table::route& r, caf::message msg,
+  template <class T>
+  static caf::message box_value(uint32_t, void* value) {
+    return caf::make_message(std::move(*static_cast<T*>(value)));
+  }
+
+  template <class T>
+  static caf::message copy_value(uint32_t, void* value) {
+    return caf::make_message(*static_cast<const T*>(value));
+  }
+
+  /// Hands `p` to every subscriber of `r`: links taking it on this thread
+  /// (`sink`) and direct receivers read the value; everyone else shares one
+  /// immutable message, made once when the first of them needs it.
+  publish_status fan_out(const routing_table::route& r, payload_ref& p,
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx) {
-    MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
     auto result = publish_status::ok;
     size_t handed = 0;
-    auto last = r.subscribers.size() - 1;
-    for (size_t k = 0; k <= last; ++k) {
-      auto* s = r.subscribers[k];
+    for (auto* s : r.subscribers) {
       if (s->sink) {
         if (s->subscriber.get() == sender)
           continue; // never echo a link's frame back to it
-        if (!s->sink->push(msg)) {
+        if (!s->sink->push(p.type_id, p.value)) {
           r.topic->refused.fetch_add(1, std::memory_order_relaxed);
           result = publish_status::back_pressured;
           continue;
@@ -263,6 +320,11 @@ private:
         ++handed;
         s->enqueued.fetch_add(1, std::memory_order_relaxed);
         s->delivered.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (s->direct != nullptr && s->direct->try_receive(p.type_id, p.value)) {
+        ++handed;
+        s->enqueued.fetch_add(1, std::memory_order_relaxed); // handled already
         continue;
       }
       if (s->gate) {
@@ -276,11 +338,11 @@ private:
       }
       ++handed;
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
-      s->subscriber->enqueue(
-        caf::make_mailbox_element(caf::strong_actor_ptr{sender},
-                                  caf::make_message_id(), {},
-                                  k == last ? std::move(msg) : msg),
-        ctx);
+      auto& msg = p.message();
+      MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
+      s->subscriber->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{sender},
+                                                       caf::make_message_id(), {}, msg),
+                             ctx);
     }
     if (handed == 0 && result == publish_status::ok) {
       // Only the publishing link itself was interested.
@@ -294,7 +356,8 @@ private:
                                     const caf::strong_actor_ptr& who,
                                     std::shared_ptr<send_gate> gate,
                                     std::shared_ptr<link_sink> sink,
-                                    const std::string& service_name);
+                                    const std::string& service_name,
+                                    direct_receiver* direct);
   void notify_watchers();
 
   void count_unrouted(uint32_t type_id, const char* type_name);

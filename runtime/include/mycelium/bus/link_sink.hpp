@@ -1,6 +1,6 @@
 #pragma once
 
-#include <caf/message.hpp>
+#include <cstdint>
 
 namespace mycelium {
 
@@ -14,11 +14,13 @@ class link_sink {
 public:
   virtual ~link_sink();
 
-  /// Hands over one message (a generated struct). Returns false when the
-  /// link's overflow policy refused it (the link counts it, the publisher
-  /// sees `back_pressured`). A message the link has to drop for another
-  /// reason (link down, too large) is counted by the link and returns true.
-  virtual bool push(const caf::message& msg) noexcept = 0;
+  /// Hands over one value: `*value` is a generated struct of `type_id`, only
+  /// read during the call (the type id travels with it, so the link encodes
+  /// without searching the schema). Returns false when the link's overflow
+  /// policy refused it (the link counts it, the publisher sees
+  /// `back_pressured`). A message the link has to drop for another reason
+  /// (link down, too large) is counted by the link and returns true.
+  virtual bool push(uint32_t type_id, const void* value) noexcept = 0;
 };
 
 } // namespace mycelium

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,6 +19,13 @@ namespace mycelium {
 /// Atom a supervisor sends a freshly spawned service; the reply arrives once
 /// `on_start` has run, so callers can wait for subscriptions to be in place.
 using started_atom = caf::atom_constant<caf::atom("mstarted")>;
+
+/// A loop service sends itself this after a handler it ran directly (not
+/// from its mailbox) threw: handling it rethrows inside CAF's resume, so the
+/// failure takes the usual path (exception handler, supervisor restart). The
+/// same atom with no pending failure only wakes the actor (e.g. to finish a
+/// `quit` requested by a direct handler).
+using direct_wake_atom = caf::atom_constant<caf::atom("mdirwake")>;
 
 } // namespace mycelium
 
@@ -59,10 +68,26 @@ public:
     return *routes_;
   }
 
+  /// Calls `*value` directly, outside the mailbox.
+  using direct_handler = std::function<void(const void* value)>;
+
   /// Registers handler `h` for `type_id`, replacing one of the same kind
-  /// (subscription or responder). Returns whether the behavior changed
-  /// after start (the caller then calls `become(behavior())`).
-  bool add_handler(uint32_t type_id, subscription_ptr sub, caf::message_handler h);
+  /// (subscription or responder); `direct`, when set, handles the same
+  /// messages without the mailbox (see `run_direct`). Returns whether the
+  /// behavior changed after start (the caller then calls
+  /// `become(behavior())`).
+  bool add_handler(uint32_t type_id, subscription_ptr sub, caf::message_handler h,
+                   direct_handler direct = {});
+
+  /// Runs the direct handler of `type_id` for `*value` now, unless one of
+  /// this participant's handlers is already running (no re-entry), it has
+  /// not started, a direct handler failed, or there is none: then returns
+  /// false and nothing happened. A handler that throws is caught; the
+  /// caller must then send `direct_wake_atom` (see `failed_directly`).
+  bool run_direct(uint32_t type_id, const void* value);
+
+  /// Whether a direct handler threw and the failure waits to be rethrown.
+  bool failed_directly() const noexcept { return failure_ != nullptr; }
 
   /// Ends the subscription to `type_id`; same return value.
   bool remove_handler(uint32_t type_id);
@@ -104,6 +129,7 @@ private:
     uint32_t type_id;
     subscription_ptr sub; ///< null for a responder
     caf::message_handler handler;
+    direct_handler direct; ///< loop placement: the same handler, unboxed
   };
 
   service_context ctx_;
@@ -115,6 +141,8 @@ private:
   uint64_t cached_version_ = 0;
   std::vector<handler_entry> handlers_;
   bool started_ = false;
+  bool in_direct_ = false; ///< a direct handler runs (no re-entry)
+  std::exception_ptr failure_; ///< thrown by a direct handler, not rethrown yet
   std::chrono::steady_clock::time_point last_budget_log_{};
   uint64_t unlogged_overruns_ = 0;
 };

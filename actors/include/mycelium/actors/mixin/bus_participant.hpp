@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -60,22 +62,31 @@ public:
   void subscribe(F f) {
     static_assert(std::is_invocable_v<F, const T&>,
                   "subscribe<T>(f): f must be callable with const T&");
+    auto* port = direct_port();
     auto sub = core_.bus().subscribe(T::type_id, T::type_name, this->ctrl(),
-                                     core_.context().name);
+                                     core_.context().name, port);
     auto* raw = sub.get();
     auto* core = &core_;
+    // One handler object behind both entry points (mailbox and direct), so
+    // that state captured by `f` is shared.
+    auto handle = std::make_shared<std::function<void(const T&)>>(
+      [raw, core, f = std::move(f)](const T& x) mutable {
+        MYCELIUM_TSAN_ACQUIRE(&x); // pairs with the release in deliver
+        mycelium::detail::bump(raw->delivered);
+        if (!core->timed()) {
+          f(x);
+          return;
+        }
+        auto start = std::chrono::steady_clock::now();
+        f(x);
+        core->check_budget(start, T::type_name);
+      });
+    mycelium::detail::participant_core::direct_handler direct;
+    if (port != nullptr)
+      direct = [handle](const void* x) { (*handle)(*static_cast<const T*>(x)); };
     add_handler(T::type_id, std::move(sub),
-                caf::message_handler{[raw, core, f = std::move(f)](const T& x) mutable {
-                  MYCELIUM_TSAN_ACQUIRE(&x); // pairs with the release in deliver
-                  mycelium::detail::bump(raw->delivered);
-                  if (!core->timed()) {
-                    f(x);
-                    return;
-                  }
-                  auto start = std::chrono::steady_clock::now();
-                  f(x);
-                  core->check_budget(start, T::type_name);
-                }});
+                caf::message_handler{[handle](const T& x) { (*handle)(x); }},
+                std::move(direct));
   }
 
   /// Ends the subscription to `T`.
@@ -131,14 +142,19 @@ public:
   }
 
 protected:
+  /// Where the bus may hand messages without the mailbox; none by default
+  /// (`mixin::placeable` offers one for loop placement).
+  virtual direct_receiver* direct_port() noexcept { return nullptr; }
+
   mycelium::detail::participant_core& participant_core() noexcept { return core_; }
   const mycelium::detail::participant_core& participant_core() const noexcept {
     return core_;
   }
 
 private:
-  void add_handler(uint32_t type_id, subscription_ptr sub, caf::message_handler h) {
-    if (core_.add_handler(type_id, std::move(sub), std::move(h)))
+  void add_handler(uint32_t type_id, subscription_ptr sub, caf::message_handler h,
+                   mycelium::detail::participant_core::direct_handler direct = {}) {
+    if (core_.add_handler(type_id, std::move(sub), std::move(h), std::move(direct)))
       this->become(core_.behavior());
   }
 

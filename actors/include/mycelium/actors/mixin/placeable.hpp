@@ -1,11 +1,16 @@
 #pragma once
 
+#include <thread>
+
 #include <caf/execution_unit.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/io/network/multiplexer.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/resumable.hpp>
 
+#include "mycelium/actors/detail/participant_core.hpp"
 #include "mycelium/actors/placement.hpp"
+#include "mycelium/bus/direct_receiver.hpp"
 
 namespace mycelium::mixin {
 
@@ -22,14 +27,38 @@ namespace mycelium::mixin {
 /// loop service publishing) is resumed on the same thread in the same turn
 /// of the loop, without a system call.
 ///
-/// Thread-safety: as CAF actors; `enqueue` from any thread.
+/// Better still, a loop-placed instance is a `direct_receiver`: when the bus
+/// delivers on the loop's thread while the instance is idle (mailbox empty,
+/// no handler running, not terminating), the handler runs at once as a
+/// function call, in place of mailbox element, message and resume. Order
+/// per publisher is kept: a non-empty mailbox always takes the message.
+///
+/// Thread-safety: as CAF actors; `enqueue` and `try_receive` from any
+/// thread (`try_receive` refuses off the loop's thread).
 template <class Base, class Subtype>
-class placeable : public Base {
+class placeable : public Base, public direct_receiver {
 public:
   template <class... Ts>
   explicit placeable(Ts&&... xs) : Base(std::forward<Ts>(xs)...) {
     if (this->where() == placement::loop)
       loop_ = &this->home_system().middleman().backend();
+  }
+
+  bool try_receive(uint32_t type_id, const void* value) override {
+    if (loop_ == nullptr || std::this_thread::get_id() != loop_->thread_id()
+        || this->getf(caf::abstract_actor::is_terminated_flag)
+        || !this->mailbox().blocked())
+      return false;
+    auto& core = this->participant_core();
+    if (!core.run_direct(type_id, value))
+      return false;
+    // A failure must surface inside CAF's resume (exception handler,
+    // supervisor), and a `quit` from the handler finishes only there.
+    if (core.failed_directly() || this->getf(caf::abstract_actor::is_terminated_flag))
+      enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                        direct_wake_atom::value),
+              loop_);
+    return true;
   }
 
   using Base::enqueue;
@@ -49,8 +78,13 @@ public:
   /// Whether this instance runs on the I/O loop.
   bool on_loop() const noexcept { return loop_ != nullptr; }
 
+protected:
+  direct_receiver* direct_port() noexcept override {
+    return loop_ != nullptr ? this : nullptr;
+  }
+
 private:
-  caf::execution_unit* loop_ = nullptr; ///< the multiplexer, for loop placement
+  caf::io::network::multiplexer* loop_ = nullptr; ///< for loop placement
 };
 
 } // namespace mycelium::mixin

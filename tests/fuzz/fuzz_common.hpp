@@ -102,6 +102,7 @@ inline bool same(const wire::hello& a, const wire::hello& b) {
       || a.schema_digest != b.schema_digest || a.node != b.node
       || a.service != b.service || a.pid != b.pid
       || a.auth_proof != b.auth_proof || a.nonce != b.nonce
+      || a.auth_scheme_id != b.auth_scheme_id
       || a.types.size() != b.types.size())
     return false;
   for (size_t i = 0; i < a.types.size(); ++i)
@@ -113,7 +114,11 @@ inline bool same(const wire::hello& a, const wire::hello& b) {
 }
 
 inline bool same(const wire::refuse& a, const wire::refuse& b) {
-  return a.reason == b.reason && a.text == b.text;
+  return a.reason == b.reason && a.text == b.text && a.code == b.code;
+}
+
+inline bool same(const wire::auth& a, const wire::auth& b) {
+  return a.proof == b.proof;
 }
 
 // -- seed corpus --------------------------------------------------------------

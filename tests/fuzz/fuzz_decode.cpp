@@ -4,10 +4,10 @@
 // Each input is used twice:
 //  1. as a whole frame: mycelium::decode_frame() with the test schema
 //     (tests/schemas/test_messages.toml); control frames of type hello /
-//     refuse go to wire::decode(.., hello&) / decode(.., refuse&);
+//     refuse / auth go to wire::decode(.., hello&) / (.., refuse&) / (.., auth&);
 //  2. as a bare payload (the bytes after the 24-byte header, or all bytes of
 //     a shorter input): decode_payload<T>() for every message type T of the
-//     schema, and wire::decode() for hello and refuse.
+//     schema, and wire::decode() for hello, refuse and auth.
 //
 // Whenever a decode succeeds, the value is re-encoded, the re-encoded bytes
 // must decode again (through the same path and through the frame path), and
@@ -164,6 +164,12 @@ void fuzz_refuse(const uint8_t* p, size_t n) {
     check_control(v, w::control_type::refuse, "refuse");
 }
 
+void fuzz_auth(const uint8_t* p, size_t n) {
+  w::auth v;
+  if (w::decode(p, n, v) == errc::none)
+    check_control(v, w::control_type::auth, "auth");
+}
+
 // -- seed corpus --------------------------------------------------------------
 
 void write_file(const std::string& dir, const std::string& name,
@@ -238,7 +244,8 @@ void write_seeds(const std::string& dir) {
   seed(dir, "boom", t::fail_now{"injected failure"});
   {
     auto h = mycelium::make_hello(t::descriptor(), "node-a", "pricer", 4242);
-    h.auth_proof.assign(32, 0xAB);
+    h.auth_proof.assign(32, 0xAB); // retired field: still decoded and kept
+    h.auth_scheme_id = static_cast<uint8_t>(w::auth_scheme::hmac_sha256);
     for (size_t i = 0; i < h.nonce.size(); ++i)
       h.nonce[i] = static_cast<uint8_t>(i + 1);
     std::vector<uint8_t> frame;
@@ -254,6 +261,14 @@ void write_seeds(const std::string& dir) {
     std::vector<uint8_t> frame;
     w::encode_frame(frame, r, 0);
     write_file(dir, "seed-refuse-mismatch", frame);
+  }
+  {
+    w::auth a;
+    for (size_t i = 0; i < a.proof.size(); ++i)
+      a.proof[i] = static_cast<uint8_t>(0x40 + i);
+    std::vector<uint8_t> frame;
+    w::encode_frame(frame, a, 0);
+    write_file(dir, "seed-auth", frame);
   }
 }
 
@@ -291,6 +306,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t n) {
         fuzz_hello(copy.get(), ch.payload_length);
       else if (ch.type_id == static_cast<uint32_t>(w::control_type::refuse))
         fuzz_refuse(copy.get(), ch.payload_length);
+      else if (ch.type_id == static_cast<uint32_t>(w::control_type::auth))
+        fuzz_auth(copy.get(), ch.payload_length);
     } else {
       caf::message msg2;
       auto e2 = t::descriptor().decode(ch.type_id, copy.get(), ch.payload_length, msg2);
@@ -306,5 +323,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t n) {
   for_each_type([&](auto proto) { fuzz_payload<decltype(proto)>(p, m); });
   fuzz_hello(p, m);
   fuzz_refuse(p, m);
+  fuzz_auth(p, m);
   return 0;
 }

@@ -1,8 +1,13 @@
 // libFuzzer target mycelium_fuzz_link: a peer's byte stream into
 // mycelium::transports::link_protocol (transports/src/link_protocol.cpp), the
 // sans-I/O protocol under every socket link: handshake with schema digest and
-// HMAC proof, sequence numbers, interest and heartbeat frames, data frames,
-// and the reassembly of frames that arrive split across reads.
+// challenge-response authentication (auth frames with an HMAC over the
+// peer's nonce), sequence numbers, interest and heartbeat frames, data
+// frames, and the reassembly of frames that arrive split across reads.
+//
+// Nonces are fixed (link_protocol::set_nonce_source) so that a run is
+// reproducible and an input can carry a valid auth frame: the fuzzed side's
+// hello nonce is fuzzed_nonce, the correct peer's is peer_nonce.
 //
 // Input layout (bytes past the end read as 0):
 //   byte 0   configuration
@@ -12,7 +17,8 @@
 //                        1 established: two protocols (test schema,
 //                          tests/schemas/test_messages.toml) complete a valid
 //                          handshake first, then the body continues the
-//                          peer's stream (its next frame is sequence 2);
+//                          peer's stream (its next frame is sequence 2, or
+//                          3 after its auth frame with a secret);
 //                        2 framed, established: as 1, but the body is a list
 //                          of records (see build_stream) turned into frames
 //                          with correct sequence numbers;
@@ -37,18 +43,22 @@
 //    or on_refusing, it returns false only after one of them, and after one
 //    false every further call returns false; after on_error / on_refused /
 //    on_refusing the listener hears nothing more and the state is `closed`;
-//  - on_established comes at most once, with the test schema's digest (and a
-//    valid proof when a secret is set), before any on_interest, on_data or
-//    on_bad_frame; the peer's hello re-encodes to an equal hello;
+//  - on_established comes at most once, with the test schema's digest (and,
+//    with a secret, after a hello that announced authentication with a
+//    usable nonce), before any on_interest, on_data or on_bad_frame; the
+//    peer's hello re-encodes to an equal hello;
 //  - on_interest names a type id of the schema and re-encodes
 //    (encode_interest / decode_interest) to the same id;
 //  - every on_data message holds the generated struct of its type id, and
 //    re-encodes (link_protocol::write_data) to a frame of that type whose
 //    payload decodes to an equal value (same canonical encoding and
 //    operator==);
-//  - what the fuzzed side wrote to its output (its hello, a refusal) is
-//    accepted by a correct peer: that peer establishes the link and, if the
-//    fuzzed side refused, hears the same refusal (on_refused), never on_error;
+//  - what the fuzzed side wrote to its output (its hello, its auth frame, a
+//    refusal) is accepted by a correct peer: that peer establishes the link
+//    (with a secret: once the fuzzed side's auth frame answered the peer's
+//    own nonce; an auth frame answering another nonce is refused with
+//    auth_failed) and, if the fuzzed side refused, hears the same refusal
+//    (on_refused), never on_error;
 //    if the fuzzed side is still established after the input, it can still
 //    send (write_interest, write_heartbeat, write_data; write_data refuses
 //    what exceeds its max_payload) and the peer receives it;
@@ -72,6 +82,7 @@
 #include "fuzz_common.hpp"
 #include "mycelium/transports/auth.hpp"
 #include "mycelium/transports/link_protocol.hpp"
+#include "mycelium/wire/tlv.hpp"
 
 namespace w = mycelium::wire;
 namespace t = mycelium::test;
@@ -86,6 +97,16 @@ constexpr char prog[] = "mycelium_fuzz_link";
 const std::string fuzz_secret = "mycelium-fuzz-secret";
 constexpr uint32_t max_payloads[4] = {w::default_max_payload, 1024, 64, 16};
 constexpr uint32_t echo_max_payload = w::default_max_payload;
+
+/// The hello nonces of the two sides (see the top of this file).
+w::digest128 nonce_from(uint8_t first) {
+  w::digest128 n;
+  for (size_t i = 0; i < n.size(); ++i)
+    n[i] = static_cast<uint8_t>(first + i);
+  return n;
+}
+const w::digest128 fuzzed_nonce = nonce_from(0x50);
+const w::digest128 peer_nonce = nonce_from(0xA0);
 
 enum mode : uint8_t {
   mode_raw = 0,
@@ -157,8 +178,11 @@ public:
       fail("established with a peer whose schema digest differs");
     if (peer.magic != w::hello_magic || peer.version != w::protocol_version)
       fail("established with a peer of another magic or protocol version");
-    if (secret_ && !mycelium::transports::check_auth_proof(fuzz_secret, peer))
-      fail("established with a secret configured, but the peer's proof is wrong");
+    if (secret_
+        && (peer.auth_scheme_id != static_cast<uint8_t>(w::auth_scheme::hmac_sha256)
+            || peer.nonce == w::digest128{} || peer.nonce == proto_.local_hello().nonce))
+      fail("established with a secret configured, but the peer's hello did not "
+           "announce authentication with a usable nonce");
     // The hello the protocol accepted encodes and decodes to itself.
     std::vector<uint8_t> frame;
     w::encode_frame(frame, peer, 1);
@@ -323,11 +347,12 @@ struct side {
   checker rec;
   std::vector<uint8_t> out;
 
-  side(const char* who, bool secret, uint32_t max_payload)
+  side(const char* who, bool secret, uint32_t max_payload, const w::digest128& nonce)
     : name(who),
       proto(t::descriptor(), link_identity{who, "fuzz", 7},
             secret ? fuzz_secret : std::string{}, max_payload),
       rec(who, proto, secret) {
+    proto.set_nonce_source([nonce](w::digest128& out) { out = nonce; });
     proto.start(out);
   }
 
@@ -432,11 +457,27 @@ uint32_t pick_type(cursor& c, bool raw) {
   return types[c.byte() % types.size()].type_id;
 }
 
+/// An auth frame whose field 1 holds `proof` (any length).
+void append_auth(const std::vector<uint8_t>& proof, uint64_t seq, std::vector<uint8_t>& out) {
+  auto at = out.size();
+  out.resize(at + w::frame_header::size);
+  w::writer wr{out};
+  wr.sized(1, proof.data(), proof.size());
+  w::frame_header h;
+  h.payload_length = static_cast<uint32_t>(out.size() - at - w::frame_header::size);
+  h.type_id = static_cast<uint32_t>(w::control_type::auth);
+  h.sequence = seq;
+  h.flags = w::frame_header::flag_control;
+  h.write(out.data() + at);
+}
+
 /// A hello record. bits: 0 version + 1, 1 schema digest byte flipped, 2 one
-/// type of the list changed (byte: index; bit 7 removes it instead), 3 a
-/// valid proof for fuzz_secret, 4 a proof of (byte % 64) input bytes.
+/// type of the list changed (byte: index; bit 7 removes it instead), 3
+/// announce hmac_sha256 and follow the hello with a valid auth frame for
+/// fuzz_secret answering fuzzed_nonce, 4 announce the scheme (byte) and
+/// follow with an auth frame of (byte % 64) input bytes (none for 0).
 /// Then: node length byte (% 32) and node bytes, pid u32, 16 nonce bytes.
-void append_hello(cursor& c, uint8_t bits, uint64_t seq, std::vector<uint8_t>& out) {
+void append_hello(cursor& c, uint8_t bits, uint64_t& seq, std::vector<uint8_t>& out) {
   auto node_bytes = c.take(c.byte() % 32);
   std::string node(node_bytes.begin(), node_bytes.end());
   auto pid = c.u32();
@@ -455,11 +496,20 @@ void append_hello(cursor& c, uint8_t bits, uint64_t seq, std::vector<uint8_t>& o
     else
       h.types[i].digest[0] ^= 1;
   }
-  if (bits & 16)
-    h.auth_proof = c.take(c.byte() % 64);
-  else if (bits & 8)
-    h.auth_proof = mycelium::transports::make_auth_proof(fuzz_secret, h);
-  w::encode_frame(out, h, seq);
+  std::vector<uint8_t> proof;
+  bool with_auth = (bits & 8) != 0;
+  if (bits & 16) {
+    h.auth_scheme_id = c.byte();
+    proof = c.take(c.byte() % 64);
+    with_auth = !proof.empty();
+  } else if (bits & 8) {
+    h.auth_scheme_id = static_cast<uint8_t>(w::auth_scheme::hmac_sha256);
+    auto p = mycelium::transports::make_auth_proof(fuzz_secret, fuzzed_nonce, h);
+    proof.assign(p.begin(), p.end());
+  }
+  w::encode_frame(out, h, seq++);
+  if (with_auth)
+    append_auth(proof, seq++, out);
 }
 
 /// Turns the records of the framed modes into a byte stream whose frames
@@ -509,7 +559,7 @@ std::vector<uint8_t> build_stream(cursor& c, uint64_t first_seq) {
         break;
       }
       case rec_hello:
-        append_hello(c, bits, seq++, out);
+        append_hello(c, bits, seq, out);
         break;
       case rec_refuse: {
         w::refuse r;
@@ -566,20 +616,54 @@ bool logged(const side& s, const std::string& entry) {
   return std::find(log.begin(), log.end(), entry) != log.end();
 }
 
-void check_output(side& fuzzed, side& peer, bool peer_established_before) {
+/// Whether `bytes` (well-formed frames) hold an auth frame.
+bool has_auth_frame(const std::vector<uint8_t>& bytes) {
+  size_t off = 0;
+  w::frame_header h;
+  while (w::frame_header::read(bytes.data() + off, bytes.size() - off, 1u << 20, h)
+         == errc::none) {
+    if (h.flags == w::frame_header::flag_control
+        && h.type_id == static_cast<uint32_t>(w::control_type::auth))
+      return true;
+    off += w::frame_header::size + h.payload_length;
+  }
+  return false;
+}
+
+void check_output(side& fuzzed, side& peer, bool peer_established_before, bool secret) {
   if (peer.rec.terminal())
     peer.rec.fail("the correct peer closed during the handshake");
   bool sends = fuzzed.proto.current() == link_protocol::state::established;
   if (sends)
     send_after(fuzzed);
+  bool sent_auth = has_auth_frame(fuzzed.out);
+  // With a secret the peer needs the fuzzed side's auth frame, which answers
+  // the nonce of the hello the fuzzed side accepted: the peer can verify it
+  // only if that hello carried the peer's own nonce.
+  bool answers_peer = fuzzed.proto.peer().nonce == peer.proto.local_hello().nonce;
+  bool acceptable = !secret || peer_established_before || (sent_auth && answers_peer);
   bool open = pump(fuzzed, peer);
   if (peer.rec.errored())
     peer.rec.fail("the fuzzed side's output is a broken stream", peer.rec.error_text());
-  if (!peer.rec.established())
-    peer.rec.fail(peer_established_before ? "lost the established state"
-                                          : "the fuzzed side's hello was not accepted");
-  if (peer.rec.refusing())
-    peer.rec.fail("the fuzzed side's hello was refused", peer.rec.refusing()->text);
+  if (!acceptable) {
+    if (peer.rec.established())
+      peer.rec.fail("established without an auth frame that answers its nonce");
+    if (sent_auth) {
+      // An answer to another nonce (e.g. a replayed one) must be refused.
+      if (!peer.rec.refusing() || peer.rec.refusing()->reason != errc::auth_failed)
+        peer.rec.fail("an auth frame answering another nonce was not refused with "
+                      "auth_failed");
+      return;
+    }
+    if (peer.rec.refusing())
+      peer.rec.fail("the fuzzed side's hello was refused", peer.rec.refusing()->text);
+  } else {
+    if (!peer.rec.established())
+      peer.rec.fail(peer_established_before ? "lost the established state"
+                                            : "the fuzzed side's hello was not accepted");
+    if (peer.rec.refusing())
+      peer.rec.fail("the fuzzed side's hello was refused", peer.rec.refusing()->text);
+  }
   auto ping_id = std::to_string(t::ping::type_id);
   if (sends
       && (!logged(peer, "on_interest " + ping_id + " add")
@@ -640,17 +724,18 @@ void run(const uint8_t* data, size_t n) {
   const uint8_t* body = c.here();
   size_t body_size = c.left();
   if (m == mode_framed_established || m == mode_framed_raw) {
-    built = build_stream(c, handshake ? 2 : 1);
+    built = build_stream(c, handshake ? (secret ? 3 : 2) : 1);
     body = built.data();
     body_size = built.size();
   }
 
-  side fuzzed{"fuzzed", secret, max_payload};
-  side peer{"peer", secret, w::default_max_payload};
+  side fuzzed{"fuzzed", secret, max_payload, fuzzed_nonce};
+  side peer{"peer", secret, w::default_max_payload, peer_nonce};
   auto connection = [&] {
     if (handshake) {
-      if (!pump(peer, fuzzed) || !pump(fuzzed, peer) || !fuzzed.rec.established()
-          || !peer.rec.established())
+      // hello -> hello (+ auth) -> auth with a secret
+      if (!pump(peer, fuzzed) || !pump(fuzzed, peer) || (secret && !pump(peer, fuzzed))
+          || !fuzzed.rec.established() || !peer.rec.established())
         fuzzed.rec.fail("the handshake of two correct sides failed",
                         fuzzed.rec.error_text() + peer.rec.error_text());
     }
@@ -669,7 +754,7 @@ void run(const uint8_t* data, size_t n) {
     } while (pos < body_size);
     // A closed protocol stays closed; an open one ignores an empty read.
     consume_checked(fuzzed, body, 0, open);
-    check_output(fuzzed, peer, handshake);
+    check_output(fuzzed, peer, handshake, secret);
   };
   connection();
   if (!restart)
@@ -734,13 +819,13 @@ void append_session(std::vector<uint8_t>& out, uint64_t& seq) {
   w::encode_heartbeat(out, seq++);
 }
 
-/// A valid hello from "seed-peer" with a fixed nonce (and proof, with a secret).
+/// A valid hello from "seed-peer" with the correct peer's nonce (and the
+/// authentication announced, with a secret).
 w::hello seed_hello(bool secret) {
   auto h = mycelium::make_hello(t::descriptor(), "seed-peer", "fuzz-peer", 4242);
-  for (size_t i = 0; i < h.nonce.size(); ++i)
-    h.nonce[i] = static_cast<uint8_t>(0xA0 + i);
+  h.nonce = peer_nonce;
   if (secret)
-    h.auth_proof = mycelium::transports::make_auth_proof(fuzz_secret, h);
+    h.auth_scheme_id = static_cast<uint8_t>(w::auth_scheme::hmac_sha256);
   return h;
 }
 
@@ -759,8 +844,14 @@ void write_seeds(const std::string& dir) {
   // Raw: the peer's hello and a whole session, in one piece and in pieces.
   for (bool secret : {false, true}) {
     std::vector<uint8_t> body;
-    w::encode_frame(body, seed_hello(secret), 1);
+    auto h = seed_hello(secret);
+    w::encode_frame(body, h, 1);
     uint64_t seq = 2;
+    if (secret) // the answer to the fuzzed side's challenge
+      w::encode_frame(body,
+                      w::auth{mycelium::transports::make_auth_proof(fuzz_secret,
+                                                                    fuzzed_nonce, h)},
+                      seq++);
     append_session(body, seq);
     uint8_t cfg = mode_raw | (secret ? cfg_secret : 0);
     put(secret ? "raw-session-secret" : "raw-session", input(cfg, {}, body));
@@ -785,6 +876,10 @@ void write_seeds(const std::string& dir) {
     uint64_t seq = 2;
     append_session(body, seq);
     put("established-session", input(mode_established, {5, 30, 2}, body));
+    std::vector<uint8_t> after_auth;
+    seq = 3;
+    append_session(after_auth, seq);
+    put("established-session-secret", input(mode_established | cfg_secret, {7}, after_auth));
     put("established-max64",
         input(mode_established | (2 << cfg_max_payload_shift), {}, body));
   }
@@ -800,10 +895,10 @@ void write_seeds(const std::string& dir) {
     };
     put("framed-established", input(mode_framed_established, {3}, body));
   }
-  { // Framed, raw: a hello with a valid proof, then a session.
+  { // Framed, raw: a hello announcing authentication with the peer's nonce
+    // and a valid auth frame, then a session.
     std::vector<uint8_t> body{rec_hello | (8 << 3), 4, 'n', 'o', 'd', 'e', 1, 0, 0, 0};
-    for (uint8_t i = 0; i < 16; ++i)
-      body.push_back(i);
+    body.insert(body.end(), peer_nonce.begin(), peer_nonce.end());
     std::vector<uint8_t> rest{
       rec_interest | (1 << 3), 0,
       rec_message, 0, rec_message, 1, rec_message, 2,
@@ -813,6 +908,23 @@ void write_seeds(const std::string& dir) {
     };
     body.insert(body.end(), rest.begin(), rest.end());
     put("framed-raw-secret", input(mode_framed_raw | cfg_secret, {}, body));
+  }
+  { // Replays: an auth frame answering another nonce, a hello without one,
+    // and frames before the auth frame.
+    std::vector<uint8_t> body{rec_hello | (8 << 3), 1, 'r', 2, 0, 0, 0};
+    for (uint8_t i = 0; i < 16; ++i)
+      body.push_back(static_cast<uint8_t>(0xA0 + (i ^ 1)));
+    put("framed-raw-secret-other-nonce", input(mode_framed_raw | cfg_secret, {}, body));
+    std::vector<uint8_t> zero{rec_hello | (8 << 3), 1, 'z', 3, 0, 0, 0};
+    zero.insert(zero.end(), 16, 0);
+    put("framed-raw-secret-no-nonce", input(mode_framed_raw | cfg_secret, {}, zero));
+    // scheme 1 announced (bit 4), no auth frame (0 proof bytes), a heartbeat
+    std::vector<uint8_t> early{rec_hello | (16 << 3), 1, 'e', 4, 0, 0, 0};
+    early.insert(early.end(), peer_nonce.begin(), peer_nonce.end());
+    early.push_back(1); // auth_scheme
+    early.push_back(0); // proof length
+    early.push_back(rec_heartbeat);
+    put("framed-raw-no-auth", input(mode_framed_raw | cfg_secret, {}, early));
   }
 }
 

@@ -1,6 +1,7 @@
 // Frame header, TLV primitives, UTF-8 validation and the handshake.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "mycelium/wire/frame_header.hpp"
@@ -275,4 +276,143 @@ TEST_CASE("handshake: digest mismatch names both digests and the first differing
   CHECK(check_hello(local, remote).reason == errc::version_mismatch);
   remote.magic = 1;
   CHECK(check_hello(local, remote).reason == errc::bad_magic);
+}
+
+TEST_CASE("handshake: nonce and auth scheme fields of docs/wire-protocol.md section 7.1") {
+  auto h = sample_hello(7);
+  for (uint8_t i = 0; i < 16; ++i)
+    h.nonce[i] = static_cast<uint8_t>(0xA0 + i);
+  std::vector<uint8_t> plain;
+  encode_frame(plain, h, 1);
+  // Without a secret the hello ends with field 9 (tag 4C 00, L = 16, nonce):
+  // no field 10, the same bytes as before challenge-response existed.
+  std::vector<uint8_t> tail{0x4c, 0x00, 0x10, 0x00, 0x00, 0x00};
+  for (uint8_t i = 0; i < 16; ++i)
+    tail.push_back(static_cast<uint8_t>(0xA0 + i));
+  REQUIRE(plain.size() > tail.size());
+  CHECK(std::vector<uint8_t>(plain.end() - static_cast<long>(tail.size()), plain.end())
+        == tail);
+  // With a secret, field 10 (tag 50 00, fixed8) = 1 follows.
+  h.auth_scheme_id = static_cast<uint8_t>(auth_scheme::hmac_sha256);
+  std::vector<uint8_t> with;
+  encode_frame(with, h, 1);
+  REQUIRE(with.size() == plain.size() + 3);
+  CHECK(with[with.size() - 3] == 0x50);
+  CHECK(with[with.size() - 2] == 0x00);
+  CHECK(with[with.size() - 1] == 0x01);
+  hello back;
+  REQUIRE(decode(with.data() + 24, with.size() - 24, back) == errc::none);
+  CHECK(back.nonce == h.nonce);
+  CHECK(back.auth_scheme_id == 1);
+  hello back_plain;
+  REQUIRE(decode(plain.data() + 24, plain.size() - 24, back_plain) == errc::none);
+  CHECK(back_plain.auth_scheme_id == 0);
+  // Field 10 with another wire type is refused like any typed field.
+  with[with.size() - 3] = 0x52; // field 10, fixed32
+  CHECK(decode(with.data() + 24, with.size() - 24, back) != errc::none);
+}
+
+TEST_CASE("handshake: a refusal with an unknown reason decodes and keeps the number") {
+  std::vector<uint8_t> buf;
+  encode_frame(buf, refuse{static_cast<errc>(36), "from the future"}, 2);
+  refuse r;
+  REQUIRE(decode(buf.data() + 24, buf.size() - 24, r) == errc::none);
+  CHECK(r.code == 36);
+  CHECK(static_cast<uint8_t>(r.reason) == 36);
+  CHECK_FALSE(is_known(r.reason));
+  CHECK(reason_name(r) == "unknown code 36");
+  CHECK(r.text == "from the future");
+  // A known one names itself.
+  buf.clear();
+  encode_frame(buf, refuse{errc::schema_mismatch, "x"}, 2);
+  refuse k;
+  REQUIRE(decode(buf.data() + 24, buf.size() - 24, k) == errc::none);
+  CHECK(k.code == 18);
+  CHECK(reason_name(k) == "schema_mismatch");
+  CHECK(reason_name(refuse{errc::auth_failed, ""}) == "auth_failed");
+}
+
+namespace {
+
+/// docs/wire-protocol.md, the file the tables below are checked against.
+std::string wire_protocol_doc() {
+  std::string path = std::string{MYCELIUM_TEST_DATA_DIR} + "/../../docs/wire-protocol.md";
+  FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE_MESSAGE(f != nullptr, "cannot open " << path);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+/// The rows "| <number> | `<name>` | ..." of the markdown table that follows
+/// the line starting with `heading`.
+std::vector<std::pair<std::string, std::string>>
+table_after(const std::string& doc, const std::string& heading) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto at = doc.find("\n" + heading);
+  REQUIRE_MESSAGE(at != std::string::npos, "no heading " << heading);
+  auto pos = doc.find("\n|", at);
+  while (pos != std::string::npos) {
+    auto end = doc.find('\n', pos + 1);
+    auto line = doc.substr(pos + 1, end - pos - 1);
+    if (line.empty() || line[0] != '|')
+      break;
+    // "| a | `b` | ..." -> a, b
+    auto c1 = line.find('|', 1);
+    auto first = line.substr(1, c1 - 1);
+    auto b1 = line.find('`', c1);
+    auto b2 = b1 == std::string::npos ? b1 : line.find('`', b1 + 1);
+    auto trim = [](std::string s) {
+      while (!s.empty() && s.front() == ' ')
+        s.erase(s.begin());
+      while (!s.empty() && s.back() == ' ')
+        s.pop_back();
+      return s;
+    };
+    if (b2 != std::string::npos && line.find('|', c1 + 1) > b2)
+      rows.emplace_back(trim(first), line.substr(b1 + 1, b2 - b1 - 1));
+    pos = end;
+  }
+  return rows;
+}
+
+} // namespace
+
+TEST_CASE("errc: every value is pinned and the table of docs/wire-protocol.md 4.1 matches") {
+  auto rows = table_after(wire_protocol_doc(), "### 4.1 Error codes");
+  // Every enumerator 0..errc_last, in order, with its name.
+  REQUIRE(rows.size() == static_cast<size_t>(errc_last) + 1);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CAPTURE(i);
+    CHECK(rows[i].first == std::to_string(i));
+    CHECK(rows[i].second == to_string(static_cast<errc>(i)));
+  }
+  // Numbers without an enumerator render as unknown codes.
+  CHECK(std::string{to_string(static_cast<errc>(static_cast<uint8_t>(errc_last) + 1))}
+        == "unknown code " + std::to_string(static_cast<int>(errc_last) + 1));
+  CHECK(std::string{to_string(static_cast<errc>(200))} == "unknown code 200");
+  CHECK(std::string{to_string(errc_unrepresentable)} == "unknown code 255 or above");
+  CHECK(is_known(errc_last));
+  CHECK_FALSE(is_known(errc_unrepresentable));
+}
+
+TEST_CASE("control types: the table of docs/wire-protocol.md 1.2 matches the enum") {
+  auto rows = table_after(wire_protocol_doc(), "Control type ids defined");
+  const std::vector<std::pair<control_type, std::string>> expected{
+    {control_type::hello, "hello"},           {control_type::refuse, "refuse"},
+    {control_type::subscribe, "subscribe"},   {control_type::unsubscribe, "unsubscribe"},
+    {control_type::heartbeat, "heartbeat"},   {control_type::goodbye, "goodbye"},
+    {control_type::shm_attach, "shm_attach"}, {control_type::auth, "auth"},
+  };
+  REQUIRE(rows.size() == expected.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "`0x%08X`", static_cast<uint32_t>(expected[i].first));
+    CHECK(rows[i].first == hex);
+    CHECK(rows[i].second == expected[i].second);
+  }
 }

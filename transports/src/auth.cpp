@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <random>
 
 #include "mycelium/wire/byte_order.hpp"
@@ -13,40 +14,42 @@ namespace mycelium::transports {
 
 namespace {
 
-std::vector<uint8_t> proof_input(const wire::hello& h) {
-  static constexpr char label[] = "mycelium-auth-v1";
-  std::vector<uint8_t> in(label, label + sizeof(label) - 1);
-  in.insert(in.end(), h.nonce.begin(), h.nonce.end());
-  in.insert(in.end(), h.schema_digest.begin(), h.schema_digest.end());
-  in.insert(in.end(), h.node.begin(), h.node.end());
+std::vector<uint8_t> proof_input(const wire::digest128& challenge,
+                                 const wire::hello& own) {
+  std::vector<uint8_t> in(auth_label, auth_label + sizeof(auth_label) - 1);
+  in.insert(in.end(), challenge.begin(), challenge.end());
+  in.insert(in.end(), own.nonce.begin(), own.nonce.end());
+  in.insert(in.end(), own.schema_digest.begin(), own.schema_digest.end());
+  in.insert(in.end(), own.node.begin(), own.node.end());
   in.push_back(0);
-  in.insert(in.end(), h.service.begin(), h.service.end());
+  in.insert(in.end(), own.service.begin(), own.service.end());
   in.push_back(0);
   uint8_t pid[4];
-  wire::store_u32(pid, h.pid);
+  wire::store_u32(pid, own.pid);
   in.insert(in.end(), pid, pid + 4);
   return in;
 }
 
 } // namespace
 
-std::vector<uint8_t> make_auth_proof(const std::string& secret,
-                                     const wire::hello& h) {
-  auto in = proof_input(h);
-  std::vector<uint8_t> out(EVP_MAX_MD_SIZE);
+wire::digest256 make_auth_proof(const std::string& secret,
+                                const wire::digest128& challenge,
+                                const wire::hello& own) {
+  auto in = proof_input(challenge, own);
+  uint8_t md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), in.data(),
-       in.size(), out.data(), &len);
-  out.resize(len);
+       in.size(), md, &len);
+  wire::digest256 out{};
+  std::copy(md, md + std::min<size_t>(len, out.size()), out.begin());
   return out;
 }
 
-bool check_auth_proof(const std::string& secret, const wire::hello& remote) {
-  auto expected = make_auth_proof(secret, remote);
-  return remote.auth_proof.size() == expected.size()
-         && CRYPTO_memcmp(remote.auth_proof.data(), expected.data(),
-                          expected.size())
-              == 0;
+bool check_auth_proof(const std::string& secret,
+                      const wire::digest128& challenge,
+                      const wire::hello& remote, const wire::digest256& proof) {
+  auto expected = make_auth_proof(secret, challenge, remote);
+  return CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) == 0;
 }
 
 void random_nonce(wire::digest128& out) {

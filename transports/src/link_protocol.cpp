@@ -1,6 +1,8 @@
 #include "mycelium/transports/link_protocol.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 
 #include "mycelium/transports/auth.hpp"
 
@@ -14,6 +16,21 @@ constexpr uint32_t control_payload_limit = 1u << 20;
 std::string describe(const wire::hello& h) {
   return "node '" + h.node + "' service '" + h.service + "' (pid "
          + std::to_string(h.pid) + ")";
+}
+
+/// "data frame of type 5" or "control frame goodbye (0xffff0006)".
+std::string describe_frame(const wire::frame_header& h) {
+  if ((h.flags & wire::frame_header::flag_control) == 0)
+    return "data frame of type " + std::to_string(h.type_id);
+  static constexpr const char* names[] = {"hello",     "refuse",  "subscribe",
+                                          "unsubscribe", "heartbeat", "goodbye",
+                                          "shm_attach", "auth"};
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "0x%08x", h.type_id);
+  auto index = h.type_id - wire::first_control_type_id;
+  if (h.type_id > wire::first_control_type_id && index <= std::size(names))
+    return std::string{"control frame "} + names[index - 1] + " (" + hex + ")";
+  return std::string{"control frame of unknown type "} + hex;
 }
 
 } // namespace
@@ -45,9 +62,12 @@ void link_protocol::start(std::vector<uint8_t>& out) {
   pending_.clear();
   peer_ = wire::hello{};
   local_ = make_hello(schema_, self_.node, self_.service, self_.pid);
-  random_nonce(local_.nonce);
+  if (nonce_source_)
+    nonce_source_(local_.nonce);
+  else
+    random_nonce(local_.nonce);
   if (!secret_.empty())
-    local_.auth_proof = make_auth_proof(secret_, local_);
+    local_.auth_scheme_id = static_cast<uint8_t>(wire::auth_scheme::hmac_sha256);
   wire::encode_frame(out, local_, ++tx_seq_);
 }
 
@@ -103,6 +123,23 @@ bool link_protocol::fail(errc code, const std::string& text, listener& l) {
   return false;
 }
 
+bool link_protocol::refuse_peer(errc code, std::string text,
+                                std::vector<uint8_t>& out, listener& l) {
+  wire::refuse r{code, std::move(text)};
+  wire::encode_frame(out, r, ++tx_seq_);
+  state_ = state::closed;
+  pending_.clear();
+  l.on_refusing(r);
+  return false;
+}
+
+bool link_protocol::reject(errc code, std::string text,
+                           std::vector<uint8_t>& out, listener& l) {
+  if (state_ == state::established)
+    return fail(code, text, l);
+  return refuse_peer(code, std::move(text), out, l);
+}
+
 bool link_protocol::consume(const uint8_t* data, size_t n,
                             std::vector<uint8_t>& out, listener& l) {
   if (state_ == state::closed)
@@ -122,23 +159,23 @@ bool link_protocol::consume(const uint8_t* data, size_t n,
     if (e == errc::truncated)
       break; // wait for the rest of the payload
     if (e != errc::none)
-      return fail(e, "corrupt frame header from " + peer_name() + ": "
-                       + to_string(e),
-                  l);
+      return reject(e, "corrupt frame header from " + peer_name() + ": "
+                         + to_string(e),
+                    out, l);
     if ((h.flags & wire::frame_header::flag_control) == 0
         && h.payload_length > max_payload_)
-      return fail(errc::frame_too_large,
-                  "frame of " + std::to_string(h.payload_length)
-                    + " bytes from " + peer_name() + " exceeds max_payload "
-                    + std::to_string(max_payload_)
-                    + "; configure the same max_payload on both sides",
-                  l);
+      return reject(errc::frame_too_large,
+                    "frame of " + std::to_string(h.payload_length)
+                      + " bytes from " + peer_name() + " exceeds max_payload "
+                      + std::to_string(max_payload_)
+                      + "; configure the same max_payload on both sides",
+                    out, l);
     if (h.sequence != rx_seq_ + 1)
-      return fail(errc::sequence_gap,
-                  "sequence gap from " + peer_name() + ": expected "
-                    + std::to_string(rx_seq_ + 1) + ", got "
-                    + std::to_string(h.sequence),
-                  l);
+      return reject(errc::sequence_gap,
+                    "sequence gap from " + peer_name() + ": expected "
+                      + std::to_string(rx_seq_ + 1) + ", got "
+                      + std::to_string(h.sequence),
+                    out, l);
     rx_seq_ = h.sequence;
     if (!handle(h, p + used + wire::frame_header::size, out, l))
       return false;
@@ -164,44 +201,10 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
     l.on_refused(r);
     return false;
   }
-  if (state_ == state::awaiting_hello) {
-    if (!control || type != wire::control_type::hello)
-      return fail(errc::protocol_violation,
-                  "peer sent frame type " + std::to_string(h.type_id)
-                    + " before its hello",
-                  l);
-    wire::hello remote;
-    if (auto e = wire::decode(payload, h.payload_length, remote);
-        e != errc::none) {
-      wire::refuse r{e, std::string{"undecodable hello: "} + to_string(e)};
-      wire::encode_frame(out, r, ++tx_seq_);
-      state_ = state::closed;
-      l.on_refusing(r);
-      return false;
-    }
-    peer_ = remote;
-    auto r = wire::check_hello(local_, remote);
-    if (r.reason == errc::none && !secret_.empty()) {
-      if (remote.auth_proof.empty())
-        r = {errc::auth_failed,
-             "peer " + describe(remote)
-               + " sent no authentication proof, but a secret is configured "
-                 "here: configure the same secret on both sides"};
-      else if (!check_auth_proof(secret_, remote))
-        r = {errc::auth_failed,
-             "authentication proof of peer " + describe(remote)
-               + " does not match: the two sides use different secrets"};
-    }
-    if (r.reason != errc::none) {
-      wire::encode_frame(out, r, ++tx_seq_);
-      state_ = state::closed;
-      l.on_refusing(r);
-      return false;
-    }
-    state_ = state::established;
-    l.on_established(peer_);
-    return true;
-  }
+  if (state_ == state::awaiting_hello)
+    return handle_hello(h, payload, out, l);
+  if (state_ == state::awaiting_auth)
+    return handle_auth(h, payload, out, l);
   if (control) {
     switch (type) {
       case wire::control_type::subscribe:
@@ -241,8 +244,8 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
         return false;
       default:
         return fail(errc::protocol_violation,
-                    "unexpected control frame " + std::to_string(h.type_id)
-                      + " from " + peer_name(),
+                    "unexpected " + describe_frame(h) + " from " + peer_name()
+                      + " on an established link",
                     l);
     }
   }
@@ -255,6 +258,109 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
     return true;
   }
   l.on_data(h.type_id, std::move(msg));
+  return true;
+}
+
+bool link_protocol::handle_hello(const wire::frame_header& h,
+                                 const uint8_t* payload,
+                                 std::vector<uint8_t>& out, listener& l) {
+  bool control = (h.flags & wire::frame_header::flag_control) != 0;
+  if (!control || h.type_id != static_cast<uint32_t>(wire::control_type::hello))
+    return refuse_peer(errc::protocol_violation,
+                       "peer sent a " + describe_frame(h)
+                         + " before its hello: the first frame on a link must "
+                           "be a hello (docs/wire-protocol.md section 7.3)",
+                       out, l);
+  wire::hello remote;
+  auto e = wire::decode(payload, h.payload_length, remote);
+  if (e != errc::none && e != errc::bad_magic)
+    return refuse_peer(e,
+                       std::string{"undecodable hello: "} + to_string(e)
+                         + "; the peer does not speak Mycelium wire protocol "
+                           "version "
+                         + std::to_string(wire::protocol_version)
+                         + " or sent a corrupt hello",
+                       out, l);
+  // A bad magic is decided by check_hello, whose text names the peer with
+  // whatever node, service and pid its hello carried.
+  peer_ = remote;
+  auto r = wire::check_hello(local_, remote);
+  if (r.reason == errc::none)
+    r = check_auth_hello(remote);
+  if (r.reason != errc::none)
+    return refuse_peer(r.reason, std::move(r.text), out, l);
+  if (secret_.empty()) {
+    state_ = state::established;
+    l.on_established(peer_);
+    return true;
+  }
+  // Our answer to the peer's challenge; the peer's answer to ours decides.
+  wire::encode_frame(out, wire::auth{make_auth_proof(secret_, remote.nonce, local_)},
+                     ++tx_seq_);
+  state_ = state::awaiting_auth;
+  return true;
+}
+
+wire::refuse link_protocol::check_auth_hello(const wire::hello& remote) const {
+  using wire::auth_scheme;
+  auto scheme = remote.auth_scheme_id;
+  auto who = "peer " + describe(remote);
+  if (secret_.empty()) {
+    if (scheme == static_cast<uint8_t>(auth_scheme::none))
+      return {};
+    return {errc::auth_failed,
+            who + " has a shared secret configured (its hello asks for "
+                  "authentication), but none is configured here: configure "
+                  "the same secret on both sides"};
+  }
+  if (scheme == static_cast<uint8_t>(auth_scheme::none))
+    return {errc::auth_failed,
+            who + " sent no authentication proof (its hello announces no "
+                  "shared secret), but a secret is configured here: configure "
+                  "the same secret on both sides"};
+  if (scheme != static_cast<uint8_t>(auth_scheme::hmac_sha256))
+    return {errc::auth_failed,
+            who + " asks for authentication scheme " + std::to_string(scheme)
+              + ", which this build does not know (it knows 1, hmac_sha256): "
+                "run the same Mycelium version on both sides"};
+  if (remote.nonce == wire::digest128{})
+    return {errc::auth_failed,
+            who + " sent no nonce (hello field 9 missing or all zero), so its "
+                  "proof could be replayed: with a secret, every hello must "
+                  "carry 16 fresh random bytes"};
+  if (remote.nonce == local_.nonce)
+    return {errc::auth_failed,
+            who + " sent back the nonce of our own hello: a reflected "
+                  "handshake is refused"};
+  return {};
+}
+
+bool link_protocol::handle_auth(const wire::frame_header& h,
+                                const uint8_t* payload,
+                                std::vector<uint8_t>& out, listener& l) {
+  bool control = (h.flags & wire::frame_header::flag_control) != 0;
+  if (!control || h.type_id != static_cast<uint32_t>(wire::control_type::auth))
+    return refuse_peer(errc::protocol_violation,
+                       "peer " + peer_name() + " sent a " + describe_frame(h)
+                         + " before its authentication proof: with a shared "
+                           "secret, the frame after the hello must be an auth "
+                           "frame (docs/wire-protocol.md section 9.4)",
+                       out, l);
+  wire::auth a;
+  if (auto e = wire::decode(payload, h.payload_length, a); e != errc::none)
+    return refuse_peer(e,
+                       "undecodable auth frame from " + peer_name() + ": "
+                         + to_string(e) + "; the proof must be 32 bytes in field 1",
+                       out, l);
+  if (!check_auth_proof(secret_, local_.nonce, peer_, a.proof))
+    return refuse_peer(errc::auth_failed,
+                       "authentication proof of peer " + peer_name()
+                         + " does not match: the two sides use different "
+                           "secrets (or the proof was replayed from another "
+                           "connection)",
+                       out, l);
+  state_ = state::established;
+  l.on_established(peer_);
   return true;
 }
 

@@ -94,7 +94,28 @@ void encode_frame(std::vector<uint8_t>& out, const hello& x, uint64_t seq) {
     w.sized(8, list.data(), list.size());
     if (x.nonce != digest128{})
       w.sized(9, x.nonce.data(), x.nonce.size());
+    // Only with a secret: a hello without one is byte for byte the same as
+    // before challenge-response authentication existed.
+    if (x.auth_scheme_id != static_cast<uint8_t>(auth_scheme::none))
+      w.scalar<uint8_t>(10, x.auth_scheme_id);
   });
+}
+
+void encode_frame(std::vector<uint8_t>& out, const auth& x, uint64_t seq) {
+  frame(out, control_type::auth, seq,
+        [&](writer& w) { w.sized(1, x.proof.data(), x.proof.size()); });
+}
+
+errc decode(const uint8_t* payload, size_t n, auth& out) {
+  uint32_t seen = 0;
+  auto e = for_each_field(payload, n, seen, [&](reader& r, uint16_t fid, wire_type wt) {
+    return fid == 1 ? r.array(wt, out.proof) : r.skip(wt);
+  });
+  if (e != errc::none)
+    return e;
+  if ((seen & 2u) == 0)
+    return errc::truncated;
+  return errc::none;
 }
 
 void encode_interest(std::vector<uint8_t>& out, control_type type,
@@ -148,8 +169,13 @@ errc decode_interest(const uint8_t* payload, size_t n, uint32_t& type_id) {
 }
 
 void encode_frame(std::vector<uint8_t>& out, const refuse& x, uint64_t seq) {
+  // A decoded refusal whose number does not fit in `reason` is written with
+  // its received number, so that decode and encode are lossless.
+  auto number = x.reason == errc_unrepresentable && x.code > 0xFF
+                  ? x.code
+                  : static_cast<uint32_t>(x.reason);
   frame(out, control_type::refuse, seq, [&](writer& w) {
-    w.scalar<uint32_t>(1, static_cast<uint32_t>(x.reason));
+    w.scalar<uint32_t>(1, number);
     w.string(2, clip(x.text, max_text));
   });
 }
@@ -168,6 +194,7 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
       case 6: e = r.scalar(wt, out.pid); break;
       case 7: e = r.bytes(wt, max_proof, out.auth_proof); break;
       case 9: e = r.array(wt, out.nonce); break;
+      case 10: e = r.scalar(wt, out.auth_scheme_id); break;
       case 8: {
         const uint8_t* p = nullptr;
         uint32_t len = 0;
@@ -208,7 +235,8 @@ errc decode(const uint8_t* payload, size_t n, hello& out) {
     return res;
   if (out.magic != hello_magic)
     return errc::bad_magic;
-  // Every field but the (optional) auth proof and nonce is required.
+  // Every field but the retired auth proof, the nonce and the auth scheme
+  // is required (the link refuses a missing nonce when a secret is set).
   constexpr uint32_t required = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4)
                                 | (1u << 5) | (1u << 6) | (1u << 8);
   if ((seen & required) != required)
@@ -223,11 +251,12 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
     errc e = errc::none;
     switch (fid) {
       case 1: {
+        // Any number decodes: a newer peer may refuse with a code this
+        // build does not know, and its text must still reach the log.
         uint32_t v = 0;
         e = r.scalar(wt, v);
-        if (e == errc::none && v > static_cast<uint32_t>(errc_last))
-          return errc::bad_enum_value;
-        out.reason = static_cast<errc>(v);
+        out.code = v;
+        out.reason = v <= 0xFF ? static_cast<errc>(v) : errc_unrepresentable;
         break;
       }
       case 2: e = r.string(wt, max_text, out.text); break;
@@ -235,6 +264,14 @@ errc decode(const uint8_t* payload, size_t n, refuse& out) {
     }
     return e;
   });
+}
+
+std::string reason_name(const refuse& x) {
+  // `code` is 0 in a refusal built locally; then `reason` is the number.
+  auto number = x.code != 0 ? x.code : static_cast<uint32_t>(x.reason);
+  if (number <= static_cast<uint32_t>(errc_last))
+    return to_string(static_cast<errc>(number));
+  return "unknown code " + std::to_string(number);
 }
 
 std::string to_hex(const digest256& d) {

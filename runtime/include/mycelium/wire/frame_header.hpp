@@ -103,7 +103,18 @@ enum class control_type : uint32_t {
   heartbeat = 0xFFFF0005,   ///< liveness (transports)
   goodbye = 0xFFFF0006,     ///< clean close: nothing follows (transports)
   shm_attach = 0xFFFF0007,  ///< shared-memory segment and doorbell (shm links)
+  auth = 0xFFFF0008,        ///< proof of the shared secret over the peer's nonce
 };
+
+// The ids are on the wire (docs/wire-protocol.md section 1.2): pinned.
+static_assert(static_cast<uint32_t>(control_type::hello) == 0xFFFF0001);
+static_assert(static_cast<uint32_t>(control_type::refuse) == 0xFFFF0002);
+static_assert(static_cast<uint32_t>(control_type::subscribe) == 0xFFFF0003);
+static_assert(static_cast<uint32_t>(control_type::unsubscribe) == 0xFFFF0004);
+static_assert(static_cast<uint32_t>(control_type::heartbeat) == 0xFFFF0005);
+static_assert(static_cast<uint32_t>(control_type::goodbye) == 0xFFFF0006);
+static_assert(static_cast<uint32_t>(control_type::shm_attach) == 0xFFFF0007);
+static_assert(static_cast<uint32_t>(control_type::auth) == 0xFFFF0008);
 
 /// The smallest control type id.
 constexpr uint32_t first_control_type_id = 0xFFFF0000;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,9 @@ struct link_identity {
 };
 
 /// The transport-independent half of every link (sans-I/O): the handshake
-/// with schema digest and authentication, sequence numbers, interest
+/// with schema digest and challenge-response authentication (with a shared
+/// secret, each side answers the peer's hello nonce with an `auth` frame and
+/// is established only once the peer's answer verified), sequence numbers, interest
 /// (subscribe / unsubscribe) and heartbeat frames, and decoding of data
 /// frames. A transport feeds it received bytes and writes out what it
 /// appends to its output buffer; the socket links and the shared-memory link
@@ -33,11 +36,14 @@ public:
   class listener {
   public:
     virtual ~listener();
-    /// The peer's hello passed every check; data may flow.
+    /// The peer's hello passed every check (and, with a secret, its `auth`
+    /// frame verified); data may flow.
     virtual void on_established(const wire::hello& peer) = 0;
-    /// We refused the peer; the refuse frame is in the output buffer.
+    /// We refused the peer; the refuse frame is in the output buffer. Every
+    /// failure before `on_established` ends this way (never a silent close).
     virtual void on_refusing(const wire::refuse& why) = 0;
-    /// The peer refused us.
+    /// The peer refused us. `why.reason` may be a code this build does not
+    /// know (a newer peer): `wire::reason_name(why)` says "unknown code N".
     virtual void on_refused(const wire::refuse& why) = 0;
     /// The peer gained (`add`) or lost interest in `type_id`.
     virtual void on_interest(uint32_t type_id, bool add) = 0;
@@ -56,10 +62,20 @@ public:
     virtual errc on_shm_attach(const wire::shm_attach& x, std::string& why);
   };
 
-  enum class state : uint8_t { awaiting_hello, established, closed };
+  /// `awaiting_auth`: the peer's hello passed and our `auth` frame is out;
+  /// only the peer's `auth` (or `refuse`) may come next. Only with a secret.
+  enum class state : uint8_t { awaiting_hello, awaiting_auth, established, closed };
+
+  /// Fills a hello nonce; the default is `random_nonce` (auth.hpp).
+  using nonce_source = std::function<void(wire::digest128&)>;
 
   link_protocol(schema_descriptor schema, link_identity self,
                 std::string secret, uint32_t max_payload);
+
+  /// Replaces the nonce source for the following `start` calls. Only for
+  /// tests and the fuzz target, which need reproducible handshakes; a fixed
+  /// nonce makes a captured `auth` frame replayable.
+  void set_nonce_source(nonce_source f) { nonce_source_ = std::move(f); }
 
   /// Starts a new connection: fresh sequence numbers and nonce, empty
   /// buffers. Appends our hello to `out`.
@@ -94,11 +110,30 @@ public:
   /// "node 'a' service 'b' (pid 1)" of the peer, or "<no hello yet>".
   std::string peer_name() const;
 
+  /// The hello `start` sent (with its nonce).
+  const wire::hello& local_hello() const noexcept { return local_; }
+
 private:
   /// Handles one complete frame; false when the connection must close.
   bool handle(const wire::frame_header& h, const uint8_t* payload,
               std::vector<uint8_t>& out, listener& l);
+  /// Handles the frame that must be the peer's hello.
+  bool handle_hello(const wire::frame_header& h, const uint8_t* payload,
+                    std::vector<uint8_t>& out, listener& l);
+  /// Handles the frame that must be the peer's `auth`.
+  bool handle_auth(const wire::frame_header& h, const uint8_t* payload,
+                   std::vector<uint8_t>& out, listener& l);
+  /// The authentication rules on the peer's hello; reason `none` if it passes.
+  wire::refuse check_auth_hello(const wire::hello& remote) const;
+  /// Closes an established link: the byte stream is broken (on_error).
   bool fail(errc code, const std::string& text, listener& l);
+  /// Closes a link that is not established yet with a refuse frame, so the
+  /// peer learns why (on_refusing).
+  bool refuse_peer(errc code, std::string text, std::vector<uint8_t>& out,
+                   listener& l);
+  /// `fail` once established, `refuse_peer` before.
+  bool reject(errc code, std::string text, std::vector<uint8_t>& out,
+              listener& l);
 
   schema_descriptor schema_;
   link_identity self_;
@@ -112,6 +147,7 @@ private:
   uint32_t last_type_id_ = 0;
   size_t last_payload_size_ = 0;
   std::vector<uint8_t> pending_; ///< bytes of an incomplete frame
+  nonce_source nonce_source_;
 };
 
 } // namespace mycelium::transports

@@ -1,5 +1,7 @@
 #include "mycelium/actors/detail/participant_core.hpp"
 
+#include <ctime>
+
 #include "mycelium/actors/log.hpp"
 
 namespace mycelium::detail {
@@ -79,7 +81,13 @@ void participant_core::leave() {
   routes_version_ = 0;
 }
 
-void participant_core::over_budget(std::chrono::steady_clock::duration took,
+std::chrono::nanoseconds participant_core::budget_clock() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds{ts.tv_nsec};
+}
+
+void participant_core::over_budget(std::chrono::nanoseconds took,
                                    const char* type_name) {
   counters_->slow_handlers.fetch_add(1, std::memory_order_relaxed);
   auto now = std::chrono::steady_clock::now();

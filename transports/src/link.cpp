@@ -101,7 +101,7 @@ caf::error link_config::validate() const {
 
 // -- link ---------------------------------------------------------------------------
 
-detail::backlog_source::~backlog_source() = default;
+detail::channel_source::~channel_source() = default;
 
 struct link::impl {
   std::shared_ptr<detail::link_shared> sh;
@@ -224,8 +224,6 @@ link_stats link::stats() const {
     return x.load(std::memory_order_relaxed);
   };
   r.name = sh.cfg.name;
-  r.frames_sent = rd(sh.frames_sent);
-  r.bytes_sent = rd(sh.bytes_sent);
   r.frames_received = rd(sh.frames_received);
   r.bytes_received = rd(sh.bytes_received);
   r.dropped_link_down = rd(sh.dropped_link_down);
@@ -238,6 +236,9 @@ link_stats link::stats() const {
   r.refusals_sent = rd(sh.refusals_sent);
   r.refusals_received = rd(sh.refusals_received);
   std::lock_guard<std::mutex> guard{sh.mtx};
+  // Under the lock: a retiring channel moves its counts in atomically.
+  r.frames_sent = rd(sh.frames_sent);
+  r.bytes_sent = rd(sh.bytes_sent);
   r.state = sh.state;
   r.peers = sh.peers.size();
   r.peer = sh.peer;
@@ -256,9 +257,12 @@ link_stats link::stats() const {
     r.overflow_disconnects += g->disconnects();
     r.queued += g->depth();
   }
-  for (auto& kv : sh.backlogs)
-    if (auto b = kv.second.lock())
-      r.queued += b->backlog();
+  for (auto& kv : sh.channels)
+    if (auto c = kv.second.lock()) {
+      r.queued += c->backlog();
+      r.frames_sent += c->frames_sent();
+      r.bytes_sent += c->bytes_sent();
+    }
   return r;
 }
 

@@ -20,13 +20,18 @@
 
 namespace mycelium::transports::detail {
 
-/// Something that holds frames accepted from publishers but not yet taken by
-/// the peer (a shared-memory link's outgoing ring), for `link_stats::queued`.
-/// Thread-safety: `backlog` is called from any thread.
-class backlog_source {
+/// A data path that publishers write into from their own threads (a
+/// shared-memory link's outgoing ring): it keeps its own send counters, so
+/// that publishers do not contend on the link's, and holds frames the peer
+/// has not taken yet (`link_stats::queued`). `link_shared::retire` moves its
+/// counters into the link's when it closes.
+/// Thread-safety: every member is called from any thread.
+class channel_source {
 public:
-  virtual ~backlog_source();
+  virtual ~channel_source();
   virtual uint64_t backlog() const noexcept = 0;
+  virtual uint64_t frames_sent() const noexcept = 0;
+  virtual uint64_t bytes_sent() const noexcept = 0;
 };
 
 /// State shared by a link's handle and its brokers: configuration, counters
@@ -84,8 +89,17 @@ struct link_shared {
     gates.erase(i);
   }
   /// Outgoing rings of live shared-memory connections (socket links count
-  /// their backlog in their gates).
-  std::map<caf::actor_id, std::weak_ptr<const backlog_source>> backlogs;
+  /// their backlog in their gates and their frames here directly).
+  std::map<const channel_source*, std::weak_ptr<const channel_source>> channels;
+
+  /// Adds the counters of `c` to the link's and forgets it (idempotent).
+  void retire(const channel_source* c) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (channels.erase(c) == 0)
+      return;
+    frames_sent.fetch_add(c->frames_sent(), std::memory_order_relaxed);
+    bytes_sent.fetch_add(c->bytes_sent(), std::memory_order_relaxed);
+  }
   /// Live brokers (acceptor and connections), for stop().
   std::map<caf::actor_id, caf::actor> brokers;
 

@@ -228,7 +228,7 @@ public:
   // -- I/O events ------------------------------------------------------------------
 
   void on_bytes(const std::vector<char>& buf) {
-    sh_->bytes_received.fetch_add(buf.size(), std::memory_order_relaxed);
+    mycelium::detail::bump(sh_->bytes_received, buf.size()); // loop thread only
     last_rx_ = steady_clock::now();
     out_.clear();
     bool ok = proto_.consume(reinterpret_cast<const uint8_t*>(buf.data()),
@@ -543,7 +543,7 @@ public:
   }
 
   void deliver(mycelium::payload_ref& p) {
-    sh_->frames_received.fetch_add(1, std::memory_order_relaxed);
+    mycelium::detail::bump(sh_->frames_received); // loop thread only
     auto v = sh_->bus->version();
     if (v != table_version_) {
       table_ = sh_->bus->snapshot();
@@ -617,16 +617,11 @@ private:
     shm_ = std::move(ep);
     shm_->start();
     std::lock_guard<std::mutex> guard{sh_->mtx};
-    sh_->backlogs[self_->id()] = shm_->channel();
+    sh_->channels[shm_->channel().get()] = shm_->channel();
   }
 
+  /// Closes the endpoint (its channel retires its counters into the link's).
   void drop_endpoint() {
-    if (!shm_)
-      return;
-    {
-      std::lock_guard<std::mutex> guard{sh_->mtx};
-      sh_->backlogs.erase(self_->id());
-    }
     shm_.reset();
   }
 

@@ -18,22 +18,25 @@ shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
 }
 
 void shm_channel::set_peer_doorbell(const std::string& name) {
-  std::lock_guard<std::mutex> guard{mtx_};
+  std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
   bell_.open(name);
   bell_.ring();
 }
 
 void shm_channel::close() {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_)
-    return;
-  closed_ = true;
-  sh_->dropped_link_down.fetch_add(writer_.unconsumed_frames(),
-                                   std::memory_order_relaxed);
+  {
+    std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
+    if (!closed_) {
+      closed_ = true;
+      sh_->dropped_link_down.fetch_add(writer_.unconsumed_frames(),
+                                       std::memory_order_relaxed);
+    }
+  }
+  sh_->retire(this); // nothing is sent after closed_
 }
 
 uint64_t shm_channel::backlog() const noexcept {
-  std::lock_guard<std::mutex> guard{mtx_};
+  std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
   return closed_ ? 0 : writer_.unconsumed_frames();
 }
 
@@ -45,7 +48,7 @@ void shm_channel::wake_peer() noexcept {
 }
 
 bool shm_channel::push_interest(uint32_t type_id, bool add) {
-  std::lock_guard<std::mutex> guard{mtx_};
+  std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
   if (closed_)
     return false;
   std::vector<uint8_t> frame;
@@ -85,11 +88,11 @@ bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
       log(log_level::error, sh.self.node + "/link:" + sh.cfg.name, text);
     return true;
   }
-  std::unique_lock<std::mutex> guard{mtx_};
+  std::unique_lock<mycelium::detail::spinlock> guard{mtx_};
   return write_locked(guard, type_id, payload);
 }
 
-bool shm_channel::write_locked(std::unique_lock<std::mutex>& guard,
+bool shm_channel::write_locked(std::unique_lock<mycelium::detail::spinlock>& guard,
                                uint32_t type_id,
                                const std::vector<uint8_t>& payload) {
   auto& sh = *sh_;
@@ -111,8 +114,8 @@ bool shm_channel::write_locked(std::unique_lock<std::mutex>& guard,
       if (!payload.empty())
         std::memcpy(dst + wire::frame_header::size, payload.data(), payload.size());
       writer_.commit();
-      sh.frames_sent.fetch_add(1, std::memory_order_relaxed);
-      sh.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      mycelium::detail::bump(frames_sent_); // under mtx_: one writer
+      mycelium::detail::bump(bytes_sent_, n);
       wake_peer();
       return true;
     }

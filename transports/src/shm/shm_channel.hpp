@@ -9,6 +9,7 @@
 #include "../link_shared.hpp"
 #include "../loop/doorbell.hpp"
 #include "mycelium/bus/link_sink.hpp"
+#include "mycelium/detail/spinlock.hpp"
 #include "mycelium/transports/shm/segment.hpp"
 
 namespace mycelium::transports::shm::detail {
@@ -22,7 +23,7 @@ namespace mycelium::transports::shm::detail {
 ///
 /// Thread-safety: `push` from any thread; the rest from the link's broker.
 class shm_channel final : public link_sink,
-                          public transports::detail::backlog_source {
+                          public transports::detail::channel_source {
 public:
   /// `trouble` runs (on the publisher's thread) when the link must be reset:
   /// `link_overflow` under policy `disconnect`, `protocol_violation` for a
@@ -52,6 +53,12 @@ public:
   /// Frames in the outgoing ring that the peer has not taken yet (0 once
   /// closed: those were counted as `dropped_link_down`).
   uint64_t backlog() const noexcept override;
+  uint64_t frames_sent() const noexcept override {
+    return frames_sent_.load(std::memory_order_relaxed);
+  }
+  uint64_t bytes_sent() const noexcept override {
+    return bytes_sent_.load(std::memory_order_relaxed);
+  }
 
 private:
   /// After a commit: rings the peer's doorbell if its loop sleeps. With
@@ -59,17 +66,21 @@ private:
   void wake_peer() noexcept;
 
   /// Writes one encoded payload as a frame; called with `mtx_` held.
-  bool write_locked(std::unique_lock<std::mutex>& guard, uint32_t type_id,
+  bool write_locked(std::unique_lock<mycelium::detail::spinlock>& guard, uint32_t type_id,
                     const std::vector<uint8_t>& payload);
 
   std::shared_ptr<transports::detail::link_shared> sh_;
   segment seg_;
   ring_control* out_ctl_; ///< seg_.outgoing(), looked up once
   std::function<void(errc)> trouble_;
-  mutable std::mutex mtx_;
+  /// Makes the ring's single producer; held for one frame write.
+  mutable mycelium::detail::spinlock mtx_;
   ring_writer writer_;
   uint64_t seq_ = 0;
   bool closed_ = false;
+  /// Written under `mtx_` only (one writer at a time), read by anyone.
+  std::atomic<uint64_t> frames_sent_{0};
+  std::atomic<uint64_t> bytes_sent_{0};
   transports::detail::doorbell_sender bell_;
   std::atomic<bool> overflowed_{false};
 };

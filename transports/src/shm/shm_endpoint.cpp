@@ -179,7 +179,7 @@ size_t shm_endpoint::take(size_t max_frames) {
                      + std::to_string(h.sequence));
     rx_seq_ = h.sequence;
     ++taken;
-    sh_->bytes_received.fetch_add(n, std::memory_order_relaxed);
+    mycelium::detail::bump(sh_->bytes_received, n); // loop thread only
     if ((h.flags & wire::frame_header::flag_control) != 0) {
       auto type = static_cast<wire::control_type>(h.type_id);
       uint32_t id = 0;

@@ -77,7 +77,7 @@ public:
           f(x);
           return;
         }
-        auto start = std::chrono::steady_clock::now();
+        auto start = mycelium::detail::participant_core::budget_clock();
         f(x);
         core->check_budget(start, T::type_name);
       });
@@ -113,7 +113,7 @@ public:
                                      -> reply_type {
                   if (!core->timed())
                     return f(x);
-                  auto start = std::chrono::steady_clock::now();
+                  auto start = mycelium::detail::participant_core::budget_clock();
                   auto reply = f(x);
                   core->check_budget(start, Req::type_name);
                   return reply;

@@ -10,35 +10,21 @@ namespace mycelium::transports {
 
 namespace {
 
-/// Control frames (a hello lists every type) may exceed a small data limit.
-constexpr uint32_t control_payload_limit = 1u << 20;
-
 std::string describe(const wire::hello& h) {
   return "node '" + h.node + "' service '" + h.service + "' (pid "
          + std::to_string(h.pid) + ")";
 }
 
-/// "data frame of type 5" or "control frame goodbye (0xffff0006)".
-std::string describe_frame(const wire::frame_header& h) {
-  if ((h.flags & wire::frame_header::flag_control) == 0)
-    return "data frame of type " + std::to_string(h.type_id);
-  static constexpr const char* names[] = {"hello",     "refuse",  "subscribe",
-                                          "unsubscribe", "heartbeat", "goodbye",
-                                          "shm_attach", "auth"};
-  char hex[16];
-  std::snprintf(hex, sizeof hex, "0x%08x", h.type_id);
-  auto index = h.type_id - wire::first_control_type_id;
-  if (h.type_id > wire::first_control_type_id && index <= std::size(names))
-    return std::string{"control frame "} + names[index - 1] + " (" + hex + ")";
-  return std::string{"control frame of unknown type "} + hex;
-}
-
 } // namespace
 
-link_protocol::listener::~listener() = default;
+link_listener::~link_listener() = default;
 
-errc link_protocol::listener::on_shm_attach(const wire::shm_attach&,
-                                            std::string& why) {
+void link_listener::on_value(uint32_t type_id, void* value,
+                             caf::message (*box)(uint32_t, void*)) {
+  on_data(type_id, box(type_id, value));
+}
+
+errc link_listener::on_shm_attach(const wire::shm_attach&, std::string& why) {
   why = "the peer offered shared memory on a link that is not a shared-memory "
         "link: configure the same link kind on both sides";
   return errc::protocol_violation;
@@ -47,7 +33,9 @@ errc link_protocol::listener::on_shm_attach(const wire::shm_attach&,
 link_protocol::link_protocol(schema_descriptor schema, link_identity self,
                              std::string secret, uint32_t max_payload)
   : schema_(std::move(schema)), self_(std::move(self)),
-    secret_(std::move(secret)), max_payload_(max_payload) {
+    secret_(std::move(secret)), max_payload_(max_payload),
+    writer_(&schema_, max_payload), reader_(&schema_, max_payload),
+    peer_text_("<no hello yet>") {
 }
 
 std::string link_protocol::peer_name() const {
@@ -57,10 +45,11 @@ std::string link_protocol::peer_name() const {
 
 void link_protocol::start(std::vector<uint8_t>& out) {
   state_ = state::awaiting_hello;
-  tx_seq_ = 0;
-  rx_seq_ = 0;
+  writer_.reset();
+  reader_.reset();
   pending_.clear();
   peer_ = wire::hello{};
+  peer_text_ = "<no hello yet>";
   local_ = make_hello(schema_, self_.node, self_.service, self_.pid);
   if (nonce_source_)
     nonce_source_(local_.nonce);
@@ -68,52 +57,25 @@ void link_protocol::start(std::vector<uint8_t>& out) {
     random_nonce(local_.nonce);
   if (!secret_.empty())
     local_.auth_scheme_id = static_cast<uint8_t>(wire::auth_scheme::hmac_sha256);
-  wire::encode_frame(out, local_, ++tx_seq_);
-}
-
-errc link_protocol::write_data(const caf::message& msg,
-                               std::vector<uint8_t>& out) {
-  auto start = out.size();
-  out.resize(start + wire::frame_header::size);
-  uint32_t type_id = 0;
-  if (!schema_.encode(msg, out, type_id)) {
-    out.resize(start);
-    return errc::unknown_type;
-  }
-  auto len = out.size() - start - wire::frame_header::size;
-  last_type_id_ = type_id;
-  last_payload_size_ = len;
-  if (len > max_payload_) {
-    out.resize(start);
-    return errc::frame_too_large;
-  }
-  wire::frame_header h;
-  h.payload_length = static_cast<uint32_t>(len);
-  h.type_id = type_id;
-  h.sequence = ++tx_seq_;
-  h.write(out.data() + start);
-  return errc::none;
+  writer_.write_control(local_, out);
 }
 
 void link_protocol::write_interest(uint32_t type_id, bool add,
                                    std::vector<uint8_t>& out) {
-  wire::encode_interest(out,
-                        add ? wire::control_type::subscribe
-                            : wire::control_type::unsubscribe,
-                        type_id, ++tx_seq_);
+  writer_.write_interest(type_id, add, out);
 }
 
 void link_protocol::write_heartbeat(std::vector<uint8_t>& out) {
-  wire::encode_heartbeat(out, ++tx_seq_);
+  writer_.write_heartbeat(out);
 }
 
 void link_protocol::write_shm_attach(const wire::shm_attach& x,
                                      std::vector<uint8_t>& out) {
-  wire::encode_frame(out, x, ++tx_seq_);
+  writer_.write_control(x, out);
 }
 
 void link_protocol::write_goodbye(std::vector<uint8_t>& out) {
-  wire::encode_goodbye(out, ++tx_seq_);
+  writer_.write_goodbye(out);
 }
 
 bool link_protocol::fail(errc code, const std::string& text, listener& l) {
@@ -126,7 +88,7 @@ bool link_protocol::fail(errc code, const std::string& text, listener& l) {
 bool link_protocol::refuse_peer(errc code, std::string text,
                                 std::vector<uint8_t>& out, listener& l) {
   wire::refuse r{code, std::move(text)};
-  wire::encode_frame(out, r, ++tx_seq_);
+  writer_.write_control(r, out);
   state_ = state::closed;
   pending_.clear();
   l.on_refusing(r);
@@ -152,31 +114,14 @@ bool link_protocol::consume(const uint8_t* data, size_t n,
     avail = pending_.size();
   }
   size_t used = 0;
-  auto limit = std::max(max_payload_, control_payload_limit);
+  std::string why;
   while (avail - used >= wire::frame_header::size) {
     wire::frame_header h;
-    auto e = wire::frame_header::read(p + used, avail - used, limit, h);
+    auto e = reader_.next(p + used, avail - used, false, h, peer_text_, why);
     if (e == errc::truncated)
       break; // wait for the rest of the payload
     if (e != errc::none)
-      return reject(e, "corrupt frame header from " + peer_name() + ": "
-                         + to_string(e),
-                    out, l);
-    if ((h.flags & wire::frame_header::flag_control) == 0
-        && h.payload_length > max_payload_)
-      return reject(errc::frame_too_large,
-                    "frame of " + std::to_string(h.payload_length)
-                      + " bytes from " + peer_name() + " exceeds max_payload "
-                      + std::to_string(max_payload_)
-                      + "; configure the same max_payload on both sides",
-                    out, l);
-    if (h.sequence != rx_seq_ + 1)
-      return reject(errc::sequence_gap,
-                    "sequence gap from " + peer_name() + ": expected "
-                      + std::to_string(rx_seq_ + 1) + ", got "
-                      + std::to_string(h.sequence),
-                    out, l);
-    rx_seq_ = h.sequence;
+      return reject(e, std::move(why), out, l);
     if (!handle(h, p + used + wire::frame_header::size, out, l))
       return false;
     used += wire::frame_header::size + h.payload_length;
@@ -205,60 +150,37 @@ bool link_protocol::handle(const wire::frame_header& h, const uint8_t* payload,
     return handle_hello(h, payload, out, l);
   if (state_ == state::awaiting_auth)
     return handle_auth(h, payload, out, l);
-  if (control) {
-    switch (type) {
-      case wire::control_type::subscribe:
-      case wire::control_type::unsubscribe: {
-        uint32_t id = 0;
-        if (auto e = wire::decode_interest(payload, h.payload_length, id);
-            e != errc::none)
-          return fail(e, "bad interest frame from " + peer_name() + ": "
-                           + to_string(e),
-                      l);
-        if (schema_.find(id) == nullptr) {
-          l.on_bad_frame(errc::unknown_type,
-                         "peer " + peer_name() + " subscribed to unknown type id "
-                           + std::to_string(id));
-          return true;
-        }
-        l.on_interest(id, type == wire::control_type::subscribe);
-        return true;
-      }
-      case wire::control_type::heartbeat:
-        return true;
-      case wire::control_type::shm_attach: {
-        wire::shm_attach x;
-        if (auto e = wire::decode(payload, h.payload_length, x); e != errc::none)
-          return fail(e, "bad shm_attach frame from " + peer_name() + ": "
-                           + to_string(e),
-                      l);
-        std::string why;
-        if (auto e = l.on_shm_attach(x, why); e != errc::none)
-          return fail(e, why, l);
-        return true;
-      }
-      case wire::control_type::goodbye:
-        state_ = state::closed;
-        pending_.clear();
-        l.on_goodbye();
-        return false;
-      default:
-        return fail(errc::protocol_violation,
-                    "unexpected " + describe_frame(h) + " from " + peer_name()
-                      + " on an established link",
-                    l);
-    }
-  }
-  caf::message msg;
-  if (auto e = schema_.decode(h.type_id, payload, h.payload_length, msg);
-      e != errc::none) {
-    l.on_bad_frame(e, "undecodable frame of type " + std::to_string(h.type_id)
-                        + " (sequence " + std::to_string(h.sequence)
-                        + ") from " + peer_name() + ": " + to_string(e));
+  if (frame_reader::is_data_path(h)) {
+    std::string why;
+    if (auto e = reader_.dispatch(h, payload, l, peer_text_, why); e != errc::none)
+      return fail(e, why, l);
     return true;
   }
-  l.on_data(h.type_id, std::move(msg));
-  return true;
+  switch (type) {
+    case wire::control_type::heartbeat:
+      return true;
+    case wire::control_type::shm_attach: {
+      wire::shm_attach x;
+      if (auto e = wire::decode(payload, h.payload_length, x); e != errc::none)
+        return fail(e, "bad shm_attach frame from " + peer_name() + ": "
+                         + to_string(e),
+                    l);
+      std::string why;
+      if (auto e = l.on_shm_attach(x, why); e != errc::none)
+        return fail(e, why, l);
+      return true;
+    }
+    case wire::control_type::goodbye:
+      state_ = state::closed;
+      pending_.clear();
+      l.on_goodbye();
+      return false;
+    default:
+      return fail(errc::protocol_violation,
+                  "unexpected " + describe_frame(h) + " from " + peer_name()
+                    + " on an established link",
+                  l);
+  }
 }
 
 bool link_protocol::handle_hello(const wire::frame_header& h,
@@ -284,6 +206,7 @@ bool link_protocol::handle_hello(const wire::frame_header& h,
   // A bad magic is decided by check_hello, whose text names the peer with
   // whatever node, service and pid its hello carried.
   peer_ = remote;
+  peer_text_ = describe(peer_);
   auto r = wire::check_hello(local_, remote);
   if (r.reason == errc::none)
     r = check_auth_hello(remote);
@@ -295,8 +218,7 @@ bool link_protocol::handle_hello(const wire::frame_header& h,
     return true;
   }
   // Our answer to the peer's challenge; the peer's answer to ours decides.
-  wire::encode_frame(out, wire::auth{make_auth_proof(secret_, remote.nonce, local_)},
-                     ++tx_seq_);
+  writer_.write_control(wire::auth{make_auth_proof(secret_, remote.nonce, local_)}, out);
   state_ = state::awaiting_auth;
   return true;
 }

@@ -535,10 +535,11 @@ public:
     deliver(p);
   }
 
-  /// A value decoded from a ring (on the stack): loop services handle it
-  /// directly, mailboxes get it boxed once.
-  void on_value(uint32_t type_id, void* value) {
-    mycelium::payload_ref p{type_id, value, sh_->schema.box, {}};
+  /// A value decoded from the stream or a ring (on the stack): loop services
+  /// handle it directly, mailboxes get it boxed once.
+  void on_value(uint32_t type_id, void* value,
+                caf::message (*box)(uint32_t, void*)) override {
+    mycelium::payload_ref p{type_id, value, box, {}};
     deliver(p);
   }
 
@@ -643,11 +644,7 @@ private:
   /// only post a message (anonymous, see self_handle).
   shm::detail::shm_endpoint::callbacks endpoint_callbacks() {
     shm::detail::shm_endpoint::callbacks cbs;
-    cbs.on_data = [this](uint32_t type_id, void* value) { on_value(type_id, value); };
-    cbs.on_interest = [this](uint32_t type_id, bool add) { on_interest(type_id, add); };
-    cbs.on_bad_frame = [this](errc code, const std::string& text) {
-      on_bad_frame(code, text);
-    };
+    cbs.listener = this;
     caf::weak_actor_ptr weak{self_->ctrl()};
     cbs.on_fault = [weak, epoch = epoch_](errc code, const std::string& text) {
       if (auto p = weak.lock())

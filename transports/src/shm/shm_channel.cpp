@@ -13,7 +13,7 @@ namespace mycelium::transports::shm::detail {
 shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
                          segment seg, std::function<void(errc)> trouble)
   : sh_(std::move(sh)), seg_(std::move(seg)), out_ctl_(&seg_.outgoing()),
-    trouble_(std::move(trouble)) {
+    trouble_(std::move(trouble)), frames_(&sh_->schema, sh_->cfg.max_payload) {
   writer_ = seg_.writer();
 }
 
@@ -52,13 +52,11 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
   if (closed_)
     return false;
   std::vector<uint8_t> frame;
-  wire::encode_interest(frame,
-                        add ? wire::control_type::subscribe
-                            : wire::control_type::unsubscribe,
-                        type_id, seq_ + 1);
-  if (writer_.write(frame.data(), frame.size()) != ring_status::ok)
+  frames_.write_interest(type_id, add, frame);
+  if (writer_.write(frame.data(), frame.size()) != ring_status::ok) {
+    frames_.unwrite(); // not sent: the next frame takes its number
     return false;
-  ++seq_;
+  }
   wake_peer();
   return true;
 }
@@ -66,17 +64,16 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
 bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
   auto& sh = *sh_;
   thread_local std::vector<uint8_t> payload;
-  payload.clear();
-  bool encoded = false;
+  auto e = errc::unknown_type;
   try {
-    encoded = sh.schema.encode_value(type_id, value, payload);
+    e = frames_.encode_payload(type_id, value, payload); // const: no lock needed
   } catch (...) { // out of memory: counted like an unencodable message
   }
-  if (!encoded) {
+  if (e == errc::unknown_type) {
     sh.bad_frames.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  if (payload.size() > sh.cfg.max_payload) {
+  if (e == errc::frame_too_large) {
     auto* t = sh.schema.find(type_id);
     auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
                 + std::to_string(payload.size())
@@ -106,11 +103,7 @@ bool shm_channel::write_locked(std::unique_lock<mycelium::detail::spinlock>& gua
     uint8_t* dst = nullptr;
     auto st = writer_.reserve(n, dst);
     if (st == ring_status::ok) {
-      wire::frame_header h;
-      h.payload_length = static_cast<uint32_t>(payload.size());
-      h.type_id = type_id;
-      h.sequence = ++seq_;
-      h.write(dst);
+      frames_.seal(type_id, static_cast<uint32_t>(payload.size())).write(dst);
       if (!payload.empty())
         std::memcpy(dst + wire::frame_header::size, payload.data(), payload.size());
       writer_.commit();

@@ -10,6 +10,7 @@
 #include "../loop/doorbell.hpp"
 #include "mycelium/bus/link_sink.hpp"
 #include "mycelium/detail/spinlock.hpp"
+#include "mycelium/transports/frame_writer.hpp"
 #include "mycelium/transports/shm/segment.hpp"
 
 namespace mycelium::transports::shm::detail {
@@ -76,7 +77,8 @@ private:
   /// Makes the ring's single producer; held for one frame write.
   mutable mycelium::detail::spinlock mtx_;
   ring_writer writer_;
-  uint64_t seq_ = 0;
+  frame_writer frames_; ///< the link core's frame layout and numbering
+
   bool closed_ = false;
   /// Written under `mtx_` only (one writer at a time), read by anyone.
   std::atomic<uint64_t> frames_sent_{0};

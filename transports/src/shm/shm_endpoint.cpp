@@ -28,7 +28,9 @@ std::string fresh_name() {
 shm_endpoint::shm_endpoint(io_loop& loop,
                            std::shared_ptr<transports::detail::link_shared> sh,
                            segment seg, callbacks cbs)
-  : loop_(loop), sh_(std::move(sh)), cbs_(std::move(cbs)) {
+  : loop_(loop), sh_(std::move(sh)), cbs_(std::move(cbs)),
+    frames_(&sh_->schema, sh_->cfg.max_payload),
+    peer_text_("shared-memory segment " + seg.name()) {
   reader_ = seg.reader();
   channel_ = std::make_shared<shm_channel>(sh_, std::move(seg), cbs_.on_trouble);
 }
@@ -152,6 +154,7 @@ size_t shm_endpoint::take(size_t max_frames) {
       cbs_.on_fault(code, text);
     return taken;
   };
+  std::string why;
   while (taken < max_frames && !failed_) {
     const uint8_t* data = nullptr;
     size_t n = 0;
@@ -160,65 +163,25 @@ size_t shm_endpoint::take(size_t max_frames) {
       break;
     if (st != ring_status::ok)
       return fault(errc::protocol_violation,
-                   "corrupt record in shared-memory segment "
-                     + channel_->seg().name() + " after frame "
-                     + std::to_string(rx_seq_));
+                   "corrupt record in " + peer_text_ + " after frame "
+                     + std::to_string(frames_.last_sequence()));
+    // One record holds one frame: the link core checks it like any other.
     wire::frame_header h;
-    if (auto e = wire::frame_header::read(data, n, sh_->cfg.max_payload, h);
-        e != errc::none || n != wire::frame_header::size + h.payload_length)
-      return fault(e != errc::none ? e : errc::bad_frame_header,
-                   "bad frame header in shared-memory segment "
-                     + channel_->seg().name() + " after frame "
-                     + std::to_string(rx_seq_) + ": "
-                     + to_string(e != errc::none ? e : errc::bad_frame_header));
-    if (h.sequence != rx_seq_ + 1)
-      return fault(errc::sequence_gap,
-                   "sequence gap in shared-memory segment "
-                     + channel_->seg().name() + ": expected "
-                     + std::to_string(rx_seq_ + 1) + ", got "
-                     + std::to_string(h.sequence));
-    rx_seq_ = h.sequence;
+    if (auto e = frames_.next(data, n, true, h, peer_text_, why); e != errc::none)
+      return fault(e, why);
+    if (!frame_reader::is_data_path(h))
+      return fault(errc::protocol_violation,
+                   "unexpected " + describe_frame(h) + " in " + peer_text_
+                     + ": rings carry only data and interest frames");
     ++taken;
     mycelium::detail::bump(sh_->bytes_received, n); // loop thread only
-    if ((h.flags & wire::frame_header::flag_control) != 0) {
-      auto type = static_cast<wire::control_type>(h.type_id);
-      uint32_t id = 0;
-      auto e = type == wire::control_type::subscribe
-                   || type == wire::control_type::unsubscribe
-                 ? wire::decode_interest(data + wire::frame_header::size,
-                                         h.payload_length, id)
-                 : errc::protocol_violation;
-      reader_.release();
-      if (e != errc::none)
-        return fault(e, "bad control frame " + std::to_string(h.type_id)
-                          + " in shared-memory segment " + channel_->seg().name()
-                          + ": " + to_string(e));
-      if (sh_->schema.find(id) == nullptr) {
-        if (cbs_.on_bad_frame)
-          cbs_.on_bad_frame(errc::unknown_type,
-                            "peer subscribed to unknown type id " + std::to_string(id));
-        continue;
-      }
-      cbs_.on_interest(id, type == wire::control_type::subscribe);
-      continue;
-    }
-    // Decoded straight from the ring into a value on the stack, handed to
-    // the bus during the call: no message, no allocation for loop services.
-    auto e = sh_->schema.visit(h.type_id, data + wire::frame_header::size,
-                               h.payload_length, &cbs_.on_data,
-                               [](void* ctx, uint32_t type_id, void* value) {
-                                 (*static_cast<decltype(cbs_.on_data)*>(ctx))(type_id,
-                                                                            value);
-                               });
+    // Data is decoded straight from the ring into a value on the stack and
+    // handed on during the call: no message, no allocation for loop services.
+    auto e = frames_.dispatch(h, data + wire::frame_header::size, *cbs_.listener,
+                              peer_text_, why);
     reader_.release(); // handled: the bytes may be reused
-    if (e != errc::none) {
-      if (cbs_.on_bad_frame)
-        cbs_.on_bad_frame(e, "undecodable frame of type " + std::to_string(h.type_id)
-                               + " (sequence " + std::to_string(h.sequence)
-                               + ") in shared-memory segment "
-                               + channel_->seg().name() + ": " + to_string(e));
-      continue;
-    }
+    if (e != errc::none)
+      return fault(e, why);
   }
   return taken;
 }

@@ -7,6 +7,8 @@
 #include <caf/expected.hpp>
 #include <caf/message.hpp>
 
+#include "mycelium/transports/frame_reader.hpp"
+#include "mycelium/transports/link_listener.hpp"
 #include "mycelium/transports/loop/io_loop.hpp"
 #include "mycelium/transports/loop/poller.hpp"
 #include "shm_channel.hpp"
@@ -24,14 +26,10 @@ namespace mycelium::transports::shm::detail {
 class shm_endpoint final : public poller {
 public:
   struct callbacks {
-    /// A decoded value from the peer: a generated struct of `type_id` that
-    /// lives on the stack during the call (it may be moved from).
-    std::function<void(uint32_t type_id, void* value)> on_data;
-    /// The peer gained or lost interest in a type of the schema (carried in
-    /// the ring, in order with the data).
-    std::function<void(uint32_t type_id, bool add)> on_interest;
-    /// A frame whose payload did not decode (dropped and counted).
-    std::function<void(errc code, const std::string& text)> on_bad_frame;
+    /// Takes data, interest (carried in the ring, in order with the data)
+    /// and undecodable frames, as checked by the link core's
+    /// `frame_reader`. Must outlive the endpoint.
+    link_listener* listener = nullptr;
     /// The ring is broken (corrupt header, sequence gap): reset the link.
     /// Called at most once, from inside `poll`: only post a message.
     std::function<void(errc code, const std::string& text)> on_fault;
@@ -94,7 +92,8 @@ private:
   callbacks cbs_;
   std::shared_ptr<shm_channel> channel_;
   ring_reader reader_;
-  uint64_t rx_seq_ = 0;
+  frame_reader frames_; ///< the link core's checks, for the incoming ring
+  std::string peer_text_; ///< "shared-memory segment NAME", for errors
   bool failed_ = false;
 };
 

@@ -9,6 +9,9 @@
 
 #include "mycelium/codec.hpp"
 #include "mycelium/errc.hpp"
+#include "mycelium/transports/frame_reader.hpp"
+#include "mycelium/transports/frame_writer.hpp"
+#include "mycelium/transports/link_listener.hpp"
 #include "mycelium/wire/handshake.hpp"
 
 namespace mycelium::transports {
@@ -20,47 +23,22 @@ struct link_identity {
   uint32_t pid = 0;
 };
 
-/// The transport-independent half of every link (sans-I/O): the handshake
+/// The transport-independent half of every link (sans-I/O), and with
+/// `frame_reader` and `frame_writer` the whole link core: the handshake
 /// with schema digest and challenge-response authentication (with a shared
 /// secret, each side answers the peer's hello nonce with an `auth` frame and
 /// is established only once the peer's answer verified), sequence numbers, interest
 /// (subscribe / unsubscribe) and heartbeat frames, and decoding of data
 /// frames. A transport feeds it received bytes and writes out what it
-/// appends to its output buffer; the socket links and the shared-memory link
-/// share it, which is what makes them speak one protocol.
+/// appends to its output buffer. A shared-memory link runs its handshake and
+/// control over it too, and its rings through the same `frame_reader` and
+/// `frame_writer`, which is what makes every transport speak one protocol.
 ///
 /// Thread-safety: none; owned by one link actor.
 class link_protocol {
 public:
   /// What the protocol reports to its transport while consuming bytes.
-  class listener {
-  public:
-    virtual ~listener();
-    /// The peer's hello passed every check (and, with a secret, its `auth`
-    /// frame verified); data may flow.
-    virtual void on_established(const wire::hello& peer) = 0;
-    /// We refused the peer; the refuse frame is in the output buffer. Every
-    /// failure before `on_established` ends this way (never a silent close).
-    virtual void on_refusing(const wire::refuse& why) = 0;
-    /// The peer refused us. `why.reason` may be a code this build does not
-    /// know (a newer peer): `wire::reason_name(why)` says "unknown code N".
-    virtual void on_refused(const wire::refuse& why) = 0;
-    /// The peer gained (`add`) or lost interest in `type_id`.
-    virtual void on_interest(uint32_t type_id, bool add) = 0;
-    /// A data frame decoded into one message of the schema.
-    virtual void on_data(uint32_t type_id, caf::message msg) = 0;
-    /// The peer is closing the link on purpose (control frame `goodbye`).
-    virtual void on_goodbye() = 0;
-    /// A data frame whose payload failed to decode (dropped, counted).
-    virtual void on_bad_frame(errc code, const std::string& text) = 0;
-    /// The byte stream is broken (bad header, sequence gap, protocol
-    /// violation): the transport must reset the connection.
-    virtual void on_error(errc code, const std::string& text) = 0;
-    /// The peer named its shared-memory segment and doorbell. Returns
-    /// `errc::none`, or a code and `why` to reset the connection with. The
-    /// default refuses: only shared-memory links expect this frame.
-    virtual errc on_shm_attach(const wire::shm_attach& x, std::string& why);
-  };
+  using listener = link_listener;
 
   /// `awaiting_auth`: the peer's hello passed and our `auth` frame is out;
   /// only the peer's `auth` (or `refuse`) may come next. Only with a secret.
@@ -71,6 +49,9 @@ public:
 
   link_protocol(schema_descriptor schema, link_identity self,
                 std::string secret, uint32_t max_payload);
+  // The frame reader and writer point at `schema_`.
+  link_protocol(const link_protocol&) = delete;
+  link_protocol& operator=(const link_protocol&) = delete;
 
   /// Replaces the nonce source for the following `start` calls. Only for
   /// tests and the fuzz target, which need reproducible handshakes; a fixed
@@ -90,11 +71,19 @@ public:
   /// Appends a data frame holding `msg` (one generated struct). Returns
   /// `frame_too_large` (nothing appended) over `max_payload`, and
   /// `unknown_type` for a message that is not of this schema.
-  errc write_data(const caf::message& msg, std::vector<uint8_t>& out);
+  [[nodiscard]] errc write_data(const caf::message& msg, std::vector<uint8_t>& out) {
+    return writer_.write_message(msg, out);
+  }
+
+  /// Same for `*value`, a generated struct of `type_id` (no schema search).
+  [[nodiscard]] errc write_value(uint32_t type_id, const void* value,
+                                 std::vector<uint8_t>& out) {
+    return writer_.write_value(type_id, value, out);
+  }
 
   /// Type id and payload size of the last `write_data` call (for errors).
-  uint32_t last_type_id() const noexcept { return last_type_id_; }
-  size_t last_payload_size() const noexcept { return last_payload_size_; }
+  uint32_t last_type_id() const noexcept { return writer_.last_type_id(); }
+  size_t last_payload_size() const noexcept { return writer_.last_payload_size(); }
 
   void write_interest(uint32_t type_id, bool add, std::vector<uint8_t>& out);
   void write_heartbeat(std::vector<uint8_t>& out);
@@ -142,10 +131,9 @@ private:
   state state_ = state::awaiting_hello;
   wire::hello local_;
   wire::hello peer_;
-  uint64_t tx_seq_ = 0;
-  uint64_t rx_seq_ = 0;
-  uint32_t last_type_id_ = 0;
-  size_t last_payload_size_ = 0;
+  frame_writer writer_;
+  frame_reader reader_;
+  std::string peer_text_; ///< peer_name(), kept for error texts
   std::vector<uint8_t> pending_; ///< bytes of an incomplete frame
   nonce_source nonce_source_;
 };

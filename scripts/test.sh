@@ -14,9 +14,9 @@ if [ -n "$SANITIZE" ]; then
   BUILD_DIR="${BUILD_DIR:-$ROOT/build-$SANITIZE}"
   EXTRA=(-DMYCELIUM_SANITIZE="$SANITIZE" -DMYCELIUM_BUILD_BENCHMARKS=OFF -DMYCELIUM_BUILD_FUZZ=OFF)
   if [ "$SANITIZE" = thread ]; then
-    # TSan needs an instrumented CAF (see scripts/build-caf-tsan.sh).
+    # TSan needs an instrumented CAF (see scripts/build-caf.sh).
     CAF="$ROOT/.deps/caf-tsan"
-    "$ROOT/scripts/build-caf-tsan.sh" "$CAF"
+    "$ROOT/scripts/build-caf.sh" tsan "$CAF"
     EXTRA+=(-DCAF_INCLUDE_DIR="$CAF/include" -DCAF_CORE_LIBRARY="$CAF/lib/libcaf_core.so"
             -DCAF_IO_LIBRARY="$CAF/lib/libcaf_io.so" -DCAF_OPENSSL_LIBRARY=)
   fi

@@ -1,15 +1,42 @@
 #include "mycelium/actors/node.hpp"
 
+#include <atomic>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/config_value.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/settings.hpp>
 
 #include "mycelium/actors/log.hpp"
 
 namespace mycelium {
 
+namespace {
+
+/// Says once per process when a node runs on CAF's default work-stealing
+/// settings, whose idle workers sleep 50 us between polls without being woken
+/// by new work: nothing fails, every hop through the pool just gets slower.
+void warn_about_scheduler(caf::actor_system& sys, const std::string& node) {
+  static std::atomic<bool> warned{false};
+  auto policy = caf::get_or(sys.config(), "scheduler.policy", caf::atom("stealing"));
+  auto moderate = caf::get_or(sys.config(), "work-stealing.moderate-poll-attempts",
+                              int64_t{500});
+  if (policy != caf::atom("stealing") || moderate == 0 || warned.exchange(true))
+    return;
+  log(log_level::warning, node,
+      "the actor system runs CAF's default work-stealing settings: idle workers "
+      "sleep 50 us between polls and are not woken by new work (~250 us per "
+      "round trip over TCP); create it from mycelium::system_config, or set "
+      "work-stealing.moderate-poll-attempts=0 (docs/configuration.md)");
+}
+
+} // namespace
+
 node::node(caf::actor_system& sys, std::string name)
   : sys_(sys), name_(std::move(name)),
     bus_(std::make_shared<mycelium::bus>(name_)),
     supervisor_(spawn_supervisor(sys, name_)) {
+  warn_about_scheduler(sys, name_);
 }
 
 node::~node() {

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "mycelium/actors/node.hpp"
+#include "mycelium/transports/system_config.hpp"
 #include "trading.hpp"
 
 namespace tr = example::trading;
@@ -22,6 +23,11 @@ int main(int argc, char** argv) {
   int64_t fast = 5;
   int64_t slow = 20;
   bool quiet = false;
+  std::string where = "pool";
+  app.add_option("--placement", where,
+                 "where the three services run: pool (CAF's workers) or loop "
+                 "(the node's I/O loop; same code)")
+    ->check(CLI::IsMember({"pool", "loop"}));
   app.add_option("--quotes", quotes, "quotes the ticker publishes")->check(CLI::Range(1, 100000000));
   app.add_option("--seed", seed, "random-walk seed");
   app.add_option("--fast", fast, "fast moving-average window")->check(CLI::Range(1, 10000));
@@ -34,7 +40,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  caf::actor_system_config cfg;
+  mycelium::placement placement = mycelium::placement::pool;
+  if (auto err = mycelium::parse_placement(where, placement)) {
+    std::cerr << "error: " << mycelium::render(err) << "\n";
+    return 2;
+  }
+
+  mycelium::system_config cfg; // the I/O loop and scheduler defaults
   cfg.set("logger.console", caf::atom("none"));
   caf::actor_system sys{cfg};
   mycelium::node node{sys, "example"};
@@ -61,14 +73,14 @@ int main(int argc, char** argv) {
   for (auto& spec : {start_spec{"example.executor", "executor", {}},
                      start_spec{"example.strategy", "strategy", strat},
                      start_spec{"example.ticker", "ticker", tick}}) {
-    auto svc = node.start(spec.type, spec.params, spec.instance);
+    auto svc = node.start(spec.type, spec.params, spec.instance, {}, placement);
     if (!svc) {
       std::cerr << "error: cannot start " << spec.type << ": "
                 << mycelium::render(svc.error()) << "\n";
       return 1;
     }
     if (!quiet)
-      std::cout << "started " << spec.instance << "\n";
+      std::cout << "started " << spec.instance << " on the " << where << "\n";
   }
 
   bool done = false;

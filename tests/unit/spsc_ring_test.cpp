@@ -231,3 +231,62 @@ TEST_CASE("spsc ring waiter: every mode wakes for each frame; an empty wait time
     CHECK(next == count);
   }
 }
+
+TEST_CASE("spsc ring: claim and commit encode in place, wrap, and respect the reader") {
+  test_ring r{256}; // records: 8-byte header + frame, 8-aligned
+  uint8_t* dst = nullptr;
+  size_t granted = 0;
+  SUBCASE("a claim grants the contiguous free run; commit publishes the actual size") {
+    REQUIRE(r.writer.claim(8, 1000, dst, granted) == ring_status::ok);
+    CHECK(granted == r.writer.max_frame() - (r.writer.max_frame() % 8)); // capped, 8-aligned
+    auto v = bytes(13, 1);
+    std::memcpy(dst, v.data(), v.size());
+    std::vector<uint8_t> out;
+    CHECK(r.read(out) == ring_status::empty); // nothing visible before commit
+    r.writer.commit(v.size());
+    REQUIRE(r.read(out) == ring_status::ok);
+    CHECK(out == v);
+  }
+  SUBCASE("an uncommitted claim leaves nothing behind") {
+    REQUIRE(r.writer.claim(8, 64, dst, granted) == ring_status::ok);
+    CHECK(granted == 64);
+    std::memset(dst, 0xAB, granted); // written, then abandoned
+    auto v = bytes(20, 3);
+    REQUIRE(r.writer.write(v.data(), v.size()) == ring_status::ok);
+    std::vector<uint8_t> out;
+    REQUIRE(r.read(out) == ring_status::ok);
+    CHECK(out == v);
+    CHECK(r.read(out) == ring_status::empty);
+  }
+  SUBCASE("near the end of the ring a claim wraps to the start") {
+    // Fill to 200 of 256 bytes, free 176 of it again: 56 bytes to the end.
+    auto big = bytes(88, 5); // record 96
+    auto mid = bytes(96, 6); // record 104
+    REQUIRE(r.writer.write(big.data(), big.size()) == ring_status::ok);
+    REQUIRE(r.writer.write(mid.data(), mid.size()) == ring_status::ok);
+    std::vector<uint8_t> out;
+    REQUIRE(r.read(out) == ring_status::ok); // frees 96
+    // At offset 200: 56 to the end, so a claim of at least 64 must wrap.
+    REQUIRE(r.writer.claim(64, 64, dst, granted) == ring_status::ok);
+    CHECK(dst == r.data.get() + 8); // the frame starts after a record header at 0
+    CHECK(granted == 64);
+    auto v = bytes(60, 9);
+    std::memcpy(dst, v.data(), v.size());
+    r.writer.commit(v.size());
+    REQUIRE(r.read(out) == ring_status::ok);
+    CHECK(out == mid);
+    REQUIRE(r.read(out) == ring_status::ok); // skips the wrap record
+    CHECK(out == v);
+  }
+  SUBCASE("a full ring refuses a claim until the reader frees room") {
+    auto v = bytes(120, 2); // record 128: two fill the ring
+    REQUIRE(r.writer.write(v.data(), v.size()) == ring_status::ok);
+    REQUIRE(r.writer.write(v.data(), v.size()) == ring_status::ok);
+    CHECK(r.writer.claim(8, 64, dst, granted) == ring_status::back_pressured);
+    std::vector<uint8_t> out;
+    REQUIRE(r.read(out) == ring_status::ok);
+    REQUIRE(r.writer.claim(8, 64, dst, granted) == ring_status::ok);
+    CHECK(granted == 64);
+    CHECK(r.writer.claim(200, 100, dst, granted) == ring_status::too_large);
+  }
+}

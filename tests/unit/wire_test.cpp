@@ -416,3 +416,30 @@ TEST_CASE("control types: the table of docs/wire-protocol.md 1.2 matches the enu
     CHECK(rows[i].second == expected[i].second);
   }
 }
+
+TEST_CASE("tlv writer: a span is filled in place and never written past") {
+  std::vector<uint8_t> expected;
+  {
+    writer w{expected};
+    w.scalar(1, uint32_t{7});
+    w.string(2, std::string{"hello"});
+  }
+  std::vector<uint8_t> span(expected.size() + 4, 0xEE);
+  {
+    writer w{span.data(), expected.size()};
+    w.scalar(1, uint32_t{7});
+    w.string(2, std::string{"hello"});
+    CHECK_FALSE(w.overflowed());
+    CHECK(w.size() == expected.size());
+  }
+  CHECK(std::equal(expected.begin(), expected.end(), span.begin()));
+  CHECK(span[expected.size()] == 0xEE); // the guard bytes are untouched
+  std::vector<uint8_t> small(8, 0xEE);
+  writer w{small.data(), 6};
+  w.scalar(1, uint32_t{7});     // 6 bytes: fits exactly
+  w.string(2, std::string{"hello"}); // does not fit
+  CHECK(w.overflowed());
+  CHECK(w.size() == expected.size()); // still says what it needed
+  CHECK(small[6] == 0xEE);
+  CHECK(small[7] == 0xEE);
+}

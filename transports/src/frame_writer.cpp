@@ -19,7 +19,8 @@ errc frame_writer::write_value(uint32_t type_id, const void* value,
                                std::vector<uint8_t>& out) {
   auto start = out.size();
   out.resize(start + wire::frame_header::size);
-  if (!schema_->encode_value(type_id, value, out)) {
+  wire::writer w{out};
+  if (!schema_->encode_value(type_id, value, w)) {
     out.resize(start);
     last_type_id_ = type_id;
     return errc::unknown_type;
@@ -41,9 +42,22 @@ errc frame_writer::write_message(const caf::message& msg, std::vector<uint8_t>& 
 errc frame_writer::encode_payload(uint32_t type_id, const void* value,
                                   std::vector<uint8_t>& payload) const {
   payload.clear();
-  if (!schema_->encode_value(type_id, value, payload))
+  wire::writer w{payload};
+  if (!schema_->encode_value(type_id, value, w))
     return errc::unknown_type;
   return payload.size() > max_payload_ ? errc::frame_too_large : errc::none;
+}
+
+errc frame_writer::encode_payload_into(uint32_t type_id, const void* value,
+                                       uint8_t* dst, size_t capacity,
+                                       size_t& n) const {
+  wire::writer w{dst, capacity};
+  if (!schema_->encode_value(type_id, value, w))
+    return errc::unknown_type;
+  n = w.size();
+  if (n > max_payload_)
+    return errc::frame_too_large;
+  return w.overflowed() ? errc::truncated : errc::none;
 }
 
 void frame_writer::write_interest(uint32_t type_id, bool add,

@@ -47,10 +47,11 @@ struct schema_descriptor {
   errc (*visit)(uint32_t type_id, const uint8_t* payload, size_t n, void* ctx,
                 value_visitor fn) = nullptr;
 
-  /// Appends the payload of `*value` (a generated struct of `type_id`) to
-  /// `out`; false for a foreign id. O(1): no search by type.
+  /// Writes the payload of `*value` (a generated struct of `type_id`) with
+  /// `w` (into a vector, or in place into a span such as a ring slot);
+  /// false for a foreign id. O(1): no search by type.
   bool (*encode_value)(uint32_t type_id, const void* value,
-                       std::vector<uint8_t>& out) = nullptr;
+                       wire::writer& w) = nullptr;
 
   /// Moves `*value` (a generated struct of `type_id`) into a new message.
   caf::message (*box)(uint32_t type_id, void* value) = nullptr;

@@ -354,13 +354,13 @@ private:
     o << "    default:\n      (void) p;\n      (void) n;\n      (void) ctx;\n      (void) fn;\n"
       << "      return mycelium::errc::unknown_type;\n  }\n}\n\n"
       << "inline bool encode_value_any(uint32_t type_id, const void* value,\n"
-      << "                             std::vector<uint8_t>& out) {\n"
+      << "                             mycelium::wire::writer& w) {\n"
       << "  switch (type_id) {\n";
     for (auto& m : s.messages)
       o << "    case " << m.id << ":\n"
-        << "      mycelium::encode_payload(*static_cast<const " << m.name
-        << "*>(value), out);\n      return true;\n";
-    o << "    default:\n      (void) value;\n      (void) out;\n      return false;\n  }\n}\n\n"
+        << "      encode_fields(w, *static_cast<const " << m.name
+        << "*>(value));\n      return true;\n";
+    o << "    default:\n      (void) value;\n      (void) w;\n      return false;\n  }\n}\n\n"
       << "inline caf::message box_any(uint32_t type_id, void* value) {\n"
       << "  switch (type_id) {\n";
     for (auto& m : s.messages)

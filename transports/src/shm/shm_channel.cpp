@@ -63,30 +63,67 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
 
 bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
   auto& sh = *sh_;
+  constexpr size_t hdr = wire::frame_header::size;
+  try {
+    std::unique_lock<mycelium::detail::spinlock> guard{mtx_};
+    // Fast path: claim the ring's free run and encode the frame in place.
+    uint8_t* dst = nullptr;
+    size_t granted = 0;
+    if (!closed_
+        && writer_.claim(hdr, hdr + sh.cfg.max_payload, dst, granted) == ring_status::ok) {
+      size_t n = 0;
+      auto e = frames_.encode_payload_into(type_id, value, dst + hdr, granted - hdr, n);
+      if (e == errc::none) {
+        frames_.seal(type_id, static_cast<uint32_t>(n)).write(dst);
+        writer_.commit(hdr + n);
+        mycelium::detail::bump(frames_sent_); // under mtx_: one writer
+        mycelium::detail::bump(bytes_sent_, hdr + n);
+        wake_peer();
+        return true;
+      }
+      if (e == errc::unknown_type || e == errc::frame_too_large) {
+        guard.unlock();
+        return refuse(type_id, e, n);
+      }
+      // truncated: more than the run left before the ring wraps or fills.
+    }
+  } catch (...) { // out of memory in the encoder: counted as unencodable
+    sh.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Slow path: encode aside, then wait for room by the overflow policy.
   thread_local std::vector<uint8_t> payload;
   auto e = errc::unknown_type;
   try {
     e = frames_.encode_payload(type_id, value, payload); // const: no lock needed
   } catch (...) { // out of memory: counted like an unencodable message
   }
-  if (e == errc::unknown_type) {
+  if (e != errc::none)
+    return refuse(type_id, e, payload.size());
+  std::unique_lock<mycelium::detail::spinlock> guard{mtx_};
+  return write_locked(guard, type_id, payload);
+}
+
+bool shm_channel::refuse(uint32_t type_id, errc e, size_t payload_size) noexcept {
+  auto& sh = *sh_;
+  if (e != errc::frame_too_large) {
     sh.bad_frames.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  if (e == errc::frame_too_large) {
+  try {
     auto* t = sh.schema.find(type_id);
     auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
-                + std::to_string(payload.size())
+                + std::to_string(payload_size)
                 + " payload bytes is larger than max_payload "
                 + std::to_string(sh.cfg.max_payload)
                 + ": not sent (raise max_payload and ring_capacity on both sides)";
     sh.set_error(text); // before the counter: whoever sees it finds the text
     if (sh.frames_too_large.fetch_add(1, std::memory_order_relaxed) == 0)
       log(log_level::error, sh.self.node + "/link:" + sh.cfg.name, text);
-    return true;
+  } catch (...) { // out of memory for the text: still counted
+    sh.frames_too_large.fetch_add(1, std::memory_order_relaxed);
   }
-  std::unique_lock<mycelium::detail::spinlock> guard{mtx_};
-  return write_locked(guard, type_id, payload);
+  return true;
 }
 
 bool shm_channel::write_locked(std::unique_lock<mycelium::detail::spinlock>& guard,

@@ -66,6 +66,11 @@ private:
   /// `mtx_` held.
   void wake_peer() noexcept;
 
+  /// Counts a message that cannot be sent (`unknown_type`: not of the
+  /// schema; `frame_too_large`: over max_payload, with an error text).
+  /// Returns true: refused by content, not by the overflow policy.
+  bool refuse(uint32_t type_id, errc e, size_t payload_size) noexcept;
+
   /// Writes one encoded payload as a frame; called with `mtx_` held.
   bool write_locked(std::unique_lock<mycelium::detail::spinlock>& guard, uint32_t type_id,
                     const std::vector<uint8_t>& payload);

@@ -84,12 +84,26 @@ auto to_bits(T x) noexcept {
 /// surrogates, nothing above U+10FFFF).
 bool valid_utf8(const uint8_t* p, size_t n) noexcept;
 
-/// Appends TLV fields to a byte buffer.
+/// Appends TLV fields to a byte buffer: a vector that grows, or a fixed span
+/// of memory (a claimed ring slot, so that a frame is encoded in place). A
+/// span that turns out too small is never written past: the writer then
+/// reports `overflowed()` and its output is garbage to be discarded.
+///
+/// Thread-safety: none; one writer per encoding.
 class writer {
 public:
-  explicit writer(std::vector<uint8_t>& buf) noexcept : buf_(buf) {}
+  explicit writer(std::vector<uint8_t>& buf) noexcept : vec_(&buf) {}
 
-  std::vector<uint8_t>& buffer() noexcept { return buf_; }
+  /// Writes into `[data, data + capacity)`.
+  writer(uint8_t* data, size_t capacity) noexcept
+    : span_(data), used_(0), capacity_(capacity) {
+  }
+
+  /// Bytes written so far (span mode), or the vector's size.
+  size_t size() const noexcept { return vec_ ? vec_->size() : used_; }
+
+  /// Span mode: the encoding did not fit (nothing was written past the span).
+  bool overflowed() const noexcept { return overflowed_; }
 
   template <class T>
   void scalar(uint16_t field, T x) {
@@ -135,19 +149,34 @@ public:
   size_t begin_sized(uint16_t field) {
     auto* p = grow(tag_size + sized_prefix);
     store_u16(p, make_tag(field, wire_type::sized));
-    return buf_.size();
+    return size();
   }
 
   void end_sized(size_t mark) noexcept {
-    store_u32(buf_.data() + mark - sized_prefix,
-              static_cast<uint32_t>(buf_.size() - mark));
+    if (overflowed_)
+      return;
+    store_u32(data() + mark - sized_prefix, static_cast<uint32_t>(size() - mark));
   }
 
 private:
+  uint8_t* data() noexcept { return vec_ ? vec_->data() : span_; }
+
   uint8_t* grow(size_t n) {
-    auto old = buf_.size();
-    buf_.resize(old + n);
-    return buf_.data() + old;
+    if (vec_ != nullptr) {
+      auto old = vec_->size();
+      vec_->resize(old + n);
+      return vec_->data() + old;
+    }
+    if (!overflowed_ && capacity_ - used_ >= n) {
+      auto* p = span_ + used_;
+      used_ += n;
+      return p;
+    }
+    // Out of room: keep counting, write the rest into a scratch area.
+    overflowed_ = true;
+    used_ += n;
+    scratch_.resize(n);
+    return scratch_.data();
   }
 
   static void store_le(uint8_t* p, uint8_t v) noexcept { *p = v; }
@@ -155,7 +184,12 @@ private:
   static void store_le(uint8_t* p, uint32_t v) noexcept { store_u32(p, v); }
   static void store_le(uint8_t* p, uint64_t v) noexcept { store_u64(p, v); }
 
-  std::vector<uint8_t>& buf_;
+  std::vector<uint8_t>* vec_ = nullptr;
+  uint8_t* span_ = nullptr;
+  size_t used_ = 0;
+  size_t capacity_ = 0;
+  bool overflowed_ = false;
+  std::vector<uint8_t> scratch_; ///< span mode, after an overflow only
 };
 
 /// Reads TLV fields from a byte range; every read is bounds-checked and

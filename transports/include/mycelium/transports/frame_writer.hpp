@@ -45,6 +45,14 @@ public:
   [[nodiscard]] errc encode_payload(uint32_t type_id, const void* value,
                                     std::vector<uint8_t>& payload) const;
 
+  /// Encodes the payload of `*value` in place into `[dst, dst + capacity)`
+  /// (a claimed ring slot) and sets `n` to its size. Returns `truncated` when
+  /// it does not fit (nothing usable was written; `n` says what it needs),
+  /// and the errors of `write_value`. Takes no sequence number.
+  [[nodiscard]] errc encode_payload_into(uint32_t type_id, const void* value,
+                                         uint8_t* dst, size_t capacity,
+                                         size_t& n) const;
+
   /// The header of the next frame (takes its sequence number).
   wire::frame_header seal(uint32_t type_id, uint32_t payload_length,
                           uint8_t flags = 0) noexcept {

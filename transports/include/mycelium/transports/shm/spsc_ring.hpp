@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 
 #include "mycelium/transports/shm/ring_layout.hpp"
 
@@ -89,6 +90,62 @@ public:
     return ring_status::ok;
   }
 
+  /// Claims the longest contiguous run for one frame of between `min_n` and
+  /// `max_n` bytes whose exact size is not known yet (it is encoded in
+  /// place, as Aeron's claim/commit does): on `ok`, `out` points to where
+  /// the frame goes and `granted` (>= `min_n`) says how much may be written.
+  /// Then `commit(n)` with the actual size publishes it; a claim that is not
+  /// committed leaves nothing visible. `back_pressured`: not even `min_n`
+  /// bytes are free.
+  ring_status claim(size_t min_n, size_t max_n, uint8_t*& out, size_t& granted) noexcept {
+    if (max_n > max_frame())
+      max_n = max_frame();
+    if (min_n > max_n)
+      return ring_status::too_large;
+    constexpr uint64_t hdr = sizeof(record_header);
+    auto need_min = hdr + align8(min_n);
+    for (int pass = 0; pass < 2; ++pass) {
+      auto free = tail_cache_ + capacity_ - head_;
+      auto offset = head_ & (capacity_ - 1);
+      auto to_end = capacity_ - offset;
+      auto room = std::min(free, to_end);
+      uint64_t start = offset;
+      uint64_t skip = 0; // bytes of a wrap record before the frame
+      if (room < need_min && to_end < need_min && free >= to_end + need_min) {
+        room = free - to_end; // the run at the start of the ring
+        start = 0;
+        skip = to_end;
+      }
+      if (room >= need_min) {
+        if (skip > 0) {
+          auto* wrap = reinterpret_cast<record_header*>(data_ + offset);
+          wrap->length = static_cast<uint32_t>(to_end - hdr);
+          wrap->kind = record_wrap;
+        }
+        granted = static_cast<size_t>(std::min<uint64_t>((room - hdr) & ~uint64_t{7}, max_n));
+        claim_start_ = start;
+        pending_ = skip;
+        out = data_ + start + hdr;
+        return ring_status::ok;
+      }
+      if (pass == 0) {
+        tail_cache_ = ctl_->tail.load(std::memory_order_acquire);
+        if (tail_cache_ > head_ || head_ - tail_cache_ > capacity_)
+          return ring_status::corrupt; // the reader's position is impossible
+      }
+    }
+    return ring_status::back_pressured;
+  }
+
+  /// Publishes the claimed frame with its actual size `n` (<= granted).
+  void commit(size_t n) noexcept {
+    auto* rec = reinterpret_cast<record_header*>(data_ + claim_start_);
+    rec->length = static_cast<uint32_t>(n);
+    rec->kind = record_frame;
+    pending_ += sizeof(record_header) + align8(n);
+    commit();
+  }
+
   /// Makes the reserved frame visible (release: its bytes come first).
   void commit() noexcept {
     head_ += pending_;
@@ -130,6 +187,7 @@ private:
   uint64_t head_ = 0;       ///< our position (the shared one lags until commit)
   uint64_t tail_cache_ = 0; ///< last seen consumer position
   uint64_t pending_ = 0;    ///< bytes reserved, not committed
+  uint64_t claim_start_ = 0; ///< offset of the claimed frame's record
 };
 
 /// The consumer side of a ring. One thread at a time.

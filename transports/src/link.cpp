@@ -8,6 +8,8 @@
 
 #include <unistd.h>
 
+#include "acceptor.hpp"
+#include "connector.hpp"
 #include "link_shared.hpp"
 #include "mycelium/actors/log.hpp"
 #include "mycelium/actors/node.hpp"

@@ -103,6 +103,15 @@ struct link_shared {
   /// Live brokers (acceptor and connections), for stop().
   std::map<caf::actor_id, caf::actor> brokers;
 
+  /// "NODE/link:NAME", the source of this link's log lines.
+  std::string who() const { return self.node + "/link:" + cfg.name; }
+
+  /// Whether `link::stop` began (locks `mtx`).
+  bool is_stopping() const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return stopping;
+  }
+
   /// Records an error text (and logs nothing: callers log).
   void set_error(const std::string& text) {
     std::lock_guard<std::mutex> guard{mtx};
@@ -116,13 +125,5 @@ struct link_shared {
     state = peers.empty() ? link_state::down : link_state::up;
   }
 };
-
-/// Spawns the broker that listens on `fd` and forks one broker per peer.
-caf::actor spawn_acceptor(caf::actor_system& sys, int fd,
-                          std::shared_ptr<link_shared> sh);
-
-/// Spawns the broker that connects (and reconnects) to the configured peer.
-caf::actor spawn_connector(caf::actor_system& sys,
-                           std::shared_ptr<link_shared> sh);
 
 } // namespace mycelium::transports::detail

@@ -104,3 +104,43 @@ TEST_CASE("overflow policies parse by name; unknown names list the valid ones") 
   CHECK(p == overflow_policy::disconnect);
   CHECK(parse_overflow_policy("drop", p) != caf::none);
 }
+
+TEST_CASE("send_gate: the thread that drains the gate never waits for itself") {
+  // A loop-placed service publishing into a socket link runs on the I/O
+  // loop, the only thread that makes room: waiting would deadlock.
+  send_gate g{1, overflow_policy::block, 10s};
+  g.drained_by(std::this_thread::get_id());
+  CHECK(g.admit());
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(g.admit()); // at once, not after 10 s
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(g.back_pressured() == 1);
+  // Any other thread still waits and is released by a release().
+  auto other = std::async(std::launch::async, [&] { return g.admit(); });
+  CHECK(other.wait_for(50ms) == std::future_status::timeout); // it waits
+  g.release();
+  CHECK(other.get());
+  CHECK(g.back_pressured() == 1);
+}
+
+TEST_CASE("overflow_guard: one policy decision and one set of counters") {
+  int fired = 0;
+  std::chrono::steady_clock::time_point deadline;
+  overflow_guard drop{overflow_policy::drop_newest, 1s};
+  CHECK(drop.on_full(true, deadline) == overflow_guard::verdict::refuse);
+  CHECK(drop.dropped() == 1);
+  overflow_guard dis{overflow_policy::disconnect, 1s, [&] { ++fired; }};
+  CHECK(dis.on_full(true, deadline) == overflow_guard::verdict::refuse);
+  CHECK(dis.on_full(true, deadline) == overflow_guard::verdict::refuse);
+  CHECK(fired == 1);
+  CHECK(dis.disconnects() == 1);
+  CHECK(dis.dropped() == 2);
+  overflow_guard blk{overflow_policy::block, 1s};
+  auto before = std::chrono::steady_clock::now();
+  CHECK(blk.on_full(true, deadline) == overflow_guard::verdict::wait);
+  CHECK(deadline >= before + 1s);
+  CHECK(blk.back_pressured() == 0);
+  blk.timed_out();
+  CHECK(blk.on_full(false, deadline) == overflow_guard::verdict::refuse);
+  CHECK(blk.back_pressured() == 2);
+}

@@ -32,6 +32,9 @@ connection::connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
         post_if_alive(weak, overflow_atom::value);
       })),
     sock_(self, sh_, gate_), shm_(self, sh_) {
+  // A loop service publishing into this link must not wait for room: only
+  // this very thread (the I/O loop) makes room.
+  gate_->drained_by(self->home_system().middleman().backend().thread_id());
   std::lock_guard<std::mutex> guard{sh_->mtx};
   sh_->gates.push_back(gate_);
 }

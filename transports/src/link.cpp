@@ -250,17 +250,21 @@ link_stats link::stats() const {
   for (auto& kv : sh.peers)
     interest.insert(kv.second.begin(), kv.second.end());
   r.peer_interest.assign(interest.begin(), interest.end());
-  r.dropped_overflow = sh.retired_dropped + rd(sh.dropped_overflow);
-  r.back_pressured = sh.retired_back_pressured + rd(sh.back_pressured);
-  r.overflow_disconnects = sh.retired_disconnects + rd(sh.overflow_disconnects);
+  r.dropped_overflow = sh.retired_dropped;
+  r.back_pressured = sh.retired_back_pressured;
+  r.overflow_disconnects = sh.retired_disconnects;
+  auto add_overflow = [&r](const overflow_guard& o) {
+    r.dropped_overflow += o.dropped();
+    r.back_pressured += o.back_pressured();
+    r.overflow_disconnects += o.disconnects();
+  };
   for (auto& g : sh.gates) {
-    r.dropped_overflow += g->dropped();
-    r.back_pressured += g->back_pressured();
-    r.overflow_disconnects += g->disconnects();
+    add_overflow(g->overflow());
     r.queued += g->depth();
   }
   for (auto& kv : sh.channels)
     if (auto c = kv.second.lock()) {
+      add_overflow(c->overflow());
       r.queued += c->backlog();
       r.frames_sent += c->frames_sent();
       r.bytes_sent += c->bytes_sent();

@@ -32,6 +32,7 @@ public:
   virtual uint64_t backlog() const noexcept = 0;
   virtual uint64_t frames_sent() const noexcept = 0;
   virtual uint64_t bytes_sent() const noexcept = 0;
+  virtual const overflow_guard& overflow() const noexcept = 0;
 };
 
 /// State shared by a link's handle and its brokers: configuration, counters
@@ -56,11 +57,6 @@ struct link_shared {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> refusals_sent{0};
   std::atomic<uint64_t> refusals_received{0};
-  /// Overflow counters of shared-memory links (their channels apply the
-  /// policy themselves; socket links count in their send gates).
-  std::atomic<uint64_t> dropped_overflow{0};
-  std::atomic<uint64_t> back_pressured{0};
-  std::atomic<uint64_t> overflow_disconnects{0};
 
   mutable std::mutex mtx;
   std::condition_variable cv;
@@ -83,10 +79,14 @@ struct link_shared {
     auto i = std::find(gates.begin(), gates.end(), g);
     if (i == gates.end())
       return;
-    retired_dropped += g->dropped();
-    retired_back_pressured += g->back_pressured();
-    retired_disconnects += g->disconnects();
+    retire_overflow_locked(g->overflow());
     gates.erase(i);
+  }
+
+  void retire_overflow_locked(const overflow_guard& o) {
+    retired_dropped += o.dropped();
+    retired_back_pressured += o.back_pressured();
+    retired_disconnects += o.disconnects();
   }
   /// Outgoing rings of live shared-memory connections (socket links count
   /// their backlog in their gates and their frames here directly).
@@ -99,6 +99,7 @@ struct link_shared {
       return;
     frames_sent.fetch_add(c->frames_sent(), std::memory_order_relaxed);
     bytes_sent.fetch_add(c->bytes_sent(), std::memory_order_relaxed);
+    retire_overflow_locked(c->overflow());
   }
   /// Live brokers (acceptor and connections), for stop().
   std::map<caf::actor_id, caf::actor> brokers;

@@ -8,32 +8,11 @@ thread_local bool no_block_flag = false;
 
 } // namespace
 
-const char* to_string(overflow_policy x) noexcept {
-  switch (x) {
-    case overflow_policy::block: return "block";
-    case overflow_policy::drop_newest: return "drop_newest";
-    case overflow_policy::disconnect: return "disconnect";
-  }
-  return "<invalid overflow_policy>";
-}
-
-caf::error parse_overflow_policy(const std::string& text, overflow_policy& out) {
-  for (auto p : {overflow_policy::block, overflow_policy::drop_newest,
-                 overflow_policy::disconnect})
-    if (text == to_string(p)) {
-      out = p;
-      return caf::none;
-    }
-  return make_error(errc::config_invalid,
-                    "unknown overflow policy '" + text
-                      + "': use block, drop_newest or disconnect");
-}
-
 send_gate::send_gate(size_t capacity, overflow_policy policy,
                      std::chrono::nanoseconds block_timeout,
                      std::function<void()> on_overflow)
-  : capacity_(capacity == 0 ? 1 : capacity), policy_(policy),
-    block_timeout_(block_timeout), on_overflow_(std::move(on_overflow)) {
+  : capacity_(capacity == 0 ? 1 : capacity),
+    guard_(policy, block_timeout, std::move(on_overflow)) {
 }
 
 bool send_gate::blocking_allowed() noexcept {
@@ -51,26 +30,10 @@ send_gate::no_block_scope::~no_block_scope() {
 bool send_gate::admit_slow() noexcept {
   // The fast path's increment overshot: give the slot back first.
   release(1);
-  switch (policy_) {
-    case overflow_policy::drop_newest:
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    case overflow_policy::disconnect:
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      if (!overflowed_.exchange(true, std::memory_order_acq_rel)) {
-        disconnects_.fetch_add(1, std::memory_order_relaxed);
-        if (on_overflow_)
-          on_overflow_();
-      }
-      return false;
-    case overflow_policy::block:
-      break;
-  }
-  if (no_block_flag || block_timeout_.count() <= 0) {
-    back_pressured_.fetch_add(1, std::memory_order_relaxed);
+  std::chrono::steady_clock::time_point deadline;
+  bool may_wait = !no_block_flag && std::this_thread::get_id() != drain_thread_;
+  if (guard_.on_full(may_wait, deadline) == overflow_guard::verdict::refuse)
     return false;
-  }
-  auto deadline = std::chrono::steady_clock::now() + block_timeout_;
   std::unique_lock<std::mutex> guard{mtx_};
   waiters_.fetch_add(1, std::memory_order_acq_rel);
   for (;;) {
@@ -82,7 +45,7 @@ bool send_gate::admit_slow() noexcept {
     if (cv_.wait_until(guard, deadline) == std::cv_status::timeout
         && depth_.load(std::memory_order_acquire) >= capacity_) {
       waiters_.fetch_sub(1, std::memory_order_acq_rel);
-      back_pressured_.fetch_add(1, std::memory_order_relaxed);
+      guard_.timed_out();
       return false;
     }
   }

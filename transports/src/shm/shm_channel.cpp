@@ -13,7 +13,13 @@ namespace mycelium::transports::shm::detail {
 shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
                          segment seg, std::function<void(errc)> trouble)
   : sh_(std::move(sh)), seg_(std::move(seg)), out_ctl_(&seg_.outgoing()),
-    trouble_(std::move(trouble)), frames_(&sh_->schema, sh_->cfg.max_payload) {
+    trouble_(std::move(trouble)), frames_(&sh_->schema, sh_->cfg.max_payload),
+    overflow_(sh_->cfg.overflow,
+              std::chrono::duration_cast<std::chrono::nanoseconds>(sh_->cfg.block_timeout),
+              [this] {
+                if (trouble_)
+                  trouble_(errc::link_overflow);
+              }) {
   writer_ = seg_.writer();
 }
 
@@ -156,26 +162,13 @@ bool shm_channel::write_locked(std::unique_lock<mycelium::detail::spinlock>& gua
         trouble_(errc::protocol_violation);
       return true;
     }
-    switch (sh.cfg.overflow) {
-      case overflow_policy::drop_newest:
-        sh.dropped_overflow.fetch_add(1, std::memory_order_relaxed);
+    if (attempt == 0) {
+      // Full: the link's overflow policy decides, counted in one place.
+      if (overflow_.on_full(send_gate::blocking_allowed(), deadline)
+          == overflow_guard::verdict::refuse)
         return false;
-      case overflow_policy::disconnect:
-        sh.dropped_overflow.fetch_add(1, std::memory_order_relaxed);
-        if (!overflowed_.exchange(true)) {
-          sh.overflow_disconnects.fetch_add(1, std::memory_order_relaxed);
-          if (trouble_)
-            trouble_(errc::link_overflow);
-        }
-        return false;
-      case overflow_policy::block:
-        break;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (attempt == 0)
-      deadline = now + sh.cfg.block_timeout;
-    if (!send_gate::blocking_allowed() || now >= deadline) {
-      sh.back_pressured.fetch_add(1, std::memory_order_relaxed);
+    } else if (std::chrono::steady_clock::now() >= deadline) {
+      overflow_.timed_out();
       return false;
     }
     // Wait for the peer's I/O loop to consume; let other publishers in.

@@ -60,6 +60,7 @@ public:
   uint64_t bytes_sent() const noexcept override {
     return bytes_sent_.load(std::memory_order_relaxed);
   }
+  const overflow_guard& overflow() const noexcept override { return overflow_; }
 
 private:
   /// After a commit: rings the peer's doorbell if its loop sleeps. With
@@ -89,7 +90,8 @@ private:
   std::atomic<uint64_t> frames_sent_{0};
   std::atomic<uint64_t> bytes_sent_{0};
   transports::detail::doorbell_sender bell_;
-  std::atomic<bool> overflowed_{false};
+  /// The link's overflow policy for this ring, with its counters.
+  overflow_guard overflow_;
 };
 
 } // namespace mycelium::transports::shm::detail

@@ -7,28 +7,17 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 
+#include "mycelium/bus/overflow_guard.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium {
 
-/// What a link does when its bounded send queue is full.
-enum class overflow_policy : uint8_t {
-  block,       ///< the publisher waits up to a timeout, then `back_pressured`
-  drop_newest, ///< the new message is dropped and counted
-  disconnect,  ///< the slow peer is disconnected (the message is counted)
-};
-
-/// "block", "drop_newest" or "disconnect".
-const char* to_string(overflow_policy x) noexcept;
-
-/// Parses the names above; `config_invalid` naming the accepted values else.
-caf::error parse_overflow_policy(const std::string& text, overflow_policy& out);
-
 /// Bounds the messages in flight towards one link: a publisher claims a slot
 /// before it enqueues into the link's mailbox, the link releases the slot once
 /// the frame has been handed to the operating system (or was discarded and
-/// counted). When no slot is free the configured `overflow_policy` decides.
+/// counted). When no slot is free its `overflow_guard` applies the policy.
 ///
 /// Thread-safety: `admit` may run on any number of publisher threads at once;
 /// `release`, `reset` and the counters are safe from any thread. Waiting
@@ -59,24 +48,30 @@ public:
       wake();
   }
 
+  /// Names the thread that drains this gate (a socket link's I/O loop): a
+  /// publisher on that thread never waits under policy `block`, since it
+  /// would wait for itself (a loop-placed service publishing into a socket
+  /// link); a full gate then counts `back_pressured` at once. Call before
+  /// the gate is shared.
+  void drained_by(std::thread::id id) noexcept { drain_thread_ = id; }
+
   /// Re-arms policy `disconnect` after the link reconnected.
-  void rearm() noexcept { overflowed_.store(false, std::memory_order_release); }
+  void rearm() noexcept { guard_.rearm(); }
 
   size_t capacity() const noexcept { return capacity_; }
-  overflow_policy policy() const noexcept { return policy_; }
+  overflow_policy policy() const noexcept { return guard_.policy(); }
   size_t depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
 
+  /// The policy and its counters (dropped, back_pressured, disconnects).
+  const overflow_guard& overflow() const noexcept { return guard_; }
+
   /// Messages refused by `drop_newest` or `disconnect`.
-  uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const noexcept { return guard_.dropped(); }
   /// Messages refused by `block` after the timeout (or from a thread that
   /// must not block, see `no_block_scope`).
-  uint64_t back_pressured() const noexcept {
-    return back_pressured_.load(std::memory_order_relaxed);
-  }
+  uint64_t back_pressured() const noexcept { return guard_.back_pressured(); }
   /// Overflow episodes that triggered a disconnect.
-  uint64_t disconnects() const noexcept {
-    return disconnects_.load(std::memory_order_relaxed);
-  }
+  uint64_t disconnects() const noexcept { return guard_.disconnects(); }
 
   /// While alive on a thread, `admit` on that thread never waits (links
   /// forwarding into other links run on CAF's I/O thread and must not stall
@@ -100,17 +95,12 @@ private:
   void wake() noexcept;
 
   const size_t capacity_;
-  const overflow_policy policy_;
-  const std::chrono::nanoseconds block_timeout_;
-  std::function<void()> on_overflow_;
+  overflow_guard guard_;
   alignas(64) std::atomic<size_t> depth_{0};
   alignas(64) std::atomic<uint32_t> waiters_{0};
-  std::atomic<bool> overflowed_{false};
-  std::atomic<uint64_t> dropped_{0};
-  std::atomic<uint64_t> back_pressured_{0};
-  std::atomic<uint64_t> disconnects_{0};
   std::mutex mtx_;
   std::condition_variable cv_;
+  std::thread::id drain_thread_{};
 };
 
 } // namespace mycelium

@@ -1538,7 +1538,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", opt.quick,
                "smoke run (~10 s): sizes 16,4096, 4 rounds, 4,000 / 1,000 round trips, "
                "100,000 messages x 2 rounds, scenario default@none, JSON to "
-               "$TMPDIR/mycelium-links-quick.json; options given explicitly win");
+               "$TMPDIR/mycelium-links-quick.json; options given explicitly win (raw-spin "
+               "and bus-spin need pin=split: add --scenarios wake@split)");
   app.add_option("--timer", opt.timer, "tsc (rdtsc calibrated against steady_clock) or steady")
     ->check(CLI::IsMember({"tsc", "steady"}));
   app.add_option("--json", opt.json, "JSON output file");

@@ -1,7 +1,8 @@
 // mycelium-link-peer: the far side of the link conformance suite, the
 // network-namespace test and the socket benchmarks. One node with the
 // conformance services and one link (listening or connecting); optionally
-// exposed through CAF BASP for remote spawning.
+// exposed through CAF BASP for remote spawning. `--placement` puts the
+// peer's services on CAF's worker pool or on the node's I/O loop.
 //
 // Prints "ready port=<tcp port> basp=<basp port>" on stdout once the link
 // listens (or has started connecting), then runs until stdin reaches EOF
@@ -25,6 +26,7 @@
 #include "link_test.hpp"
 #include "link_test_other.hpp"
 #include "mycelium/actors/node.hpp"
+#include "mycelium/actors/placement.hpp"
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
@@ -69,14 +71,16 @@ private:
   std::shared_ptr<pong_counter> c_;
 };
 
-/// `--ping N`: sends N pings of 1000 bytes, waits for N matching pongs.
-int run_pings(mycelium::node& n, mt::link& lk, uint64_t count) {
+/// `--ping N`: sends N pings of 1000 bytes, waits for N matching pongs
+/// (checked by a service placed at `where`).
+int run_pings(mycelium::node& n, mt::link& lk, uint64_t count,
+              mycelium::placement where) {
   auto counter = std::make_shared<pong_counter>();
   auto started = n.start(
     [counter](caf::actor_system& sys, mycelium::service_context ctx) {
       return sys.spawn<pong_checker>(std::move(ctx), counter);
     },
-    "pong-checker");
+    "pong-checker", {}, {}, where);
   if (!started) {
     std::cerr << "mycelium-link-peer: " << mycelium::render(started.error()) << "\n";
     return 1;
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
   std::string secret;
   std::string node_name = "peer";
   std::string services = "peer";
+  std::string placement_text = "pool";
   std::string overflow = "block";
   uint32_t max_payload = mycelium::wire::default_max_payload;
   size_t send_queue = 4096;
@@ -163,6 +168,9 @@ int main(int argc, char** argv) {
   app.add_option("--name", node_name, "node name announced in the hello");
   app.add_option("--services", services, "services to start: peer, echo or none")
     ->check(CLI::IsMember({"peer", "echo", "none"}));
+  app.add_option("--placement", placement_text,
+                 "where the services run: pool (CAF's worker pool, the default) "
+                 "or loop (the node's I/O loop)");
   app.add_option("--max-payload", max_payload, "largest payload in bytes");
   app.add_option("--send-queue", send_queue, "messages in flight before the overflow policy applies");
   app.add_option("--overflow", overflow, "block, drop_newest or disconnect");
@@ -178,6 +186,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  mycelium::placement where = mycelium::placement::pool;
+  if (auto err = mycelium::parse_placement(placement_text, where)) {
+    std::cerr << "mycelium-link-peer: --placement: " << mycelium::render(err) << "\n";
+    return 2;
+  }
   mt::link_config cfg;
   cfg.name = "conformance";
   if (auto err = mt::parse_link_kind(kind, cfg.kind)) {
@@ -213,7 +226,7 @@ int main(int argc, char** argv) {
   caf::actor_system sys{sys_cfg};
   mycelium::node n{sys, node_name};
   if (services != "none") {
-    auto started = n.start("linktest." + services);
+    auto started = n.start("linktest." + services, {}, {}, {}, where);
     if (!started) {
       std::cerr << "mycelium-link-peer: " << mycelium::render(started.error()) << "\n";
       return 1;
@@ -237,7 +250,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "ready port=" << lk->port() << " basp=" << basp << std::endl;
   if (ping_count > 0) {
-    auto rc = run_pings(n, *lk, ping_count);
+    auto rc = run_pings(n, *lk, ping_count, where);
     lk->stop();
     n.stop();
     return rc;

@@ -21,20 +21,28 @@ caf::behavior node_manager(caf::event_based_actor* self, caf::actor supervisor,
   self->monitor(supervisor);
   self->set_down_handler([self](const caf::down_msg&) { self->quit(); });
   return {
-    [=](remote_spawn_atom, const std::string& type,
-        const std::string& instance) -> caf::result<caf::message> {
+    // The placement travels as its name, so that a value this node does not
+    // know is refused with the accepted ones, not misread.
+    [=](remote_spawn_atom, const std::string& type, const std::string& instance,
+        const std::string& where_text) -> caf::result<caf::message> {
       auto factory = service_registry::global().find(type);
       if (!factory)
         return make_error(errc::unknown_service,
                           "node '" + node_name + "' has no service type '" + type
                             + "' registered");
+      placement where = placement::pool;
+      if (parse_placement(where_text, where))
+        return make_error(errc::config_invalid,
+                          "node '" + node_name + "', service '" + type
+                            + "': unknown placement '" + where_text
+                            + "': use pool or loop");
       auto spec = std::make_shared<child_spec>();
       spec->type = type;
-      spec->context = service_context{instance.empty() ? type : instance, b, {}};
+      spec->context = service_context{instance.empty() ? type : instance, b, {}, where};
       spec->factory = std::move(factory);
       log(log_level::info, node_name,
           "remote request: starting service '" + spec->context.name + "' ("
-            + type + ")");
+            + type + ", placement " + to_string(where) + ")");
       self->delegate(supervisor, start_child_atom::value,
                      child_spec_ptr{std::move(spec)});
       return caf::delegated<caf::message>{};
@@ -67,7 +75,8 @@ caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
                                        const std::string& host, uint16_t port,
                                        const std::string& type,
                                        const std::string& instance,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       placement where_placed) {
   auto where = host + ":" + std::to_string(port);
   if (!sys.has_middleman())
     return make_error(errc::config_invalid,
@@ -79,7 +88,8 @@ caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
                                          + ": " + sys.render(mgr.error()));
   caf::expected<caf::actor> result{caf::error{}};
   caf::scoped_actor self{sys};
-  self->request(*mgr, timeout, remote_spawn_atom::value, type, instance)
+  self->request(*mgr, timeout, remote_spawn_atom::value, type, instance,
+                std::string{to_string(where_placed)})
     .receive([&](caf::actor& a) { result = std::move(a); },
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout)

@@ -8,6 +8,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
 
+#include "mycelium/actors/placement.hpp"
+
 namespace mycelium {
 class node;
 } // namespace mycelium
@@ -28,14 +30,16 @@ caf::expected<uint16_t> expose(node& n, uint16_t port,
 
 /// Starts service type `type` (a registry name on the remote side) as
 /// `instance` (empty: the type name) on the node exposed at `host`:`port`
-/// and returns its actor handle (a BASP proxy). Returns once the service's
-/// on_start has run there, so its subscriptions are in place. Errors name
-/// the remote node and the service: unknown type, start failure, no node
-/// listening, timeout. Blocking; call it from outside actors.
+/// on CAF's worker pool or on that node's I/O loop (`where`), and returns
+/// its actor handle (a BASP proxy). Returns once the service's on_start has
+/// run there, so its subscriptions are in place. Errors name the remote node
+/// and the service: unknown type, start failure, no node listening, timeout.
+/// Blocking; call it from outside actors.
 caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
                                        const std::string& host, uint16_t port,
                                        const std::string& type,
                                        const std::string& instance,
-                                       std::chrono::milliseconds timeout);
+                                       std::chrono::milliseconds timeout,
+                                       placement where = placement::pool);
 
 } // namespace mycelium::transports

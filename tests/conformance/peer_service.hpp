@@ -5,6 +5,7 @@
 // members because each service handles one message at a time.
 
 #include <cstdint>
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -120,13 +121,30 @@ private:
       in >> n;
       for (uint64_t i = 1; i <= n; ++i)
         publish(lt::chat{bus().node_name(), i});
-    } else if (verb == "send") {
+    } else if (verb == "send" || verb == "send-from") {
+      uint64_t from = 1;
+      if (verb == "send-from")
+        in >> from;
       uint64_t n = 0;
       size_t max_size = 0;
       in >> n >> max_size;
-      for (uint64_t i = 1; i <= n; ++i)
-        publish(make_data(i, max_size));
+      send_from(from, n, max_size);
     }
+  }
+
+  /// Publishes data `from`..`n` in slices of 1,000, continuing through a
+  /// command to itself, so that a loop-placed peer lets its I/O loop write
+  /// between slices (a socket link is drained by that very loop: one handler
+  /// that publishes more than send_queue messages would be refused, see
+  /// docs/services.md). A refused message is sent again in the next slice.
+  void send_from(uint64_t from, uint64_t n, size_t max_size) {
+    auto i = from;
+    for (auto end = std::min(n, from + 999); i <= end; ++i)
+      if (publish(make_data(i, max_size)) == mycelium::publish_status::back_pressured)
+        break;
+    if (i <= n)
+      publish(lt::command{"send-from " + std::to_string(i) + " " + std::to_string(n) + " "
+                          + std::to_string(max_size)});
   }
 
   data_checker data_;

@@ -198,12 +198,11 @@ public:
       return publish_status::no_subscriber;
     if (r->subscribers.size() == 1) {
       auto* s = r->subscribers.front();
-      if (s->direct != nullptr && s->direct->try_receive(value_type::type_id, &x)) {
-        s->enqueued.fetch_add(1, std::memory_order_relaxed); // handled already
-        return publish_status::ok;
-      }
       if (!s->gate && !s->sink) {
+        // Counted first: a direct handler counts `delivered` as it runs.
         s->enqueued.fetch_add(1, std::memory_order_relaxed);
+        if (s->direct != nullptr && s->direct->try_receive(value_type::type_id, &x))
+          return publish_status::ok;
         auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
                                               caf::make_message_id(), {},
                                               std::forward<T>(x));
@@ -299,6 +298,16 @@ private:
     return caf::make_message(*static_cast<const T*>(value));
   }
 
+  /// Puts the message of `p` into `s`'s mailbox (boxing it on first use).
+  static void enqueue(subscription& s, payload_ref& p, caf::actor_control_block* sender,
+                      caf::execution_unit* ctx) {
+    auto& msg = p.message();
+    MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
+    s.subscriber->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{sender},
+                                                    caf::make_message_id(), {}, msg),
+                          ctx);
+  }
+
   /// Hands `p` to every subscriber of `r`: links taking it on this thread
   /// (`sink`) and direct receivers read the value; everyone else shares one
   /// immutable message, made once when the first of them needs it.
@@ -322,9 +331,13 @@ private:
         s->delivered.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      if (s->direct != nullptr && s->direct->try_receive(p.type_id, p.value)) {
+      if (s->direct != nullptr) {
+        // Counted first: a direct handler counts `delivered` as it runs.
         ++handed;
-        s->enqueued.fetch_add(1, std::memory_order_relaxed); // handled already
+        s->enqueued.fetch_add(1, std::memory_order_relaxed);
+        if (s->direct->try_receive(p.type_id, p.value))
+          continue;
+        enqueue(*s, p, sender, ctx);
         continue;
       }
       if (s->gate) {
@@ -338,11 +351,7 @@ private:
       }
       ++handed;
       s->enqueued.fetch_add(1, std::memory_order_relaxed);
-      auto& msg = p.message();
-      MYCELIUM_TSAN_RELEASE(msg.at(0)); // the payload is complete: hand it over
-      s->subscriber->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{sender},
-                                                       caf::make_message_id(), {}, msg),
-                             ctx);
+      enqueue(*s, p, sender, ctx);
     }
     if (handed == 0 && result == publish_status::ok) {
       // Only the publishing link itself was interested.

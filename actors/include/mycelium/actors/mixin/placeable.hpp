@@ -71,6 +71,20 @@ public:
     Base::launch(loop_ != nullptr ? loop_ : eu, lazy, hide);
   }
 
+  /// On the loop, one resume handles at most `loop_batch` messages, then the
+  /// instance goes to the back of the loop's queue: a service with a long
+  /// mailbox (a flood from another thread) must not keep the loop from its
+  /// rings, sockets and heartbeats for the whole backlog (CAF's default
+  /// throughput is unlimited).
+  static constexpr size_t loop_batch = 256;
+
+  caf::resumable::resume_result resume(caf::execution_unit* ctx,
+                                       size_t max_throughput) override {
+    if (loop_ != nullptr && max_throughput > loop_batch)
+      max_throughput = loop_batch;
+    return Base::resume(ctx, max_throughput);
+  }
+
   caf::resumable::subtype_t subtype() const override {
     return loop_ != nullptr ? caf::resumable::io_actor : Base::subtype();
   }

@@ -67,26 +67,27 @@ public:
                                      core_.context().name, port);
     auto* raw = sub.get();
     auto* core = &core_;
+    auto handle = [raw, core, f = std::move(f)](const T& x) mutable {
+      MYCELIUM_TSAN_ACQUIRE(&x); // pairs with the release in deliver
+      mycelium::detail::bump(raw->delivered);
+      if (!core->timed()) {
+        f(x);
+        return;
+      }
+      auto start = mycelium::detail::participant_core::budget_clock();
+      f(x);
+      core->check_budget(start, T::type_name);
+    };
+    if (port == nullptr) { // the pool: the mailbox is the only entry point
+      add_handler(T::type_id, std::move(sub), caf::message_handler{std::move(handle)});
+      return;
+    }
     // One handler object behind both entry points (mailbox and direct), so
     // that state captured by `f` is shared.
-    auto handle = std::make_shared<std::function<void(const T&)>>(
-      [raw, core, f = std::move(f)](const T& x) mutable {
-        MYCELIUM_TSAN_ACQUIRE(&x); // pairs with the release in deliver
-        mycelium::detail::bump(raw->delivered);
-        if (!core->timed()) {
-          f(x);
-          return;
-        }
-        auto start = mycelium::detail::participant_core::budget_clock();
-        f(x);
-        core->check_budget(start, T::type_name);
-      });
-    mycelium::detail::participant_core::direct_handler direct;
-    if (port != nullptr)
-      direct = [handle](const void* x) { (*handle)(*static_cast<const T*>(x)); };
+    auto shared = std::make_shared<decltype(handle)>(std::move(handle));
     add_handler(T::type_id, std::move(sub),
-                caf::message_handler{[handle](const T& x) { (*handle)(x); }},
-                std::move(direct));
+                caf::message_handler{[shared](const T& x) { (*shared)(x); }},
+                [shared](const void* x) { (*shared)(*static_cast<const T*>(x)); });
   }
 
   /// Ends the subscription to `T`.

@@ -14,6 +14,7 @@
 
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
+#include "service_test_support.hpp"
 #include "test_messages.hpp"
 
 using namespace mycelium;
@@ -34,30 +35,9 @@ caf::actor_system_config& config() {
   return cfg;
 }
 
-template <class Svc>
-service_factory factory_of() {
-  return [](caf::actor_system& sys, service_context ctx) {
-    return sys.spawn<Svc>(std::move(ctx));
-  };
-}
-
-/// Subscribes a scoped (blocking) actor to T so the test thread can wait for
-/// published messages.
-template <class T>
-subscription_ptr listen(node& n, caf::scoped_actor& self) {
-  return n.bus().subscribe(T::type_id, T::type_name,
-                           caf::actor_cast<caf::strong_actor_ptr>(self), "test");
-}
-
-template <class T>
-T next(caf::scoped_actor& self) {
-  T result;
-  bool got = false;
-  self->receive([&](const T& x) { result = x; got = true; },
-                caf::after(timeout) >> [] {});
-  REQUIRE_MESSAGE(got, "no " << T::type_name << " within the timeout");
-  return result;
-}
+using test_support::factory_of;
+using test_support::listen;
+using test_support::next;
 
 /// Echoes every ping as a pong with seq * 10 + its "id" parameter, and
 /// records the address of the payload it received.

@@ -21,6 +21,8 @@
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
 #include "mycelium/transports/loop/io_loop.hpp"
+#include "mycelium/transports/system_config.hpp"
+#include "service_test_support.hpp"
 #include "test_messages.hpp"
 
 using namespace mycelium;
@@ -34,7 +36,7 @@ constexpr auto timeout = 10s;
 
 struct loop_config : caf::actor_system_config {
   loop_config() {
-    mt::load_io_loop(*this);
+    mycelium::apply_defaults(*this); // the I/O loop and the scheduler defaults
     set("scheduler.max-threads", 2);
     set("logger.console", caf::atom("none"));
   }
@@ -111,28 +113,9 @@ public:
   }
 };
 
-template <class Svc>
-service_factory factory_of() {
-  return [](caf::actor_system& sys, service_context ctx) {
-    return sys.spawn<Svc>(std::move(ctx));
-  };
-}
-
-template <class T>
-subscription_ptr listen(node& n, caf::scoped_actor& self) {
-  return n.bus().subscribe(T::type_id, T::type_name,
-                           caf::actor_cast<caf::strong_actor_ptr>(self), "test");
-}
-
-template <class T>
-T next(caf::scoped_actor& self) {
-  T result;
-  bool got = false;
-  self->receive([&](const T& x) { result = x; got = true; },
-                caf::after(timeout) >> [] {});
-  REQUIRE_MESSAGE(got, "no " << T::type_name << " within the timeout");
-  return result;
-}
+using test_support::factory_of;
+using test_support::listen;
+using test_support::next;
 
 std::thread::id loop_thread(caf::actor_system& sys) {
   return sys.middleman().backend().thread_id();

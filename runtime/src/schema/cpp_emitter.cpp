@@ -319,18 +319,6 @@ private:
 
   static void emit_descriptor(std::ostream& o, const schema& s) {
     o << "namespace detail {\n\n"
-      << "inline mycelium::errc decode_any(uint32_t type_id, const uint8_t* p,\n"
-      << "                                 size_t n, caf::message& out) {\n"
-      << "  switch (type_id) {\n";
-    for (auto& m : s.messages)
-      o << "    case " << m.id << ": {\n"
-        << "      " << m.name << " x;\n"
-        << "      auto e = mycelium::decode_payload(p, n, x);\n"
-        << "      if (e == mycelium::errc::none)\n"
-        << "        out = caf::make_message(std::move(x));\n"
-        << "      return e;\n    }\n";
-    o << "    default:\n      (void) p;\n      (void) n;\n      (void) out;\n"
-      << "      return mycelium::errc::unknown_type;\n  }\n}\n\n"
       << "inline bool encode_any(const caf::message& msg, std::vector<uint8_t>& out,\n"
       << "                       uint32_t& type_id) {\n"
       << "  if (msg.size() != 1)\n    return false;\n";
@@ -368,6 +356,12 @@ private:
         << "      return caf::make_message(std::move(*static_cast<" << m.name
         << "*>(value)));\n";
     o << "    default:\n      (void) value;\n      return caf::message{};\n  }\n}\n\n"
+      // Decoding into a message is visiting and boxing: one switch per schema.
+      << "inline mycelium::errc decode_any(uint32_t type_id, const uint8_t* p,\n"
+      << "                                 size_t n, caf::message& out) {\n"
+      << "  return visit_any(type_id, p, n, &out, [](void* ctx, uint32_t id, void* value) {\n"
+      << "    *static_cast<caf::message*>(ctx) = box_any(id, value);\n"
+      << "  });\n}\n\n"
       << "inline int index_of(uint32_t type_id) noexcept {\n"
       << "  switch (type_id) {\n";
     for (size_t i = 0; i < s.messages.size(); ++i)

@@ -120,7 +120,6 @@ size_t io_loop::add_entry(poller* p, idle_strategy idle) {
   if (slot == entries_.size())
     entries_.emplace_back();
   entries_[slot] = entry{p, idle, true};
-  ++live_entries_;
   if (p != nullptr)
     ++live_pollers_;
   recompute_idle();
@@ -132,7 +131,6 @@ void io_loop::remove_entry(size_t slot) noexcept {
     return;
   if (entries_[slot].p != nullptr)
     --live_pollers_;
-  --live_entries_;
   entries_[slot] = entry{}; // the slot is free; a running poll pass skips it
   recompute_idle();
   if (doorbell_active_ && live_pollers_ == 0) {

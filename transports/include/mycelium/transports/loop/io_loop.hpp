@@ -112,7 +112,6 @@ private:
 
   std::vector<entry> entries_;
   size_t live_pollers_ = 0;
-  size_t live_entries_ = 0;
   idle_strategy idle_ = idle_strategy::blocking();
   std::vector<caf::intrusive_ptr<caf::resumable>> posted_;
   std::vector<caf::intrusive_ptr<caf::resumable>> running_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -644,12 +645,20 @@ struct config_fixture {
                                 "2021-03-03,11,12,10,12\n");
   }
 
+  /// The error text with "file:line:column: " shortened to "file:line: ",
+  /// so that checks below name lines only (the toolkit's own tests check
+  /// columns).
+  static std::string lines_only(const std::string& text) {
+    static const std::regex column{R"((\.toml:[0-9]+):[0-9]+: )"};
+    return std::regex_replace(text, column, "$1: ");
+  }
+
   std::string sweep_error(const std::string& text) {
     auto path = tmp.write("bad.toml", text);
     auto r = load_sweep_config(path);
     REQUIRE_FALSE(r);
     CHECK(r.error() == make_error(errc::config_invalid));
-    return render(r.error());
+    return lines_only(render(r.error()));
   }
 
   std::string mc_error(const std::string& text) {
@@ -657,7 +666,7 @@ struct config_fixture {
     auto r = load_montecarlo_config(path);
     REQUIRE_FALSE(r);
     CHECK(r.error() == make_error(errc::config_invalid));
-    return render(r.error());
+    return lines_only(render(r.error()));
   }
 
   std::string at(int line) const {
@@ -836,7 +845,7 @@ TEST_CASE_FIXTURE(config_fixture, "backtest: every sweep config error names "
     auto p = (tmp.path / "none.toml").string();
     auto r = load_sweep_config(p);
     REQUIRE_FALSE(r);
-    CHECK_CONTAINS(render(r.error()), p + ": cannot open the config file");
+    CHECK_CONTAINS(render(r.error()), p + ": cannot open the file");
   }
   SUBCASE("TOML syntax error") {
     auto e = sweep_error("[data]\nsource = \"gbm\n");

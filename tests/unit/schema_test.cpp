@@ -60,10 +60,10 @@ TEST_CASE("schema: a valid schema parses, sorted and resolved") {
   CHECK(s.find_enum("side")->values[1].first == "sell");
 }
 
-TEST_CASE("schema: every validation error names file, line and what to do") {
+TEST_CASE("schema: every validation error names file, line, column and what to do") {
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 1\nfields = [ { id = 1, "
                  "name = \"x\", type = \"f65\" } ]\n")
-          .find("bad.toml:4: message 'a' field 'x': unknown type 'f65'")
+          .find("bad.toml:4:12: message 'a' field 'x': unknown type 'f65'")
         != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 1\nfields = [ { id = 1, "
                  "name = \"s\", type = \"string\" } ]\n")
@@ -71,7 +71,7 @@ TEST_CASE("schema: every validation error names file, line and what to do") {
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 1\nfields = [\n { id = 1, "
                  "name = \"x\", type = \"u8\" },\n { id = 1, name = \"y\", "
                  "type = \"u8\" } ]\n")
-          .find("bad.toml:6: message 'a' field 'y': field id 1 is already used")
+          .find("bad.toml:6:9: message 'a' field 'y': field id 1 is already used")
         != std::string::npos);
   CHECK(error_of("package = \"p\"\n[message.a]\nid = 1\n[message.b]\nid = 1\n")
           .find("type id 1 is already used") != std::string::npos);
@@ -109,7 +109,7 @@ TEST_CASE("schema: every validation error names file, line and what to do") {
   CHECK(many.find("message 'b' has no 'id'") != std::string::npos);
   auto missing = parse_file("/nonexistent/schema.toml");
   REQUIRE_FALSE(missing);
-  CHECK(render(missing.error()).find("cannot open schema file") != std::string::npos);
+  CHECK(render(missing.error()).find("cannot open the file") != std::string::npos);
 }
 
 TEST_CASE("digest: stable under comments, whitespace, key order and field order") {

@@ -13,16 +13,16 @@
 #include <utility>
 
 #include <fmt/format.h>
-#include <toml.hpp>
-
+#include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium::backtest {
 
 namespace {
 
-using tvalue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
+using tvalue = config::toml_value;
 using ttable = tvalue::table_type;
+using config::known_list;
 
 /// Upper bounds that keep a typo (a tiny step, an extra zero) from asking
 /// for terabytes of memory.
@@ -31,103 +31,19 @@ constexpr double max_parameter_sets = 100'000'000;
 constexpr int64_t max_days = 10'000'000;
 constexpr int64_t max_paths = 100'000'000;
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-/// "a, b, c" and, if `got` is close to one of them, " (did you mean 'b'?)".
-std::string known_list(const std::vector<std::string>& known,
-                       const std::string& got) {
-  std::string out;
-  std::string best;
-  size_t best_d = 3; // suggest only within two edits
-  for (auto& k : known) {
-    if (!out.empty())
-      out += ", ";
-    out += k;
-    auto d = edit_distance(got, k);
-    if (d < best_d) {
-      best_d = d;
-      best = k;
-    }
-  }
-  if (!best.empty())
-    out += fmt::format("; did you mean '{}'?", best);
-  return out;
-}
-
-std::string config_dir_path(const std::string& config, const std::string& p) {
-  std::filesystem::path fp{p};
-  if (fp.is_absolute())
-    return fp.lexically_normal().string();
-  auto dir = std::filesystem::path{config}.parent_path();
-  return (dir / fp).lexically_normal().string();
-}
-
-std::string type_name(const tvalue& v) {
-  switch (v.type()) {
-    case toml::value_t::boolean: return "a boolean";
-    case toml::value_t::integer: return "an integer";
-    case toml::value_t::floating: return "a number";
-    case toml::value_t::string: return "a string";
-    case toml::value_t::array: return "an array";
-    case toml::value_t::table: return "a table";
-    case toml::value_t::empty: return "empty";
-    default: return "a date/time";
-  }
-}
-
 /// Collects every problem of one file instead of stopping at the first.
-class reader {
+class reader : public config::toml_reader {
 public:
-  explicit reader(std::string file) : file_(std::move(file)) {
+  explicit reader(std::string file) : toml_reader(std::move(file)) {
   }
 
-  // -- error reporting ---------------------------------------------------
-
-  void fail(const tvalue& v, const std::string& what) {
-    const auto line = v.location().line();
-    errors_.emplace_back(line, fmt::format("{}:{}: {}", file_, line, what));
+  static std::string field(const std::string& table) {
+    return "[" + table + "] field";
   }
 
   void fail_field(const tvalue& v, const std::string& table,
                   const std::string& key, const std::string& what) {
-    fail(v, fmt::format("[{}] field '{}': {}", table, key, what));
-  }
-
-  bool ok() const {
-    return errors_.empty();
-  }
-
-  /// All problems, one per line, in file order.
-  caf::error error() const {
-    auto sorted = errors_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](auto& a, auto& b) { return a.first < b.first; });
-    std::string all;
-    for (auto& e : sorted) {
-      if (!all.empty())
-        all += '\n';
-      all += e.second;
-    }
-    return make_error(errc::config_invalid, std::move(all));
-  }
-
-  const std::string& file() const {
-    return file_;
+    fail_key(v, field(table), key, what);
   }
 
   // -- structure -----------------------------------------------------------
@@ -157,86 +73,33 @@ public:
     return &i->second;
   }
 
-  /// Unknown keys of `t` are errors.
+  // The toolkit's checks, with this file's "[table] field 'key'" wording.
+
   void check_keys(const tvalue& t, const std::string& table,
                   const std::vector<std::string>& known) {
-    for (auto& [key, v] : t.as_table())
-      if (std::find(known.begin(), known.end(), key) == known.end())
-        fail(v, fmt::format("[{}] unknown key '{}' (known keys: {})", table,
-                            key, known_list(known, key)));
+    toml_reader::check_keys(t, "[" + table + "]", known);
   }
-
-  static const tvalue* find(const tvalue* t, const std::string& key) {
-    if (!t)
-      return nullptr;
-    auto& tab = t->as_table();
-    auto i = tab.find(key);
-    return i == tab.end() ? nullptr : &i->second;
-  }
-
-  // -- typed values ----------------------------------------------------------
 
   std::optional<double> number(const tvalue& v, const std::string& table,
                                const std::string& key) {
-    double x = 0;
-    if (v.is_integer())
-      x = static_cast<double>(v.as_integer());
-    else if (v.is_floating())
-      x = v.as_floating();
-    else {
-      fail_field(v, table, key,
-                 fmt::format("must be a number, not {}", type_name(v)));
-      return std::nullopt;
-    }
-    if (!std::isfinite(x)) {
-      fail_field(v, table, key, "must be a finite number");
-      return std::nullopt;
-    }
-    return x;
+    return toml_reader::number(v, field(table), key);
   }
 
   std::optional<int64_t> integer(const tvalue& v, const std::string& table,
                                  const std::string& key, int64_t lo,
                                  int64_t hi) {
-    if (!v.is_integer()) {
-      fail_field(v, table, key,
-                 fmt::format("must be an integer (like {}), not {}", lo,
-                             type_name(v)));
-      return std::nullopt;
-    }
-    auto x = v.as_integer();
-    if (x < lo || x > hi) {
-      fail_field(v, table, key,
-                 fmt::format("{} is out of range; use {} to {}", x, lo, hi));
-      return std::nullopt;
-    }
-    return x;
+    return toml_reader::integer(v, field(table), key, lo, hi);
   }
 
   std::optional<std::string> string(const tvalue& v, const std::string& table,
                                     const std::string& key) {
-    if (!v.is_string()) {
-      fail_field(v, table, key,
-                 fmt::format("must be a string in double quotes, not {}",
-                             type_name(v)));
-      return std::nullopt;
-    }
-    return v.as_string().str;
+    return toml_reader::string(v, field(table), key);
   }
 
   std::optional<std::string> choice(const tvalue& v, const std::string& table,
                                     const std::string& key,
                                     const std::vector<std::string>& allowed) {
-    auto s = string(v, table, key);
-    if (!s)
-      return std::nullopt;
-    if (std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) {
-      fail_field(v, table, key,
-                 fmt::format("\"{}\" is not one of {}", *s,
-                             known_list(allowed, *s)));
-      return std::nullopt;
-    }
-    return s;
+    return toml_reader::choice(v, field(table), key, allowed);
   }
 
   /// An optional number that must be > 0, or >= 0 when `allow_zero`; stored
@@ -268,7 +131,7 @@ public:
       fail_field(v, table, key, "is empty; give the path of a CSV file");
       return std::nullopt;
     }
-    auto resolved = config_dir_path(file_, *s);
+    auto resolved = config::resolve_path(file(), *s);
     std::error_code ec;
     auto st = std::filesystem::status(resolved, ec);
     if (ec || !std::filesystem::exists(st)) {
@@ -368,7 +231,7 @@ public:
         if (s->empty())
           fail_field(*v, table, "dir", "is empty; give a directory path");
         else
-          out = config_dir_path(file_, *s);
+          out = config::resolve_path(file(), *s);
       }
     }
   }
@@ -404,7 +267,7 @@ public:
         if (!e.is_integer() && !e.is_floating()) {
           fail_field(e, table, name,
                      fmt::format("element {} must be a number, not {}", i + 1,
-                                 type_name(e)));
+                                 config::kind_name(e)));
           good = false;
           continue;
         }
@@ -463,7 +326,7 @@ public:
       fail_field(v, table, name,
                  fmt::format("must be a list like [5, 10, 20] or a range like "
                              "{{ from = 5, to = 50, step = 5 }}, not {}",
-                             type_name(v)));
+                             config::kind_name(v)));
       return std::nullopt;
     }
     // The values themselves.
@@ -509,37 +372,20 @@ public:
     return out;
   }
 
-private:
-  std::string file_;
-  std::vector<std::pair<size_t, std::string>> errors_; // (line, message)
 };
 
 template <class Config, class F>
 caf::expected<Config> parse_config(const std::string& path, F body) {
-  std::ifstream in{path, std::ios::binary};
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    return make_error(errc::config_invalid,
-                      path + ": is a directory, not a config file");
-  if (!in)
-    return make_error(errc::config_invalid,
-                      path + ": cannot open the config file (check the path)");
-  try {
-    auto root = toml::parse<toml::discard_comments, std::map, std::vector>(in, path);
-    reader r{path};
-    Config cfg;
-    cfg.file = path;
-    body(r, root, cfg);
-    if (!r.ok())
-      return r.error();
-    return cfg;
-  } catch (const toml::syntax_error& e) {
-    return make_error(errc::config_invalid,
-                      fmt::format("{}:{}: TOML syntax error:\n{}", path,
-                                  e.location().line(), e.what()));
-  } catch (const std::exception& e) {
-    return make_error(errc::config_invalid, path + ": " + e.what());
-  }
+  auto root = config::parse_toml_file(path);
+  if (!root)
+    return std::move(root.error());
+  reader r{path};
+  Config cfg;
+  cfg.file = path;
+  body(r, *root, cfg);
+  if (!r.ok())
+    return r.error();
+  return cfg;
 }
 
 /// Parameter sets with fast < slow, counted without expanding the grid.

@@ -10,8 +10,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <toml.hpp>
-
+#include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
 #include "mycelium/wire/frame_header.hpp"
 #include "mycelium/wire/tlv.hpp"
@@ -20,7 +19,7 @@ namespace mycelium::schema {
 
 namespace {
 
-using tvalue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
+using tvalue = config::toml_value;
 
 const std::map<std::string, scalar_kind>& scalar_names() {
   static const std::map<std::string, scalar_kind> names{
@@ -60,7 +59,8 @@ std::string trim(std::string s) {
 /// Collects every problem instead of stopping at the first.
 class parser {
 public:
-  explicit parser(std::string file) : file_(std::move(file)) {
+  explicit parser(std::string file)
+    : file_(file), reader_(std::move(file), errc::schema_invalid) {
     result_.file = file_;
   }
 
@@ -94,40 +94,35 @@ public:
                             "[enum.<name>] or [message.<name>])", key));
       }
     }
-    if (result_.package.empty() && errors_.empty())
-      errors_.push_back(file_ + ":1: missing 'package = \"...\"' (the C++ "
-                        "namespace and part of the digest)");
+    if (result_.package.empty() && reader_.ok())
+      reader_.fail_at(1, 1, "missing 'package = \"...\"' (the C++ namespace "
+                            "and part of the digest)");
     resolve();
     return finish();
   }
 
 private:
   std::string where(const tvalue& v) const {
-    return fmt::format("{}:{}", file_, v.location().line());
+    return reader_.where(v);
   }
 
   source_pos pos(const tvalue& v) const {
-    return {file_, static_cast<uint32_t>(v.location().line())};
+    auto loc = v.location();
+    return {file_, static_cast<uint32_t>(loc.line()),
+            static_cast<uint32_t>(loc.column())};
   }
 
   void fail(const tvalue& v, const std::string& what) {
-    errors_.push_back(where(v) + ": " + what);
+    reader_.fail(v, what);
   }
 
   void fail(const source_pos& p, const std::string& what) {
-    errors_.push_back(p.str() + ": " + what);
+    reader_.fail_at(p.line, p.column, what);
   }
 
   caf::expected<schema> finish() {
-    if (!errors_.empty()) {
-      std::string all;
-      for (auto& e : errors_) {
-        if (!all.empty())
-          all += '\n';
-        all += e;
-      }
-      return make_error(errc::schema_invalid, std::move(all));
-    }
+    if (!reader_.ok())
+      return reader_.error();
     std::sort(result_.enums.begin(), result_.enums.end(),
               [](auto& a, auto& b) { return a.name < b.name; });
     std::sort(result_.messages.begin(), result_.messages.end(),
@@ -550,45 +545,29 @@ private:
   };
 
   std::string file_;
+  config::toml_reader reader_;
   schema result_;
-  std::vector<std::string> errors_;
   std::set<std::string> names_;
   std::map<uint32_t, std::string> ids_;
   std::vector<pending_default> pending_defaults_;
 };
 
-template <class F>
-caf::expected<schema> guarded(const std::string& name, F load) {
-  try {
-    tvalue root = load();
-    return parser{name}.run(root);
-  } catch (const toml::syntax_error& e) {
-    return make_error(errc::schema_invalid,
-                      fmt::format("{}:{}: TOML syntax error:\n{}", name,
-                                  e.location().line(), e.what()));
-  } catch (const std::exception& e) {
-    return make_error(errc::schema_invalid, name + ": " + e.what());
-  }
+caf::expected<schema> parse_root(const std::string& name,
+                                 caf::expected<tvalue> root) {
+  if (!root)
+    return std::move(root.error());
+  return parser{name}.run(*root);
 }
 
 } // namespace
 
 caf::expected<schema> parse_file(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return make_error(errc::schema_invalid,
-                      path + ": cannot open schema file (check the path)");
-  return guarded(path, [&] {
-    return toml::parse<toml::discard_comments, std::map, std::vector>(in, path);
-  });
+  return parse_root(path, config::parse_toml_file(path, errc::schema_invalid));
 }
 
 caf::expected<schema> parse_string(const std::string& text,
                                    const std::string& name) {
-  return guarded(name, [&] {
-    std::istringstream in{text};
-    return toml::parse<toml::discard_comments, std::map, std::vector>(in, name);
-  });
+  return parse_root(name, config::parse_toml_string(text, name, errc::schema_invalid));
 }
 
 } // namespace mycelium::schema

@@ -12,7 +12,10 @@ namespace mycelium::schema {
 struct source_pos {
   std::string file;
   uint32_t line = 0;
-  std::string str() const { return file + ":" + std::to_string(line); }
+  uint32_t column = 0;
+  std::string str() const {
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+  }
 };
 
 enum class scalar_kind : uint8_t {

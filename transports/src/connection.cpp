@@ -150,9 +150,10 @@ void connection::publish_event(bool up, errc reason, const std::string& text) {
 
 void connection::publish_peer_interest_locked() {
   auto& v = sh_->peers[self_->id()];
-  v.clear();
+  v.node = proto_.peer().node;
+  v.interest.clear();
   for (auto& kv : subs_)
-    v.push_back(kv.first);
+    v.interest.push_back(kv.first);
 }
 
 // -- broker events -------------------------------------------------------------------
@@ -261,7 +262,7 @@ void connection::advertise_interest() {
     shm_.advertise_interest();
     return;
   }
-  auto want = sh_->bus->interest(self_->ctrl());
+  auto want = sh_->bus->interest(self_->ctrl(), !sh_->cfg.relay);
   std::set<uint32_t> now(want.begin(), want.end());
   auto& out = sock_.new_batch();
   for (auto id : now)
@@ -300,7 +301,7 @@ void connection::on_established(const wire::hello&) {
     return;
   }
   // Our interest goes out right after the hello-driven bytes.
-  auto want = sh_->bus->interest(self_->ctrl());
+  auto want = sh_->bus->interest(self_->ctrl(), !sh_->cfg.relay);
   for (auto id : want)
     if (sh_->schema.find(id) != nullptr && advertised_.insert(id).second)
       proto_.write_interest(id, true, sock_.batch());
@@ -378,7 +379,8 @@ void connection::deliver(mycelium::payload_ref& p) {
   }
   // Forwarding runs on the I/O loop: never wait for another link's queue.
   send_gate::no_block_scope no_block;
-  sh_->bus->deliver(*table_, type_name_, p, self_->ctrl(), self_->context());
+  sh_->bus->deliver(*table_, type_name_, p, self_->ctrl(), self_->context(),
+                    sh_->cfg.relay);
 }
 
 void connection::on_bad_frame(errc code, const std::string& text) {

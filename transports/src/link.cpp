@@ -247,8 +247,10 @@ link_stats link::stats() const {
   r.port = sh.port;
   r.last_error = sh.last_error;
   std::set<uint32_t> interest;
-  for (auto& kv : sh.peers)
-    interest.insert(kv.second.begin(), kv.second.end());
+  for (auto& kv : sh.peers) {
+    interest.insert(kv.second.interest.begin(), kv.second.interest.end());
+    r.peer_list.push_back(kv.second);
+  }
   r.peer_interest.assign(interest.begin(), interest.end());
   r.dropped_overflow = sh.retired_dropped;
   r.back_pressured = sh.retired_back_pressured;

@@ -66,7 +66,7 @@ struct link_shared {
   uint16_t port = 0;
   bool stopping = false;
   /// Established connections (by broker id) and their peers' interest.
-  std::map<caf::actor_id, std::vector<uint32_t>> peers;
+  std::map<caf::actor_id, peer_info> peers;
   /// Gates of live connections, and the counters of retired ones (so a
   /// listener with many short-lived peers does not keep every gate).
   std::vector<std::shared_ptr<send_gate>> gates;

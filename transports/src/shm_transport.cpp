@@ -59,7 +59,7 @@ void shm_transport::advertise_interest() {
   interest_retry_ = false;
   if (!ep_)
     return; // the connecting side advertises once it attached
-  auto want = sh_->bus->interest(self_->ctrl());
+  auto want = sh_->bus->interest(self_->ctrl(), !sh_->cfg.relay);
   std::set<uint32_t> now(want.begin(), want.end());
   auto ch = ep_->channel();
   for (auto id : now)

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "mycelium/actors/node.hpp"
+#include "mycelium/actors/node_ready.hpp"
 #include "mycelium/transports/system_config.hpp"
 #include "trading.hpp"
 
@@ -82,6 +83,9 @@ int main(int argc, char** argv) {
     if (!quiet)
       std::cout << "started " << spec.instance << " on the " << where << "\n";
   }
+
+  // Every service has started and subscribed: the ticker may begin.
+  node.publish(mycelium::node_ready{"example", 0});
 
   bool done = false;
   uint64_t fills = 0;

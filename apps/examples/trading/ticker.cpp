@@ -1,9 +1,12 @@
 // ticker: publishes a seeded random walk of quotes, one per self-message so
-// it never monopolises a worker, then announces the end of the session.
+// it never monopolises a worker, then announces the end of the session. It
+// starts when its node is ready (mycelium::node_ready), so that in any
+// deployment the first quote reaches every subscriber.
 #include <random>
 
 #include <caf/all.hpp>
 
+#include "mycelium/actors/node_ready.hpp"
 #include "mycelium/actors/service.hpp"
 #include "mycelium/actors/service_registry.hpp"
 #include "trading.hpp"
@@ -26,7 +29,12 @@ public:
         tick();
       return caf::message{};
     });
-    send(this, tick_atom::value);
+    subscribe<mycelium::node_ready>([this](const mycelium::node_ready&) {
+      if (!started_) {
+        started_ = true;
+        send(this, tick_atom::value);
+      }
+    });
   }
 
 private:
@@ -41,6 +49,7 @@ private:
     send(this, tick_atom::value);
   }
 
+  bool started_ = false;
   uint64_t total_ = 0;
   uint64_t sent_ = 0;
   double mid_ = 100.0;

@@ -189,15 +189,27 @@ void bus::unsubscribe(const subscription_ptr& sub) {
     notify_watchers();
 }
 
-std::vector<uint32_t> bus::interest(const caf::actor_control_block* exclude) const {
+std::vector<uint32_t> bus::interest(const caf::actor_control_block* exclude,
+                                    bool local_only) const {
   std::vector<uint32_t> out;
   std::lock_guard<std::mutex> guard{state_->mtx};
   for (auto& [id, v] : state_->subs)
     for (auto& s : v)
-      if (s->subscriber.get() != exclude) {
+      if (s->subscriber.get() != exclude
+          && !(local_only && (s->gate || s->sink))) {
         out.push_back(id);
         break;
       }
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> bus::subscriptions() const {
+  std::map<std::string, std::vector<std::string>> out;
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  for (auto& [id, v] : state_->subs)
+    for (auto& s : v)
+      if (!s->gate && !s->sink && s->service)
+        out[s->service->name].push_back(s->topic->name);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -139,9 +140,16 @@ public:
   void unsubscribe(const subscription_ptr& sub);
 
   /// The type ids that have at least one subscriber other than `exclude`:
-  /// what a link advertises to its peer (links forward interest they hold
-  /// for other links, so interest spreads along a tree of links).
-  std::vector<uint32_t> interest(const caf::actor_control_block* exclude) const;
+  /// what a link advertises to its peer. Links forward interest they hold
+  /// for other links, so interest spreads along a tree of links; with
+  /// `local_only` only subscribers that are not links count (links of a
+  /// mesh, which do not relay).
+  std::vector<uint32_t> interest(const caf::actor_control_block* exclude,
+                                 bool local_only = false) const;
+
+  /// Type names each service (not link) subscribes to, by service name, in
+  /// type id order.
+  std::map<std::string, std::vector<std::string>> subscriptions() const;
 
   /// Calls `fn` (on the thread that made the change, never under the bus
   /// lock) after any subscription was added or removed. Returns an id for
@@ -220,14 +228,16 @@ public:
   }
 
   /// Same for a value of type `type_id` that a link decoded (on the stack,
-  /// or in a message it received): `p.box` or `p.boxed` must be set.
+  /// or in a message it received): `p.box` or `p.boxed` must be set. With
+  /// `relay` false it reaches local subscribers only, never another link
+  /// (a link of a mesh, where every peer has its own link).
   publish_status deliver(const routing_table& table, const char* type_name,
                          payload_ref& p, caf::actor_control_block* sender,
-                         caf::execution_unit* ctx) {
+                         caf::execution_unit* ctx, bool relay = true) {
     auto* r = count_publish(lookup(table, p.type_id), p.type_id, type_name);
     if (r == nullptr)
       return publish_status::no_subscriber;
-    return fan_out(*r, p, sender, ctx);
+    return fan_out(*r, p, sender, ctx, relay);
   }
 
   /// Same for a type-erased message holding one value of type `type_id`.
@@ -313,10 +323,12 @@ private:
   /// immutable message, made once when the first of them needs it.
   publish_status fan_out(const routing_table::route& r, payload_ref& p,
                          caf::actor_control_block* sender,
-                         caf::execution_unit* ctx) {
+                         caf::execution_unit* ctx, bool relay = true) {
     auto result = publish_status::ok;
     size_t handed = 0;
     for (auto* s : r.subscribers) {
+      if (!relay && (s->sink || s->gate))
+        continue; // arrived over a link of a mesh: no other link gets it
       if (s->sink) {
         if (s->subscriber.get() == sender)
           continue; // never echo a link's frame back to it

@@ -47,6 +47,13 @@ struct link_config {
   /// TCP port; 0 with `listen` lets the system pick (see `link::port`).
   uint16_t port = 0;
 
+  /// Whether messages that arrive over this link go on to the node's other
+  /// links, and interest held by other links is advertised over this one.
+  /// True builds a tree of links (a message may cross several); false is for
+  /// a full mesh, where every pair of nodes has its own link and a message
+  /// crosses exactly one (what topologies build).
+  bool relay = true;
+
   // -- frames and queues ---------------------------------------------------------
   /// Largest payload accepted in either direction (frames over it are
   /// refused with a counter and an error log, never truncated).

@@ -16,6 +16,12 @@ enum class link_state : uint8_t {
 
 const char* to_string(link_state x) noexcept;
 
+/// One established peer of a link.
+struct peer_info {
+  std::string node;              ///< the node name from its hello
+  std::vector<uint32_t> interest; ///< type ids it asked for, ascending
+};
+
 /// A snapshot of one link's counters. Every message that does not reach the
 /// peer is in exactly one of the `dropped_*`, `back_pressured` or
 /// `frames_too_large` counters.
@@ -26,6 +32,7 @@ struct link_stats {
   std::string peer;               ///< last established peer, "node/service pid N"
   uint16_t port = 0;              ///< TCP port listened on (0 otherwise)
   std::vector<uint32_t> peer_interest; ///< type ids the peers asked for
+  std::vector<peer_info> peer_list;    ///< each established peer
   size_t queued = 0;              ///< messages in flight towards the peers now
                                   ///< (socket links; an shm link's ring is not counted)
   uint64_t frames_sent = 0;       ///< data frames written to the socket

@@ -1,0 +1,347 @@
+#include "mycelium/topology/node_main.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "mycelium/actors/log.hpp"
+#include "mycelium/actors/service_registry.hpp"
+#include "mycelium/detail/json.hpp"
+#include "mycelium/errc.hpp"
+#include "mycelium/topology/control_channel.hpp"
+#include "mycelium/topology/topology_loader.hpp"
+#include "mycelium/topology/topology_node.hpp"
+#include "mycelium/transports/system_config.hpp"
+
+namespace mycelium {
+
+namespace {
+
+using namespace std::chrono_literals;
+using detail::json_quote;
+using topology::control_channel;
+
+enum exit_code : int {
+  exit_ok = 0,
+  exit_usage = 2,
+  exit_start = 3,
+  exit_peers = 4,
+  exit_supervisor = 5,
+  exit_orphaned = 6,
+};
+
+/// Writes "down NAME REASON" into a pipe when a watched actor ends, so the
+/// main thread's poll wakes up. Runs on CAF's workers.
+caf::behavior down_watcher(caf::event_based_actor* self, int fd,
+                           std::map<caf::actor_addr, std::string> names) {
+  auto left = std::make_shared<std::map<caf::actor_addr, std::string>>(std::move(names));
+  for (auto& kv : *left)
+    self->monitor(caf::actor_cast<caf::actor>(kv.first));
+  self->set_down_handler([self, fd, left](caf::down_msg& dm) {
+    auto i = left->find(dm.source);
+    if (i == left->end())
+      return;
+    auto line = fmt::format("{} {}\n", i->second, dm.reason ? "error" : "normal");
+    [[maybe_unused]] auto n = ::write(fd, line.data(), line.size());
+    left->erase(i);
+    if (left->empty())
+      self->quit();
+  });
+  return {[](caf::unit_t) {}};
+}
+
+std::string ids_text(const std::vector<uint32_t>& ids) {
+  std::string out;
+  for (auto id : ids)
+    out += (out.empty() ? "" : ",") + std::to_string(id);
+  return out;
+}
+
+std::vector<uint32_t> parse_ids(const std::string& text) {
+  std::vector<uint32_t> out;
+  std::stringstream ss{text};
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty())
+      out.push_back(static_cast<uint32_t>(std::stoul(item)));
+  return out;
+}
+
+struct node_options {
+  std::string topology_file;
+  std::string node_name;
+  bool list_types = false;
+  bool describe = false;
+  int control_fd = -1;
+  int64_t ready_timeout_ms = 30000;
+};
+
+int fail(control_channel& ctl, int code, const std::string& text) {
+  std::cerr << "mycelium-node: error: " << text << "\n";
+  ctl.send("error " + std::to_string(code) + " " + text);
+  return code;
+}
+
+int run_node(const node_options& o, const topology::topology& t,
+             const topology::deployment_plan& plan, const schema_descriptor& schema) {
+  control_channel ctl{o.control_fd};
+  // Signals go to a signalfd read by this thread; CAF's threads, created
+  // below, inherit the blocked mask and never see them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  int sfd = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+  int down_pipe[2];
+  if (sfd < 0 || ::pipe2(down_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    return fail(ctl, exit_start, "cannot create the signal fd or pipe");
+
+  system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  if (schema.add_message_types != nullptr)
+    schema.add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto who = "node " + o.node_name;
+  auto started = topology::topology_node::start(sys, t, plan, o.node_name, schema);
+  if (!started)
+    return fail(ctl, exit_start, render(started.error()));
+  auto& tn = **started;
+  ctl.send("started");
+  log(log_level::info, o.node_name,
+      fmt::format("started {} service(s), {} link(s)",
+                  t.services_of(o.node_name).size(), tn.links().size()));
+  // Watch the supervisor (escalation) and each service (a normal exit is a
+  // service that finished; failures are the supervisor's business).
+  std::map<caf::actor_addr, std::string> watched;
+  watched.emplace(tn.node().supervisor().address(), "supervisor");
+  for (auto& [name, actor] : tn.service_actors())
+    watched.emplace(actor.address(), "service " + name);
+  auto watcher = sys.spawn(down_watcher, down_pipe[1], watched);
+
+  auto timeout = std::chrono::milliseconds{o.ready_timeout_ms};
+  std::string why;
+  if (!tn.await_links(timeout, why))
+    return fail(ctl, exit_peers,
+                fmt::format("node '{}': peers not reached within {} ms: {}",
+                            o.node_name, o.ready_timeout_ms, why));
+  bool ready = false;
+  std::map<std::string, std::vector<uint32_t>> expected;
+  auto check_ready = [&] {
+    if (ready)
+      return true;
+    if (!tn.await_peer_interest(expected, timeout, why)) {
+      fail(ctl, exit_peers,
+           fmt::format("node '{}': {} within {} ms", o.node_name, why,
+                       o.ready_timeout_ms));
+      return false;
+    }
+    ready = true;
+    tn.announce_ready();
+    ctl.send("ready");
+    log(log_level::info, o.node_name, "ready");
+    return true;
+  };
+  if (ctl.open()) {
+    ctl.send("links-up " + ids_text(tn.local_interest()));
+  } else if (!check_ready()) {
+    return exit_peers;
+  }
+
+  int code = exit_ok;
+  bool running = true;
+  while (running) {
+    pollfd fds[3] = {{sfd, POLLIN, 0}, {down_pipe[0], POLLIN, 0}, {ctl.fd(), POLLIN, 0}};
+    int n = ::poll(fds, ctl.open() ? 3 : 2, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      [[maybe_unused]] auto r = ::read(sfd, &si, sizeof(si));
+      log(log_level::info, o.node_name,
+          fmt::format("signal {}: stopping", si.ssi_signo));
+      running = false;
+    }
+    if (fds[1].revents & POLLIN) {
+      char buf[512];
+      auto r = ::read(down_pipe[0], buf, sizeof(buf));
+      std::string lines(buf, r > 0 ? static_cast<size_t>(r) : 0);
+      std::stringstream ss{lines};
+      std::string line;
+      bool supervisor_down = false;
+      while (std::getline(ss, line)) {
+        if (line.rfind("supervisor", 0) == 0) {
+          supervisor_down = true;
+        } else if (line.rfind("service ", 0) == 0) {
+          // "service NAME normal|error": a normal exit is a service that
+          // finished its work (a failure is the supervisor's to restart).
+          auto rest = line.substr(8);
+          auto sp = rest.rfind(' ');
+          if (rest.substr(sp + 1) == "normal") {
+            log(log_level::info, o.node_name, "service " + rest.substr(0, sp) + " finished");
+            ctl.send("service-done " + rest.substr(0, sp));
+          }
+        }
+      }
+      if (supervisor_down) {
+        auto reason = tn.node().await_stopped(0ms);
+        code = fail(ctl, exit_supervisor,
+                    fmt::format("node '{}': the supervisor stopped ({}); a "
+                                "service failed more often than its restart "
+                                "policy allows (see the log above)",
+                                o.node_name, render(reason)));
+        running = false;
+      }
+    }
+    if (ctl.open() && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      bool closed = false;
+      for (auto& line : ctl.receive(closed)) {
+        auto [verb, arg] = topology::split_verb(line);
+        if (verb == "expect") {
+          auto [peer, ids] = topology::split_verb(arg);
+          expected[peer] = parse_ids(ids);
+        } else if (verb == "go") {
+          if (!check_ready()) {
+            code = exit_peers;
+            running = false;
+          }
+        } else if (verb == "status") {
+          // One tab-separated row per link for the launcher's table, then
+          // the whole status as JSON.
+          for (auto& l : tn.links()) {
+            auto st = l.stats();
+            ctl.send(fmt::format("link {}\t{}\t{}\t{}\t{}\t{}\t{}", st.name,
+                                 transports::to_string(st.state), st.peers,
+                                 st.frames_received, st.frames_sent,
+                                 st.dropped_overflow + st.back_pressured
+                                   + st.dropped_link_down + st.frames_too_large,
+                                 st.queued));
+          }
+          ctl.send(fmt::format("status {{\"node\":{},\"pid\":{},\"ready\":{},\"links\":{}}}",
+                               json_quote(o.node_name), ::getpid(),
+                               ready ? "true" : "false", tn.links_json()));
+        } else if (verb == "stop") {
+          running = false;
+        } else {
+          log(log_level::warning, o.node_name,
+              "unknown control line from the launcher: " + line);
+        }
+      }
+      if (closed && running) {
+        log(log_level::error, o.node_name,
+            "the launcher went away (control channel closed): stopping");
+        code = exit_orphaned;
+        running = false;
+      }
+    }
+  }
+  anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  tn.stop();
+  log(log_level::info, o.node_name, "stopped");
+  ctl.send("stopped");
+  ::close(sfd);
+  ::close(down_pipe[0]);
+  ::close(down_pipe[1]);
+  return code;
+}
+
+int describe(const node_options& o, const topology::topology& t,
+             const topology::deployment_plan& plan, const schema_descriptor& schema) {
+  system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  if (schema.add_message_types != nullptr)
+    schema.add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto started = topology::topology_node::start(sys, t, plan, o.node_name, schema, false);
+  if (!started) {
+    std::cerr << "mycelium-node: error: " << render(started.error()) << "\n";
+    return exit_start;
+  }
+  auto subs = (*started)->service_subscriptions();
+  (*started)->stop();
+  // One line per service: "service NAME TYPE,TYPE,..." (mycelium-run plan
+  // reads it).
+  for (auto* s : t.services_of(o.node_name)) {
+    std::string list;
+    for (auto& ty : subs[s->name])
+      list += (list.empty() ? "" : ",") + ty;
+    std::cout << "service " << s->name << " " << list << "\n";
+  }
+  return exit_ok;
+}
+
+} // namespace
+
+int node_main(int argc, char** argv, const schema_descriptor& schema) {
+  node_options o;
+  CLI::App app{"A Mycelium node: runs the services one node of a topology.toml "
+               "places here, linked to the other nodes (usually started by "
+               "mycelium-run). Schema: " + schema.package};
+  app.add_option("--topology", o.topology_file, "the topology file");
+  app.add_option("--node", o.node_name, "which node of the topology this process is");
+  app.add_flag("--list-types", o.list_types,
+               "print the service types this binary registers, one per line");
+  app.add_flag("--describe", o.describe,
+               "start the node's services without links and print what each "
+               "subscribes to, one line per service: service NAME TYPE,...");
+  app.add_option("--control-fd", o.control_fd,
+                 "file descriptor of the launcher's control channel (set by "
+                 "mycelium-run)");
+  app.add_option("--ready-timeout", o.ready_timeout_ms,
+                 "milliseconds to wait for every peer before giving up")
+    ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  }
+  if (o.list_types) {
+    for (auto& name : service_registry::global().names())
+      std::cout << name << "\n";
+    return exit_ok;
+  }
+  if (o.topology_file.empty() || o.node_name.empty()) {
+    std::cerr << "mycelium-node: error: give --topology FILE and --node NAME "
+                 "(or --list-types); --help lists the options\n";
+    return exit_usage;
+  }
+  auto t = topology::load_topology(o.topology_file);
+  if (!t) {
+    std::cerr << "mycelium-node: error: " << render(t.error()) << "\n";
+    return exit_usage;
+  }
+  auto names = service_registry::global().names();
+  if (auto err = topology::check_service_types(
+        *t, {{t->find_node(o.node_name) ? t->find_node(o.node_name)->binary : "",
+              std::set<std::string>(names.begin(), names.end())}})) {
+    // Only this node's binary is known here: check this node's services.
+    auto* n = t->find_node(o.node_name);
+    if (n != nullptr) {
+      std::cerr << "mycelium-node: error: " << render(err) << "\n";
+      return exit_usage;
+    }
+  }
+  auto plan = topology::plan_deployment(*t);
+  if (!plan) {
+    std::cerr << "mycelium-node: error: " << render(plan.error()) << "\n";
+    return exit_usage;
+  }
+  if (o.describe)
+    return describe(o, *t, *plan, schema);
+  return run_node(o, *t, *plan, schema);
+}
+
+} // namespace mycelium

@@ -1,0 +1,108 @@
+#include "mycelium/topology/topology.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "mycelium/errc.hpp"
+
+namespace mycelium::topology {
+
+namespace {
+
+/// "" for the launcher's host, else the host as written.
+std::string host_key(const std::string& host) {
+  return host == "localhost" ? std::string{} : host;
+}
+
+} // namespace
+
+const char* to_string(node_runtime x) noexcept {
+  switch (x) {
+    case node_runtime::cpp: return "cpp";
+    case node_runtime::python: return "python";
+    case node_runtime::command: return "command";
+  }
+  return "?";
+}
+
+const char* to_string(restart_mode x) noexcept {
+  switch (x) {
+    case restart_mode::never: return "never";
+    case restart_mode::on_failure: return "on-failure";
+    case restart_mode::always: return "always";
+  }
+  return "?";
+}
+
+void link_settings::merge(const link_settings& o) {
+  if (o.wait) wait = o.wait;
+  if (o.spin) spin = o.spin;
+  if (o.ring_capacity) ring_capacity = o.ring_capacity;
+  if (o.overflow) overflow = o.overflow;
+  if (o.send_queue) send_queue = o.send_queue;
+  if (o.max_payload) max_payload = o.max_payload;
+  if (o.heartbeat_interval) heartbeat_interval = o.heartbeat_interval;
+  if (o.peer_timeout) peer_timeout = o.peer_timeout;
+  if (o.secret_file) secret_file = o.secret_file;
+}
+
+caf::error link_settings::apply(transports::link_config& cfg) const {
+  if (wait) cfg.wait = *wait;
+  if (spin) cfg.spin = *spin;
+  if (ring_capacity) cfg.ring_capacity = *ring_capacity;
+  if (overflow) cfg.overflow = *overflow;
+  if (send_queue) cfg.send_queue = *send_queue;
+  if (max_payload) cfg.max_payload = *max_payload;
+  if (heartbeat_interval) cfg.heartbeat_interval = *heartbeat_interval;
+  if (peer_timeout) cfg.peer_timeout = *peer_timeout;
+  if (secret_file) {
+    std::ifstream in{*secret_file, std::ios::binary};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in)
+      return make_error(errc::config_invalid,
+                        "cannot read the secret file " + *secret_file
+                          + " (check that it exists and is readable)");
+    auto s = ss.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+      s.pop_back(); // an editor's final newline is not part of the secret
+    if (s.empty())
+      return make_error(errc::config_invalid,
+                        "the secret file " + *secret_file + " is empty");
+    cfg.secret = std::move(s);
+  }
+  return {};
+}
+
+bool node_spec::local() const noexcept {
+  return host.empty() || host == "localhost" || host.rfind("127.", 0) == 0
+         || host == "::1";
+}
+
+const node_spec* topology::find_node(const std::string& n) const {
+  for (auto& x : nodes)
+    if (x.name == n)
+      return &x;
+  return nullptr;
+}
+
+const service_spec* topology::find_service(const std::string& n) const {
+  for (auto& x : services)
+    if (x.name == n)
+      return &x;
+  return nullptr;
+}
+
+std::vector<const service_spec*> topology::services_of(const std::string& n) const {
+  std::vector<const service_spec*> out;
+  for (auto& x : services)
+    if (x.node == n)
+      out.push_back(&x);
+  return out;
+}
+
+bool topology::same_host(const node_spec& a, const node_spec& b) const {
+  return host_key(a.host) == host_key(b.host);
+}
+
+} // namespace mycelium::topology

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -303,11 +304,36 @@ private:
     return true;
   }
 
+  /// With --shuffle: whether `n` is the next node of the random order and
+  /// its random delay has passed.
+  bool shuffled_turn(const node_process& n) {
+    if (!o_.shuffle_seed)
+      return after_satisfied(n);
+    if (shuffled_.empty()) {
+      std::mt19937_64 rng{*o_.shuffle_seed};
+      for (auto& m : nodes_)
+        shuffled_.push_back(m.spec->name);
+      std::shuffle(shuffled_.begin(), shuffled_.end(), rng);
+      std::string order;
+      for (auto& s : shuffled_)
+        order += (order.empty() ? "" : ", ") + s;
+      say("--shuffle: starting nodes in the order " + order);
+      rng_.seed(*o_.shuffle_seed + 1);
+      next_start_ = clock::now();
+    }
+    if (next_index_ >= shuffled_.size() || shuffled_[next_index_] != n.spec->name
+        || clock::now() < next_start_)
+      return false;
+    ++next_index_;
+    next_start_ = clock::now() + std::chrono::milliseconds{rng_() % 51};
+    return true;
+  }
+
   void start_due_nodes() {
     if (stopping_)
       return;
     for (auto& n : nodes_) {
-      bool due = (n.state == node_state::idle && after_satisfied(n))
+      bool due = (n.state == node_state::idle && shuffled_turn(n))
                  || (n.state == node_state::backoff && clock::now() >= n.restart_at);
       if (!due)
         continue;
@@ -390,6 +416,8 @@ private:
     }
     if (deadline_)
       consider(*deadline_);
+    if (o_.shuffle_seed && next_index_ < shuffled_.size())
+      consider(next_start_);
     if (status_)
       consider(status_->deadline);
     auto d = std::chrono::duration_cast<std::chrono::milliseconds>(best - now);
@@ -517,6 +545,8 @@ private:
       send_go();
     } else if (verb == "ready") {
       n.state = node_state::ready;
+      if (all_ready_) // a restarted node: the others are ready already
+        n.control.send(fmt::format("all-ready {}", nodes_.size()));
       check_all_ready();
     } else if (verb == "error") {
       n.last_error = arg.substr(arg.find(' ') + 1);
@@ -578,6 +608,9 @@ private:
     all_ready_ = true;
     say(fmt::format("all {} nodes ready in {:.0f} ms", nodes_.size(),
                     seconds_since(start_) * 1000));
+    for (auto& n : nodes_)
+      if (n.speaks_control)
+        n.control.send(fmt::format("all-ready {}", nodes_.size()));
     if (o_.duration)
       deadline_ = clock::now() + *o_.duration;
   }
@@ -773,6 +806,10 @@ private:
   std::optional<status_request> status_;
   clock::time_point start_{};
   std::optional<clock::time_point> deadline_;
+  std::vector<std::string> shuffled_; ///< --shuffle order
+  size_t next_index_ = 0;
+  clock::time_point next_start_{};
+  std::mt19937_64 rng_;
   bool all_ready_ = false;
   bool stopping_ = false;
   bool done_ = false;

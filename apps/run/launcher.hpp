@@ -20,6 +20,9 @@ struct run_options {
   std::chrono::milliseconds ready_timeout{30000};
   std::chrono::milliseconds stop_timeout{10000};
   bool quiet = false;                                 ///< no launcher chatter
+  /// Tests only: start the nodes in a random order (seeded), 0-50 ms apart,
+  /// ignoring `after`, to show that any start order works.
+  std::optional<uint64_t> shuffle_seed;
 };
 
 /// The deployment directory of a topology (`socket_dir`): the launcher's

@@ -303,6 +303,7 @@ int main(int argc, char** argv) {
   std::string duration;
   std::string ready_timeout = "30s";
   std::string stop_timeout = "10s";
+  int64_t shuffle = -1;
 
   auto* run = app.add_subcommand("run", "run every node of the topology on this host "
                                         "(the default command)");
@@ -319,6 +320,8 @@ int main(int argc, char** argv) {
                   "how long a node may take to stop before SIGKILL");
     c->add_flag("--quiet", ro.quiet, "no launcher messages (only the nodes' output)");
     c->add_option("--binary", binary, "node binary for every C++ node (overrides binary = ...)");
+    c->add_option("--shuffle", shuffle, "tests: start the nodes in a random order "
+                                        "seeded by this number, 0-50 ms apart");
   };
   run->add_option("topology", file, "the topology file")->required();
   add_run_options(run);
@@ -380,6 +383,8 @@ int main(int argc, char** argv) {
     return error("--ready-timeout \"" + ready_timeout + "\" is not a duration");
   if (!parse_duration(stop_timeout, ro.stop_timeout))
     return error("--stop-timeout \"" + stop_timeout + "\" is not a duration");
+  if (shuffle >= 0)
+    ro.shuffle_seed = static_cast<uint64_t>(shuffle);
   auto l = load(file, binary);
   if (!l)
     return error(mycelium::render(l.error()));

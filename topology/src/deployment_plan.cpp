@@ -120,6 +120,13 @@ caf::expected<deployment_plan> plan_deployment(const topology& t) {
                                       "shared by every peer); put them in "
                                       "[link_defaults]",
                                       t.file, o->at.line, o->at.column, n.name, peer));
+      if (n.port == 0)
+        return make_error(errc::config_invalid,
+                          fmt::format("{}:{}:{}: node '{}' is reached over TCP from "
+                                      "node '{}' on another host but has no port: "
+                                      "add port = N to node '{}'",
+                                      t.file, n.at.line, n.at.column, n.name, peer,
+                                      n.name));
       cfg.kind = link_kind::tcp;
       cfg.port = n.port;
       cfg.address = n.local() ? (n.host.empty() || n.host == "localhost"

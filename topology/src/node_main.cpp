@@ -150,7 +150,8 @@ int run_node(const node_options& o, const topology::topology& t,
       return false;
     }
     ready = true;
-    tn.announce_ready();
+    if (!ctl.open()) // alone: nobody else to wait for
+      tn.announce_ready(1);
     ctl.send("ready");
     log(log_level::info, o.node_name, "ready");
     return true;
@@ -218,6 +219,9 @@ int run_node(const node_options& o, const topology::topology& t,
             code = exit_peers;
             running = false;
           }
+        } else if (verb == "all-ready") {
+          // Every node of the deployment is ready (the launcher knows).
+          tn.announce_ready(static_cast<uint32_t>(std::stoul(arg.empty() ? "1" : arg)));
         } else if (verb == "status") {
           // One tab-separated row per link for the launcher's table, then
           // the whole status as JSON.

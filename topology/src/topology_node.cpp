@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "mycelium/detail/json.hpp"
-#include "mycelium/actors/node_ready.hpp"
+#include "mycelium/actors/deployment_ready.hpp"
 #include "mycelium/errc.hpp"
 #include "mycelium/topology/topology_loader.hpp"
 
@@ -189,11 +189,8 @@ bool topology_node::await_peer_interest(
   return false;
 }
 
-void topology_node::announce_ready() {
-  std::set<std::string> peers;
-  for (auto& names : peer_names_)
-    peers.insert(names.begin(), names.end());
-  node_->publish(node_ready{spec_.name, static_cast<uint32_t>(peers.size())});
+void topology_node::announce_ready(uint32_t nodes) {
+  node_->publish(deployment_ready{spec_.name, nodes});
 }
 
 std::vector<uint32_t> topology_node::local_interest() const {

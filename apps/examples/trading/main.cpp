@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 
 #include "mycelium/actors/node.hpp"
-#include "mycelium/actors/node_ready.hpp"
+#include "mycelium/actors/deployment_ready.hpp"
 #include "mycelium/transports/system_config.hpp"
 #include "trading.hpp"
 
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   }
 
   // Every service has started and subscribed: the ticker may begin.
-  node.publish(mycelium::node_ready{"example", 0});
+  node.publish(mycelium::deployment_ready{"example", 1});
 
   bool done = false;
   uint64_t fills = 0;

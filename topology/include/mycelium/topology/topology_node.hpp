@@ -67,9 +67,10 @@ public:
   bool await_peer_interest(const std::map<std::string, std::vector<uint32_t>>& expected,
                            std::chrono::milliseconds timeout, std::string& why) const;
 
-  /// Publishes `node_ready` on the node's bus (services that produce data
-  /// from nothing start on it). Call once, when the node is ready.
-  void announce_ready();
+  /// Publishes `deployment_ready` on the node's bus (services that produce
+  /// data from nothing start on it). Call once, when every node of the
+  /// deployment (`nodes` of them) is ready.
+  void announce_ready(uint32_t nodes);
 
   /// The type ids this node's own services subscribe to (not its links').
   std::vector<uint32_t> local_interest() const;

@@ -1,0 +1,337 @@
+#!/usr/bin/python3
+"""mycelium-run against the trading example's real node binary.
+
+Every test starts real processes (the launcher and its nodes), waits for
+events in their output with timeouts (never a bare sleep), and kills what is
+left in tearDown even when an assertion failed.
+
+  launcher_test.py --run PATH/mycelium-run --node-dir DIR --topologies DIR [-k NAME]
+"""
+
+import argparse
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+ARGS = None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose (its parent has not reaped it yet).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)  # polling a condition with a deadline
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def shm_segments():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("mycelium-")}
+
+
+class Launcher:
+    """One mycelium-run process whose merged output is read on a thread."""
+
+    def __init__(self, test, topology, *args):
+        self.lines = []
+        self.q = queue.Queue()
+        env = dict(os.environ)
+        env["PATH"] = ARGS.node_dir + os.pathsep + env.get("PATH", "")
+        self.proc = subprocess.Popen(
+            [ARGS.run, "run", topology, *args], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        test.addCleanup(self.kill_all)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            self.q.put(line)
+        self.q.put(None)
+
+    def wait_for(self, pattern, timeout=30):
+        """The first match of `pattern` in the output from now on."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; "
+                                     f"output:\n" + "\n".join(self.lines[-60:]))
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"the launcher ended before {pattern!r}; output:\n"
+                                     + "\n".join(self.lines[-60:]))
+            m = rx.search(line)
+            if m:
+                return m
+
+    def node_pids(self):
+        return {m.group(1): int(m.group(2)) for m in
+                (re.search(r"(?:re)?started node '([^']+)' \(pid (\d+)\)", l)
+                 for l in self.lines) if m}
+
+    def wait(self, timeout=60):
+        rc = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        return rc
+
+    def kill_all(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        self.proc.stdout.close()
+        for pid in self.node_pids().values():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class LauncherTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="myc-run-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.segments_before = shm_segments()
+
+    def topology(self, name, quotes=None, rate=None, extra=""):
+        """A shipped example topology, copied with its own socket_dir and
+        free ports (and optionally another session length)."""
+        with open(os.path.join(ARGS.topologies, name + ".toml")) as f:
+            text = f.read()
+        for old in re.findall(r"port = (\d+)", text):
+            text = text.replace(f"port = {old}", f"port = {free_port()}")
+        if quotes is not None:
+            params = f"quotes = {quotes}, seed = 42"
+            if rate is not None:
+                params += f", rate = {rate}"
+            text = text.replace("quotes = 5000, seed = 42", params)
+        text = f'socket_dir = "{self.tmp}/run"\n' + extra + text
+        path = os.path.join(self.tmp, name + ".toml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def cli(self, *args, timeout=60):
+        env = dict(os.environ)
+        env["PATH"] = ARGS.node_dir + os.pathsep + env.get("PATH", "")
+        return subprocess.run([ARGS.run, *args], capture_output=True, text=True,
+                              env=env, timeout=timeout)
+
+    def journal(self, name):
+        with open(os.path.join(self.tmp, f"journal-{name}.txt")) as f:
+            return f.read()
+
+    def assert_nothing_left(self, launcher):
+        for node, pid in launcher.node_pids().items():
+            wait_until(lambda: not pid_alive(pid), 10, f"node {node} (pid {pid}) to exit")
+        run_dir = os.path.join(self.tmp, "run")
+        if os.path.isdir(run_dir):
+            left = [n for n in os.listdir(run_dir) if n != "logs"]
+            self.assertEqual(left, [], f"left in {run_dir}")
+        self.assertEqual(shm_segments() - self.segments_before, set(),
+                         "shared-memory segments left behind")
+
+    # -- the three deployments ------------------------------------------------------
+
+    def test_three_deployments_same_journal(self):
+        journals = {}
+        for name in ("one-process", "three-processes", "distributed"):
+            l = Launcher(self, self.topology(name), "--until-exit", "journal")
+            rc = l.wait()
+            self.assertEqual(rc, 0, "\n".join(l.lines[-40:]))
+            self.assert_nothing_left(l)
+            journals[name] = self.journal(name)
+        self.assertIn("session complete: 5000 quotes, ", journals["one-process"])
+        self.assertGreater(journals["one-process"].count("fill #"), 100)
+        self.assertEqual(journals["three-processes"], journals["one-process"])
+        self.assertEqual(journals["distributed"], journals["one-process"])
+
+    def test_start_order_independence(self):
+        reference = None
+        orders = set()
+        for seed in range(20):
+            l = Launcher(self, self.topology("three-processes"), "--until-exit", "journal",
+                         "--shuffle", str(seed))
+            rc = l.wait()
+            self.assertEqual(rc, 0, f"seed {seed}:\n" + "\n".join(l.lines[-40:]))
+            j = self.journal("three-processes")
+            os.remove(os.path.join(self.tmp, "journal-three-processes.txt"))
+            if reference is None:
+                reference = j
+                self.assertIn("session complete: 5000 quotes", j)
+            self.assertEqual(j, reference, f"seed {seed} gave another journal")
+            orders.add(next(x for x in l.lines if "--shuffle: starting nodes" in x))
+        self.assertGreater(len(orders), 3, "the seeds should give several start orders")
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def test_graceful_shutdown_leaves_nothing(self):
+        l = Launcher(self, self.topology("three-processes", quotes=10**8, rate=20000))
+        l.wait_for(r"all 3 nodes ready")
+        l.proc.send_signal(signal.SIGINT)
+        rc = l.wait()
+        self.assertEqual(rc, 0, "\n".join(l.lines[-40:]))
+        self.assertTrue(any("stopped cleanly" in x for x in l.lines))
+        # Reverse start order: exec, alpha, md.
+        stops = [m.group(1) for m in (re.search(r"node '(\w+)' stopped \(exit code 0\)", x)
+                                      for x in l.lines) if m]
+        self.assertEqual(stops, ["exec", "alpha", "md"])
+        self.assert_nothing_left(l)
+
+    def test_kill_node_restarts_and_peers_reconnect(self):
+        path = self.topology("three-processes", quotes=10**8, rate=20000)
+        l = Launcher(self, path)
+        l.wait_for(r"all 3 nodes ready")
+        alpha = l.node_pids()["alpha"]
+        os.kill(alpha, signal.SIGKILL)
+        l.wait_for(r"node 'alpha' exited \(killed by signal 9")
+        l.wait_for(r"restarted node 'alpha'")
+        l.wait_for(r"\[alpha\] .* ready$")
+        # Its peers reconnected, and the counters show the lost connection.
+        def status():
+            r = self.cli("status", path, "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout)
+        def alpha_back():
+            s = status()
+            nodes = {n["name"]: n for n in s["nodes"]}
+            if nodes["alpha"]["state"] != "ready" or nodes["alpha"]["restarts"] != 1:
+                return False
+            md_links = nodes["md"]["status"]["links"]
+            return all(len(x["peers"]) == x["expected_peers"] for x in md_links)
+        wait_until(alpha_back, 20, "alpha restarted and md's links up again")
+        md = {n["name"]: n for n in status()["nodes"]}["md"]
+        self.assertGreaterEqual(sum(x["disconnects"] for x in md["status"]["links"]), 1)
+        l.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(l.wait(), 0, "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+
+    def test_kill_launcher_leaves_no_orphans(self):
+        path = self.topology("three-processes", quotes=10**8, rate=20000)
+        l = Launcher(self, path)
+        l.wait_for(r"all 3 nodes ready")
+        pids = l.node_pids()
+        l.proc.kill()
+        l.proc.wait()
+        for node, pid in pids.items():
+            wait_until(lambda: not pid_alive(pid), 10, f"orphan node {node} to exit")
+        # The next start cleans up what the killed launcher left and runs.
+        short = self.topology("three-processes")
+        l2 = Launcher(self, short, "--until-exit", "journal")
+        self.assertEqual(l2.wait(), 0, "\n".join(l2.lines[-40:]))
+        self.assert_nothing_left(l2)
+
+    def test_restart_limit_stops_the_deployment(self):
+        path = os.path.join(self.tmp, "crash.toml")
+        with open(path, "w") as f:
+            f.write(f'socket_dir = "{self.tmp}/run"\n'
+                    '[[nodes]]\nname = "crashy"\nruntime = "command"\n'
+                    'command = ["sh", "-c", "echo about to fail; exit 3"]\n'
+                    'max_restarts = 2\nbackoff_min = "10ms"\n')
+        l = Launcher(self, path)
+        self.assertEqual(l.wait(), 1)
+        out = "\n".join(l.lines)
+        self.assertIn("[crashy] about to fail", out)
+        self.assertIn("node 'crashy' failed 3 time(s) within 60 s (exit code 3); past "
+                      "its max_restarts = 2, the deployment stops", out)
+
+    # -- the commands -----------------------------------------------------------------
+
+    def test_status_and_plan(self):
+        path = self.topology("three-processes", quotes=10**8, rate=20000)
+        plan = self.cli("plan", path)
+        self.assertEqual(plan.returncode, 0, plan.stderr)
+        self.assertIn("alpha -> md    shm", plan.stdout)
+        self.assertIn("md -> alpha: fill, quote, session_end", plan.stdout)
+        self.assertIn("strategy  alpha  example.strategy  pool", plan.stdout)
+        pj = json.loads(self.cli("plan", path, "--json").stdout)
+        self.assertEqual([n["name"] for n in pj["nodes"]], ["md", "alpha", "exec"])
+        self.assertEqual({(x["connector"], x["listener"], x["kind"]) for x in pj["links"]},
+                         {("alpha", "md", "shm"), ("exec", "md", "shm"),
+                          ("exec", "alpha", "unix")})
+        l = Launcher(self, path)
+        l.wait_for(r"all 3 nodes ready")
+        text = self.cli("status", path)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        for node in ("md", "alpha", "exec"):
+            self.assertRegex(text.stdout, rf"\n{node} +\d+ ready ")
+        self.assertIn("LINK", text.stdout)
+        self.assertRegex(text.stdout, r"alpha +alpha->md +up +1 ")
+        sj = json.loads(self.cli("status", path, "--json").stdout)
+        self.assertEqual(sj["state"], "running")
+        self.assertEqual(len(sj["nodes"]), 3)
+        for n in sj["nodes"]:
+            self.assertGreater(n["pid"], 0)
+            self.assertIsNotNone(n["status"], n)
+        logs = self.cli("logs", path, "md", "--no-follow")
+        self.assertEqual(logs.returncode, 0, logs.stderr)
+        self.assertIn("[md] ready", logs.stdout)
+        l.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(l.wait(), 0)
+        gone = self.cli("status", path)
+        self.assertEqual(gone.returncode, 1)
+        self.assertIn("is not running", gone.stderr)
+
+    def test_bad_topology_is_refused_with_position(self):
+        path = os.path.join(self.tmp, "bad.toml")
+        with open(path, "w") as f:
+            f.write('binary = "mycelium-example-node"\n[[nodes]]\nname = "a"\n'
+                    'services = ["ticker"]\n[services.ticker]\ntype = "example.tickr"\n')
+        r = self.cli("run", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"{path}:6:8: service 'ticker' has type 'example.tickr', which node "
+                      "'a''s binary mycelium-example-node does not register; did you mean "
+                      "'example.ticker'?", r.stderr)
+        r = self.cli("run", self.topology("one-process"), "--until-exit", "jounral")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--until-exit: no service is named 'jounral'", r.stderr)
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--run", required=True)
+    p.add_argument("--node-dir", required=True)
+    p.add_argument("--topologies", required=True)
+    ARGS, rest = p.parse_known_args()
+    unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

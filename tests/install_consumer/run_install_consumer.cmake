@@ -81,4 +81,12 @@ message("${out}")
 if(NOT rc EQUAL 0 OR NOT out MATCHES "^OK\n")
   message(FATAL_ERROR "[install_consumer] FAIL: consumer exited ${rc}, expected OK and 0")
 endif()
-message(STATUS "[install_consumer] PASS: installed package found, schema generated, round trip OK")
+# 5. the node binary lists the service of its static library
+execute_process(COMMAND "${WORK_DIR}/consumer_node" --list-types RESULT_VARIABLE rc
+                OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer.ticker")
+  message(FATAL_ERROR "[install_consumer] FAIL: consumer_node --list-types exited ${rc} "
+                      "without consumer.ticker (a registration lost in static linking?): ${out}${err}")
+endif()
+message(STATUS "[install_consumer] PASS: installed package found, schema generated, round "
+               "trip OK, node binary registers its static library's service")

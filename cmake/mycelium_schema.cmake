@@ -1,4 +1,5 @@
-# mycelium_add_schema(<target> SCHEMA <schema.toml> [HEADER <name.hpp>])
+# mycelium_add_schema(<target> SCHEMA <schema.toml> [HEADER <name.hpp>]
+#                     [PYTHON <dir>])
 #
 # Runs `mycelium-codegen` on a schema at build time and makes an INTERFACE
 # target <target> whose include directory holds the generated C++ header
@@ -9,10 +10,17 @@
 #   target_link_libraries(app PRIVATE my_messages mycelium::actors)
 #   // #include "messages.hpp"
 #
+# With PYTHON <dir> (relative to the current binary directory), the same
+# custom target also generates the Python module <dir>/<schema stem>.py and
+# its type stub <dir>/<schema stem>.pyi (`--lang python` / `--lang pyi`;
+# they import the `mycelium` package from bindings/python, see
+# docs/python.md). The directory is in the target property
+# MYCELIUM_PYTHON_DIR, for PYTHONPATH.
+#
 # Works in the Mycelium source tree and from an installed package
 # (find_package(mycelium) exports the generator as mycelium::codegen).
 function(mycelium_add_schema target)
-  cmake_parse_arguments(arg "" "SCHEMA;HEADER" "" ${ARGN})
+  cmake_parse_arguments(arg "" "SCHEMA;HEADER;PYTHON" "" ${ARGN})
   if(NOT arg_SCHEMA)
     message(FATAL_ERROR "mycelium_add_schema(${target}): SCHEMA <file> is required")
   endif()
@@ -31,9 +39,26 @@ function(mycelium_add_schema target)
     DEPENDS "${schema}" mycelium::codegen
     COMMENT "mycelium-codegen: ${arg_SCHEMA} -> ${arg_HEADER}"
     VERBATIM)
-  add_custom_target(${target}_codegen DEPENDS "${out}")
+  set(py_outputs)
+  if(arg_PYTHON)
+    get_filename_component(py_dir "${arg_PYTHON}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+    get_filename_component(py_stem "${schema}" NAME_WE)
+    file(MAKE_DIRECTORY "${py_dir}")
+    set(py_outputs "${py_dir}/${py_stem}.py" "${py_dir}/${py_stem}.pyi")
+    add_custom_command(
+      OUTPUT ${py_outputs}
+      COMMAND mycelium::codegen generate --lang python --output "${py_dir}/${py_stem}.py" "${schema}"
+      COMMAND mycelium::codegen generate --lang pyi --output "${py_dir}/${py_stem}.pyi" "${schema}"
+      DEPENDS "${schema}" mycelium::codegen
+      COMMENT "mycelium-codegen: ${arg_SCHEMA} -> ${py_stem}.py, ${py_stem}.pyi"
+      VERBATIM)
+  endif()
+  add_custom_target(${target}_codegen DEPENDS "${out}" ${py_outputs})
   add_library(${target} INTERFACE)
   add_dependencies(${target} ${target}_codegen)
   target_include_directories(${target} INTERFACE "${out_dir}")
   target_link_libraries(${target} INTERFACE mycelium::runtime)
+  if(arg_PYTHON)
+    set_target_properties(${target} PROPERTIES MYCELIUM_PYTHON_DIR "${py_dir}")
+  endif()
 endfunction()

@@ -377,6 +377,7 @@ class Field(NamedTuple):
 
 def _skip(buf: Buffer, pos: int, end: int, wt: int, path: str, fid: int) -> int:
     """Skips an unknown field (P17)."""
+    n: int
     if wt == SIZED:
         if end - pos < 4:
             raise TruncatedError(path, "unknown field %d: the length prefix needs 4 bytes, %d left"

@@ -38,7 +38,7 @@ bool is_python_keyword(const std::string& s) {
 bool is_message_member(const std::string& s) {
   static const std::set<std::string> members{
     "type_id", "type_name", "digest", "encode", "decode", "encode_frame",
-    "fields", "schema", "copy"};
+    "fields", "schema", "copy", "self", "_b", "_t", "_mc"};
   return members.count(s) != 0;
 }
 
@@ -50,13 +50,14 @@ bool is_module_name(const std::string& s) {
          || s.rfind("_b", 0) == 0 || s.rfind("_t", 0) == 0;
 }
 
-/// Python name of a field: keywords and member names get a trailing
-/// underscore; a leading double underscore (which Python would mangle inside
-/// the class) gets an `m` in front. `taken` holds the names already used in
+/// Python name of a field: keywords, member names, `self` and the module's
+/// import aliases get a trailing underscore; a leading double underscore
+/// (which Python would mangle inside the class) or `_T_` (the prefix of the
+/// module's type aliases) gets an `m` in front. `taken` holds the names already used in
 /// the same message, so that an escaped name never collides with a real one.
 std::string py_field(const std::string& s, std::set<std::string>& taken) {
   auto n = s;
-  if (n.rfind("__", 0) == 0)
+  if (n.rfind("__", 0) == 0 || n.rfind("_T_", 0) == 0)
     n = "m" + n;
   if (is_python_keyword(n) || is_message_member(n))
     n += "_";

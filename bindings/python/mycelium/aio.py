@@ -284,10 +284,12 @@ class AsyncLink:
     async def drain(self) -> None:
         await self._writer.drain()
 
-    async def wait_peer_interest(self, cls: Union[Type[Message], int], timeout: float) -> bool:
+    async def wait_peer_interest(self, cls: Union[Type[Message], int], timeout: float,
+                                 subscribed: bool = True) -> bool:
+        """As `Link.wait_peer_interest`, woken by the interest frames."""
         tid = cls if isinstance(cls, int) else cls.type_id
         deadline = time.monotonic() + timeout
-        while tid not in self._core.peer_interest:
+        while (tid in self._core.peer_interest) != subscribed:
             left = deadline - time.monotonic()
             if left <= 0 or self._closed:
                 return False

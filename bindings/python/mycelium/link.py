@@ -353,13 +353,15 @@ class Link:
                 raise LinkClosed(Errc.io_failed, "writing to %s: %s" % (self.peer_name, e)) from None
             return True
 
-    def wait_peer_interest(self, cls: Union[Type[Message], int], timeout: float) -> bool:
-        """Waits until the peer subscribed to `cls` (a class or type id);
-        False after `timeout` seconds or when the link closed."""
+    def wait_peer_interest(self, cls: Union[Type[Message], int], timeout: float,
+                           subscribed: bool = True) -> bool:
+        """Waits until the peer subscribed to `cls` (a class or type id), or
+        with `subscribed` False until it unsubscribed; False after `timeout`
+        seconds or when the link closed."""
         tid = cls if isinstance(cls, int) else cls.type_id
         deadline = time.monotonic() + timeout
         with self._state:
-            while tid not in self._core.peer_interest:
+            while (tid in self._core.peer_interest) != subscribed:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:
                     return False

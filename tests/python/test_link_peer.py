@@ -333,3 +333,47 @@ def test_example_script_against_the_peer(mode: List[str], peers: List[Peer], scr
     r = subprocess.run([env_path("MYCELIUM_PYTHON"), script, "--unix", peer.address,  # type: ignore[attr-defined]
                         "--secret", "bad"] + mode, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "auth_failed" in r.stderr and "different secrets" in r.stderr
+
+
+CTRL_C_CHILD = '''
+import sys, time
+import link_test as lt
+from mycelium import link
+lk = link.connect_unix(sys.argv[1], lt.SCHEMA)
+sub = lk.subscribe(lt.pong)   # nobody sends pongs unasked: get() blocks
+try:
+    print("waiting", flush=True)
+    sub.get()
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted %.6f" % time.monotonic(), flush=True)
+lk.close()
+'''
+
+
+def _main_thread_sleeping(pid: int) -> bool:
+    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def test_ctrl_c_interrupts_a_blocking_get_within_100_ms(peers: List[Peer], scratch: str) -> None:
+    peer = start_peer(peers, scratch, "unix")
+    child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD, peer.address],  # type: ignore[attr-defined]
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
+        # bounded wait until the child's main thread sleeps (inside get)
+        deadline = time.monotonic() + 10
+        while not _main_thread_sleeping(child.pid):
+            assert time.monotonic() < deadline, "the child never blocked"
+            os.sched_yield()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline().split()
+        assert line[0] == "interrupted", line
+        assert float(line[1]) - sent < 0.1  # CLOCK_MONOTONIC is shared by processes
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -324,3 +324,17 @@ def test_publishing_on_a_closed_core_raises() -> None:
     core = LinkProtocol(lt.SCHEMA)
     with pytest.raises(LinkClosed):
         core.write_message(lt.ping())
+
+
+def test_hello_without_magic_field_is_refused_with_bad_magic() -> None:
+    # wire-protocol.md 7.1: "A hello without field 1 -> bad_magic". (The C++
+    # link at this commit accepts such a hello: its decoded hello keeps the
+    # default magic; reported with this branch.)
+    core = LinkProtocol(lt.SCHEMA, Identity("a", "s", 1))
+    core.start()
+    h = wire.Hello.for_schema(lt.SCHEMA, "x", "y", 9, bytes(range(16)))
+    out: List[bytes] = []
+    c = closed(core.receive(wire.control_frame(wire.HELLO, 1, h.encode()[6:]), out))
+    assert c is not None and c.error is not None and c.error.errc == Errc.bad_magic
+    assert c.error.text == "peer node 'x' service 'y' (pid 9) is not a Mycelium peer (bad magic)"
+    assert wire.Refuse.decode(out[0][24:]).code == Errc.bad_magic

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Optional,
+from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple,
                     Sequence, Tuple, Type, TypeVar, Union)
 
 from .errors import (ArrayLengthMismatchError, BadBoolError, BadEnumValueError,
@@ -529,4 +529,4 @@ def frames(data: Buffer) -> Iterable[Tuple[int, int]]:
 
 
 __all__ = ["Message", "Enum", "Schema", "Field", "Header", "read_header", "encode_header",
-           "HEADER_SIZE", "FLAG_CONTROL", "DEFAULT_MAX_PAYLOAD", "Optional"]
+           "HEADER_SIZE", "FLAG_CONTROL", "DEFAULT_MAX_PAYLOAD"]

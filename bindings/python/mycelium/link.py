@@ -25,7 +25,7 @@ import collections
 import socket
 import threading
 import time
-from typing import (Callable, Deque, Dict, Generic, Iterator, List, Optional, Set, Tuple, Type,
+from typing import (Callable, Deque, Dict, Generic, Iterator, List, Optional, Set, Type,
                     TypeVar, Union)
 
 from . import protocol, wire
@@ -508,4 +508,4 @@ def listen_tcp(host: str, port: int, schema: Schema, **kw: object) -> Listener:
 
 
 __all__ = ["Link", "Subscription", "Listener", "connect_unix", "connect_tcp", "listen_unix",
-           "listen_tcp", "Tuple"]
+           "listen_tcp"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Union
+from typing import List, Optional, Set, Union
 
 from . import wire
 from .codec import (DEFAULT_MAX_PAYLOAD, HEADER_SIZE, MAX_CONTROL_PAYLOAD, Header, Message, Schema,
                     encode_header, read_header)
-from .errors import DecodeError, Errc, HandshakeRefused, LinkClosed, LinkError, refusal
+from .errors import DecodeError, Errc, LinkClosed, LinkError, refusal
 
 # -- what `receive` reports ---------------------------------------------------------
 
@@ -338,4 +338,4 @@ class LinkProtocol:
 
 
 __all__ = ["LinkProtocol", "Identity", "Stats", "Established", "Data", "Interest", "BadFrame", "Closed",
-           "Event", "HandshakeRefused", "Dict"]
+           "Event"]

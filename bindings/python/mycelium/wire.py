@@ -13,12 +13,12 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from .codec import (FIXED8, FIXED16, FIXED32, FIXED64, FIRST_CONTROL_TYPE_ID, FLAG_CONTROL,
+from .codec import (FIXED8, FIXED16, FIXED32, FIRST_CONTROL_TYPE_ID, FLAG_CONTROL,
                     SIZED, Buffer, Header, Schema, encode_header, tag_bytes)
 from .errors import (ArrayLengthMismatchError, BadMagicError, BadVectorLengthError,
-                     BadWireTypeError, BadFieldIdError, BytesTooLongError, DecodeError,
+                     BadWireTypeError, BadFieldIdError, BytesTooLongError,
                      DuplicateFieldError, Errc, InvalidUtf8Error, StringTooLongError,
                      TruncatedError, UnknownTypeError, VectorTooLongError)
 
@@ -419,4 +419,4 @@ def check_auth_proof(secret: bytes, challenge: bytes, remote: Hello, proof: byte
 
 __all__ = ["Hello", "Refuse", "check_hello", "check_auth_hello", "auth_proof", "check_auth_proof",
            "describe_frame", "control_frame", "encode_interest", "decode_interest", "encode_auth",
-           "decode_auth", "DecodeError", "Callable", "FIXED64"]
+           "decode_auth"]

@@ -191,3 +191,19 @@ def test_stub_and_module_are_generated_side_by_side() -> None:
     d = env_path("MYCELIUM_PY_GENERATED")
     for stem in ("test_messages", "tricky_names", "python_names", "link_test", "link_test_other"):
         assert os.path.isfile(os.path.join(d, stem + ".py")) and os.path.isfile(os.path.join(d, stem + ".pyi"))
+
+
+@pytest.mark.parametrize("bits", [0x7F800001, 0xFF800001, 0x7FC00001, 0x7FFFFFFF, 0xFFC00000, 0x7F800000, 0x00000001])
+def test_f32_nan_payloads_and_specials_keep_their_bits(bits: int) -> None:
+    payload = struct.pack("<HI", 9 << 3 | 2, bits)
+    got = tm.all_scalars.decode(payload)
+    enc = got.encode()
+    i = enc.index(b"\x4a\x00")  # a_f32's tag: field 9, fixed32
+    assert enc[i + 2:i + 6] == struct.pack("<I", bits)
+    assert codec.f32_bits(codec.f32_from_bits(bits)) == bits
+    vec = codec.Vector(codec.F32, 4)
+    raw = struct.pack("<I", 8) + struct.pack("<II", bits, 0x3FC00000)
+    values, _ = vec.decode(raw, 0, len(raw), codec.SIZED, "v")
+    out = bytearray()
+    vec.encode(out, values, "v")
+    assert bytes(out) == raw and values[1] == 1.5

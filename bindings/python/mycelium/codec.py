@@ -176,6 +176,48 @@ class Scalar(Kind):
         return v, pos + self.size
 
 
+_F64_BITS = struct.Struct("<Q")
+_F64 = struct.Struct("<d")
+
+
+def f32_from_bits(bits: int) -> float:
+    """The f32 `bits` as a Python float. NaNs keep sign and payload
+    (including the signalling bit), which a C float-to-double conversion
+    would quiet: so a decoded NaN re-encodes to its exact bits."""
+    if bits & 0x7F800000 == 0x7F800000 and bits & 0x7FFFFF:
+        d = (bits >> 31) << 63 | 0x7FF << 52 | (bits & 0x7FFFFF) << 29
+        return float(_F64.unpack(_F64_BITS.pack(d))[0])
+    return float(struct.unpack("<f", struct.pack("<I", bits))[0])
+
+
+def f32_bits(value: float) -> int:
+    """The f32 bit pattern of `value` (rounded to nearest), NaN payloads
+    kept as `f32_from_bits` stores them."""
+    if value != value:  # NaN
+        (d,) = _F64_BITS.unpack(_F64.pack(value))
+        mantissa = (d >> 29) & 0x7FFFFF or 0x400000
+        return int((d >> 63) << 31 | 0xFF << 23 | mantissa)
+    return int(struct.unpack("<I", struct.pack("<f", value))[0])
+
+
+class _F32(Scalar):
+    """f32 with bit-exact NaNs (wire-protocol.md section 3: NaNs are
+    preserved)."""
+
+    def encode(self, out: bytearray, value: Any, path: str) -> None:
+        self.check(value, path)
+        if value != value:
+            out += _U32.pack(f32_bits(value))
+            return
+        super().encode(out, value, path)
+
+    def decode(self, buf: Buffer, pos: int, end: int, wt: int, path: str) -> Tuple[Any, int]:
+        v, pos = super().decode(buf, pos, end, wt, path)
+        if v != v:
+            v = f32_from_bits(_U32.unpack_from(buf, pos - 4)[0])
+        return v, pos
+
+
 U8 = Scalar("u8", "B", FIXED8)
 U16 = Scalar("u16", "H", FIXED16)
 U32 = Scalar("u32", "I", FIXED32)
@@ -184,7 +226,7 @@ I8 = Scalar("i8", "b", FIXED8)
 I16 = Scalar("i16", "h", FIXED16)
 I32 = Scalar("i32", "i", FIXED32)
 I64 = Scalar("i64", "q", FIXED64)
-F32 = Scalar("f32", "f", FIXED32)
+F32 = _F32("f32", "f", FIXED32)
 F64 = Scalar("f64", "d", FIXED64)
 BOOL = Scalar("bool", "B", FIXED8)
 
@@ -249,6 +291,9 @@ class _Packed(Kind):
         for i, v in enumerate(values):
             e.check(v, "%s[%d]" % (path, i))
         code = "B" if e.is_bool else e.code
+        if e is F32 and any(v != v for v in values):
+            values = [f32_bits(v) for v in values]
+            code = "I"
         out += _U32.pack(len(values) * e.size)
         try:
             out += struct.pack("<%d%s" % (len(values), code), *values)
@@ -263,6 +308,9 @@ class _Packed(Kind):
                 if v > 1:
                     raise BadBoolError("%s[%d]" % (path, i), "bool byte 0x%02x (only 00 and 01 are allowed)" % v)
             return [v == 1 for v in values]
+        if e is F32 and any(v != v for v in values):
+            bits = struct.unpack_from("<%dI" % count, buf, start)
+            return [f32_from_bits(b) if v != v else v for v, b in zip(values, bits)]
         return values
 
 

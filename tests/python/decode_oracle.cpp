@@ -1,13 +1,17 @@
 // mycelium-py-decode-oracle: the C++ decoder as an oracle for the Python
-// decoder (tests/python/test_differential.py). Reads one frame per line on
-// stdin, as hex, and answers one line per frame on stdout:
+// decoder (tests/python/test_differential.py). Reads one input per line on
+// stdin, `<kind> <hex>`, and answers one line per input on stdout:
 //
-//   ok <hex>        the frame decoded (decode_frame with the test schema and
-//                   the default size limit); <hex> is the frame re-encoded
-//                   by the generated C++ encoder with the same sequence
+//   ok <hex>        it decoded; <hex> is what the C++ encoder writes for the
+//                   decoded value
 //   error <errc>    it did not; <errc> as mycelium::to_string names it
 //
-// Single-threaded; exits 0 at EOF, 2 on a line that is not hex.
+// Kinds: `frame` (a data frame: decode_frame with the test schema and the
+// default size limit, re-encoded with the same sequence), and the control
+// payloads `hello`, `refuse`, `auth`, `interest` (wire::decode /
+// decode_interest; re-encoded as the payload of the same control frame).
+//
+// Single-threaded; exits 0 at EOF, 2 on a malformed line.
 #include <cstdint>
 #include <iostream>
 #include <string>
@@ -59,6 +63,40 @@ struct reencode {
   std::vector<uint8_t>* out;
 };
 
+namespace mw = mycelium::wire;
+
+/// Decodes a control payload of `kind`; on success `out` is the payload the
+/// C++ encoder writes for the decoded value.
+mycelium::errc control(const std::string& kind, const std::vector<uint8_t>& in,
+                       std::vector<uint8_t>& out) {
+  std::vector<uint8_t> frame;
+  mycelium::errc e = mycelium::errc::none;
+  if (kind == "hello") {
+    mw::hello h;
+    e = mw::decode(in.data(), in.size(), h);
+    if (e == mycelium::errc::none)
+      mw::encode_frame(frame, h, 1);
+  } else if (kind == "refuse") {
+    mw::refuse r;
+    e = mw::decode(in.data(), in.size(), r);
+    if (e == mycelium::errc::none)
+      mw::encode_frame(frame, r, 1);
+  } else if (kind == "auth") {
+    mw::auth a;
+    e = mw::decode(in.data(), in.size(), a);
+    if (e == mycelium::errc::none)
+      mw::encode_frame(frame, a, 1);
+  } else {
+    uint32_t id = 0;
+    e = mw::decode_interest(in.data(), in.size(), id);
+    if (e == mycelium::errc::none)
+      mw::encode_interest(frame, mw::control_type::subscribe, id, 1);
+  }
+  if (e == mycelium::errc::none)
+    out.assign(frame.begin() + mw::frame_header::size, frame.end());
+  return e;
+}
+
 } // namespace
 
 int main() {
@@ -67,9 +105,22 @@ int main() {
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
   while (std::getline(std::cin, line)) {
-    if (!from_hex(line, in)) {
-      std::cerr << "mycelium-py-decode-oracle: line is not hex: " << line.substr(0, 80) << "\n";
+    auto space = line.find(' ');
+    auto kind = space == std::string::npos ? std::string{} : line.substr(0, space);
+    bool known = kind == "frame" || kind == "hello" || kind == "refuse" || kind == "auth"
+                 || kind == "interest";
+    if (!known || !from_hex(line.substr(space + 1), in)) {
+      std::cerr << "mycelium-py-decode-oracle: expected '<frame|hello|refuse|auth|interest> <hex>', got: "
+                << line.substr(0, 80) << "\n";
       return 2;
+    }
+    if (kind != "frame") {
+      auto e = control(kind, in, out);
+      if (e != mycelium::errc::none)
+        std::cout << "error " << mycelium::to_string(e) << "\n";
+      else
+        std::cout << "ok " << to_hex(out) << "\n";
+      continue;
     }
     mycelium::wire::frame_header h;
     auto e = mycelium::wire::frame_header::read(in.data(), in.size(),

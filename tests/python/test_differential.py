@@ -133,7 +133,7 @@ def test_python_and_cpp_decoders_agree() -> None:
             frames.append(g)
     frames.append(b"")  # H1
     frames.append(bytes(23))
-    cpp = subprocess.run([env_path("MYCELIUM_DECODE_ORACLE")], input="".join(f.hex() + "\n" for f in frames),
+    cpp = subprocess.run([env_path("MYCELIUM_DECODE_ORACLE")], input="".join("frame %s\n" % f.hex() for f in frames),
                          capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
     assert len(cpp) == len(frames)
     disagreements = [(f.hex(), c, p) for f, c in zip(frames, cpp) if c != (p := python_answer(f))]
@@ -149,3 +149,68 @@ def test_python_and_cpp_decoders_agree() -> None:
                 "error bad_bool", "error string_too_long", "error invalid_utf8", "error bytes_too_long",
                 "error vector_too_long", "error bad_vector_length", "error array_length_mismatch"}
     assert set(outcomes) == expected, sorted(outcomes.items())
+
+
+# -- control payloads: hello, refuse, auth, interest -----------------------------------------
+
+def control_seeds(r: random.Random) -> List[Tuple[str, bytes]]:
+    import link_test as lt
+    from mycelium import wire
+    out: List[Tuple[str, bytes]] = []
+    for schema in (tm.SCHEMA, lt.SCHEMA):
+        for _ in range(40):
+            nonce = bytes(16) if r.random() < 0.2 else bytes(r.randrange(256) for _ in range(16))
+            h = wire.Hello.for_schema(schema, rand_text(r, 20), rand_text(r, 20), r.randint(0, 2**32 - 1),
+                                      nonce, r.choice([0, 0, 1, 7]))
+            if r.random() < 0.2:
+                h.auth_proof = bytes(r.randint(0, 40))
+            out.append(("hello", h.encode()))
+    # a node name of 256 bytes (the encoder would cut it to 255)
+    long_node = wire.Hello.for_schema(tm.SCHEMA, "n", "s", 1, bytes(range(16))).encode().replace(
+        b"\x24\x00\x01\x00\x00\x00n", b"\x24\x00\x00\x01\x00\x00" + b"n" * 256)
+    out.append(("hello", long_node))
+    for _ in range(40):
+        out.append(("refuse", wire.Refuse(r.choice([0, 18, 35, 200, 255, 256, 2**32 - 1]), rand_text(r, 60)).encode()))
+        out.append(("auth", wire.encode_auth(bytes(r.randrange(256) for _ in range(32)))))
+        out.append(("interest", wire.encode_interest(r.choice([1, 5, 14, 99, 0xFFFEFFFF]))))
+    return out
+
+
+def python_control(kind: str, payload: bytes) -> str:
+    from mycelium import wire
+    try:
+        if kind == "hello":
+            return "ok " + wire.Hello.decode(payload).encode().hex()
+        if kind == "refuse":
+            return "ok " + wire.Refuse.decode(payload).encode().hex()
+        if kind == "auth":
+            return "ok " + wire.encode_auth(wire.decode_auth(payload)).hex()
+        return "ok " + wire.encode_interest(wire.decode_interest(payload)).hex()
+    except DecodeError as e:
+        return "error " + e.errc.name
+
+
+def test_python_and_cpp_control_decoders_agree() -> None:
+    r = random.Random(SEED + 1)
+    seeds = control_seeds(r)
+    cases: List[Tuple[str, bytes]] = list(seeds)
+    for kind, p in seeds:
+        for _ in range(40):
+            g = bytes(24) + p  # reuse the data-frame mutations on the payload
+            for _ in range(r.randint(1, 3)):
+                g = mutate(r, g)
+            cases.append((kind, g[24:]))
+    cases += [("hello", b""), ("refuse", b""), ("auth", b""), ("interest", b"")]
+    cpp = subprocess.run([env_path("MYCELIUM_DECODE_ORACLE")],
+                         input="".join("%s %s\n" % (k, p.hex()) for k, p in cases),
+                         capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert len(cpp) == len(cases)
+    disagreements = [(k, p.hex(), c, py) for (k, p), c in zip(cases, cpp) if c != (py := python_control(k, p))]
+    assert disagreements == [], "%d of %d disagree, first: %s" % (len(disagreements), len(cases), disagreements[:3])
+    seen = {(k, c.split()[0] if c.startswith("ok") else c) for (k, _), c in zip(cases, cpp)}
+    for kind in ("hello", "refuse", "auth", "interest"):
+        assert (kind, "ok") in seen and (kind, "error truncated") in seen
+    for errc in ("bad_magic", "duplicate_field", "bad_wire_type", "bad_field_id", "string_too_long",
+                 "invalid_utf8", "array_length_mismatch", "bad_vector_length"):
+        assert ("hello", "error " + errc) in seen, errc
+    assert ("interest", "error unknown_type") in seen

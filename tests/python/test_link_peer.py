@@ -377,3 +377,33 @@ def test_ctrl_c_interrupts_a_blocking_get_within_100_ms(peers: List[Peer], scrat
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cpp_connects_to_asyncio_listener(kind: str, peers: List[Peer], scratch: str) -> None:
+    count = 300
+
+    async def main() -> None:
+        if kind == "unix":
+            path = os.path.join(scratch, "aio.sock")
+            listener = await aio.listen_unix(path, lt.SCHEMA, node="py-aio-listener")
+            args = ["--kind", "unix", "--connect", path]
+        else:
+            listener = await aio.listen_tcp("127.0.0.1", 0, lt.SCHEMA, node="py-aio-listener")
+            args = ["--kind", "tcp", "--connect", "127.0.0.1", "--port", str(listener.port)]
+        async with listener:
+            peer = Peer(args + ["--services", "none", "--ping", str(count), "--name", "cpp-pinger"])
+            peers.append(peer)
+            async with await listener.accept(timeout=20) as lk:
+                assert lk.peer is not None and lk.peer.node == "cpp-pinger"
+                echoed = 0
+                async for p in lk.subscribe(lt.ping):
+                    lk.publish(lt.pong(seq=p.seq, payload=p.payload))
+                    echoed += 1
+                    if echoed == count:
+                        break
+                await lk.drain()
+                await asyncio.to_thread(peer.await_stdout, "echo ok %d" % count, 60)
+            assert await asyncio.to_thread(peer.wait_exit) == 0
+
+    asyncio.run(asyncio.wait_for(main(), 90))

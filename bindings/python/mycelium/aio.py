@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import (AsyncIterator, Callable, Dict, Generic, List, Optional, Type, TypeVar, Union)
+from typing import (AsyncIterator, Callable, Dict, Generic, List, Optional, Tuple, Type, TypeVar, Union)
 
 from . import protocol, wire
 from .codec import DEFAULT_MAX_PAYLOAD, Message, Schema
@@ -370,4 +370,76 @@ async def connect_tcp(host: str, port: int, schema: Schema, **kw: object) -> Asy
     return await AsyncLink.open(reader, writer, schema, **kw)  # type: ignore[arg-type]
 
 
-__all__ = ["AsyncLink", "AsyncSubscription", "connect_unix", "connect_tcp"]
+class AsyncListener:
+    """A listening Unix or TCP socket on the event loop; `accept` returns
+    an established AsyncLink per connecting peer."""
+
+    def __init__(self, schema: Schema, kw: Dict[str, object], where: str) -> None:
+        self.schema = schema
+        self.where = where
+        self._kw = kw
+        self._pending: "asyncio.Queue[Tuple[asyncio.StreamReader, asyncio.StreamWriter]]" = asyncio.Queue()
+        self._server: Optional[asyncio.Server] = None
+
+    def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._pending.put_nowait((reader, writer))
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (0 for a Unix socket)."""
+        assert self._server is not None
+        for s in self._server.sockets:
+            if s.family == socket.AF_INET:
+                return int(s.getsockname()[1])
+        return 0
+
+    async def accept(self, timeout: Optional[float] = None) -> AsyncLink:
+        """Waits for the next peer and runs the handshake with it."""
+        try:
+            reader, writer = await asyncio.wait_for(self._pending.get(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError("no peer connected to %s within %s s" % (self.where, timeout)) from None
+        return await AsyncLink.open(reader, writer, self.schema, **self._kw)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        while not self._pending.empty():
+            _, w = self._pending.get_nowait()
+            w.close()
+
+    async def __aenter__(self) -> "AsyncListener":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def listen_unix(path: str, schema: Schema, **kw: object) -> AsyncListener:
+    """Listens on a Unix socket; keyword arguments as `AsyncLink.open`."""
+    listener = AsyncListener(schema, dict(kw), "unix socket " + path)
+    try:
+        listener._server = await asyncio.start_unix_server(listener._connected, path)
+    except OSError as e:
+        raise LinkError(Errc.address_in_use if e.errno == 98 else Errc.io_failed,
+                        "cannot listen on unix socket %s: %s" % (path, e)) from None
+    return listener
+
+
+async def listen_tcp(host: str, port: int, schema: Schema, **kw: object) -> AsyncListener:
+    """Listens on TCP (port 0 picks one: see `AsyncListener.port`)."""
+    listener = AsyncListener(schema, dict(kw), "tcp %s:%d" % (host, port))
+    try:
+        listener._server = await asyncio.start_server(listener._connected, host, port)
+    except OSError as e:
+        raise LinkError(Errc.address_in_use if e.errno == 98 else Errc.io_failed,
+                        "cannot listen on tcp %s:%d: %s" % (host, port, e)) from None
+    return listener
+
+
+__all__ = ["AsyncLink", "AsyncSubscription", "AsyncListener", "connect_unix", "connect_tcp", "listen_unix",
+           "listen_tcp"]

@@ -407,3 +407,32 @@ def test_cpp_connects_to_asyncio_listener(kind: str, peers: List[Peer], scratch:
             assert await asyncio.to_thread(peer.wait_exit) == 0
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_publishing_faster_than_reading_does_not_deadlock(kind: str, peers: List[Peer], scratch: str) -> None:
+    # 20,000 pings of 1000 bytes without reading a pong in between: far more
+    # than the socket buffers hold in both directions. The reader thread must
+    # keep reading while a publisher is blocked in send.
+    import threading
+    peer = start_peer(peers, scratch, kind)
+    with connect(kind, peer) as lk:
+        pongs = lk.subscribe(lt.pong)
+        assert lk.wait_peer_interest(lt.ping, timeout=10)
+        body = bytes(1000)
+        n = 20000
+        errors: List[BaseException] = []
+
+        def flood() -> None:
+            try:
+                for i in range(n):
+                    lk.publish(lt.ping(seq=i, payload=body))
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        t.join(timeout=120)
+        assert not t.is_alive(), "publish blocked: %d pongs queued" % pongs.pending()
+        assert errors == []
+        assert [pongs.get(timeout=30).seq for _ in range(n)] == list(range(n))

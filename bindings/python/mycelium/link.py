@@ -22,6 +22,8 @@ any thread; callbacks run on the link's reader thread, one at a time.
 from __future__ import annotations
 
 import collections
+import logging
+import select
 import socket
 import threading
 import time
@@ -39,6 +41,10 @@ R = TypeVar("R", bound=Message)
 DEFAULT_HEARTBEAT = 0.1
 DEFAULT_PEER_TIMEOUT = 1.0
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_SEND_BUFFER = 4 << 20
+DEFAULT_BLOCK_TIMEOUT = 1.0
+
+_log = logging.getLogger("mycelium")
 
 
 class Subscription(Generic[M]):
@@ -118,25 +124,43 @@ class Link:
     """One established connection to a Mycelium peer. Created by
     `connect_unix`, `connect_tcp` or `Listener.accept`; the constructor runs
     the handshake and raises HandshakeRefused (SchemaMismatch, AuthFailed)
-    when either side refuses."""
+    when either side refuses.
+
+    Writes do not block the reader: frames go to the socket without waiting
+    and what the socket does not take waits in a send buffer that the reader
+    thread flushes when the socket is writable. A publisher finding more
+    than `send_buffer` bytes waiting blocks up to `block_timeout` seconds for
+    the peer to catch up, then raises LinkError(link_overflow). In a
+    callback (on the reader thread) that wait flushes the buffer itself and
+    stops this link's reading meanwhile, so two peers that both publish from
+    callbacks faster than the other reads end in link_overflow after
+    `block_timeout`, not in a deadlock."""
 
     def __init__(self, sock: socket.socket, schema: Schema, *, node: str = "python",
                  service: str = "python", secret: Union[str, bytes, None] = None,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, heartbeat_interval: float = DEFAULT_HEARTBEAT,
                  peer_timeout: float = DEFAULT_PEER_TIMEOUT,
                  handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                 send_buffer: int = DEFAULT_SEND_BUFFER, block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
                  on_bad_frame: Optional[Callable[[protocol.BadFrame], None]] = None) -> None:
         self.schema = schema
         self.heartbeat_interval = heartbeat_interval
         self.peer_timeout = peer_timeout
+        self.send_buffer = send_buffer
+        self.block_timeout = block_timeout
         self.on_bad_frame = on_bad_frame
         self._sock = sock
         self._core = LinkProtocol(schema, Identity(node, service), secret, max_payload)
-        self._lock = threading.RLock()   # the core and the socket's write side
+        self._lock = threading.RLock()   # subscriptions and the link's state
         self._state = threading.Condition(self._lock)
+        self._wlock = threading.Lock()   # the core's output side, the socket's send side, _out
+        self._wcond = threading.Condition(self._wlock)
+        self._out = bytearray()          # bytes the socket did not take yet
+        self._wake_r, self._wake_w = socket.socketpair()  # interrupts the reader's select
         self._subs: Dict[int, List[Subscription[Message]]] = {}
         self._error: Optional[LinkError] = None
         self._closed = False
+        self._closing = False
         self._established = False
         self._thread: Optional[threading.Thread] = None
         try:
@@ -144,6 +168,9 @@ class Link:
         except BaseException:
             self._shutdown_socket()
             raise
+        self._sock.setblocking(False)
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="mycelium-link-reader", daemon=True)
         self._thread.start()
 
@@ -169,19 +196,25 @@ class Link:
         with self._lock:
             return set(self._core.peer_interest)
 
+    @property
+    def send_buffered(self) -> int:
+        """Bytes waiting for the socket."""
+        with self._wlock:
+            return len(self._out)
+
     def _closed_error(self) -> LinkError:
         return self._error if self._error is not None else LinkClosed(Errc.none, "link to %s closed"
                                                                       % self.peer_name)
 
-    # -- handshake (before the reader thread exists)
-    def _send(self, frames: List[bytes]) -> None:
+    # -- handshake (blocking socket, before the reader thread exists)
+    def _send_blocking(self, frames: List[bytes]) -> None:
         if frames:
             self._sock.sendall(b"".join(frames))
 
     def _handshake(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        with self._lock:
-            self._send([self._core.start()])
+        with self._wlock:
+            self._send_blocking([self._core.start()])
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -193,85 +226,132 @@ class Link:
                 continue
             if not data:
                 raise LinkClosed(Errc.peer_lost, "the peer closed the connection during the handshake")
-            with self._lock:
+            with self._wlock:
                 out: List[bytes] = []
                 events = self._core.receive(data, out)
+                send_error: Optional[OSError] = None
                 try:
-                    self._send(out)
+                    self._send_blocking(out)
                 except OSError as e:
                     # The peer may have refused and closed first: its
                     # refusal (or ours, in `events`) explains more than EPIPE.
-                    send_error: Optional[OSError] = e
-                else:
-                    send_error = None
-                if self._dispatch(events):
-                    return
-                if send_error is not None:
-                    raise LinkClosed(Errc.io_failed, "writing the handshake to %s: %s"
-                                     % (self.peer_name, send_error))
+                    send_error = e
+            if self._dispatch(events):
+                return
+            if send_error is not None:
+                raise LinkClosed(Errc.io_failed, "writing the handshake to %s: %s"
+                                 % (self.peer_name, send_error))
+
+    # -- the write side (call with _wlock held)
+    def _write(self, frames: bytes) -> None:
+        """Sends at once what the socket takes, buffers the rest for the
+        reader thread to flush. Never blocks."""
+        if self._out:
+            self._out += frames
+            return
+        try:
+            n = self._sock.send(frames)
+        except BlockingIOError:
+            n = 0
+        except OSError as e:
+            raise LinkClosed(Errc.io_failed, "writing to %s: %s" % (self.peer_name, e)) from None
+        if n < len(frames):
+            self._out += frames[n:]
+            try:
+                self._wake_w.send(b"\x01")  # the reader now watches for writability
+            except (BlockingIOError, OSError):
+                pass  # a wake-up is pending already, or the link is closing
+
+    def _flush(self) -> None:
+        while self._out:
+            try:
+                n = self._sock.send(self._out)
+            except BlockingIOError:
+                break
+            del self._out[:n]
+        if len(self._out) <= self.send_buffer:
+            self._wcond.notify_all()
 
     # -- the reader thread
     def _tick(self) -> float:
-        t = min(self.heartbeat_interval, self.peer_timeout / 4)
-        return max(t, 0.001)
+        return max(min(self.heartbeat_interval, self.peer_timeout / 4), 0.001)
 
     def _run(self) -> None:
         error: Optional[LinkError] = None
+        tick = self._tick()
         try:
-            self._sock.settimeout(self._tick())
-            while not self._closed:
-                try:
-                    data = self._sock.recv(262144)
-                except socket.timeout:
-                    data = None
-                except OSError as e:
-                    if self._closed:
-                        break
-                    error = LinkClosed(Errc.io_failed, "reading from %s: %s" % (self.peer_name, e))
+            while not self._closing:
+                with self._wlock:
+                    want_write = bool(self._out)
+                readable, writable, _ = select.select([self._sock, self._wake_r],
+                                                      [self._sock] if want_write else [], [], tick)
+                if self._closing:
                     break
-                now = time.monotonic()
-                with self._lock:
+                if self._wake_r in readable:
+                    try:
+                        self._wake_r.recv(4096)
+                    except BlockingIOError:
+                        pass
+                if writable:
+                    with self._wlock:
+                        self._flush()
+                events: List[protocol.Event] = []
+                if self._sock in readable:
+                    try:
+                        data = self._sock.recv(262144)
+                    except BlockingIOError:
+                        data = None
                     if data is not None:
                         if not data:
-                            if not self._closed:
-                                error = LinkClosed(Errc.peer_lost, "%s closed the connection without a goodbye"
-                                                   % self.peer_name)
+                            error = LinkClosed(Errc.peer_lost, "%s closed the connection without a goodbye"
+                                               % self.peer_name)
                             break
                         out: List[bytes] = []
                         events = self._core.receive(data, out)
-                        self._send(out)
-                    else:
-                        events = []
-                    if self._core.peer_timed_out(now, self.peer_timeout):
-                        error = LinkClosed(Errc.peer_lost, "%s sent nothing for %.3f s"
-                                           % (self.peer_name, self.peer_timeout))
-                        break
-                    if self._core.heartbeat_due(now, self.heartbeat_interval):
-                        self._send([self._core.write_heartbeat()])
+                        if out:  # only a handshake answers; kept for completeness
+                            with self._wlock:
+                                self._write(b"".join(out))
+                now = time.monotonic()
+                if self._core.peer_timed_out(now, self.peer_timeout):
+                    error = LinkClosed(Errc.peer_lost, "%s sent nothing for %.3f s"
+                                       % (self.peer_name, self.peer_timeout))
+                    break
+                if self._core.heartbeat_due(now, self.heartbeat_interval) and self._wlock.acquire(False):
+                    try:  # a publisher holding the lock is sending anyway
+                        if not self._out:
+                            self._write(self._core.write_heartbeat())
+                    finally:
+                        self._wlock.release()
                 if self._dispatch(events):
                     break
         except LinkError as e:
             error = e
         except OSError as e:
             error = LinkClosed(Errc.io_failed, "link to %s: %s" % (self.peer_name, e))
-        self._finish(error)
+        if not self._closing:
+            self._finish(error)
 
     def _dispatch(self, events: List[protocol.Event]) -> bool:
         """Delivers events; True when the handshake finished (handshake
         phase) or the connection ended. Raises the refusal during the
-        handshake."""
+        handshake, and the error that ended an established link."""
         done = False
         for ev in events:
             if isinstance(ev, protocol.Data):
                 for sub in list(self._subs.get(ev.header.type_id, ())):
-                    sub._deliver(ev.message)
+                    try:
+                        sub._deliver(ev.message)
+                    except Exception:
+                        self._core.stats.callback_errors += 1
+                        _log.exception("callback for %s from %s raised; the link goes on",
+                                       ev.message.type_name, self.peer_name)
             elif isinstance(ev, protocol.Interest):
                 with self._state:
                     self._state.notify_all()
             elif isinstance(ev, protocol.Established):
                 self._established = True
-                with self._lock:
-                    self._send([self._core.write_interest(t, True) for t in sorted(self._subs)])
+                with self._wlock:
+                    self._send_blocking([self._core.write_interest(t, True) for t in sorted(self._subs)])
                 done = True
             elif isinstance(ev, protocol.BadFrame):
                 if self.on_bad_frame is not None:
@@ -294,6 +374,8 @@ class Link:
             self._closed = True
             self._state.notify_all()
             subs = [s for lst in self._subs.values() for s in lst]
+        with self._wlock:
+            self._wcond.notify_all()
         self._shutdown_socket()
         for s in subs:
             s._wake()
@@ -304,11 +386,17 @@ class Link:
         except OSError:
             pass
         self._sock.close()
+        for s in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if s is not None:
+                s.close()
 
     # -- the API
     def subscribe(self, cls: Type[M], callback: Optional[Callable[[M], None]] = None) -> Subscription[M]:
         """Messages of type `cls` from the peer. The first subscription of
-        a type sends `subscribe` to the peer."""
+        a type sends `subscribe` to the peer. A callback runs on the link's
+        reader thread; an exception it raises is logged (logger
+        ``mycelium``) with its traceback and counted in
+        `stats.callback_errors`, and the link goes on."""
         if cls.type_id not in self.schema.messages:
             raise LinkError(Errc.unknown_type, "%s (id %d) is not a message of schema %s"
                             % (cls.__name__, cls.type_id, self.schema.package))
@@ -318,7 +406,8 @@ class Link:
             lst = self._subs.setdefault(cls.type_id, [])
             lst.append(sub)  # type: ignore[arg-type]
             if len(lst) == 1:
-                self._send([self._core.write_interest(cls.type_id, True)])
+                with self._wlock:
+                    self._write(self._core.write_interest(cls.type_id, True))
         return sub
 
     def _unsubscribe(self, sub: Subscription[M]) -> None:
@@ -329,29 +418,55 @@ class Link:
                 if not lst:
                     del self._subs[sub.cls.type_id]
                     if not self._closed and self._core.state == LinkProtocol.ESTABLISHED:
-                        try:
-                            self._send([self._core.write_interest(sub.cls.type_id, False)])
-                        except OSError:
-                            pass
+                        with self._wlock:
+                            try:
+                                self._write(self._core.write_interest(sub.cls.type_id, False))
+                            except LinkError:
+                                pass  # the link is going down anyway
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or self._closing:
             raise self._closed_error()
 
     def publish(self, msg: Message) -> bool:
         """Sends `msg` if the peer subscribed to its type; False (and counted
         in `stats.not_wanted`) if it did not. Raises EncodeError for a value
-        the schema does not allow, LinkClosed once the link is closed."""
-        with self._lock:
+        the schema does not allow, LinkClosed once the link is closed, and
+        LinkError(link_overflow) when the send buffer stays full (see the
+        class)."""
+        with self._wlock:
             self._check_open()
+            if len(self._out) > self.send_buffer:
+                self._wait_for_room()
             frame = self._core.write_message(msg)
             if frame is None:
                 return False
-            try:
-                self._sock.sendall(frame)
-            except OSError as e:
-                raise LinkClosed(Errc.io_failed, "writing to %s: %s" % (self.peer_name, e)) from None
+            self._write(frame)
             return True
+
+    def _wait_for_room(self) -> None:
+        """With _wlock held: waits until the send buffer is at most
+        `send_buffer` bytes, up to `block_timeout`. Other threads wait for
+        the reader to flush; the reader thread itself (a callback that
+        publishes) flushes, waiting for the socket to become writable, and
+        does not read meanwhile."""
+        on_reader = threading.current_thread() is self._thread
+        deadline = time.monotonic() + self.block_timeout
+        while len(self._out) > self.send_buffer:
+            self._check_open()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LinkError(Errc.link_overflow, "send buffer to %s stayed over %d bytes for %.3f s%s: the "
+                                "peer reads too slowly" % (self.peer_name, self.send_buffer, self.block_timeout,
+                                                           " (in a callback)" if on_reader else ""))
+            if on_reader:
+                try:
+                    select.select([], [self._sock], [], left)
+                    self._flush()
+                except (OSError, ValueError) as e:
+                    raise LinkClosed(Errc.io_failed, "writing to %s: %s" % (self.peer_name, e)) from None
+            else:
+                self._wcond.wait(left)
 
     def wait_peer_interest(self, cls: Union[Type[Message], int], timeout: float,
                            subscribed: bool = True) -> bool:
@@ -393,21 +508,30 @@ class Link:
                 if match is None or match(got):
                     return got
 
-    def close(self) -> None:
-        """Sends goodbye and closes the connection (idempotent)."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Sends goodbye after whatever is buffered (waiting up to `timeout`
+        seconds for the socket to take it) and closes (idempotent)."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._closing:
                 return
-            self._closed = True
+            self._closing = True
             if self._error is None:
                 self._error = LinkClosed(Errc.none, "link to %s closed here" % self.peer_name)
-            try:
-                self._sock.sendall(self._core.write_goodbye())
-            except OSError:
-                pass
-        self._shutdown_socket()
+        try:
+            self._wake_w.send(b"\x01")
+        except OSError:
+            pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        with self._wlock:
+            try:
+                if self._core.state == LinkProtocol.ESTABLISHED:
+                    self._out += self._core.write_goodbye()
+                self._sock.settimeout(timeout)
+                self._sock.sendall(self._out)
+                self._out.clear()
+            except OSError:
+                pass
         self._finish(None)
 
     def __enter__(self) -> "Link":

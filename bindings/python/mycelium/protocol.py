@@ -74,6 +74,7 @@ class Stats:
     messages_out: int = 0
     bad_frames: int = 0
     not_wanted: int = 0  #: publishes not sent because the peer has no interest
+    callback_errors: int = 0  #: subscription callbacks that raised (logged)
     last_error: str = ""
 
 

@@ -117,3 +117,36 @@ def test_publish_raises_link_overflow_when_the_peer_stops_reading(scratch: str) 
         lk.close()
         conn.close()
         srv.close()
+
+
+def test_asyncio_pair_and_raising_callback(scratch: str, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    from mycelium import aio
+
+    async def main() -> None:
+        path = os.path.join(scratch, "apair.sock")
+        async with await aio.listen_unix(path, lt.SCHEMA, node="aserver") as listener:
+            client_task = asyncio.create_task(aio.connect_unix(path, lt.SCHEMA, node="aclient"))
+            server = await listener.accept(timeout=20)
+            client = await client_task
+            async with server, client:
+                seen: List[int] = []
+
+                def handler(p: lt.ping) -> None:
+                    if p.seq == 2:
+                        raise RuntimeError("async handler failed on purpose")
+                    seen.append(p.seq)
+
+                server.subscribe(lt.ping, callback=handler)
+                probes = server.subscribe(lt.probe)
+                assert await client.wait_peer_interest(lt.probe, timeout=10)
+                for i in (1, 2, 3):
+                    client.publish(lt.ping(seq=i))
+                client.publish(lt.probe(seq=4))
+                assert (await probes.get(timeout=10)).seq == 4
+                assert seen == [1, 3] and server.stats.callback_errors == 1
+            assert server.closed and client.closed
+
+    with caplog.at_level(logging.ERROR, logger="mycelium"):
+        asyncio.run(asyncio.wait_for(main(), 60))
+    assert "async handler failed on purpose" in caplog.text and "Traceback" in caplog.text

@@ -20,6 +20,7 @@ only (as every asyncio object).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from typing import (AsyncIterator, Callable, Dict, Generic, List, Optional, Tuple, Type, TypeVar, Union)
@@ -34,6 +35,7 @@ M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
 _END = object()  # queued when the link closes
+_log = logging.getLogger("mycelium")
 
 
 class AsyncSubscription(Generic[M]):
@@ -181,7 +183,12 @@ class AsyncLink:
         for ev in events:
             if isinstance(ev, protocol.Data):
                 for sub in list(self._subs.get(ev.header.type_id, ())):
-                    sub._deliver(ev.message)
+                    try:
+                        sub._deliver(ev.message)
+                    except Exception:
+                        self._core.stats.callback_errors += 1
+                        _log.exception("callback for %s from %s raised; the link goes on",
+                                       ev.message.type_name, self.peer_name)
             elif isinstance(ev, protocol.Interest):
                 self._interest.set()
                 self._interest = asyncio.Event()
@@ -249,6 +256,9 @@ class AsyncLink:
 
     # -- the API
     def subscribe(self, cls: Type[M], callback: Optional[Callable[[M], None]] = None) -> AsyncSubscription[M]:
+        """Messages of type `cls` from the peer, as `Link.subscribe`; a
+        callback runs on the event loop (an exception it raises is logged
+        and counted in `stats.callback_errors`)."""
         if cls.type_id not in self.schema.messages:
             raise LinkError(Errc.unknown_type, "%s (id %d) is not a message of schema %s"
                             % (cls.__name__, cls.type_id, self.schema.package))

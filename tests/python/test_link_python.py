@@ -150,3 +150,22 @@ def test_asyncio_pair_and_raising_callback(scratch: str, caplog: pytest.LogCaptu
     with caplog.at_level(logging.ERROR, logger="mycelium"):
         asyncio.run(asyncio.wait_for(main(), 60))
     assert "async handler failed on purpose" in caplog.text and "Traceback" in caplog.text
+
+
+def test_closed_subscription_and_closed_link_errors(pair: Tuple[link.Link, link.Link]) -> None:
+    from mycelium import LinkClosed
+    client, server = pair
+    sub = client.subscribe(lt.pong)
+    sub.close()
+    with pytest.raises(LinkClosed, match="the subscription to pong on the link to node 'server'"):
+        sub.get(timeout=1)
+    assert list(sub) == []  # iteration just ends
+    pongs = client.subscribe(lt.pong)
+    server.close()
+    with pytest.raises(LinkClosed) as info:  # the peer's goodbye: a clean end
+        pongs.get(timeout=10)
+    assert info.value.errc == Errc.none and "said goodbye" in info.value.text
+    assert list(pongs) == []
+    with pytest.raises(LinkClosed):
+        client.publish(lt.ping())
+    assert repr(client.peer).startswith("Hello(node='server', service='python', pid=%d" % os.getpid())

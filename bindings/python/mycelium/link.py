@@ -81,8 +81,11 @@ class Subscription(Generic[M]):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._queue:
-                if self._closed or self.link.closed:
+                if self.link.closed:
                     raise self.link._closed_error()
+                if self._closed:
+                    raise LinkClosed(Errc.none, "the subscription to %s on the link to %s is closed"
+                                     % (self.cls.type_name, self.link.peer_name))
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError("no %s within %.3f s on link to %s"

@@ -190,6 +190,11 @@ class Hello:
                    auth_scheme: int = AUTH_NONE) -> "Hello":
         return cls(schema.digest, node, service, pid, list(schema.types), nonce, auth_scheme)
 
+    def __repr__(self) -> str:
+        return ("Hello(node=%r, service=%r, pid=%d, schema_digest=%s, types=%d, auth_scheme=%d, magic=0x%08x, "
+                "version=%d)" % (self.node, self.service, self.pid, self.schema_digest.hex(), len(self.types),
+                                 self.auth_scheme, self.magic, self.version))
+
     def who(self) -> str:
         return "node '%s' service '%s' (pid %d)" % (self.node, self.service, self.pid)
 

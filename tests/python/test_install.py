@@ -16,8 +16,8 @@ def test_cmake_install_component_python() -> None:
                         "--component", "python"], check=True, capture_output=True, text=True, timeout=120)
         site = os.path.join(prefix, env_path("MYCELIUM_PYTHON_INSTALL_DIR"))
         installed = sorted(os.listdir(os.path.join(site, "mycelium")))
-        assert installed == ["__init__.py", "aio.py", "codec.py", "errors.py", "link.py", "protocol.py",
-                             "py.typed", "wire.py"]
+        assert installed == ["__init__.py", "__main__.py", "aio.py", "codec.py", "doctor.py", "errors.py",
+                             "link.py", "protocol.py", "py.typed", "wire.py"]
         env = dict(os.environ, PYTHONPATH=site)
         r = subprocess.run([env_path("MYCELIUM_PYTHON"), "-c", "import mycelium, mycelium.link, mycelium.aio; "
                             "print(mycelium.__file__, mycelium.__version__)"],

@@ -1,5 +1,5 @@
 # mycelium_add_schema(<target> SCHEMA <schema.toml> [HEADER <name.hpp>]
-#                     [PYTHON <dir>])
+#                     [PYTHON <dir> [PYTHON_MODULE <name>]])
 #
 # Runs `mycelium-codegen` on a schema at build time and makes an INTERFACE
 # target <target> whose include directory holds the generated C++ header
@@ -11,8 +11,9 @@
 #   // #include "messages.hpp"
 #
 # With PYTHON <dir> (relative to the current binary directory), the same
-# custom target also generates the Python module <dir>/<schema stem>.py and
-# its type stub <dir>/<schema stem>.pyi (`--lang python` / `--lang pyi`;
+# custom target also generates the Python module <dir>/<module>.py and its
+# type stub <dir>/<module>.pyi (<module>: PYTHON_MODULE, default the schema
+# file's stem, which must then be a Python identifier) (`--lang python` / `--lang pyi`;
 # they import the `mycelium` package from bindings/python, see
 # docs/python.md). The directory is in the target property
 # MYCELIUM_PYTHON_DIR, for PYTHONPATH.
@@ -20,7 +21,7 @@
 # Works in the Mycelium source tree and from an installed package
 # (find_package(mycelium) exports the generator as mycelium::codegen).
 function(mycelium_add_schema target)
-  cmake_parse_arguments(arg "" "SCHEMA;HEADER;PYTHON" "" ${ARGN})
+  cmake_parse_arguments(arg "" "SCHEMA;HEADER;PYTHON;PYTHON_MODULE" "" ${ARGN})
   if(NOT arg_SCHEMA)
     message(FATAL_ERROR "mycelium_add_schema(${target}): SCHEMA <file> is required")
   endif()
@@ -43,6 +44,14 @@ function(mycelium_add_schema target)
   if(arg_PYTHON)
     get_filename_component(py_dir "${arg_PYTHON}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
     get_filename_component(py_stem "${schema}" NAME_WE)
+    if(arg_PYTHON_MODULE)
+      set(py_stem "${arg_PYTHON_MODULE}")
+    endif()
+    if(NOT py_stem MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
+      message(FATAL_ERROR "mycelium_add_schema(${target}): '${py_stem}' cannot be a Python module "
+                          "name (letters, digits and '_', not starting with a digit): pass "
+                          "PYTHON_MODULE <name>")
+    endif()
     file(MAKE_DIRECTORY "${py_dir}")
     set(py_outputs "${py_dir}/${py_stem}.py" "${py_dir}/${py_stem}.pyi")
     add_custom_command(

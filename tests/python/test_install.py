@@ -24,3 +24,20 @@ def test_cmake_install_component_python() -> None:
                            env=env, capture_output=True, text=True, timeout=60, cwd=prefix)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == [os.path.join(site, "mycelium", "__init__.py"), "0.1.0"]
+
+
+def test_add_schema_refuses_a_module_name_python_cannot_import() -> None:
+    with tempfile.TemporaryDirectory(prefix="myc-cmake-") as d:
+        with open(os.path.join(d, "my-messages.toml"), "w") as f:
+            f.write('package = "a"\n')
+        with open(os.path.join(d, "CMakeLists.txt"), "w") as f:
+            f.write("cmake_minimum_required(VERSION 3.20)\nproject(bad NONE)\n"
+                    "add_executable(fake_codegen IMPORTED)\nadd_executable(mycelium::codegen ALIAS fake_codegen)\n"
+                    "include(%s)\n" % os.path.join(env_path("MYCELIUM_SOURCE_DIR"), "cmake", "mycelium_schema.cmake")
+                    + "mycelium_add_schema(x SCHEMA my-messages.toml PYTHON py)\n"
+                    + "mycelium_add_schema(y SCHEMA my-messages.toml PYTHON py PYTHON_MODULE my_messages)\n")
+        r = subprocess.run(["cmake", "-S", d, "-B", os.path.join(d, "b")], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode != 0
+        assert "mycelium_add_schema(x): 'my-messages' cannot be a Python module name" in r.stderr
+        assert "mycelium_add_schema(y)" not in r.stderr  # PYTHON_MODULE is accepted

@@ -34,10 +34,11 @@ def test_add_schema_refuses_a_module_name_python_cannot_import() -> None:
             f.write("cmake_minimum_required(VERSION 3.20)\nproject(bad NONE)\n"
                     "add_executable(fake_codegen IMPORTED)\nadd_executable(mycelium::codegen ALIAS fake_codegen)\n"
                     "include(%s)\n" % os.path.join(env_path("MYCELIUM_SOURCE_DIR"), "cmake", "mycelium_schema.cmake")
-                    + "mycelium_add_schema(x SCHEMA my-messages.toml PYTHON py)\n"
-                    + "mycelium_add_schema(y SCHEMA my-messages.toml PYTHON py PYTHON_MODULE my_messages)\n")
+                    # y first: a FATAL_ERROR stops the configure step
+                    + "mycelium_add_schema(y SCHEMA my-messages.toml PYTHON py PYTHON_MODULE my_messages)\n"
+                    + "mycelium_add_schema(x SCHEMA my-messages.toml PYTHON py)\n")
         r = subprocess.run(["cmake", "-S", d, "-B", os.path.join(d, "b")], capture_output=True, text=True,
                            timeout=120)
         assert r.returncode != 0
         assert "mycelium_add_schema(x): 'my-messages' cannot be a Python module name" in r.stderr
-        assert "mycelium_add_schema(y)" not in r.stderr  # PYTHON_MODULE is accepted
+        assert "mycelium_add_schema(y)" not in r.stderr  # PYTHON_MODULE was accepted before x failed

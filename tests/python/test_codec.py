@@ -207,3 +207,11 @@ def test_f32_nan_payloads_and_specials_keep_their_bits(bits: int) -> None:
     out = bytearray()
     vec.encode(out, values, "v")
     assert bytes(out) == raw and values[1] == 1.5
+
+
+def test_misspelt_attributes_are_errors() -> None:
+    o = tm.order()
+    with pytest.raises(AttributeError):
+        o.pxx = 1.0  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        tm.order(pxx=1.0)  # type: ignore[call-arg]

@@ -178,8 +178,9 @@ def test_python_keyword_names_are_escaped() -> None:
     assert (x.def_, x.encode_, x.m__secret, x.flavour, x.int, x.list) == (7, 'x"y\\z', -3, pn.flavour.name_,
                                                                           True, [])
     assert x.self_ == struct.unpack("<f", struct.pack("<f", 0.1))[0]  # f32 default widened
-    s = pn.SCHEMA_(inner=pn.lambda_(def_=9, flavour=pn.flavour.None_), def_=1, m_T_lambda_=4)
-    assert (s.def__, s.type_name) == (3, "SCHEMA")
+    s = pn.SCHEMA_(inner=pn.lambda_(def_=9, flavour=pn.flavour.None_), def_=1, m_T_lambda_=4, _tags_="ab")
+    assert (s.def__, s.type_name, s._fields_) == (3, "SCHEMA", 5)
+    assert [f.name for f in pn.SCHEMA_._fields][-2:] == ["_fields", "_tags"]  # the class internals intact
     assert pn.SCHEMA_.decode(s.encode()) == s
     assert pn.SCHEMA.messages[2] is pn.SCHEMA_
     # field tables keep the schema names for error paths and digests

@@ -34,11 +34,13 @@ bool is_python_keyword(const std::string& s) {
 }
 
 /// Names every generated message class (or its base, mycelium.codec.Message)
-/// defines itself; a field of that name gets a trailing underscore.
+/// defines itself, the internals of that base, `self` and the module's
+/// import aliases; a field of that name gets a trailing underscore.
 bool is_message_member(const std::string& s) {
   static const std::set<std::string> members{
     "type_id", "type_name", "digest", "encode", "decode", "encode_frame",
-    "fields", "schema", "copy", "self", "_b", "_t", "_mc"};
+    "fields", "schema", "copy", "self", "_b", "_t", "_mc",
+    "_fields", "_by_id", "_tags", "_set_fields", "_encode_into", "_decode_into"};
   return members.count(s) != 0;
 }
 
@@ -50,8 +52,8 @@ bool is_module_name(const std::string& s) {
          || s.rfind("_b", 0) == 0 || s.rfind("_t", 0) == 0;
 }
 
-/// Python name of a field: keywords, member names, `self` and the module's
-/// import aliases get a trailing underscore; a leading double underscore
+/// Python name of a field: keywords and `is_message_member` names get a
+/// trailing underscore; a leading double underscore
 /// (which Python would mangle inside the class) or `_T_` (the prefix of the
 /// module's type aliases) gets an `m` in front. `taken` holds the names already used in
 /// the same message, so that an escaped name never collides with a real one.

@@ -3,6 +3,7 @@ vectors, the codegen's digests, defaults, equality, repr and encode errors."""
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 import subprocess
@@ -216,3 +217,13 @@ def test_misspelt_attributes_are_errors() -> None:
         o.pxx = 1.0  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         tm.order(pxx=1.0)  # type: ignore[call-arg]
+
+
+def test_messages_named_like_builtins() -> None:
+    f = getattr(pn, "str")(b=b"xy")
+    assert f.n is getattr(pn, "list").one and f.b == b"xy"
+    assert type(f).decode(f.encode()) == f
+    b = getattr(pn, "bytes")()
+    assert b.str == "b" and type(b).decode(b.encode()) == b
+    for cls in (type(f), type(b)):
+        assert isinstance(cls.digest, builtins.bytes) and len(cls.digest) == 32

@@ -274,7 +274,7 @@ public:
       << "from mycelium import codec as _mc\n\n"
       << "SCHEMA_PACKAGE = " << py_str(s.package) << "\n"
       << "#: SHA-256 of the schema's canonical form (docs/schema.md section 7).\n"
-      << "SCHEMA_DIGEST = bytes.fromhex(\"" << hex(schema_digest(s)) << "\")\n\n";
+      << "SCHEMA_DIGEST = _b.bytes.fromhex(\"" << hex(schema_digest(s)) << "\")\n\n";
     for (auto& e : s.enums) {
       o << "\nclass " << py_class(e.name) << "(_mc.Enum):\n";
       docstring(o, e.doc, "    ");
@@ -306,7 +306,7 @@ private:
     o << ")\n"
       << "    type_id: _t.ClassVar[_b.int] = " << m.id << "\n"
       << "    type_name: _t.ClassVar[_b.str] = " << py_str(m.name) << "\n"
-      << "    digest: _t.ClassVar[_b.bytes] = bytes.fromhex(\""
+      << "    digest: _t.ClassVar[_b.bytes] = _b.bytes.fromhex(\""
       << hex(message_digest(s, m)) << "\")\n\n";
     for (auto& f : fs)
       o << "    " << f.attr << ": " << f.type << "\n";

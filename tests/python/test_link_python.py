@@ -155,6 +155,8 @@ def test_asyncio_pair_and_raising_callback(scratch: str, caplog: pytest.LogCaptu
 def test_closed_subscription_and_closed_link_errors(pair: Tuple[link.Link, link.Link]) -> None:
     from mycelium import LinkClosed
     client, server = pair
+    with pytest.raises(TypeError, match="delivers to its callback"):
+        client.subscribe(lt.chat, callback=print).get(timeout=1)
     sub = client.subscribe(lt.pong)
     sub.close()
     with pytest.raises(LinkClosed, match="the subscription to pong on the link to node 'server'"):

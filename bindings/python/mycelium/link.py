@@ -77,7 +77,8 @@ class Subscription(Generic[M]):
         the link's error (or LinkClosed) once the link is closed and the
         queue is empty."""
         if self.callback is not None:
-            raise LinkError(Errc.protocol_violation, "a subscription with a callback has no queue to get from")
+            raise TypeError("the subscription to %s delivers to its callback: it has no queue to get from"
+                            % self.cls.type_name)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._queue:

@@ -1,4 +1,5 @@
-# mycelium_add_schema(<target> SCHEMA <schema.toml> [HEADER <name.hpp>])
+# mycelium_add_schema(<target> SCHEMA <schema.toml> [HEADER <name.hpp>]
+#                     [PYTHON <dir> [PYTHON_MODULE <name>]])
 #
 # Runs `mycelium-codegen` on a schema at build time and makes an INTERFACE
 # target <target> whose include directory holds the generated C++ header
@@ -9,10 +10,18 @@
 #   target_link_libraries(app PRIVATE my_messages mycelium::actors)
 #   // #include "messages.hpp"
 #
+# With PYTHON <dir> (relative to the current binary directory), the same
+# custom target also generates the Python module <dir>/<module>.py and its
+# type stub <dir>/<module>.pyi (<module>: PYTHON_MODULE, default the schema
+# file's stem, which must then be a Python identifier) (`--lang python` / `--lang pyi`;
+# they import the `mycelium` package from bindings/python, see
+# docs/python.md). The directory is in the target property
+# MYCELIUM_PYTHON_DIR, for PYTHONPATH.
+#
 # Works in the Mycelium source tree and from an installed package
 # (find_package(mycelium) exports the generator as mycelium::codegen).
 function(mycelium_add_schema target)
-  cmake_parse_arguments(arg "" "SCHEMA;HEADER" "" ${ARGN})
+  cmake_parse_arguments(arg "" "SCHEMA;HEADER;PYTHON;PYTHON_MODULE" "" ${ARGN})
   if(NOT arg_SCHEMA)
     message(FATAL_ERROR "mycelium_add_schema(${target}): SCHEMA <file> is required")
   endif()
@@ -31,7 +40,29 @@ function(mycelium_add_schema target)
     DEPENDS "${schema}" mycelium::codegen
     COMMENT "mycelium-codegen: ${arg_SCHEMA} -> ${arg_HEADER}"
     VERBATIM)
-  add_custom_target(${target}_codegen DEPENDS "${out}")
+  set(py_outputs)
+  if(arg_PYTHON)
+    get_filename_component(py_dir "${arg_PYTHON}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+    get_filename_component(py_stem "${schema}" NAME_WE)
+    if(arg_PYTHON_MODULE)
+      set(py_stem "${arg_PYTHON_MODULE}")
+    endif()
+    if(NOT py_stem MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
+      message(FATAL_ERROR "mycelium_add_schema(${target}): '${py_stem}' cannot be a Python module "
+                          "name (letters, digits and '_', not starting with a digit): pass "
+                          "PYTHON_MODULE <name>")
+    endif()
+    file(MAKE_DIRECTORY "${py_dir}")
+    set(py_outputs "${py_dir}/${py_stem}.py" "${py_dir}/${py_stem}.pyi")
+    add_custom_command(
+      OUTPUT ${py_outputs}
+      COMMAND mycelium::codegen generate --lang python --output "${py_dir}/${py_stem}.py" "${schema}"
+      COMMAND mycelium::codegen generate --lang pyi --output "${py_dir}/${py_stem}.pyi" "${schema}"
+      DEPENDS "${schema}" mycelium::codegen
+      COMMENT "mycelium-codegen: ${arg_SCHEMA} -> ${py_stem}.py, ${py_stem}.pyi"
+      VERBATIM)
+  endif()
+  add_custom_target(${target}_codegen DEPENDS "${out}" ${py_outputs})
   add_library(${target} INTERFACE)
   add_dependencies(${target} ${target}_codegen)
   target_include_directories(${target} INTERFACE "${out_dir}")
@@ -45,6 +76,9 @@ function(mycelium_add_schema target)
     set_target_properties(${target} PROPERTIES
       MYCELIUM_SCHEMA_HEADER "${arg_HEADER}"
       MYCELIUM_SCHEMA_NAMESPACE "${ns}")
+  endif()
+  if(arg_PYTHON)
+    set_target_properties(${target} PROPERTIES MYCELIUM_PYTHON_DIR "${py_dir}")
   endif()
 endfunction()
 

@@ -13,6 +13,7 @@ PKGS=(
   doctest-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-matplotlib
+  python3-pytest python3-pytest-asyncio mypy
   iproute2
   libzmq3-dev
 )

@@ -389,14 +389,18 @@ private:
 
 } // namespace
 
+std::unique_ptr<emitter> make_python_emitter(const std::string& language); // python_emitter.cpp
+
 std::unique_ptr<emitter> make_emitter(const std::string& language) {
   if (language == "cpp" || language == "c++")
     return std::make_unique<cpp_emitter>();
+  if (auto py = make_python_emitter(language))
+    return py;
   return nullptr;
 }
 
 std::vector<std::string> emitter_languages() {
-  return {"cpp"};
+  return {"cpp", "python", "pyi"};
 }
 
 } // namespace mycelium::schema

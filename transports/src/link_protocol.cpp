@@ -204,7 +204,11 @@ bool link_protocol::handle_hello(const wire::frame_header& h,
                          + " or sent a corrupt hello",
                        out, l);
   // A bad magic is decided by check_hello, whose text names the peer with
-  // whatever node, service and pid its hello carried.
+  // whatever node, service and pid its hello carried. A hello without the
+  // magic field decodes with the default magic: make it fail there too
+  // (docs/wire-protocol.md section 7.1; found by the Python client's tests).
+  if (e == errc::bad_magic && remote.magic == wire::hello_magic)
+    remote.magic = 0;
   peer_ = remote;
   peer_text_ = describe(peer_);
   auto r = wire::check_hello(local_, remote);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "mycelium/schema/digest.hpp"
+#include "ocaml_emitter.hpp"
 
 namespace mycelium::schema {
 
@@ -392,11 +393,13 @@ private:
 std::unique_ptr<emitter> make_emitter(const std::string& language) {
   if (language == "cpp" || language == "c++")
     return std::make_unique<cpp_emitter>();
+  if (language == "ocaml")
+    return make_ocaml_emitter();
   return nullptr;
 }
 
 std::vector<std::string> emitter_languages() {
-  return {"cpp"};
+  return {"cpp", "ocaml"};
 }
 
 } // namespace mycelium::schema

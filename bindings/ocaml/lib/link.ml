@@ -1,0 +1,500 @@
+(* The link state machine of docs/wire-protocol.md sections 1.4, 7 and 9,
+   without any I/O: bytes in ([receive]), bytes out ([take_output]), events
+   out ([pop_event]), time in ([tick]). One value per connection; a new
+   connection (a reconnect) gets a new one. Not thread-safe: drive one link
+   from one thread (the Lwt transports do).
+
+   Nothing the peer sends raises: every malformed input becomes a refusal
+   (before the link is established) or a [Closed] event with the error. *)
+
+type config = {
+  node : string;
+  service : string;
+  pid : int;
+  secret : string option;  (** shared secret: hello auth_scheme 1 and auth frames *)
+  max_payload : int;  (** largest data payload in either direction *)
+  heartbeat_interval : float;  (** seconds without sending before a heartbeat *)
+  peer_timeout : float;  (** seconds without receiving before [Peer_lost] *)
+}
+
+let default_config =
+  {
+    node = "ocaml";
+    service = "ocaml";
+    pid = 0;
+    secret = None;
+    max_payload = Frame.default_max_payload;
+    heartbeat_interval = 0.1;
+    peer_timeout = 1.0;
+  }
+
+type closed = {
+  error : Errc.t;  (** [None_] for a clean stop (a goodbye either way) *)
+  text : string;  (** what happened, naming the peer; for the log *)
+  refused_by_peer : bool;  (** the peer sent a refuse frame *)
+}
+
+type 'a event =
+  | Established of Control.hello  (** the peer's hello *)
+  | Message of int * 'a  (** a data frame from the peer: type id, value *)
+  | Peer_subscribed of int
+  | Peer_unsubscribed of int
+  | Bad_frame of int * Errc.t  (** a data frame dropped and counted: type id, error *)
+  | Closed of closed  (** last event; write the remaining output, then close *)
+
+type state = Awaiting_hello | Awaiting_auth | Up | Done
+
+type stats = {
+  mutable frames_in : int;
+  mutable frames_out : int;
+  mutable bad_frames : int;  (** data frames dropped: unknown type or undecodable *)
+  mutable frames_too_large : int;  (** outgoing messages over max_payload, not sent *)
+}
+
+type 'a t = {
+  schema : 'a Schema.t;
+  cfg : config;
+  own : Control.hello;
+  mutable state : state;
+  mutable tx_seq : int64;
+  mutable rx_seq : int64;
+  out : Tlv.writer;
+  mutable inbuf : bytes;
+  mutable in_start : int;
+  mutable in_len : int;
+  events : 'a event Queue.t;
+  mutable peer : Control.hello option;
+  peer_interest : (int, unit) Hashtbl.t;
+  local_interest : (int, unit) Hashtbl.t;
+  mutable last_rx : float;
+  mutable last_tx : float;
+  stats : stats;
+}
+
+let who (h : Control.hello) = Printf.sprintf "node '%s' service '%s' (pid %d)" h.node h.service h.pid
+
+let state t = t.state
+let is_up t = t.state = Up
+let is_closed t = t.state = Done
+let peer t = t.peer
+let stats t = t.stats
+let own_hello t = t.own
+let peer_interested t id = Hashtbl.mem t.peer_interest id
+let pop_event t = Queue.take_opt t.events
+
+let take_output t =
+  if Tlv.length t.out = 0 then None
+  else begin
+    let s = Tlv.contents t.out in
+    Tlv.reset t.out;
+    Some s
+  end
+
+let pending_output t = Tlv.length t.out
+
+(* -- writing frames --------------------------------------------------------- *)
+
+let next_seq t =
+  t.tx_seq <- Int64.succ t.tx_seq;
+  t.tx_seq
+
+(** Writes a control frame whose payload [f] writes. *)
+let control t ~now type_id f =
+  let w = t.out in
+  let start = Tlv.reserve w Frame.header_size in
+  f w;
+  let n = Tlv.length w - start - Frame.header_size in
+  Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id ~sequence:(next_seq t)
+    ~control:true;
+  t.stats.frames_out <- t.stats.frames_out + 1;
+  t.last_tx <- now
+
+let close_with t ev =
+  t.state <- Done;
+  Queue.add (Closed ev) t.events
+
+(** Refuses the peer (before the link is up): a refuse frame, then closed. *)
+let refuse t ~now code text =
+  control t ~now Frame.refuse (fun w -> Control.encode_refuse w { code = Errc.to_int code; text });
+  close_with t { error = code; text; refused_by_peer = false }
+
+(** Closes an established link without a refusal (section 9.3). *)
+let fail t code text = close_with t { error = code; text; refused_by_peer = false }
+
+(* -- creation ------------------------------------------------------------------- *)
+
+(** A new connection: writes the hello (sequence 1). [nonce] must be 16
+    fresh random bytes ([Auth.fresh_nonce ()]); [interest] the type ids the
+    local side subscribes to, announced once the link is up. *)
+let create ?(interest = []) ~schema ~config ~nonce ~now () =
+  let own =
+    {
+      Control.magic = Control.magic;
+      version = Control.protocol_version;
+      digest = schema.Schema.digest;
+      node = Control.clip config.node Control.max_name;
+      service = Control.clip config.service Control.max_name;
+      pid = config.pid;
+      types = schema.types;
+      nonce;
+      auth_scheme = (if config.secret = None then 0 else 1);
+    }
+  in
+  let t =
+    {
+      schema;
+      cfg = config;
+      own;
+      state = Awaiting_hello;
+      tx_seq = 0L;
+      rx_seq = 0L;
+      out = Tlv.writer ~size:4096 ();
+      inbuf = Bytes.create 65536;
+      in_start = 0;
+      in_len = 0;
+      events = Queue.create ();
+      peer = None;
+      peer_interest = Hashtbl.create 16;
+      local_interest = Hashtbl.create 16;
+      last_rx = now;
+      last_tx = now;
+      stats = { frames_in = 0; frames_out = 0; bad_frames = 0; frames_too_large = 0 };
+    }
+  in
+  List.iter (fun id -> Hashtbl.replace t.local_interest id ()) interest;
+  control t ~now Frame.hello (fun w -> Control.encode_hello w own);
+  t
+
+(* -- sending ---------------------------------------------------------------------- *)
+
+type send_result =
+  | Sent
+  | Not_up  (** the handshake has not finished, or the link is closed *)
+  | Not_interested  (** the peer's last word on the type was not subscribe *)
+  | Too_large  (** payload over max_payload: not sent, counted *)
+
+(** Writes a data frame for [x] if the link is up and the peer wants it. *)
+let send t ~now x =
+  let id = t.schema.type_id_of x in
+  if t.state <> Up then Not_up
+  else if not (Hashtbl.mem t.peer_interest id) then Not_interested
+  else begin
+    let w = t.out in
+    let start = Tlv.reserve w Frame.header_size in
+    ignore (t.schema.encode_fields w x);
+    let n = Tlv.length w - start - Frame.header_size in
+    if n > t.cfg.max_payload then begin
+      (* drop what was written: the writer's length goes back to [start] *)
+      let keep = Tlv.contents w in
+      Tlv.reset w;
+      Tlv.add_string w (String.sub keep 0 start);
+      t.stats.frames_too_large <- t.stats.frames_too_large + 1;
+      Too_large
+    end
+    else begin
+      Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id:id ~sequence:(next_seq t)
+        ~control:false;
+      t.stats.frames_out <- t.stats.frames_out + 1;
+      t.last_tx <- now;
+      Sent
+    end
+  end
+
+let interest_frame t ~now kind id =
+  control t ~now kind (fun w -> Control.encode_interest w id)
+
+(** Local interest in a type id; announced now if the link is up, else
+    when it comes up. Idempotent. *)
+let subscribe t ~now id =
+  if not (Hashtbl.mem t.local_interest id) then begin
+    Hashtbl.replace t.local_interest id ();
+    if t.state = Up then interest_frame t ~now Frame.subscribe id
+  end
+
+let unsubscribe t ~now id =
+  if Hashtbl.mem t.local_interest id then begin
+    Hashtbl.remove t.local_interest id;
+    if t.state = Up then interest_frame t ~now Frame.unsubscribe id
+  end
+
+(** Stops on purpose: a goodbye when the link is up, then closed. *)
+let close t ~now =
+  if t.state = Up then control t ~now Frame.goodbye (fun _ -> ());
+  if t.state <> Done then
+    close_with t { error = Errc.None_; text = "closed locally"; refused_by_peer = false }
+
+(** Heartbeats and the peer timeout; call at least every
+    [min heartbeat_interval (peer_timeout / 4)]. *)
+let tick t ~now =
+  if t.state <> Done then begin
+    if now -. t.last_rx > t.cfg.peer_timeout then
+      fail t Errc.Peer_lost
+        (Printf.sprintf "no frame from the peer%s for %.0f ms (peer_timeout)"
+           (match t.peer with Some h -> " " ^ who h | None -> "")
+           ((now -. t.last_rx) *. 1000.))
+    else if t.state = Up && now -. t.last_tx >= t.cfg.heartbeat_interval then
+      control t ~now Frame.heartbeat (fun _ -> ())
+  end
+
+(** The peer's connection ended (EOF or an I/O error) without a goodbye. *)
+let connection_lost t text = if t.state <> Done then fail t Errc.Peer_lost text
+
+(* -- receiving ------------------------------------------------------------------------ *)
+
+let establish t ~now peer =
+  t.state <- Up;
+  Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id)
+    (Hashtbl.copy t.local_interest);
+  Queue.add (Established peer) t.events
+
+let describe (h : Frame.header) =
+  if not (Frame.is_control h) then Printf.sprintf "data frame of type %d" h.type_id
+  else
+    match Frame.control_name h.type_id with
+    | Some n -> Printf.sprintf "control frame %s (0x%08x)" n h.type_id
+    | None -> Printf.sprintf "control frame of unknown type 0x%08x" h.type_id
+
+(* First differing message type of two type lists (section 7.3). *)
+let first_difference (local : Schema.type_info list) (remote : Schema.type_info list) =
+  let ids =
+    List.sort_uniq compare (List.map (fun (x : Schema.type_info) -> x.type_id) (local @ remote))
+  in
+  let find l id = List.find_opt (fun (x : Schema.type_info) -> x.type_id = id) l in
+  let rec go = function
+    | [] -> "none found in the announced type lists"
+    | id :: rest -> (
+      match (find local id, find remote id) with
+      | Some l, None -> Printf.sprintf "%s (id %d) exists only locally" l.name id
+      | None, Some r -> Printf.sprintf "%s (id %d) exists only on the remote side" r.name id
+      | Some l, Some r when l.name <> r.name ->
+        Printf.sprintf "%s (id %d), called '%s' remotely" l.name id r.name
+      | Some l, Some r when l.digest <> r.digest -> Printf.sprintf "%s (id %d)" l.name id
+      | _ -> go rest)
+  in
+  go ids
+
+let on_refuse t payload =
+  match Control.decode_refuse payload with
+  | Error e ->
+    fail t e (Printf.sprintf "undecodable refuse frame from the peer: %s" (Errc.to_string e))
+  | Ok r ->
+    close_with t
+      {
+        error = Errc.of_int r.code;
+        text = Printf.sprintf "refused by peer (%s): %s" (Control.reason_name r.code) r.text;
+        refused_by_peer = true;
+      }
+
+let on_hello t ~now payload =
+  match Control.decode_hello payload with
+  | Error (Errc.Bad_magic, h) ->
+    refuse t ~now Errc.Bad_magic (Printf.sprintf "peer %s is not a Mycelium peer (bad magic)" (who h))
+  | Error (e, _) ->
+    refuse t ~now e
+      (Printf.sprintf
+         "undecodable hello: %s; the peer does not speak Mycelium wire protocol version 1 or \
+          sent a corrupt hello"
+         (Errc.to_string e))
+  | Ok h ->
+    t.peer <- Some h;
+    let own = t.own in
+    if h.version <> own.version then
+      refuse t ~now Errc.Version_mismatch
+        (Printf.sprintf "protocol version mismatch: local %d vs remote %d from %s" own.version
+           h.version (who h))
+    else if h.digest <> own.digest then
+      refuse t ~now Errc.Schema_mismatch
+        (Printf.sprintf
+           "schema digest mismatch: local %s has %s, remote %s has %s; first differing message \
+            type: %s. Rebuild both sides from the same schema file."
+           (who own) (Schema.hex own.digest) (who h) (Schema.hex h.digest)
+           (first_difference own.types h.types))
+    else
+      match t.cfg.secret with
+      | None ->
+        if h.auth_scheme <> 0 then
+          refuse t ~now Errc.Auth_failed
+            (Printf.sprintf
+               "peer %s has a shared secret configured (its hello asks for authentication), but \
+                none is configured here: configure the same secret on both sides"
+               (who h))
+        else establish t ~now h
+      | Some secret ->
+        if h.auth_scheme = 0 then
+          refuse t ~now Errc.Auth_failed
+            (Printf.sprintf
+               "peer %s sent no authentication proof (its hello announces no shared secret), but \
+                a secret is configured here: configure the same secret on both sides"
+               (who h))
+        else if h.auth_scheme <> 1 then
+          refuse t ~now Errc.Auth_failed
+            (Printf.sprintf
+               "peer %s asks for authentication scheme %d, which this build does not know (it \
+                knows 1, hmac_sha256): run the same Mycelium version on both sides"
+               (who h) h.auth_scheme)
+        else if h.nonce = "" || h.nonce = String.make 16 '\000' then
+          refuse t ~now Errc.Auth_failed
+            (Printf.sprintf
+               "peer %s sent no nonce (hello field 9 missing or all zero), so its proof could be \
+                replayed: with a secret, every hello must carry 16 fresh random bytes"
+               (who h))
+        else if h.nonce = own.nonce then
+          refuse t ~now Errc.Auth_failed
+            (Printf.sprintf
+               "peer %s sent back the nonce of our own hello: a reflected handshake is refused"
+               (who h))
+        else begin
+          let proof = Auth.proof ~secret ~challenge:h.nonce own in
+          control t ~now Frame.auth (fun w -> Control.encode_auth w proof);
+          t.state <- Awaiting_auth
+        end
+
+let on_auth t ~now payload =
+  let h = match t.peer with Some h -> h | None -> Control.empty_hello in
+  match Control.decode_auth payload with
+  | Error e ->
+    refuse t ~now e
+      (Printf.sprintf "undecodable auth frame from %s: %s; the proof must be 32 bytes in field 1"
+         (who h) (Errc.to_string e))
+  | Ok proof ->
+    let secret = match t.cfg.secret with Some s -> s | None -> "" in
+    let expected = Auth.proof ~secret ~challenge:t.own.nonce h in
+    if Auth.constant_time_equal proof expected then establish t ~now h
+    else
+      refuse t ~now Errc.Auth_failed
+        (Printf.sprintf
+           "authentication proof of peer %s does not match: the two sides use different secrets \
+            (or the proof was replayed from another connection)"
+           (who h))
+
+let on_established_control t (h : Frame.header) payload =
+  let id = h.type_id in
+  if id = Frame.subscribe || id = Frame.unsubscribe then
+    match Control.decode_interest payload with
+    | Error e ->
+      fail t e
+        (Printf.sprintf "undecodable %s frame from the peer: %s"
+           (if id = Frame.subscribe then "subscribe" else "unsubscribe")
+           (Errc.to_string e))
+    | Ok tid ->
+      if not (Schema.has_type t.schema tid) then t.stats.bad_frames <- t.stats.bad_frames + 1
+      else if id = Frame.subscribe then begin
+        if not (Hashtbl.mem t.peer_interest tid) then begin
+          Hashtbl.replace t.peer_interest tid ();
+          Queue.add (Peer_subscribed tid) t.events
+        end
+      end
+      else if Hashtbl.mem t.peer_interest tid then begin
+        Hashtbl.remove t.peer_interest tid;
+        Queue.add (Peer_unsubscribed tid) t.events
+      end
+  else if id = Frame.heartbeat then ()
+  else if id = Frame.goodbye then
+    close_with t
+      {
+        error = Errc.None_;
+        text =
+          Printf.sprintf "peer %s said goodbye"
+            (match t.peer with Some p -> who p | None -> "?");
+        refused_by_peer = false;
+      }
+  else if id = Frame.refuse then on_refuse t payload
+  else
+    fail t Errc.Protocol_violation
+      (Printf.sprintf "unexpected %s on an established link" (describe h))
+
+let on_data t (h : Frame.header) payload =
+  let id = h.type_id in
+  if not (Schema.has_type t.schema id) then begin
+    t.stats.bad_frames <- t.stats.bad_frames + 1;
+    Queue.add (Bad_frame (id, Errc.Unknown_type)) t.events
+  end
+  else
+    match Tlv.decode_with (t.schema.decode_fields id) payload with
+    | Ok v -> Queue.add (Message (id, v)) t.events
+    | Error e ->
+      t.stats.bad_frames <- t.stats.bad_frames + 1;
+      Queue.add (Bad_frame (id, e)) t.events
+
+(* Handles one complete frame. *)
+let handle t ~now (h : Frame.header) payload =
+  t.stats.frames_in <- t.stats.frames_in + 1;
+  let control = Frame.is_control h in
+  match t.state with
+  | Done -> ()
+  | Awaiting_hello ->
+    if control && h.type_id = Frame.hello then on_hello t ~now payload
+    else if control && h.type_id = Frame.refuse then on_refuse t payload
+    else
+      refuse t ~now Errc.Protocol_violation
+        (Printf.sprintf
+           "peer sent a %s before its hello: the first frame on a link must be a hello \
+            (docs/wire-protocol.md section 7.3)"
+           (describe h))
+  | Awaiting_auth ->
+    if control && h.type_id = Frame.auth then on_auth t ~now payload
+    else if control && h.type_id = Frame.refuse then on_refuse t payload
+    else
+      refuse t ~now Errc.Protocol_violation
+        (Printf.sprintf
+           "peer %s sent a %s before its auth frame: with a shared secret the second frame must \
+            be an auth frame (docs/wire-protocol.md section 9.4)"
+           (match t.peer with Some p -> who p | None -> "?")
+           (describe h))
+  | Up -> if control then on_established_control t h payload else on_data t h payload
+
+(* A broken stream: refused before the link is up, closed after. *)
+let stream_error t ~now code text =
+  if t.state = Up then fail t code text else refuse t ~now code text
+
+(** Feeds bytes read from the connection. Handles every complete frame;
+    events and output accumulate. Bytes after a close are ignored. *)
+let receive t ~now (data : bytes) off len =
+  if t.state <> Done && len > 0 then begin
+    t.last_rx <- now;
+    (* append *)
+    if t.in_start + t.in_len + len > Bytes.length t.inbuf then begin
+      let need = t.in_len + len in
+      let nb = if need > Bytes.length t.inbuf then Bytes.create (max need (2 * Bytes.length t.inbuf)) else t.inbuf in
+      Bytes.blit t.inbuf t.in_start nb 0 t.in_len;
+      t.inbuf <- nb;
+      t.in_start <- 0
+    end;
+    Bytes.blit data off t.inbuf (t.in_start + t.in_len) len;
+    t.in_len <- t.in_len + len;
+    let s = Bytes.unsafe_to_string t.inbuf in
+    let limit = max t.cfg.max_payload Frame.control_payload_limit in
+    let continue = ref true in
+    while !continue && t.state <> Done && t.in_len >= Frame.header_size do
+      match Frame.read_header ~off:t.in_start ~max_payload:limit s with
+      | Error e ->
+        continue := false;
+        stream_error t ~now e
+          (Printf.sprintf "corrupt frame header from the peer after sequence %Ld: %s" t.rx_seq
+             (Errc.to_string e))
+      | Ok h ->
+        if (not (Frame.is_control h)) && h.payload_length > t.cfg.max_payload then begin
+          continue := false;
+          stream_error t ~now Errc.Frame_too_large
+            (Printf.sprintf
+               "data frame of type %d with %d payload bytes exceeds max_payload %d; configure the \
+                same max_payload on both sides"
+               h.type_id h.payload_length t.cfg.max_payload)
+        end
+        else if h.sequence <> Int64.succ t.rx_seq then begin
+          continue := false;
+          stream_error t ~now Errc.Sequence_gap
+            (Printf.sprintf "sequence gap from the peer: expected %Ld, got %Ld"
+               (Int64.succ t.rx_seq) h.sequence)
+        end
+        else if t.in_len < Frame.header_size + h.payload_length then continue := false
+        else begin
+          t.rx_seq <- h.sequence;
+          let payload = String.sub s (t.in_start + Frame.header_size) h.payload_length in
+          t.in_start <- t.in_start + Frame.header_size + h.payload_length;
+          t.in_len <- t.in_len - Frame.header_size - h.payload_length;
+          handle t ~now h payload
+        end
+    done;
+    if t.in_len = 0 then t.in_start <- 0
+  end

@@ -369,7 +369,7 @@ let on_auth t ~now payload =
 
 let on_established_control t (h : Frame.header) payload =
   let id = h.type_id in
-  if id = Frame.subscribe || id = Frame.unsubscribe then
+  if id = Frame.subscribe || id = Frame.unsubscribe then begin
     match Control.decode_interest payload with
     | Error e ->
       fail t e
@@ -388,6 +388,7 @@ let on_established_control t (h : Frame.header) payload =
         Hashtbl.remove t.peer_interest tid;
         Queue.add (Peer_unsubscribed tid) t.events
       end
+  end
   else if id = Frame.heartbeat then ()
   else if id = Frame.goodbye then
     close_with t
@@ -467,6 +468,13 @@ let receive t ~now (data : bytes) off len =
     let continue = ref true in
     while !continue && t.state <> Done && t.in_len >= Frame.header_size do
       match Frame.read_header ~off:t.in_start ~max_payload:limit s with
+      | Error Errc.Frame_too_large ->
+        continue := false;
+        stream_error t ~now Errc.Frame_too_large
+          (Printf.sprintf
+             "frame header from the peer announces %d payload bytes, over the limit of %d: \
+              it exceeds max_payload; configure the same max_payload on both sides"
+             (Frame.u32 s t.in_start) limit)
       | Error e ->
         continue := false;
         stream_error t ~now e

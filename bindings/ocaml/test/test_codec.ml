@@ -5,7 +5,7 @@
 open Schemas
 module T = Test_messages
 module E = Mycelium.Errc
-open Util
+open Testutil.Util
 
 let golden_dir () = env "MYCELIUM_GOLDEN_DIR"
 

@@ -236,6 +236,9 @@ let tick t ~now =
       control t ~now Frame.heartbeat (fun _ -> ())
   end
 
+(** Closes the connection with [code] (e.g. [Link_overflow]), no goodbye. *)
+let abort t code text = if t.state <> Done then fail t code text
+
 (** The peer's connection ended (EOF or an I/O error) without a goodbye. *)
 let connection_lost t text = if t.state <> Done then fail t Errc.Peer_lost text
 

@@ -79,7 +79,7 @@ let test_handshake () =
   pump a b;
   let c = expect_closed "goodbye" b E.None_ in
   Alcotest.(check bool) "goodbye text names a" true
-    (Astring_like.contains c.text "node 'a'")
+    (Testutil.Astring_like.contains c.text "node 'a'")
 
 let test_digest_mismatch () =
   let a = mk "a"
@@ -92,10 +92,10 @@ let test_digest_mismatch () =
   List.iter
     (fun (c : L.closed) ->
       Alcotest.(check bool) "names both digests" true
-        (Astring_like.contains c.text (hex LT.schema_digest)
-        && Astring_like.contains c.text (hex Test_messages.schema_digest));
+        (Testutil.Astring_like.contains c.text (hex LT.schema_digest)
+        && Testutil.Astring_like.contains c.text (hex Test_messages.schema_digest));
       Alcotest.(check bool) "names the first differing type" true
-        (Astring_like.contains c.text "first differing message type: "))
+        (Testutil.Astring_like.contains c.text "first differing message type: "))
     [ ca; cb ];
   (* both refuse at once (the check is symmetric): each closes on its own
      refusal, with the text naming both digests *)
@@ -112,14 +112,14 @@ let test_auth () =
   let c = expect_closed "wrong secret" a E.Auth_failed in
   ignore (expect_closed "wrong secret b" b E.Auth_failed);
   Alcotest.(check bool) "text" true
-    (Astring_like.contains c.text "different secrets" || c.refused_by_peer);
+    (Testutil.Astring_like.contains c.text "different secrets" || c.refused_by_peer);
   let a = mk ~secret:"k" "a" and b = mk "b" in
   pump a b;
   let ca = expect_closed "secret on one side (a)" a E.Auth_failed in
   let cb = expect_closed "secret on one side (b)" b E.Auth_failed in
   Alcotest.(check bool) "texts say what to do" true
-    (Astring_like.contains ca.text "configure the same secret on both sides"
-    && Astring_like.contains cb.text "configure the same secret on both sides")
+    (Testutil.Astring_like.contains ca.text "configure the same secret on both sides"
+    && Testutil.Astring_like.contains cb.text "configure the same secret on both sides")
 
 let raw_frame ?(control = true) type_id seq payload =
   Mycelium.Frame.make ~type_id ~sequence:seq ~control payload
@@ -155,7 +155,7 @@ let test_refusals () =
     let h, r = last_refusal t in
     Alcotest.(check int64) (name ^ ": refuse has sequence 2") 2L h.sequence;
     Alcotest.(check int) (name ^ ": reason") (E.to_int code) r.code;
-    Alcotest.(check bool) (name ^ ": text " ^ r.text) true (Astring_like.contains r.text text);
+    Alcotest.(check bool) (name ^ ": text " ^ r.text) true (Testutil.Astring_like.contains r.text text);
     ignore (expect_closed name t code)
   in
   check_refused "data first" (raw_frame ~control:false 1 1L "") E.Protocol_violation
@@ -197,7 +197,7 @@ let test_established_errors () =
     Alcotest.(check bool) (name ^ ": no refusal after the handshake") true
       (match L.take_output a with
        | None -> true
-       | Some s -> not (Astring_like.contains s "\x02\x00\xff\xff"))
+       | Some s -> not (Testutil.Astring_like.contains s "\x02\x00\xff\xff"))
   in
   close_on "sequence gap" (raw_frame Mycelium.Frame.heartbeat 5L "") E.Sequence_gap;
   close_on "bad flags" (String.make 24 '\x07') E.Bad_frame_header;

@@ -1,0 +1,539 @@
+(* A Mycelium link over a Unix stream socket or TCP, on Lwt: the pure core
+   (Mycelium.Link) for every frame, this module for the bytes.
+
+   - connecting links keep one connection and reconnect with exponential
+     backoff plus jitter, re-announcing their interest on every new
+     connection (resubscribe);
+   - listening links accept any number of peers;
+   - TCP sockets get TCP_NODELAY; everything queued while a write was in
+     progress goes out in one write (batched writes);
+   - each connection has a bounded send queue (messages in flight: queued
+     or being written) and an overflow policy: block (up to block_timeout),
+     drop_newest, disconnect (docs/transports.md).
+
+   All functions must be called from the Lwt thread that runs the link
+   (Lwt_main.run); nothing here is thread-safe. Peer input never raises: a
+   malformed frame closes the connection with an error (Down event). *)
+
+open Lwt.Infix
+module C = Mycelium.Link
+module Errc = Mycelium.Errc
+
+type address =
+  | Unix_path of string
+  | Tcp of string * int  (** host (numeric or name), port; port 0 when listening: any *)
+
+type overflow = Block | Drop_newest | Disconnect
+
+type role = Connect | Listen
+
+type config = {
+  name : string;  (** names the link in logs *)
+  role : role;
+  address : address;
+  link : C.config;
+  send_queue : int;  (** messages in flight per connection before [overflow] applies *)
+  overflow : overflow;
+  block_timeout : float;  (** seconds [Block] holds a publisher *)
+  reconnect_min : float;  (** seconds; doubled per failure up to [reconnect_max], plus 0-50 % jitter *)
+  reconnect_max : float;
+  connect_timeout : float;
+  log : string -> unit;  (** errors and refusals; default: stderr *)
+}
+
+let default_config =
+  {
+    name = "link";
+    role = Connect;
+    address = Tcp ("127.0.0.1", 0);
+    link = { C.default_config with pid = Unix.getpid () };
+    send_queue = 4096;
+    overflow = Block;
+    block_timeout = 0.1;
+    reconnect_min = 0.02;
+    reconnect_max = 2.0;
+    connect_timeout = 2.0;
+    log = prerr_endline;
+  }
+
+let overflow_of_string = function
+  | "block" -> Ok Block
+  | "drop_newest" -> Ok Drop_newest
+  | "disconnect" -> Ok Disconnect
+  | s -> Error (Printf.sprintf "unknown overflow policy '%s' (expected block, drop_newest or disconnect)" s)
+
+(** Checks a configuration; [Error] names the field. *)
+let validate c =
+  if c.send_queue < 1 then Error "send_queue must be at least 1"
+  else if c.link.heartbeat_interval <= 0. then Error "heartbeat_interval must be positive"
+  else if c.link.peer_timeout <= c.link.heartbeat_interval then
+    Error "peer_timeout must be longer than heartbeat_interval"
+  else if c.reconnect_min <= 0. || c.reconnect_max < c.reconnect_min then
+    Error "reconnect_min must be positive and at most reconnect_max"
+  else if c.link.max_payload < 0 || c.link.max_payload > 0xFFFF_FFFF then
+    Error "max_payload must be in 0..4294967295"
+  else Ok ()
+
+type 'a event =
+  | Up of Mycelium.Control.hello  (** a connection finished its handshake (peer's hello) *)
+  | Down of C.closed  (** a connection ended; [error] = [None_] for a clean goodbye *)
+  | Message of int * 'a  (** type id, value *)
+  | Bad_frame of int * Errc.t  (** a data frame dropped (counted) *)
+  | Interest of int * bool  (** the peer (un)subscribed a type id *)
+
+type publish_status =
+  | Ok_sent  (** queued for every connection whose peer wants the type *)
+  | No_subscriber  (** no connected peer wants it *)
+  | Back_pressured  (** a connection's queue was full: its copy was refused by the policy *)
+
+type stats = {
+  mutable connects : int;  (** connections that finished the handshake *)
+  mutable connect_failures : int;
+  mutable published : int;
+  mutable received : int;
+  mutable bad_frames : int;
+  mutable dropped_overflow : int;
+  mutable back_pressured : int;
+  mutable overflow_disconnects : int;
+  mutable dropped_link_down : int;  (** queued when the connection ended *)
+  mutable writes : int;  (** write system calls *)
+  mutable frames_too_large : int;  (** messages over max_payload: not sent *)
+  mutable last_error : string;
+}
+
+type 'a conn = {
+  core : 'a C.t;
+  fd : Lwt_unix.file_descr;
+  queue : 'a Queue.t;
+  mutable writing : int;  (** messages in the write in progress *)
+  wake : unit Lwt_condition.t;  (** writer: output or queue changed *)
+  mutable finished : bool;
+  done_ : unit Lwt.t * unit Lwt.u;
+}
+
+type 'a t = {
+  schema : 'a Mycelium.Schema.t;
+  cfg : config;
+  on_event : 'a event -> unit;
+  interest : (int, unit) Hashtbl.t;
+  mutable conns : 'a conn list;
+  changed : unit Lwt_condition.t;  (** any state change: up, down, interest, queue space *)
+  mutable stopped : bool;
+  stop_signal : unit Lwt.t * unit Lwt.u;
+  stats : stats;
+  mutable bound_port : int;
+  mutable runner : unit Lwt.t;
+  mutable listen_fd : Lwt_unix.file_descr option;
+}
+
+let now () = Unix.gettimeofday ()
+let stats t = t.stats
+let port t = t.bound_port
+let is_up t = List.exists (fun c -> C.is_up c.core) t.conns
+let peer_interested t id = List.exists (fun c -> C.is_up c.core && C.peer_interested c.core id) t.conns
+let connections t = List.length (List.filter (fun c -> C.is_up c.core) t.conns)
+
+let log t fmt = Printf.ksprintf (fun s -> t.cfg.log (Printf.sprintf "mycelium-ocaml: link %s: %s" t.cfg.name s)) fmt
+
+let emit t ev =
+  try t.on_event ev
+  with e -> log t "event handler raised %s (ignored)" (Printexc.to_string e)
+
+(* Events of a connection's core, after each input or tick. *)
+let rec drain_events t c =
+  match C.pop_event c.core with
+  | None -> ()
+  | Some ev ->
+    (match ev with
+     | C.Established h ->
+       t.stats.connects <- t.stats.connects + 1;
+       emit t (Up h)
+     | C.Message (id, v) ->
+       t.stats.received <- t.stats.received + 1;
+       emit t (Message (id, v))
+     | C.Bad_frame (id, e) ->
+       t.stats.bad_frames <- t.stats.bad_frames + 1;
+       log t "dropped a data frame of type %d: %s" id (Errc.to_string e);
+       emit t (Bad_frame (id, e))
+     | C.Peer_subscribed id -> emit t (Interest (id, true))
+     | C.Peer_unsubscribed id -> emit t (Interest (id, false))
+     | C.Closed cl ->
+       if cl.error <> Errc.None_ then begin
+         t.stats.last_error <- cl.text;
+         log t "%s" cl.text
+       end;
+       emit t (Down cl));
+    Lwt_condition.broadcast t.changed ();
+    drain_events t c
+
+let rec write_all fd s off len =
+  if len = 0 then Lwt.return_unit
+  else
+    Lwt_unix.write_string fd s off len >>= fun n -> write_all fd s (off + n) (len - n)
+
+(* The writer of one connection: moves queued messages into the core (which
+   frames them), then writes everything pending in one go. *)
+let rec writer t c =
+  if not (C.is_closed c.core) then begin
+    let n = Queue.length c.queue in
+    let tm = now () in
+    Queue.iter
+      (fun x ->
+        match C.send c.core ~now:tm x with
+        | C.Sent -> ()
+        | C.Too_large ->
+          t.stats.frames_too_large <- t.stats.frames_too_large + 1;
+          log t "not sent: a %s message over max_payload %d bytes"
+            (Mycelium.Schema.type_name t.schema (t.schema.type_id_of x)) t.cfg.link.max_payload
+        | C.Not_interested | C.Not_up -> t.stats.dropped_link_down <- t.stats.dropped_link_down + 1)
+      c.queue;
+    Queue.clear c.queue;
+    c.writing <- n
+  end;
+  match C.take_output c.core with
+  | Some s ->
+    t.stats.writes <- t.stats.writes + 1;
+    write_all c.fd s 0 (String.length s) >>= fun () ->
+    c.writing <- 0;
+    Lwt_condition.broadcast t.changed ();
+    writer t c
+  | None ->
+    c.writing <- 0;
+    if C.is_closed c.core then Lwt.return_unit
+    else Lwt_condition.wait c.wake >>= fun () -> writer t c
+
+let reader t c =
+  let buf = Bytes.create 65536 in
+  let rec loop () =
+    if C.is_closed c.core then Lwt.return_unit
+    else
+      Lwt_unix.read c.fd buf 0 (Bytes.length buf) >>= fun n ->
+      if n = 0 then begin
+        C.connection_lost c.core "the peer closed the connection";
+        Lwt.return_unit
+      end
+      else begin
+        C.receive c.core ~now:(now ()) buf 0 n;
+        drain_events t c;
+        Lwt_condition.signal c.wake ();
+        loop ()
+      end
+  in
+  loop ()
+
+let ticker t c =
+  let period = min t.cfg.link.heartbeat_interval (t.cfg.link.peer_timeout /. 4.) in
+  let rec loop () =
+    Lwt.pick [ Lwt_unix.sleep period; fst c.done_ ] >>= fun () ->
+    if C.is_closed c.core then Lwt.return_unit
+    else begin
+      C.tick c.core ~now:(now ());
+      drain_events t c;
+      Lwt_condition.signal c.wake ();
+      loop ()
+    end
+  in
+  loop ()
+
+let finish t c =
+  if not c.finished then begin
+    c.finished <- true;
+    let lost = Queue.length c.queue + c.writing in
+    t.stats.dropped_link_down <- t.stats.dropped_link_down + lost;
+    Queue.clear c.queue;
+    t.conns <- List.filter (fun x -> x != c) t.conns;
+    Lwt.wakeup_later (snd c.done_) ();
+    Lwt_condition.broadcast t.changed ()
+  end
+
+(* Runs one connection to its end; true if it got established. *)
+let run_connection t fd =
+  let core =
+    C.create ~schema:t.schema ~config:t.cfg.link ~nonce:(Mycelium.Auth.fresh_nonce ())
+      ~now:(now ())
+      ~interest:(Hashtbl.fold (fun id () acc -> id :: acc) t.interest [])
+      ()
+  in
+  let c =
+    { core; fd; queue = Queue.create (); writing = 0; wake = Lwt_condition.create ();
+      finished = false; done_ = Lwt.wait () }
+  in
+  t.conns <- c :: t.conns;
+  let was_up = ref false in
+  let watch_up () =
+    let rec loop () =
+      if C.is_up core then (was_up := true; Lwt.return_unit)
+      else if C.is_closed core then Lwt.return_unit
+      else Lwt_condition.wait t.changed >>= loop
+    in
+    loop ()
+  in
+  let guard name f =
+    Lwt.catch f (fun e ->
+        (match e with
+         | Unix.Unix_error (err, fn, _) ->
+           C.connection_lost core (Printf.sprintf "%s failed: %s" fn (Unix.error_message err))
+         | Lwt.Canceled -> ()
+         | e -> C.connection_lost core (Printf.sprintf "%s: %s" name (Printexc.to_string e)));
+        drain_events t c;
+        Lwt.return_unit)
+  in
+  let r = guard "reader" (fun () -> reader t c) in
+  let w = guard "writer" (fun () -> writer t c) in
+  let k = guard "ticker" (fun () -> ticker t c) in
+  let stopper = fst t.stop_signal >>= fun () -> C.close core ~now:(now ()); drain_events t c; Lwt_condition.signal c.wake (); Lwt.return_unit in
+  Lwt.async (fun () -> watch_up ());
+  (* the connection ends when the core is closed and its last output is out *)
+  let rec until_closed () =
+    if C.is_closed core then Lwt.return_unit else Lwt_condition.wait t.changed >>= until_closed
+  in
+  Lwt.pick [ until_closed (); (r >>= fun () -> Lwt.return_unit) ] >>= fun () ->
+  drain_events t c;
+  Lwt_condition.signal c.wake ();
+  (* let the writer flush a refusal or goodbye, bounded in time *)
+  Lwt.pick [ w; Lwt_unix.sleep 1.0 ] >>= fun () ->
+  Lwt.cancel r;
+  Lwt.cancel k;
+  Lwt.cancel stopper;
+  finish t c;
+  Lwt.catch (fun () -> Lwt_unix.close fd) (fun _ -> Lwt.return_unit) >>= fun () ->
+  Lwt.return !was_up
+
+(* -- sockets --------------------------------------------------------------------------- *)
+
+let sockaddr_of = function
+  | Unix_path p -> Lwt.return (Unix.ADDR_UNIX p, Unix.PF_UNIX)
+  | Tcp (host, port) ->
+    (match Unix.inet_addr_of_string host with
+     | a -> Lwt.return (Unix.ADDR_INET (a, port), Unix.PF_INET)
+     | exception Failure _ ->
+       Lwt_unix.gethostbyname host >>= fun h ->
+       if Array.length h.Unix.h_addr_list = 0 then
+         Lwt.fail (Failure (Printf.sprintf "host '%s' has no address" host))
+       else Lwt.return (Unix.ADDR_INET (h.Unix.h_addr_list.(0), port), Unix.PF_INET))
+
+let describe = function
+  | Unix_path p -> Printf.sprintf "unix:%s" p
+  | Tcp (h, p) -> Printf.sprintf "tcp:%s:%d" h p
+
+let nodelay fd = function
+  | Tcp _ -> Lwt_unix.setsockopt fd Unix.TCP_NODELAY true
+  | Unix_path _ -> ()
+
+let open_connection cfg =
+  sockaddr_of cfg.address >>= fun (addr, dom) ->
+  let fd = Lwt_unix.socket dom Unix.SOCK_STREAM 0 in
+  Lwt.catch
+    (fun () ->
+      Lwt.pick
+        [ Lwt_unix.connect fd addr;
+          (Lwt_unix.sleep cfg.connect_timeout >>= fun () ->
+           Lwt.fail (Unix.Unix_error (Unix.ETIMEDOUT, "connect", describe cfg.address))) ]
+      >>= fun () ->
+      nodelay fd cfg.address;
+      Lwt.return fd)
+    (fun e -> Lwt.catch (fun () -> Lwt_unix.close fd) (fun _ -> Lwt.return_unit) >>= fun () -> Lwt.fail e)
+
+let jitter d = d *. (1. +. Random.float 0.5)
+
+let sleep_or_stop t d = Lwt.pick [ Lwt_unix.sleep d; fst t.stop_signal ]
+
+let rec connect_loop t backoff =
+  if t.stopped then Lwt.return_unit
+  else
+    Lwt.try_bind
+      (fun () -> open_connection t.cfg)
+      (fun fd ->
+        run_connection t fd >>= fun was_up ->
+        let next = if was_up then t.cfg.reconnect_min else min (2. *. backoff) t.cfg.reconnect_max in
+        if t.stopped then Lwt.return_unit
+        else sleep_or_stop t (jitter (if was_up then t.cfg.reconnect_min else backoff)) >>= fun () ->
+          connect_loop t next)
+      (fun e ->
+        t.stats.connect_failures <- t.stats.connect_failures + 1;
+        t.stats.last_error <-
+          (match e with
+           | Unix.Unix_error (err, fn, _) ->
+             Printf.sprintf "%s %s failed: %s" fn (describe t.cfg.address) (Unix.error_message err)
+           | e -> Printexc.to_string e);
+        sleep_or_stop t (jitter backoff) >>= fun () ->
+        connect_loop t (min (2. *. backoff) t.cfg.reconnect_max))
+
+(* A Unix socket path in use by a live process is refused; a stale file
+   (nobody accepts on it) is removed. *)
+let prepare_unix_path p =
+  if not (Sys.file_exists p) then Lwt.return (Ok ())
+  else
+    let fd = Lwt_unix.socket Unix.PF_UNIX Unix.SOCK_STREAM 0 in
+    Lwt.catch
+      (fun () -> Lwt_unix.connect fd (Unix.ADDR_UNIX p) >>= fun () -> Lwt.return true)
+      (fun _ -> Lwt.return false)
+    >>= fun live ->
+    Lwt_unix.close fd >>= fun () ->
+    if live then
+      Lwt.return
+        (Error
+           (Printf.sprintf "address_in_use: a live process serves the Unix socket %s; stop it or pick another path" p))
+    else (Unix.unlink p; Lwt.return (Ok ()))
+
+let listen t =
+  (match t.cfg.address with Unix_path p -> prepare_unix_path p | Tcp _ -> Lwt.return (Ok ()))
+  >>= function
+  | Error e -> Lwt.return (Error e)
+  | Ok () ->
+    sockaddr_of t.cfg.address >>= fun (addr, dom) ->
+    let fd = Lwt_unix.socket dom Unix.SOCK_STREAM 0 in
+    (match t.cfg.address with Tcp _ -> Lwt_unix.setsockopt fd Unix.SO_REUSEADDR true | _ -> ());
+    Lwt.catch
+      (fun () ->
+        Lwt_unix.bind fd addr >>= fun () ->
+        Lwt_unix.listen fd 64;
+        (match Lwt_unix.getsockname fd with
+         | Unix.ADDR_INET (_, p) -> t.bound_port <- p
+         | _ -> ());
+        t.listen_fd <- Some fd;
+        let rec accept_loop () =
+          Lwt.pick [ (Lwt_unix.accept fd >|= fun x -> Some x); (fst t.stop_signal >|= fun () -> None) ]
+          >>= function
+          | None -> Lwt.return_unit
+          | Some (cfd, _) ->
+            nodelay cfd t.cfg.address;
+            Lwt.async (fun () -> run_connection t cfd >|= ignore);
+            accept_loop ()
+        in
+        t.runner <-
+          Lwt.catch accept_loop (fun e ->
+              if not t.stopped then log t "accept failed: %s" (Printexc.to_string e);
+              Lwt.return_unit);
+        Lwt.return (Ok ()))
+      (fun e ->
+        Lwt_unix.close fd >>= fun () ->
+        Lwt.return
+          (Error
+             (match e with
+              | Unix.Unix_error (Unix.EADDRINUSE, _, _) ->
+                Printf.sprintf "address_in_use: %s is in use" (describe t.cfg.address)
+              | Unix.Unix_error (err, fn, _) ->
+                Printf.sprintf "io_failed: %s %s: %s" fn (describe t.cfg.address) (Unix.error_message err)
+              | e -> Printexc.to_string e)))
+
+(** Starts a link: connects (and keeps reconnecting) or listens. [interest]
+    is the initial set of type ids this side subscribes to. [Error] names
+    what is wrong with the configuration or the address. *)
+let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
+  match validate cfg with
+  | Error e -> Lwt.return (Error ("config_invalid: link " ^ cfg.name ^ ": " ^ e))
+  | Ok () ->
+    let t =
+      {
+        schema; cfg; on_event; interest = Hashtbl.create 16; conns = [];
+        changed = Lwt_condition.create (); stopped = false; stop_signal = Lwt.wait ();
+        stats =
+          { connects = 0; connect_failures = 0; published = 0; received = 0; bad_frames = 0;
+            dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0;
+            dropped_link_down = 0; writes = 0; frames_too_large = 0; last_error = "" };
+        bound_port = (match cfg.address with Tcp (_, p) -> p | _ -> 0);
+        runner = Lwt.return_unit; listen_fd = None;
+      }
+    in
+    List.iter (fun id -> Hashtbl.replace t.interest id ()) interest;
+    match cfg.role with
+    | Connect ->
+      t.runner <- connect_loop t cfg.reconnect_min;
+      Lwt.return (Ok t)
+    | Listen -> listen t >|= (function Ok () -> Ok t | Error e -> Error e)
+
+(* -- publishing and interest ---------------------------------------------------------- *)
+
+let in_flight c = Queue.length c.queue + c.writing
+
+let rec admit t c x deadline =
+  if C.is_closed c.core then Lwt.return false
+  else if in_flight c < t.cfg.send_queue then begin
+    Queue.push x c.queue;
+    Lwt_condition.signal c.wake ();
+    Lwt.return true
+  end
+  else
+    match t.cfg.overflow with
+    | Drop_newest ->
+      t.stats.dropped_overflow <- t.stats.dropped_overflow + 1;
+      Lwt.return false
+    | Disconnect ->
+      t.stats.dropped_overflow <- t.stats.dropped_overflow + 1;
+      t.stats.overflow_disconnects <- t.stats.overflow_disconnects + 1;
+      let text = Printf.sprintf "send queue of %d messages full: peer disconnected (overflow policy disconnect)" t.cfg.send_queue in
+      C.abort c.core Errc.Link_overflow text;
+      drain_events t c;
+      Lwt_condition.signal c.wake ();
+      Lwt.return false
+    | Block ->
+      let left = deadline -. now () in
+      if left <= 0. then Lwt.return false
+      else
+        Lwt.pick [ (Lwt_condition.wait t.changed >|= fun () -> true); (Lwt_unix.sleep left >|= fun () -> false) ]
+        >>= fun _ -> admit t c x deadline
+
+(** Sends [x] to every connected peer that subscribed to its type. *)
+let publish t x =
+  let id = t.schema.type_id_of x in
+  let targets = List.filter (fun c -> C.is_up c.core && C.peer_interested c.core id) t.conns in
+  if targets = [] then Lwt.return No_subscriber
+  else begin
+    t.stats.published <- t.stats.published + 1;
+    let deadline = now () +. t.cfg.block_timeout in
+    Lwt_list.map_s (fun c -> admit t c x deadline) targets >|= fun results ->
+    if List.for_all (fun ok -> ok) results then Ok_sent
+    else begin
+      t.stats.back_pressured <- t.stats.back_pressured + 1;
+      Back_pressured
+    end
+  end
+
+let subscribe t id =
+  if not (Hashtbl.mem t.interest id) then begin
+    Hashtbl.replace t.interest id ();
+    List.iter (fun c -> C.subscribe c.core ~now:(now ()) id; Lwt_condition.signal c.wake ()) t.conns
+  end
+
+let unsubscribe t id =
+  if Hashtbl.mem t.interest id then begin
+    Hashtbl.remove t.interest id;
+    List.iter (fun c -> C.unsubscribe c.core ~now:(now ()) id; Lwt_condition.signal c.wake ()) t.conns
+  end
+
+(** Waits until [cond ()] holds, re-checking on every state change; false
+    after [timeout] seconds. *)
+let await t ~timeout cond =
+  let deadline = now () +. timeout in
+  let rec loop () =
+    if cond () then Lwt.return true
+    else
+      let left = deadline -. now () in
+      if left <= 0. then Lwt.return false
+      else
+        Lwt.pick [ (Lwt_condition.wait t.changed >|= fun () -> `Changed); (Lwt_unix.sleep left >|= fun () -> `Timeout) ]
+        >>= function `Changed -> loop () | `Timeout -> Lwt.return (cond ())
+  in
+  loop ()
+
+let await_up t ~timeout = await t ~timeout (fun () -> is_up t)
+let await_peer_interest t id ~timeout = await t ~timeout (fun () -> peer_interested t id)
+
+(** Stops: a goodbye on every established connection, no more reconnects;
+    removes a Unix socket file it created. *)
+let stop t =
+  if t.stopped then Lwt.return_unit
+  else begin
+    t.stopped <- true;
+    Lwt.wakeup_later (snd t.stop_signal) ();
+    let conns = t.conns in
+    Lwt.join (List.map (fun c -> fst c.done_) conns) >>= fun () ->
+    (match t.listen_fd with
+     | Some fd ->
+       t.listen_fd <- None;
+       (match t.cfg.address with Unix_path p -> (try Unix.unlink p with Unix.Unix_error _ -> ()) | _ -> ());
+       Lwt.catch (fun () -> Lwt_unix.close fd) (fun _ -> Lwt.return_unit)
+     | None -> Lwt.return_unit)
+    >>= fun () -> Lwt.catch (fun () -> t.runner) (fun _ -> Lwt.return_unit)
+  end

@@ -15,6 +15,7 @@ PKGS=(
   python3 python3-matplotlib
   iproute2
   libzmq3-dev
+  ocaml-nox ocaml-dune ocaml-findlib liblwt-ocaml-dev libalcotest-ocaml-dev libcryptokit-ocaml-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -474,6 +474,9 @@ let rec admit t c x deadline =
         Lwt.pick [ (Lwt_condition.wait t.changed >|= fun () -> true); (Lwt_unix.sleep left >|= fun () -> false) ]
         >>= fun _ -> admit t c x deadline
 
+(** Messages in flight (queued or being written) over every connection. *)
+let queued t = List.fold_left (fun acc c -> acc + in_flight c) 0 t.conns
+
 (** Sends [x] to every connected peer that subscribed to its type. *)
 let publish t x =
   let id = t.schema.type_id_of x in

@@ -300,6 +300,73 @@ let ocaml_listens kind () =
           (fun () -> Peer.kill p))
       (fun () -> S.stop l)
 
+(* A frozen peer (SIGSTOP) fills the socket, then the send queue; each
+   overflow policy answers as documented (docs/transports.md); after SIGCONT
+   what was admitted arrives in order. *)
+let overflow policy () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args Unix_k path) (fun p ->
+      let ib = inbox () in
+      let cfg =
+        { S.default_config with
+          name = "overflow"; address = S.Unix_path path; send_queue = 16; overflow = policy;
+          block_timeout = 0.05;
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 10. };
+          log = (fun _ -> ()) }
+      in
+      S.start ~interest:[ LT.Report.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
+      | Error e -> Alcotest.failf "start: %s" e
+      | Ok l ->
+        Lwt.finalize
+          (fun () ->
+            up l >>= fun () ->
+            wait_interest l LT.Data.type_id >>= fun () ->
+            wait_interest l LT.Report_request.type_id >>= fun () ->
+            Unix.kill p.pid Sys.sigstop;
+            let body = String.make 65536 'd' in
+            let ck = fnv1a body in
+            let admitted = ref 0 in
+            (* publish until the policy refuses one (a frozen peer takes a few
+               hundred KiB at most) *)
+            let rec fill n =
+              if n > 5000 then Alcotest.fail "the send queue never filled against a frozen peer"
+              else
+                let seq = Int64.of_int (!admitted + 1) in
+                let t0 = Unix.gettimeofday () in
+                S.publish l (LT.Data { seq; checksum = ck; payload = body }) >>= function
+                | S.Ok_sent -> incr admitted; fill (n + 1)
+                | S.Back_pressured -> Lwt.return (Unix.gettimeofday () -. t0)
+                | S.No_subscriber -> Alcotest.fail "no subscriber while filling"
+            in
+            Lwt.finalize (fun () -> fill 0) (fun () -> Unix.kill p.pid Sys.sigcont; Lwt.return_unit)
+            >>= fun waited ->
+            let st = S.stats l in
+            Alcotest.(check bool) "back_pressured counted" true (st.back_pressured >= 1);
+            (match policy with
+             | S.Block ->
+               Alcotest.(check bool) (Printf.sprintf "block held the publisher %.3f s" waited) true (waited >= 0.045)
+             | S.Drop_newest | S.Disconnect ->
+               Alcotest.(check bool) (Printf.sprintf "refused at once (%.3f s)" waited) true (waited < 0.045);
+               Alcotest.(check int) "dropped_overflow" 1 st.dropped_overflow);
+            (match policy with
+             | S.Disconnect ->
+               Alcotest.(check int) "overflow_disconnects" 1 st.overflow_disconnects;
+               wait_for ib "the overflow close" (fun () -> List.exists (fun (c : Mycelium.Link.closed) -> c.error = E.Link_overflow) ib.downs) >>= fun () ->
+               wait_for ib "the reconnect" (fun () -> ib.ups >= 2) >>= fun () ->
+               wait_interest l LT.Report_request.type_id >>= fun () ->
+               report l ib >|= fun r ->
+               Alcotest.(check int64) "order errors" 0L r.order_errors;
+               Alcotest.(check int64) "checksum errors" 0L r.checksum_errors;
+               Alcotest.(check bool) "a prefix of what was admitted" true (Int64.to_int r.received <= !admitted);
+               Alcotest.(check int64) "gap-free prefix" r.received r.last_seq
+             | S.Block | S.Drop_newest ->
+               S.await l ~timeout (fun () -> S.queued l = 0) >|= check_await "the queue to drain" >>= fun () ->
+               report l ib >|= fun r ->
+               Alcotest.(check int64) "everything admitted arrived" (Int64.of_int !admitted) r.received;
+               Alcotest.(check int64) "in order" 0L r.order_errors;
+               Alcotest.(check int64) "intact" 0L r.checksum_errors))
+          (fun () -> S.stop l))
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -315,4 +382,8 @@ let () =
         lwt_case "C++ peer connects to OCaml" (ocaml_listens kind);
       ] )
   in
-  Alcotest.run "conformance" [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k ]
+  Alcotest.run "conformance"
+    [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k;
+      ( "overflow",
+        [ lwt_case "block" (overflow S.Block); lwt_case "drop_newest" (overflow S.Drop_newest);
+          lwt_case "disconnect" (overflow S.Disconnect) ] ) ]

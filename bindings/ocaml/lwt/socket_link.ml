@@ -493,6 +493,21 @@ let publish t x =
     end
   end
 
+(** The type ids this side announces to its peers. *)
+let interest t = Hashtbl.fold (fun id () acc -> id :: acc) t.interest []
+
+(** The union of what the connected peers subscribed to. *)
+let peer_interest t =
+  let h = Hashtbl.create 16 in
+  List.iter
+    (fun c ->
+      if C.is_up c.core then
+        List.iter (fun (ty : Mycelium.Schema.type_info) ->
+            if C.peer_interested c.core ty.type_id then Hashtbl.replace h ty.type_id ())
+          t.schema.types)
+    t.conns;
+  Hashtbl.fold (fun id () acc -> id :: acc) h []
+
 let subscribe t id =
   if not (Hashtbl.mem t.interest id) then begin
     Hashtbl.replace t.interest id ();

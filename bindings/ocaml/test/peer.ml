@@ -14,7 +14,7 @@ type t = {
   port : int;
 }
 
-let exe () = Testutil.Util.env "MYCELIUM_LINK_PEER"
+let exe () = Util.env "MYCELIUM_LINK_PEER"
 
 let pump_lines ic on_line =
   let rec loop () =
@@ -89,7 +89,7 @@ let stop t =
 
 (** Waits up to 10 s for a stderr line containing [needle]. *)
 let await_stderr t needle =
-  let has () = List.exists (fun l -> Testutil.Astring_like.contains l needle) t.stderr_lines in
+  let has () = List.exists (fun l -> Astring_like.contains l needle) t.stderr_lines in
   let deadline = Unix.gettimeofday () +. 10. in
   let rec loop () =
     if has () then Lwt.return_unit

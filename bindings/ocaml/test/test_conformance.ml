@@ -8,6 +8,7 @@
 
 open Lwt.Infix
 open Schemas
+open Testutil
 module LT = Link_test
 module S = Mycelium_lwt.Socket_link
 module E = Mycelium.Errc

@@ -25,11 +25,11 @@ let pump_lines ic on_line =
   Lwt.catch loop (fun _ -> Lwt.return_unit)
 
 (** Starts the peer with [args] and waits up to 20 s for its ready line. *)
-let start args =
+let start ?exe:(program = exe ()) args =
   let in_r, in_w = Unix.pipe ~cloexec:true () in
   let out_r, out_w = Unix.pipe ~cloexec:true () in
   let err_r, err_w = Unix.pipe ~cloexec:true () in
-  let argv = Array.of_list (exe () :: args) in
+  let argv = Array.of_list (program :: args) in
   let pid = Unix.create_process argv.(0) argv in_r out_w err_w in
   Unix.close in_r;
   Unix.close out_w;
@@ -58,8 +58,8 @@ let start args =
   | _ ->
     (try Unix.kill pid Sys.sigkill with Unix.Unix_error _ -> ());
     ignore (Unix.waitpid [] pid);
-    Alcotest.failf "mycelium-link-peer %s printed no ready line within 20 s; stderr:\n%s"
-      (String.concat " " args) (String.concat "\n" (List.rev !lines))
+    Alcotest.failf "%s %s printed no ready line within 20 s; stderr:\n%s"
+      program (String.concat " " args) (String.concat "\n" (List.rev !lines))
 
 (** Kills the peer (SIGKILL) and reaps it. *)
 let kill t =
@@ -104,6 +104,6 @@ let await_stderr t needle =
   loop ()
 
 (** Runs [f peer], then kills and reaps the peer whatever happened. *)
-let with_peer args f =
-  start args >>= fun p ->
+let with_peer ?exe args f =
+  start ?exe args >>= fun p ->
   Lwt.finalize (fun () -> f p) (fun () -> kill p)

@@ -368,6 +368,30 @@ let overflow policy () =
                Alcotest.(check int64) "intact" 0L r.checksum_errors))
           (fun () -> S.stop l))
 
+(* The OCaml node as its own process (test/ocaml_node.ml), the way a
+   launcher starts an external node; a C++ peer connects and checks its
+   pings. Then a clean stop: EOF on its stdin, exit code 0. *)
+let ocaml_node_process kind () =
+  let exe = Util.env "MYCELIUM_OCAML_NODE" in
+  let path = sock_path () in
+  let args = match kind with
+    | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
+    | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; "0" ] in
+  Peer.with_peer ~exe (args @ [ "--name"; "ocaml-node"; "--peer-timeout-ms"; "10000" ]) (fun node ->
+      let target = match kind with
+        | Unix_k -> [ "--kind"; "unix"; "--connect"; path ]
+        | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ] in
+      Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "500"; "--name"; "cxx-pinger" ]) (fun p ->
+          Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+          >|= fun st ->
+          p.exited <- true;
+          match st with
+          | Some (Unix.WEXITED 0) -> ()
+          | _ -> Alcotest.failf "the C++ pinger did not get its 500 pongs from the OCaml node; its stderr:\n%s"
+                   (String.concat "\n" (List.rev p.stderr_lines)))
+      >>= fun () ->
+      Peer.stop node >|= fun rc -> Alcotest.(check int) "the OCaml node stops cleanly at EOF" 0 rc)
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -381,6 +405,7 @@ let () =
         lwt_case "wrong secret refused" (refused_secret kind);
         lwt_case "peer crash and reconnect" (crash_reconnect kind);
         lwt_case "C++ peer connects to OCaml" (ocaml_listens kind);
+        lwt_case "OCaml node process" (ocaml_node_process kind);
       ] )
   in
   Alcotest.run "conformance"

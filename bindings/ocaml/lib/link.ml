@@ -58,7 +58,7 @@ type 'a t = {
   mutable state : state;
   mutable tx_seq : int64;
   mutable rx_seq : int64;
-  out : Tlv.writer;
+  mutable out : Tlv.writer;
   mutable inbuf : bytes;
   mutable in_start : int;
   mutable in_len : int;
@@ -91,6 +91,15 @@ let take_output t =
   end
 
 let pending_output t = Tlv.length t.out
+
+(** Hands over the writer holding the pending output and continues with
+    [spare] (emptied): the caller writes [Tlv.bytes w] up to [Tlv.length w]
+    without a copy, and may give [w] back as the next spare. *)
+let swap_output t spare =
+  let w = t.out in
+  Tlv.reset spare;
+  t.out <- spare;
+  w
 
 (* -- writing frames --------------------------------------------------------- *)
 
@@ -184,10 +193,8 @@ let send t ~now x =
     ignore (t.schema.encode_fields w x);
     let n = Tlv.length w - start - Frame.header_size in
     if n > t.cfg.max_payload then begin
-      (* drop what was written: the writer's length goes back to [start] *)
-      let keep = Tlv.contents w in
-      Tlv.reset w;
-      Tlv.add_string w (String.sub keep 0 start);
+      (* drop what was written for it *)
+      Tlv.truncate w start;
       t.stats.frames_too_large <- t.stats.frames_too_large + 1;
       Too_large
     end
@@ -407,14 +414,14 @@ let on_established_control t (h : Frame.header) payload =
     fail t Errc.Protocol_violation
       (Printf.sprintf "unexpected %s on an established link" (describe h))
 
-let on_data t (h : Frame.header) payload =
+let on_data ?(off = 0) ?len t (h : Frame.header) payload =
   let id = h.type_id in
   if not (Schema.has_type t.schema id) then begin
     t.stats.bad_frames <- t.stats.bad_frames + 1;
     Queue.add (Bad_frame (id, Errc.Unknown_type)) t.events
   end
   else
-    match Tlv.decode_with (t.schema.decode_fields id) payload with
+    match Tlv.decode_with (t.schema.decode_fields id) ~off ?len payload with
     | Ok v -> Queue.add (Message (id, v)) t.events
     | Error e ->
       t.stats.bad_frames <- t.stats.bad_frames + 1;
@@ -451,21 +458,28 @@ let handle t ~now (h : Frame.header) payload =
 let stream_error t ~now code text =
   if t.state = Up then fail t code text else refuse t ~now code text
 
-(** Feeds bytes read from the connection. Handles every complete frame;
-    events and output accumulate. Bytes after a close are ignored. *)
-let receive t ~now (data : bytes) off len =
-  if t.state <> Done && len > 0 then begin
+(** Room for at least [n] more input bytes: returns the buffer, the offset
+    to read into and the free bytes there; then call [commit_read]. *)
+let read_buffer t n =
+  if t.in_start + t.in_len + n > Bytes.length t.inbuf then begin
+    let need = t.in_len + n in
+    let nb =
+      if need > Bytes.length t.inbuf then Bytes.create (max need (2 * Bytes.length t.inbuf))
+      else t.inbuf
+    in
+    Bytes.blit t.inbuf t.in_start nb 0 t.in_len;
+    t.inbuf <- nb;
+    t.in_start <- 0
+  end;
+  let off = t.in_start + t.in_len in
+  (t.inbuf, off, Bytes.length t.inbuf - off)
+
+(** [n] bytes were read into the buffer of [read_buffer]: handles every
+    complete frame; events and output accumulate. Ignored after a close. *)
+let commit_read t ~now n =
+  if t.state <> Done && n > 0 then begin
     t.last_rx <- now;
-    (* append *)
-    if t.in_start + t.in_len + len > Bytes.length t.inbuf then begin
-      let need = t.in_len + len in
-      let nb = if need > Bytes.length t.inbuf then Bytes.create (max need (2 * Bytes.length t.inbuf)) else t.inbuf in
-      Bytes.blit t.inbuf t.in_start nb 0 t.in_len;
-      t.inbuf <- nb;
-      t.in_start <- 0
-    end;
-    Bytes.blit data off t.inbuf (t.in_start + t.in_len) len;
-    t.in_len <- t.in_len + len;
+    t.in_len <- t.in_len + n;
     let s = Bytes.unsafe_to_string t.inbuf in
     let limit = max t.cfg.max_payload Frame.control_payload_limit in
     let continue = ref true in
@@ -501,11 +515,25 @@ let receive t ~now (data : bytes) off len =
         else if t.in_len < Frame.header_size + h.payload_length then continue := false
         else begin
           t.rx_seq <- h.sequence;
-          let payload = String.sub s (t.in_start + Frame.header_size) h.payload_length in
-          t.in_start <- t.in_start + Frame.header_size + h.payload_length;
-          t.in_len <- t.in_len - Frame.header_size - h.payload_length;
-          handle t ~now h payload
+          let off = t.in_start + Frame.header_size and n = h.payload_length in
+          t.in_start <- off + n;
+          t.in_len <- t.in_len - Frame.header_size - n;
+          if t.state = Up && not (Frame.is_control h) then begin
+            (* data: decoded in place, the decoder copies what it keeps *)
+            t.stats.frames_in <- t.stats.frames_in + 1;
+            on_data t h s ~off ~len:n
+          end
+          else handle t ~now h (String.sub s off n)
         end
     done;
     if t.in_len = 0 then t.in_start <- 0
+  end
+
+(** Feeds bytes read from the connection (a copy into the input buffer;
+    [read_buffer] + [commit_read] avoid it). *)
+let receive t ~now (data : bytes) off len =
+  if t.state <> Done && len > 0 then begin
+    let buf, p, _ = read_buffer t len in
+    Bytes.blit data off buf p len;
+    commit_read t ~now len
   end

@@ -182,6 +182,9 @@ let writer ?(size = 256) () = { b = Bytes.create (max size 16); len = 0 }
 let length w = w.len
 let reset w = w.len <- 0
 
+(** Drops everything written after the first [n] bytes. *)
+let truncate w n = if n >= 0 && n < w.len then w.len <- n
+
 let[@inline] grow w n =
   if w.len + n > Bytes.length w.b then begin
     let nb = Bytes.create (max (2 * Bytes.length w.b) (w.len + n)) in

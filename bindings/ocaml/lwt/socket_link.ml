@@ -106,6 +106,7 @@ type 'a conn = {
   fd : Lwt_unix.file_descr;
   queue : 'a Queue.t;
   mutable writing : int;  (** messages in the write in progress *)
+  mutable spare : Mycelium.Tlv.writer;  (** the output buffer not in use by the core *)
   wake : unit Lwt_condition.t;  (** writer: output or queue changed *)
   mutable finished : bool;
   done_ : unit Lwt.t * unit Lwt.u;
@@ -166,10 +167,9 @@ let rec drain_events t c =
     Lwt_condition.broadcast t.changed ();
     drain_events t c
 
-let rec write_all fd s off len =
+let rec write_all fd b off len =
   if len = 0 then Lwt.return_unit
-  else
-    Lwt_unix.write_string fd s off len >>= fun n -> write_all fd s (off + n) (len - n)
+  else Lwt_unix.write fd b off len >>= fun n -> write_all fd b (off + n) (len - n)
 
 (* The writer of one connection: moves queued messages into the core (which
    frames them), then writes everything pending in one go. *)
@@ -190,30 +190,35 @@ let rec writer t c =
     Queue.clear c.queue;
     c.writing <- n
   end;
-  match C.take_output c.core with
-  | Some s ->
+  if C.pending_output c.core > 0 then begin
+    (* write from the core's buffer, which meanwhile gets the spare one *)
+    let w = C.swap_output c.core c.spare in
     t.stats.writes <- t.stats.writes + 1;
-    write_all c.fd s 0 (String.length s) >>= fun () ->
+    write_all c.fd (Mycelium.Tlv.bytes w) 0 (Mycelium.Tlv.length w) >>= fun () ->
+    c.spare <- w;
     c.writing <- 0;
     Lwt_condition.broadcast t.changed ();
     writer t c
-  | None ->
+  end
+  else begin
     c.writing <- 0;
     if C.is_closed c.core then Lwt.return_unit
     else Lwt_condition.wait c.wake >>= fun () -> writer t c
+  end
 
 let reader t c =
-  let buf = Bytes.create 65536 in
   let rec loop () =
     if C.is_closed c.core then Lwt.return_unit
     else
-      Lwt_unix.read c.fd buf 0 (Bytes.length buf) >>= fun n ->
+      (* read straight into the core's input buffer *)
+      let buf, off, free = C.read_buffer c.core 65536 in
+      Lwt_unix.read c.fd buf off free >>= fun n ->
       if n = 0 then begin
         C.connection_lost c.core "the peer closed the connection";
         Lwt.return_unit
       end
       else begin
-        C.receive c.core ~now:(now ()) buf 0 n;
+        C.commit_read c.core ~now:(now ()) n;
         drain_events t c;
         Lwt_condition.signal c.wake ();
         loop ()
@@ -255,7 +260,8 @@ let run_connection t fd =
       ()
   in
   let c =
-    { core; fd; queue = Queue.create (); writing = 0; wake = Lwt_condition.create ();
+    { core; fd; queue = Queue.create (); writing = 0; spare = Mycelium.Tlv.writer ~size:4096 ();
+      wake = Lwt_condition.create ();
       finished = false; done_ = Lwt.wait () }
   in
   t.conns <- c :: t.conns;

@@ -207,11 +207,14 @@ let rec writer t c =
   end
 
 let reader t c =
-  let rec loop () =
+  let rec loop drained =
     if C.is_closed c.core then Lwt.return_unit
     else
-      (* read straight into the core's input buffer *)
+      (* read straight into the core's input buffer; after a short read the
+         socket is most likely empty: wait for readiness first instead of a
+         read that fails with EAGAIN *)
       let buf, off, free = C.read_buffer c.core 65536 in
+      (if drained then Lwt_unix.wait_read c.fd else Lwt.return_unit) >>= fun () ->
       Lwt_unix.read c.fd buf off free >>= fun n ->
       if n = 0 then begin
         C.connection_lost c.core "the peer closed the connection";
@@ -221,10 +224,10 @@ let reader t c =
         C.commit_read c.core ~now:(now ()) n;
         drain_events t c;
         Lwt_condition.signal c.wake ();
-        loop ()
+        loop (n < free)
       end
   in
-  loop ()
+  loop true
 
 let ticker t c =
   let period = min t.cfg.link.heartbeat_interval (t.cfg.link.peer_timeout /. 4.) in

@@ -30,6 +30,7 @@
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
+#include "mycelium/transports/system_config.hpp"
 #include "mycelium/transports/loop/io_loop.hpp"
 #include "peer_service.hpp"
 
@@ -232,6 +233,7 @@ int main(int argc, char** argv) {
   uint64_t ping_count = 0;
   uint64_t rtt_count = 0;
   size_t rtt_size = 16;
+  bool node_defaults = false;
   std::string wait = "spin_then_block";
   uint64_t ring_capacity = uint64_t{4} << 20;
   app.add_option("--kind", kind, "link kind: unix, tcp or shm")
@@ -264,6 +266,9 @@ int main(int argc, char** argv) {
                  "benchmark: this many closed-loop ping/pong round trips, print the "
                  "samples ('rtt ns ...') and exit (bindings/ocaml/bench)");
   app.add_option("--rtt-size", rtt_size, "payload bytes of the --rtt pings");
+  app.add_flag("--node-defaults", node_defaults,
+               "run the actor system with a node's defaults (mycelium::system_config, "
+               "docs/configuration.md) instead of CAF's; the benchmarks use it");
   app.add_option("--ping", ping_count,
                  "send this many pings, check the pongs, print 'echo ok N' and exit");
   CLI11_PARSE(app, argc, argv);
@@ -307,6 +312,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config sys_cfg;
+  if (node_defaults)
+    mycelium::apply_defaults(sys_cfg);
   mt::load_io_loop(sys_cfg); // CAF's middleman, able to run shm links
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};

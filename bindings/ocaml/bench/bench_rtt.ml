@@ -1,14 +1,16 @@
 (* bench_rtt: round trips over a Unix socket link, OCaml client <-> C++
    echo node beside C++ client <-> the same C++ echo node, in the same run.
 
-   One C++ echo node (mycelium-link-peer --services peer --placement loop)
-   listens on a Unix socket. Per payload size and round, alternating which
+   One C++ echo node (mycelium-link-peer --services peer --placement loop
+   --node-defaults: a node's default settings) listens on a Unix socket. Per payload size and round, alternating which
    goes first:
      cxx    a C++ client process (mycelium-link-peer --rtt N --placement
             loop): its pong handler records the round trip and publishes the
             next ping (closed loop);
      ocaml  this program: a Socket_link to the same node; the pong event
             records the round trip and publishes the next ping.
+   --echo-cpu / --client-cpu pin the echo node and both clients (taskset),
+   e.g. 0 and 1: the "split" placement of docs/benchmarks.md.
    Each chunk connects a fresh link; its first 10 % of samples are warm-up
    and dropped. ALL FIGURES ARE ROUND TRIPS. Also: minor words allocated by
    one decode of a ping frame (Gc.minor_words over 100,000 decodes).
@@ -25,16 +27,24 @@ let count = ref 100_000
 let rounds = ref 5
 let sizes = ref "16,256,4096,65536"
 let json = ref ""
+let echo_cpu = ref (-1)
+let client_cpu = ref (-1)
 
 let die fmt = Printf.ksprintf (fun s -> prerr_endline ("bench_rtt: " ^ s); exit 2) fmt
 
 (* -- the C++ processes ---------------------------------------------------------- *)
 
-let spawn args =
+(* argv for the peer, under taskset when a CPU is given *)
+let pinned cpu args =
+  if cpu < 0 then (!peer, !peer :: args)
+  else ("taskset", "taskset" :: "-c" :: string_of_int cpu :: !peer :: args)
+
+let spawn ?(cpu = -1) args =
   let out_r, out_w = Unix.pipe ~cloexec:true () in
   let in_r, in_w = Unix.pipe ~cloexec:true () in
   let devnull = Unix.openfile "/dev/null" [ Unix.O_WRONLY ] 0 in
-  let pid = Unix.create_process !peer (Array.of_list (!peer :: args)) in_r out_w devnull in
+  let prog, argv = pinned cpu args in
+  let pid = Unix.create_process_env prog (Array.of_list argv) (Unix.environment ()) in_r out_w devnull in
   Unix.close out_w;
   Unix.close in_r;
   Unix.close devnull;
@@ -44,8 +54,8 @@ let reap pid = try Unix.kill pid Sys.sigkill; ignore (Unix.waitpid [] pid) with 
 
 let cxx_chunk path n size =
   let pid, out, stdin_w =
-    spawn [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--placement"; "loop";
-            "--rtt"; string_of_int n; "--rtt-size"; string_of_int size; "--peer-timeout-ms"; "10000" ]
+    spawn ~cpu:!client_cpu [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--placement"; "loop";
+            "--node-defaults"; "--rtt"; string_of_int n; "--rtt-size"; string_of_int size; "--peer-timeout-ms"; "10000" ]
   in
   let rec find () =
     match input_line out with
@@ -125,14 +135,20 @@ let () =
       ("--count", Arg.Set_int count, "N  round trips per path and size, over all rounds (default 100000)");
       ("--rounds", Arg.Set_int rounds, "R  alternating rounds (default 5)");
       ("--sizes", Arg.Set_string sizes, "LIST  payload bytes, comma-separated (default 16,256,4096,65536)");
-      ("--json", Arg.Set_string json, "FILE  also write the results as JSON") ]
+      ("--json", Arg.Set_string json, "FILE  also write the results as JSON");
+      ("--echo-cpu", Arg.Set_int echo_cpu, "N  pin the C++ echo node to CPU N (taskset)");
+      ("--client-cpu", Arg.Set_int client_cpu, "N  pin both clients (this program and the C++ client) to CPU N") ]
     (fun a -> die "unexpected argument %s" a)
     "bench_rtt --peer build/tests/conformance/mycelium-link-peer [options]";
   if !peer = "" then die "give --peer PATH/TO/mycelium-link-peer";
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+  if !client_cpu >= 0 then begin
+    let cmd = Printf.sprintf "taskset -pc %d %d > /dev/null" !client_cpu (Unix.getpid ()) in
+    if Sys.command cmd <> 0 then die "could not pin this process to CPU %d (%s)" !client_cpu cmd
+  end;
   let path = Filename.concat (Filename.get_temp_dir_name ()) (Printf.sprintf "mycelium-bench-ocaml-%d.sock" (Unix.getpid ())) in
   let echo, echo_out, echo_in =
-    spawn [ "--kind"; "unix"; "--listen"; path; "--services"; "peer"; "--placement"; "loop";
+    spawn ~cpu:!echo_cpu [ "--kind"; "unix"; "--listen"; path; "--services"; "peer"; "--placement"; "loop"; "--node-defaults";
             "--name"; "echo"; "--peer-timeout-ms"; "10000" ]
   in
   Fun.protect ~finally:(fun () -> Unix.close echo_in; reap echo; (try Sys.remove path with _ -> ()))

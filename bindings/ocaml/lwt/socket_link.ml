@@ -167,9 +167,16 @@ let rec drain_events t c =
     Lwt_condition.broadcast t.changed ();
     drain_events t c
 
+(* Writes all of [len] bytes: the non-blocking write first (no readiness
+   check: one system call when the kernel takes it all), waiting for
+   writability only when the socket is full. *)
 let rec write_all fd b off len =
   if len = 0 then Lwt.return_unit
-  else Lwt_unix.write fd b off len >>= fun n -> write_all fd b (off + n) (len - n)
+  else
+    match Unix.single_write (Lwt_unix.unix_file_descr fd) b off len with
+    | n -> write_all fd b (off + n) (len - n)
+    | exception Unix.Unix_error ((Unix.EAGAIN | Unix.EWOULDBLOCK | Unix.EINTR), _, _) ->
+      Lwt_unix.wait_write fd >>= fun () -> write_all fd b off len
 
 (* The writer of one connection: moves queued messages into the core (which
    frames them), then writes everything pending in one go. *)
@@ -206,28 +213,43 @@ let rec writer t c =
     else Lwt_condition.wait c.wake >>= fun () -> writer t c
   end
 
+(* The reader of one connection: a libev watcher for the connection's
+   lifetime; each time the socket is readable, one non-blocking read straight
+   into the core's input buffer, then the frames are handled. (No Lwt_unix.read:
+   it polls for readiness before every read.) Resolves when the connection
+   ends (EOF, a read error, or the core closed). *)
 let reader t c =
-  let rec loop drained =
-    if C.is_closed c.core then Lwt.return_unit
+  let p, u = Lwt.task () in
+  let fd = Lwt_unix.unix_file_descr c.fd in
+  let ev = ref None in
+  let finish () =
+    (match !ev with Some e -> Lwt_engine.stop_event e; ev := None | None -> ());
+    if Lwt.is_sleeping p then Lwt.wakeup_later u ()
+  in
+  let lost text =
+    C.connection_lost c.core text;
+    drain_events t c;
+    Lwt_condition.signal c.wake ();
+    finish ()
+  in
+  let on_readable _ =
+    if C.is_closed c.core then finish ()
     else
-      (* read straight into the core's input buffer; after a short read the
-         socket is most likely empty: wait for readiness first instead of a
-         read that fails with EAGAIN *)
       let buf, off, free = C.read_buffer c.core 65536 in
-      (if drained then Lwt_unix.wait_read c.fd else Lwt.return_unit) >>= fun () ->
-      Lwt_unix.read c.fd buf off free >>= fun n ->
-      if n = 0 then begin
-        C.connection_lost c.core "the peer closed the connection";
-        Lwt.return_unit
-      end
-      else begin
+      match Unix.read fd buf off free with
+      | 0 -> lost "the peer closed the connection"
+      | n ->
         C.commit_read c.core ~now:(now ()) n;
         drain_events t c;
         Lwt_condition.signal c.wake ();
-        loop (n < free)
-      end
+        if C.is_closed c.core then finish ()
+      | exception Unix.Unix_error ((Unix.EAGAIN | Unix.EWOULDBLOCK | Unix.EINTR), _, _) -> ()
+      | exception Unix.Unix_error (err, fn, _) ->
+        lost (Printf.sprintf "%s failed: %s" fn (Unix.error_message err))
   in
-  loop true
+  ev := Some (Lwt_engine.on_readable fd on_readable);
+  Lwt.on_cancel p finish;
+  p
 
 let ticker t c =
   let period = min t.cfg.link.heartbeat_interval (t.cfg.link.peer_timeout /. 4.) in

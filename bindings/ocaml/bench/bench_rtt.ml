@@ -30,6 +30,8 @@ let json = ref ""
 let echo_cpu = ref (-1)
 let client_cpu = ref (-1)
 
+external monotonic_ns : unit -> int = "mycelium_bench_monotonic_ns" [@@noalloc]
+
 let die fmt = Printf.ksprintf (fun s -> prerr_endline ("bench_rtt: " ^ s); exit 2) fmt
 
 (* -- the C++ processes ---------------------------------------------------------- *)
@@ -71,14 +73,14 @@ let ocaml_chunk path n size =
   let payload = String.make size 'Z' in
   let samples = Array.make n 0 in
   let finished, fin_u = Lwt.wait () in
-  let sent = ref 0. in
+  let sent = ref 0 in
   let lref = ref None in
   let on_event = function
     | SL.Message (_, LT.Pong p) ->
       let i = Int64.to_int p.seq in
-      samples.(i - 1) <- int_of_float ((Unix.gettimeofday () -. !sent) *. 1e9);
+      samples.(i - 1) <- monotonic_ns () - !sent;
       if i < n then begin
-        sent := Unix.gettimeofday ();
+        sent := monotonic_ns ();
         match !lref with
         | Some l -> Lwt.async (fun () -> SL.publish l (LT.Ping { seq = Int64.of_int (i + 1); payload }) >|= ignore)
         | None -> ()
@@ -97,7 +99,7 @@ let ocaml_chunk path n size =
        lref := Some l;
        SL.await_peer_interest l LT.Ping.type_id ~timeout:30. >>= fun ok ->
        if not ok then die "the echo node did not subscribe to ping";
-       sent := Unix.gettimeofday ();
+       sent := monotonic_ns ();
        SL.publish l (LT.Ping { seq = 1L; payload }) >>= fun _ ->
        Lwt.pick [ finished; (Lwt_unix.sleep 600. >|= fun () -> die "round trips did not finish in 600 s") ]
        >>= fun () -> SL.stop l);

@@ -38,6 +38,10 @@ type config = {
   reconnect_min : float;  (** seconds; doubled per failure up to [reconnect_max], plus 0-50 % jitter *)
   reconnect_max : float;
   connect_timeout : float;
+  spin : float;
+      (** seconds the Lwt loop keeps polling (never sleeping) after the last
+          bytes read, like the C++ links' spin_then_block (100 us); 0 blocks
+          at once *)
   log : string -> unit;  (** errors and refusals; default: stderr *)
 }
 
@@ -53,6 +57,7 @@ let default_config =
     reconnect_min = 0.02;
     reconnect_max = 2.0;
     connect_timeout = 2.0;
+    spin = 100e-6;
     log = prerr_endline;
   }
 
@@ -70,6 +75,7 @@ let validate c =
     Error "peer_timeout must be longer than heartbeat_interval"
   else if c.reconnect_min <= 0. || c.reconnect_max < c.reconnect_min then
     Error "reconnect_min must be positive and at most reconnect_max"
+  else if c.spin < 0. || c.spin > 1. then Error "spin must be in 0..1 seconds"
   else if c.link.max_payload < 0 || c.link.max_payload > 0xFFFF_FFFF then
     Error "max_payload must be in 0..4294967295"
   else Ok ()
@@ -110,6 +116,8 @@ type 'a conn = {
   wake : unit Lwt_condition.t;  (** writer: output or queue changed *)
   mutable finished : bool;
   done_ : unit Lwt.t * unit Lwt.u;
+  mutable last_read : float;
+  mutable spinning : bool;
 }
 
 type 'a t = {
@@ -218,6 +226,23 @@ let rec writer t c =
    into the core's input buffer, then the frames are handled. (No Lwt_unix.read:
    it polls for readiness before every read.) Resolves when the connection
    ends (EOF, a read error, or the core closed). *)
+(* spin_then_block: after bytes were read, keep the Lwt loop polling (each
+   Lwt.pause makes the next iteration's epoll_wait non-blocking) until
+   [spin] seconds passed without a read, so that an answer arriving within
+   the spin does not pay a wake-up. *)
+let spin_after_read t c =
+  if t.cfg.spin > 0. && not c.spinning then begin
+    c.spinning <- true;
+    let rec loop () =
+      if C.is_closed c.core || now () -. c.last_read > t.cfg.spin then begin
+        c.spinning <- false;
+        Lwt.return_unit
+      end
+      else Lwt.pause () >>= loop
+    in
+    Lwt.async loop
+  end
+
 let reader t c =
   let p, u = Lwt.task () in
   let fd = Lwt_unix.unix_file_descr c.fd in
@@ -239,10 +264,12 @@ let reader t c =
       match Unix.read fd buf off free with
       | 0 -> lost "the peer closed the connection"
       | n ->
-        C.commit_read c.core ~now:(now ()) n;
+        let tm = now () in
+        c.last_read <- tm;
+        C.commit_read c.core ~now:tm n;
         drain_events t c;
         Lwt_condition.signal c.wake ();
-        if C.is_closed c.core then finish ()
+        if C.is_closed c.core then finish () else spin_after_read t c
       | exception Unix.Unix_error ((Unix.EAGAIN | Unix.EWOULDBLOCK | Unix.EINTR), _, _) -> ()
       | exception Unix.Unix_error (err, fn, _) ->
         lost (Printf.sprintf "%s failed: %s" fn (Unix.error_message err))
@@ -287,7 +314,7 @@ let run_connection t fd =
   let c =
     { core; fd; queue = Queue.create (); writing = 0; spare = Mycelium.Tlv.writer ~size:4096 ();
       wake = Lwt_condition.create ();
-      finished = false; done_ = Lwt.wait () }
+      finished = false; done_ = Lwt.wait (); last_read = 0.; spinning = false }
   in
   t.conns <- c :: t.conns;
   let was_up = ref false in

@@ -180,3 +180,24 @@ let decode_auth ?(off = 0) ?len s =
   with
   | exception Tlv.Decode_error e -> Error e
   | seen -> if seen land 2 = 0 then Error Errc.Truncated else Ok !proof
+
+(* -- shm_attach (section 9.2b) ------------------------------------------------ *)
+
+let encode_shm_attach w ~segment ~doorbell =
+  Tlv.w_sized w 1 (clip segment max_name);
+  Tlv.w_sized w 2 (clip doorbell max_name)
+
+(** (segment, doorbell); both required and non-empty, else [Truncated]. *)
+let decode_shm_attach ?(off = 0) ?len s =
+  let r = Tlv.reader ~off ?len s in
+  let seg = ref "" and bell = ref "" in
+  match
+    fields r (fun fid wt ->
+        match fid with
+        | 1 -> seg := Tlv.r_string r wt max_name
+        | 2 -> bell := Tlv.r_string r wt max_name
+        | _ -> Tlv.skip r wt)
+  with
+  | exception Tlv.Decode_error e -> Error e
+  | seen ->
+    if seen land 6 <> 6 || !seg = "" || !bell = "" then Error Errc.Truncated else Ok (!seg, !bell)

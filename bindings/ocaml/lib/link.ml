@@ -15,6 +15,10 @@ type config = {
   max_payload : int;  (** largest data payload in either direction *)
   heartbeat_interval : float;  (** seconds without sending before a heartbeat *)
   peer_timeout : float;  (** seconds without receiving before [Peer_lost] *)
+  shm : bool;
+      (** a shared-memory link (connecting side): after the handshake the
+          peer offers a segment ([Shm_offer]); data and interest then travel
+          in the rings ([swap_ring_output], [receive_ring_frame]) *)
 }
 
 let default_config =
@@ -26,6 +30,7 @@ let default_config =
     max_payload = Frame.default_max_payload;
     heartbeat_interval = 0.1;
     peer_timeout = 1.0;
+    shm = false;
   }
 
 type closed = {
@@ -41,6 +46,9 @@ type 'a event =
   | Peer_unsubscribed of int
   | Bad_frame of int * Errc.t  (** a data frame dropped and counted: type id, error *)
   | Closed of closed  (** last event; write the remaining output, then close *)
+  | Shm_offer of string * string
+      (** shm links: the peer's segment and doorbell names; map it, then
+          [shm_accept] (or [abort]) *)
 
 type state = Awaiting_hello | Awaiting_auth | Up | Done
 
@@ -69,12 +77,18 @@ type 'a t = {
   mutable last_rx : float;
   mutable last_tx : float;
   stats : stats;
+  mutable shm_state : [ `None | `Offered | `Attached ];
+  mutable ring_out : Tlv.writer;
+  mutable ring_tx_seq : int64;
+  mutable ring_rx_seq : int64;
 }
 
 let who (h : Control.hello) = Printf.sprintf "node '%s' service '%s' (pid %d)" h.node h.service h.pid
 
 let state t = t.state
-let is_up t = t.state = Up
+
+(** Data can flow: handshake done (and, on a shm link, the segment attached). *)
+let is_up t = t.state = Up && ((not t.cfg.shm) || t.shm_state = `Attached)
 let is_closed t = t.state = Done
 let peer t = t.peer
 let stats t = t.stats
@@ -168,6 +182,10 @@ let create ?(interest = []) ~schema ~config ~nonce ~now () =
       last_rx = now;
       last_tx = now;
       stats = { frames_in = 0; frames_out = 0; bad_frames = 0; frames_too_large = 0 };
+      shm_state = `None;
+      ring_out = Tlv.writer ~size:4096 ();
+      ring_tx_seq = 0L;
+      ring_rx_seq = 0L;
     }
   in
   List.iter (fun id -> Hashtbl.replace t.local_interest id ()) interest;
@@ -185,10 +203,11 @@ type send_result =
 (** Writes a data frame for [x] if the link is up and the peer wants it. *)
 let send t ~now x =
   let id = t.schema.type_id_of x in
-  if t.state <> Up then Not_up
+  if not (is_up t) then Not_up
   else if not (Hashtbl.mem t.peer_interest id) then Not_interested
   else begin
-    let w = t.out in
+    let shm = t.cfg.shm in
+    let w = if shm then t.ring_out else t.out in
     let start = Tlv.reserve w Frame.header_size in
     ignore (t.schema.encode_fields w x);
     let n = Tlv.length w - start - Frame.header_size in
@@ -199,16 +218,29 @@ let send t ~now x =
       Too_large
     end
     else begin
-      Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id:id ~sequence:(next_seq t)
-        ~control:false;
+      let sequence =
+        if shm then (t.ring_tx_seq <- Int64.succ t.ring_tx_seq; t.ring_tx_seq) else next_seq t
+      in
+      Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id:id ~sequence ~control:false;
       t.stats.frames_out <- t.stats.frames_out + 1;
-      t.last_tx <- now;
+      if not shm then t.last_tx <- now;
       Sent
     end
   end
 
+(* Interest goes on the socket, or in the ring once a shm link is attached
+   (before that it is announced at the attach). *)
 let interest_frame t ~now kind id =
-  control t ~now kind (fun w -> Control.encode_interest w id)
+  if not t.cfg.shm then control t ~now kind (fun w -> Control.encode_interest w id)
+  else if t.shm_state = `Attached then begin
+    let w = t.ring_out in
+    let start = Tlv.reserve w Frame.header_size in
+    Control.encode_interest w id;
+    t.ring_tx_seq <- Int64.succ t.ring_tx_seq;
+    Frame.write_header (Tlv.bytes w) start ~payload_length:(Tlv.length w - start - Frame.header_size)
+      ~type_id:kind ~sequence:t.ring_tx_seq ~control:true;
+    t.stats.frames_out <- t.stats.frames_out + 1
+  end
 
 (** Local interest in a type id; announced now if the link is up, else
     when it comes up. Idempotent. *)
@@ -253,9 +285,36 @@ let connection_lost t text = if t.state <> Done then fail t Errc.Peer_lost text
 
 let establish t ~now peer =
   t.state <- Up;
-  Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id)
-    (Hashtbl.copy t.local_interest);
-  Queue.add (Established peer) t.events
+  if not t.cfg.shm then begin
+    Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id)
+      (Hashtbl.copy t.local_interest);
+    Queue.add (Established peer) t.events
+  end
+  (* a shm link is up for data once the segment is attached (shm_accept) *)
+
+(** shm links: the segment of [Shm_offer] is mapped and checked; answers
+    with shm_attach naming our doorbell, then announces our interest in our
+    ring. The link is up now. *)
+let shm_accept t ~now ~segment ~doorbell =
+  if t.state = Up && t.shm_state = `Offered then begin
+    control t ~now Frame.shm_attach (fun w -> Control.encode_shm_attach w ~segment ~doorbell);
+    t.shm_state <- `Attached;
+    Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id) (Hashtbl.copy t.local_interest);
+    match t.peer with Some p -> Queue.add (Established p) t.events | None -> ()
+  end
+
+(** shm links: hands over the ring output (frames, each to become one ring
+    record) and continues with [spare]. *)
+let swap_ring_output t spare =
+  let w = t.ring_out in
+  Tlv.reset spare;
+  t.ring_out <- spare;
+  w
+
+let pending_ring_output t = Tlv.length t.ring_out
+
+(** The last sequence number read from the peer's ring. *)
+let ring_rx_seq t = t.ring_rx_seq
 
 let describe (h : Frame.header) =
   if not (Frame.is_control h) then Printf.sprintf "data frame of type %d" h.type_id
@@ -410,6 +469,19 @@ let on_established_control t (h : Frame.header) payload =
         refused_by_peer = false;
       }
   else if id = Frame.refuse then on_refuse t payload
+  else if id = Frame.shm_attach && t.cfg.shm then begin
+    if t.shm_state <> `None then
+      fail t Errc.Protocol_violation "a second shm_attach from the peer (it offers one segment per connection)"
+    else
+      match Control.decode_shm_attach payload with
+      | Error e -> fail t e (Printf.sprintf "undecodable shm_attach frame from the peer: %s" (Errc.to_string e))
+      | Ok (segment, doorbell) ->
+        t.shm_state <- `Offered;
+        Queue.add (Shm_offer (segment, doorbell)) t.events
+  end
+  else if id = Frame.shm_attach then
+    fail t Errc.Protocol_violation
+      "shm_attach on a socket link: configure the same link kind on both sides"
   else
     fail t Errc.Protocol_violation
       (Printf.sprintf "unexpected %s on an established link" (describe h))
@@ -536,4 +608,38 @@ let receive t ~now (data : bytes) off len =
     let buf, p, _ = read_buffer t len in
     Bytes.blit data off buf p len;
     commit_read t ~now len
+  end
+
+(** shm links: one frame read from the peer's ring ([len] bytes of [s] from
+    [off], one record). Checked as section 10.3 says: header, length = 24 +
+    payload_length, the ring's own sequence numbers; data and interest
+    frames only. A violation closes the connection. *)
+let receive_ring_frame t ~now s off len =
+  if t.state = Up && t.shm_state = `Attached then begin
+    t.last_rx <- now;
+    let limit = max t.cfg.max_payload Frame.control_payload_limit in
+    match Frame.read_header ~off ~max_payload:limit s with
+    | Error e -> fail t e (Printf.sprintf "corrupt frame header in the ring after ring sequence %Ld: %s" t.ring_rx_seq (Errc.to_string e))
+    | Ok h ->
+      if Frame.header_size + h.payload_length <> len then
+        fail t Errc.Bad_frame_header
+          (Printf.sprintf "ring record of %d bytes holds a frame of %d" len (Frame.header_size + h.payload_length))
+      else if (not (Frame.is_control h)) && h.payload_length > t.cfg.max_payload then
+        fail t Errc.Frame_too_large
+          (Printf.sprintf "data frame of type %d with %d payload bytes in the ring exceeds max_payload %d"
+             h.type_id h.payload_length t.cfg.max_payload)
+      else if h.sequence <> Int64.succ t.ring_rx_seq then
+        fail t Errc.Sequence_gap
+          (Printf.sprintf "sequence gap in the ring: expected %Ld, got %Ld" (Int64.succ t.ring_rx_seq) h.sequence)
+      else begin
+        t.ring_rx_seq <- h.sequence;
+        t.stats.frames_in <- t.stats.frames_in + 1;
+        let poff = off + Frame.header_size in
+        if not (Frame.is_control h) then on_data t h s ~off:poff ~len:h.payload_length
+        else if h.type_id = Frame.subscribe || h.type_id = Frame.unsubscribe then
+          on_established_control t h (String.sub s poff h.payload_length)
+        else
+          fail t Errc.Protocol_violation
+            (Printf.sprintf "%s in a shared-memory ring (only data and interest travel there)" (describe h))
+      end
   end

@@ -104,6 +104,8 @@ type stats = {
   mutable dropped_link_down : int;  (** queued when the connection ended *)
   mutable writes : int;  (** write system calls *)
   mutable frames_too_large : int;  (** messages over max_payload: not sent *)
+  mutable ring_frames_out : int;  (** shm links: frames written into our ring *)
+  mutable ring_frames_in : int;  (** shm links: frames read from the peer's ring *)
   mutable last_error : string;
 }
 
@@ -118,6 +120,24 @@ type 'a conn = {
   done_ : unit Lwt.t * unit Lwt.u;
   mutable last_read : float;
   mutable spinning : bool;
+  mutable shm : shm_conn option;  (** shm links, once the segment is attached *)
+}
+
+(* The shared-memory side of a connection (docs/wire-protocol.md section 10). *)
+and shm_conn = {
+  seg : Mycelium_shm.Segment.t;
+  rx : Mycelium_shm.Ring.reader;
+  tx : Mycelium_shm.Ring.writer;
+  bell : Unix.file_descr;  (** our doorbell: an abstract datagram socket *)
+  peer_bell : Unix.sockaddr;
+  mutable bell_ev : Lwt_engine.event option;
+  mutable pending : string;  (** frames not yet in the ring (it was full) *)
+  mutable pending_off : int;
+  mutable pending_frames : int;
+  mutable ring_spinning : bool;
+  mutable last_frame : float;
+  mutable retry : bool;
+  mutable spare_ring : Mycelium.Tlv.writer;
 }
 
 type 'a t = {
@@ -148,6 +168,23 @@ let emit t ev =
   try t.on_event ev
   with e -> log t "event handler raised %s (ignored)" (Printexc.to_string e)
 
+module Seg = Mycelium_shm.Segment
+module Ring = Mycelium_shm.Ring
+
+let bell_counter = ref 0
+
+(* One byte to the peer's doorbell; a full socket means a wake-up is
+   pending anyway. *)
+let ring_bell s =
+  try ignore (Unix.sendto s.bell (Bytes.make 1 '\001') 0 1 [] s.peer_bell)
+  with Unix.Unix_error _ -> ()
+
+let rec drain_bell s =
+  let b = Bytes.create 64 in
+  match Unix.recv s.bell b 0 64 [] with
+  | _ -> drain_bell s
+  | exception Unix.Unix_error _ -> ()
+
 (* Events of a connection's core, after each input or tick. *)
 let rec drain_events t c =
   match C.pop_event c.core with
@@ -166,6 +203,7 @@ let rec drain_events t c =
        emit t (Bad_frame (id, e))
      | C.Peer_subscribed id -> emit t (Interest (id, true))
      | C.Peer_unsubscribed id -> emit t (Interest (id, false))
+     | C.Shm_offer (segment, doorbell) -> attach_shm t c segment doorbell
      | C.Closed cl ->
        if cl.error <> Errc.None_ then begin
          t.stats.last_error <- cl.text;
@@ -174,6 +212,146 @@ let rec drain_events t c =
        emit t (Down cl));
     Lwt_condition.broadcast t.changed ();
     drain_events t c
+
+(* The peer offered its segment: map and check it, make our doorbell,
+   answer (Link.shm_accept), then read what the creator already wrote. *)
+and attach_shm t c segment doorbell =
+  match Seg.attach ~name:segment ~digest:t.schema.digest ~pid:(Unix.getpid ()) with
+  | Error (code, text) -> C.abort c.core code text
+  | Ok seg -> (
+    incr bell_counter;
+    let name = Printf.sprintf "mycelium-bell-%d-%d" (Unix.getpid ()) !bell_counter in
+    match
+      let fd = Unix.socket ~cloexec:true Unix.PF_UNIX Unix.SOCK_DGRAM 0 in
+      (try
+         Unix.set_nonblock fd;
+         Unix.bind fd (Unix.ADDR_UNIX ("\000" ^ name))
+       with e -> Unix.close fd; raise e);
+      fd
+    with
+    | exception Unix.Unix_error (e, _, _) ->
+      Seg.close seg;
+      C.abort c.core Errc.Io_failed
+        (Printf.sprintf "cannot create the doorbell %s: %s" name (Unix.error_message e))
+    | fd ->
+      let s =
+        { seg; rx = Ring.reader seg; tx = Ring.writer seg; bell = fd;
+          peer_bell = Unix.ADDR_UNIX ("\000" ^ doorbell); bell_ev = None; pending = "";
+          pending_off = 0; pending_frames = 0; ring_spinning = false; last_frame = now ();
+          retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 () }
+      in
+      c.shm <- Some s;
+      s.bell_ev <- Some (Lwt_engine.on_readable fd (fun _ -> drain_bell s; shm_spin t c s));
+      C.shm_accept c.core ~now:(now ()) ~segment ~doorbell:name;
+      Lwt_condition.signal c.wake ();
+      shm_spin t c s)
+
+(* Handles every frame in the peer's ring; returns how many. *)
+and poll_ring t c s =
+  let rec go n =
+    if C.is_closed c.core then n
+    else
+      match Ring.peek s.rx with
+      | Ring.Empty -> n
+      | Ring.Bad text ->
+        C.abort c.core Errc.Protocol_violation
+          (Printf.sprintf "%s; last good ring sequence %Ld" text (C.ring_rx_seq c.core));
+        n
+      | Ring.Frame (pos, len) ->
+        let b = Ring.copy_out s.rx pos len in
+        Ring.release s.rx len;
+        t.stats.ring_frames_in <- t.stats.ring_frames_in + 1;
+        C.receive_ring_frame c.core ~now:(now ()) (Bytes.unsafe_to_string b) 0 len;
+        go (n + 1)
+  in
+  let n = go 0 in
+  if n > 0 || C.is_closed c.core then begin
+    drain_events t c;
+    Lwt_condition.signal c.wake ()
+  end;
+  n
+
+(* Polls the ring until [spin] passed without a frame, then announces that
+   it sleeps (consumer_sleeping, section 10.4): the doorbell wakes it. *)
+and shm_spin t c s =
+  if not s.ring_spinning then begin
+    s.ring_spinning <- true;
+    Ring.end_sleep s.rx;
+    s.last_frame <- now ();
+    let rec loop () =
+      if C.is_closed c.core then begin
+        s.ring_spinning <- false;
+        Lwt.return_unit
+      end
+      else begin
+        if poll_ring t c s > 0 then s.last_frame <- now ();
+        if now () -. s.last_frame > t.cfg.spin then
+          if Ring.prepare_sleep s.rx then begin
+            Ring.end_sleep s.rx;
+            s.last_frame <- now ();
+            Lwt.pause () >>= loop
+          end
+          else begin
+            s.ring_spinning <- false;
+            Lwt.return_unit
+          end
+        else Lwt.pause () >>= loop
+      end
+    in
+    Lwt.async loop
+  end
+
+(* Moves the core's ring output into our ring, frame by frame; what does not
+   fit waits in [pending] and is retried shortly. *)
+let flush_ring t c s =
+  if C.pending_ring_output c.core > 0 then begin
+    let w = C.swap_ring_output c.core s.spare_ring in
+    let fresh = Bytes.sub_string (Mycelium.Tlv.bytes w) 0 (Mycelium.Tlv.length w) in
+    s.spare_ring <- w;
+    let rec count off n =
+      if off >= String.length fresh then n else count (off + 24 + Mycelium.Frame.u32 fresh off) (n + 1)
+    in
+    s.pending_frames <- s.pending_frames + count 0 0;
+    let rest = String.sub s.pending s.pending_off (String.length s.pending - s.pending_off) in
+    s.pending <- rest ^ fresh;
+    s.pending_off <- 0
+  end;
+  let wrote = ref 0 in
+  let rec go () =
+    if s.pending_off < String.length s.pending && not (C.is_closed c.core) then begin
+      let len = Mycelium.Frame.header_size + Mycelium.Frame.u32 s.pending s.pending_off in
+      match Ring.write s.tx (Bytes.unsafe_of_string s.pending) s.pending_off len with
+      | Ring.Written ->
+        s.pending_off <- s.pending_off + len;
+        s.pending_frames <- s.pending_frames - 1;
+        t.stats.ring_frames_out <- t.stats.ring_frames_out + 1;
+        incr wrote;
+        go ()
+      | Ring.Too_large ->
+        t.stats.frames_too_large <- t.stats.frames_too_large + 1;
+        log t "not sent: a frame of %d bytes is over the ring's max_frame %d" len s.seg.max_frame;
+        s.pending_off <- s.pending_off + len;
+        s.pending_frames <- s.pending_frames - 1;
+        go ()
+      | Ring.Full ->
+        if not s.retry then begin
+          s.retry <- true;
+          Lwt.async (fun () ->
+              Lwt_unix.sleep 0.0002 >|= fun () ->
+              s.retry <- false;
+              Lwt_condition.signal c.wake ())
+        end
+      | Ring.Corrupt text ->
+        C.abort c.core Errc.Protocol_violation text;
+        drain_events t c
+    end
+  in
+  go ();
+  if !wrote > 0 && Ring.consumer_sleeping s.tx then ring_bell s;
+  if s.pending_off >= String.length s.pending then begin
+    s.pending <- "";
+    s.pending_off <- 0
+  end
 
 (* Writes all of [len] bytes: the non-blocking write first (no readiness
    check: one system call when the kernel takes it all), waiting for
@@ -203,7 +381,13 @@ let rec writer t c =
         | C.Not_interested | C.Not_up -> t.stats.dropped_link_down <- t.stats.dropped_link_down + 1)
       c.queue;
     Queue.clear c.queue;
-    c.writing <- n
+    c.writing <- n;
+    match c.shm with
+    | Some s ->
+      flush_ring t c s;
+      c.writing <- s.pending_frames;
+      if s.pending_frames = 0 then Lwt_condition.broadcast t.changed ()
+    | None -> ()
   end;
   if C.pending_output c.core > 0 then begin
     (* write from the core's buffer, which meanwhile gets the spare one *)
@@ -284,6 +468,14 @@ let ticker t c =
     Lwt.pick [ Lwt_unix.sleep period; fst c.done_ ] >>= fun () ->
     if C.is_closed c.core then Lwt.return_unit
     else begin
+      (match c.shm with
+       | Some s ->
+         Seg.beat s.seg;
+         if not (Seg.peer_alive s.seg) then
+           C.abort c.core Errc.Peer_lost
+             (Printf.sprintf "the peer's process %d no longer exists (segment %s)" (Seg.peer_pid s.seg) s.seg.name)
+         else ignore (poll_ring t c s)
+       | None -> ());
       C.tick c.core ~now:(now ());
       drain_events t c;
       Lwt_condition.signal c.wake ();
@@ -295,6 +487,34 @@ let ticker t c =
 let finish t c =
   if not c.finished then begin
     c.finished <- true;
+    (match c.shm with
+     | Some s ->
+       (* frames written before a goodbye or a crash still count *)
+       (try
+          let rec drain () =
+            match Ring.peek s.rx with
+            | Ring.Frame (pos, len) ->
+              let b = Ring.copy_out s.rx pos len in
+              Ring.release s.rx len;
+              (match Mycelium.Frame.read_header ~max_payload:max_int (Bytes.unsafe_to_string b) with
+               | Ok h when not (Mycelium.Frame.is_control h) -> (
+                 match
+                   Mycelium.Tlv.decode_with (t.schema.decode_fields h.type_id) ~off:Mycelium.Frame.header_size
+                     ~len:h.payload_length (Bytes.unsafe_to_string b)
+                 with
+                 | Ok v -> t.stats.received <- t.stats.received + 1; emit t (Message (h.type_id, v))
+                 | Error _ -> t.stats.bad_frames <- t.stats.bad_frames + 1)
+               | _ -> ());
+              drain ()
+            | Ring.Empty | Ring.Bad _ -> ()
+          in
+          drain ()
+        with _ -> ());
+       Seg.close s.seg;
+       (match s.bell_ev with Some e -> Lwt_engine.stop_event e | None -> ());
+       (try Unix.close s.bell with Unix.Unix_error _ -> ());
+       c.shm <- None
+     | None -> ());
     let lost = Queue.length c.queue + c.writing in
     t.stats.dropped_link_down <- t.stats.dropped_link_down + lost;
     Queue.clear c.queue;
@@ -314,7 +534,7 @@ let run_connection t fd =
   let c =
     { core; fd; queue = Queue.create (); writing = 0; spare = Mycelium.Tlv.writer ~size:4096 ();
       wake = Lwt_condition.create ();
-      finished = false; done_ = Lwt.wait (); last_read = 0.; spinning = false }
+      finished = false; done_ = Lwt.wait (); last_read = 0.; spinning = false; shm = None }
   in
   t.conns <- c :: t.conns;
   let was_up = ref false in
@@ -489,7 +709,7 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
         stats =
           { connects = 0; connect_failures = 0; published = 0; received = 0; bad_frames = 0;
             dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0;
-            dropped_link_down = 0; writes = 0; frames_too_large = 0; last_error = "" };
+            dropped_link_down = 0; writes = 0; frames_too_large = 0; ring_frames_out = 0; ring_frames_in = 0; last_error = "" };
         bound_port = (match cfg.address with Tcp (_, p) -> p | _ -> 0);
         runner = Lwt.return_unit; listen_fd = None;
       }

@@ -15,6 +15,9 @@ module E = Mycelium.Errc
 
 let timeout = 10.
 
+(* MYCELIUM_OCAML_TEST_LOG=1 shows the OCaml links' log lines on stderr. *)
+let test_log = if Sys.getenv_opt "MYCELIUM_OCAML_TEST_LOG" = Some "1" then prerr_endline else fun _ -> ()
+
 let tmpdir =
   lazy
     (let d = Filename.concat (Filename.get_temp_dir_name ())
@@ -59,25 +62,26 @@ let wait_for ?(timeout = timeout) ib what cond =
 
 let check_await what b = if not b then Alcotest.failf "timed out: %s" what
 
-type kind = Unix_k | Tcp_k
+type kind = Unix_k | Tcp_k | Shm_k
 
 let peer_args ?(extra = []) kind path =
   (match kind with
    | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
+   | Shm_k -> [ "--kind"; "shm"; "--listen"; path ]
    | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1" ])
   @ [ "--port"; "0"; "--peer-timeout-ms"; "10000"; "--name"; "cxx-peer" ] @ extra
 
 let address kind path (p : Peer.t) =
-  match kind with Unix_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", p.port)
+  match kind with Unix_k | Shm_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", p.port)
 
-let client ?secret ?(interest = [ LT.Pong.type_id; LT.Report.type_id; LT.Chat.type_id ]) ib addr =
+let client ?(shm = false) ?secret ?(interest = [ LT.Pong.type_id; LT.Report.type_id; LT.Chat.type_id ]) ib addr =
   let cfg =
     { S.default_config with
       name = "conformance";
       address = addr;
-      link = { S.default_config.link with node = "ocaml"; service = "conformance"; secret;
+      link = { S.default_config.link with node = "ocaml"; service = "conformance"; secret; shm;
                                            peer_timeout = 10.; heartbeat_interval = 0.1 };
-      log = (fun _ -> ()) }
+      log = test_log }
   in
   S.start ~interest ~schema:LT.descriptor ~on_event:(on_event ib) cfg >|= function
   | Ok l -> l
@@ -121,7 +125,7 @@ let session kind ?secret () =
   let extra = match secret with Some s -> [ "--secret"; s ] | None -> [] in
   Peer.with_peer (peer_args ~extra kind path) (fun p ->
       let ib = inbox () in
-      client ?secret ib (address kind path p) >>= fun l ->
+      client ~shm:(kind = Shm_k) ?secret ib (address kind path p) >>= fun l ->
       Lwt.finalize
         (fun () ->
           up l >>= fun () ->
@@ -189,6 +193,11 @@ let session kind ?secret () =
           wait_for ib "the peer's 5 chats" (fun () -> chats "cxx-peer" >= 5) >>= fun () ->
           Alcotest.(check int) "none of ours echoed back" 0 (chats "ocaml");
           Alcotest.(check int) "no bad frames" 0 (S.stats l).bad_frames;
+          if kind = Shm_k then begin
+            (* data and interest went through the rings, both ways *)
+            Alcotest.(check bool) "frames written into our ring" true ((S.stats l).ring_frames_out >= 200);
+            Alcotest.(check bool) "frames read from the peer's ring" true ((S.stats l).ring_frames_in > 10)
+          end;
           Lwt.return_unit)
         (fun () -> S.stop l)
       >>= fun () ->
@@ -198,7 +207,7 @@ let refused_digest kind () =
   let path = sock_path () in
   Peer.with_peer (peer_args ~extra:[ "--schema"; "other" ] kind path) (fun p ->
       let ib = inbox () in
-      client ib (address kind path p) >>= fun l ->
+      client ~shm:(kind = Shm_k) ib (address kind path p) >>= fun l ->
       Lwt.finalize
         (fun () ->
           wait_for ib "a refusal" (fun () -> ib.downs <> []) >>= fun () ->
@@ -215,7 +224,7 @@ let refused_secret kind () =
   let path = sock_path () in
   Peer.with_peer (peer_args ~extra:[ "--secret"; "right" ] kind path) (fun p ->
       let ib = inbox () in
-      client ~secret:"wrong" ib (address kind path p) >>= fun l ->
+      client ~shm:(kind = Shm_k) ~secret:"wrong" ib (address kind path p) >>= fun l ->
       Lwt.finalize
         (fun () ->
           wait_for ib "a refusal" (fun () -> ib.downs <> []) >>= fun () ->
@@ -234,7 +243,7 @@ let crash_reconnect kind () =
   let ib = inbox () in
   Lwt.finalize
     (fun () ->
-      client ib (address kind path p1) >>= fun l ->
+      client ~shm:(kind = Shm_k) ib (address kind path p1) >>= fun l ->
       Lwt.finalize
         (fun () ->
           up l >>= fun () ->
@@ -247,7 +256,7 @@ let crash_reconnect kind () =
           Alcotest.(check bool) ("peer lost: " ^ c.text) true (c.error = E.Peer_lost);
           let args =
             match kind with
-            | Unix_k -> peer_args kind path
+            | Unix_k | Shm_k -> peer_args kind path
             | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; string_of_int port;
                          "--peer-timeout-ms"; "10000"; "--name"; "cxx-peer" ]
           in
@@ -277,9 +286,9 @@ let ocaml_listens kind () =
   let cfg =
     { S.default_config with
       name = "listener"; role = S.Listen;
-      address = (match kind with Unix_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", 0));
+      address = (match kind with Unix_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", 0) | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)");
       link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. };
-      log = (fun _ -> ()) }
+      log = test_log }
   in
   S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
   | Error e -> Alcotest.failf "listen: %s" e
@@ -287,7 +296,7 @@ let ocaml_listens kind () =
     lref := Some l;
     Lwt.finalize
       (fun () ->
-        let target = match kind with Unix_k -> [ "--kind"; "unix"; "--connect"; path ] | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ] in
+        let target = match kind with Unix_k -> [ "--kind"; "unix"; "--connect"; path ] | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ] | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
         Peer.start (target @ [ "--services"; "none"; "--ping"; "200"; "--name"; "cxx-pinger" ]) >>= fun p ->
         Lwt.finalize
           (fun () ->
@@ -313,7 +322,7 @@ let overflow policy () =
           name = "overflow"; address = S.Unix_path path; send_queue = 16; overflow = policy;
           block_timeout = 0.2;
           link = { S.default_config.link with node = "ocaml"; peer_timeout = 10. };
-          log = (fun _ -> ()) }
+          log = test_log }
       in
       S.start ~interest:[ LT.Report.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
       | Error e -> Alcotest.failf "start: %s" e
@@ -376,11 +385,13 @@ let ocaml_node_process kind () =
   let path = sock_path () in
   let args = match kind with
     | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
-    | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; "0" ] in
+    | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; "0" ]
+    | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
   Peer.with_peer ~exe (args @ [ "--name"; "ocaml-node"; "--peer-timeout-ms"; "10000" ]) (fun node ->
       let target = match kind with
         | Unix_k -> [ "--kind"; "unix"; "--connect"; path ]
-        | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ] in
+        | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ]
+        | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
       Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "500"; "--name"; "cxx-pinger" ]) (fun p ->
           Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
           >|= fun st ->
@@ -408,8 +419,18 @@ let () =
         lwt_case "OCaml node process" (ocaml_node_process kind);
       ] )
   in
+  let shm_cases =
+    ( "shm",
+      [
+        lwt_case "session" (session Shm_k);
+        lwt_case "session with a secret" (session Shm_k ~secret:"s3cret");
+        lwt_case "digest mismatch refused" (refused_digest Shm_k);
+        lwt_case "wrong secret refused" (refused_secret Shm_k);
+        lwt_case "peer crash and reconnect" (crash_reconnect Shm_k);
+      ] )
+  in
   Alcotest.run "conformance"
-    [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k;
+    [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k; shm_cases;
       ( "overflow",
         [ lwt_case "block" (overflow S.Block); lwt_case "drop_newest" (overflow S.Drop_newest);
           lwt_case "disconnect" (overflow S.Disconnect) ] ) ]

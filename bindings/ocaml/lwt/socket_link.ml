@@ -364,6 +364,9 @@ let rec write_all fd b off len =
     | exception Unix.Unix_error ((Unix.EAGAIN | Unix.EWOULDBLOCK | Unix.EINTR), _, _) ->
       Lwt_unix.wait_write fd >>= fun () -> write_all fd b off len
 
+(* Messages of a shm connection that wait for room in the ring. *)
+let ring_pending c = match c.shm with Some s -> s.pending_frames | None -> 0
+
 (* The writer of one connection: moves queued messages into the core (which
    frames them), then writes everything pending in one go. *)
 let rec writer t c =
@@ -395,12 +398,12 @@ let rec writer t c =
     t.stats.writes <- t.stats.writes + 1;
     write_all c.fd (Mycelium.Tlv.bytes w) 0 (Mycelium.Tlv.length w) >>= fun () ->
     c.spare <- w;
-    c.writing <- 0;
+    c.writing <- ring_pending c;
     Lwt_condition.broadcast t.changed ();
     writer t c
   end
   else begin
-    c.writing <- 0;
+    c.writing <- ring_pending c;
     if C.is_closed c.core then Lwt.return_unit
     else Lwt_condition.wait c.wake >>= fun () -> writer t c
   end

@@ -313,15 +313,15 @@ let ocaml_listens kind () =
 (* A frozen peer (SIGSTOP) fills the socket, then the send queue; each
    overflow policy answers as documented (docs/transports.md); after SIGCONT
    what was admitted arrives in order. *)
-let overflow policy () =
+let overflow ?(kind = Unix_k) policy () =
   let path = sock_path () in
-  Peer.with_peer (peer_args Unix_k path) (fun p ->
+  Peer.with_peer (peer_args kind path) (fun p ->
       let ib = inbox () in
       let cfg =
         { S.default_config with
           name = "overflow"; address = S.Unix_path path; send_queue = 16; overflow = policy;
           block_timeout = 0.2;
-          link = { S.default_config.link with node = "ocaml"; peer_timeout = 10. };
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 10.; shm = (kind = Shm_k) };
           log = test_log }
       in
       S.start ~interest:[ LT.Report.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
@@ -427,6 +427,9 @@ let () =
         lwt_case "digest mismatch refused" (refused_digest Shm_k);
         lwt_case "wrong secret refused" (refused_secret Shm_k);
         lwt_case "peer crash and reconnect" (crash_reconnect Shm_k);
+        lwt_case "overflow block" (overflow ~kind:Shm_k S.Block);
+        lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
+        lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);
       ] )
   in
   Alcotest.run "conformance"

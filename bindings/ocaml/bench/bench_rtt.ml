@@ -27,6 +27,7 @@ let count = ref 100_000
 let rounds = ref 5
 let sizes = ref "16,256,4096,65536"
 let json = ref ""
+let kind = ref "unix"
 let echo_cpu = ref (-1)
 let client_cpu = ref (-1)
 
@@ -56,7 +57,7 @@ let reap pid = try Unix.kill pid Sys.sigkill; ignore (Unix.waitpid [] pid) with 
 
 let cxx_chunk path n size =
   let pid, out, stdin_w =
-    spawn ~cpu:!client_cpu [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--placement"; "loop";
+    spawn ~cpu:!client_cpu [ "--kind"; !kind; "--connect"; path; "--services"; "none"; "--placement"; "loop";
             "--node-defaults"; "--rtt"; string_of_int n; "--rtt-size"; string_of_int size; "--peer-timeout-ms"; "10000" ]
   in
   let rec find () =
@@ -92,7 +93,7 @@ let ocaml_chunk path n size =
     (SL.start ~schema:LT.descriptor ~interest:[ LT.Pong.type_id ] ~on_event
        { SL.default_config with
          address = SL.Unix_path path; log = (fun _ -> ());
-         link = { SL.default_config.link with node = "bench-ocaml"; peer_timeout = 10. } }
+         link = { SL.default_config.link with node = "bench-ocaml"; peer_timeout = 10.; shm = (!kind = "shm") } }
      >>= function
      | Error e -> die "%s" e
      | Ok l ->
@@ -138,11 +139,13 @@ let () =
       ("--rounds", Arg.Set_int rounds, "R  alternating rounds (default 5)");
       ("--sizes", Arg.Set_string sizes, "LIST  payload bytes, comma-separated (default 16,256,4096,65536)");
       ("--json", Arg.Set_string json, "FILE  also write the results as JSON");
+      ("--kind", Arg.Set_string kind, "unix|shm  link kind (default unix)");
       ("--echo-cpu", Arg.Set_int echo_cpu, "N  pin the C++ echo node to CPU N (taskset)");
       ("--client-cpu", Arg.Set_int client_cpu, "N  pin both clients (this program and the C++ client) to CPU N") ]
     (fun a -> die "unexpected argument %s" a)
     "bench_rtt --peer build/tests/conformance/mycelium-link-peer [options]";
   if !peer = "" then die "give --peer PATH/TO/mycelium-link-peer";
+  if !kind <> "unix" && !kind <> "shm" then die "--kind: '%s' is not unix or shm" !kind;
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   if !client_cpu >= 0 then begin
     let cmd = Printf.sprintf "taskset -pc %d %d > /dev/null" !client_cpu (Unix.getpid ()) in
@@ -150,7 +153,7 @@ let () =
   end;
   let path = Filename.concat (Filename.get_temp_dir_name ()) (Printf.sprintf "mycelium-bench-ocaml-%d.sock" (Unix.getpid ())) in
   let echo, echo_out, echo_in =
-    spawn ~cpu:!echo_cpu [ "--kind"; "unix"; "--listen"; path; "--services"; "peer"; "--placement"; "loop"; "--node-defaults";
+    spawn ~cpu:!echo_cpu [ "--kind"; !kind; "--listen"; path; "--services"; "peer"; "--placement"; "loop"; "--node-defaults";
             "--name"; "echo"; "--peer-timeout-ms"; "10000" ]
   in
   Fun.protect ~finally:(fun () -> Unix.close echo_in; reap echo; (try Sys.remove path with _ -> ()))
@@ -171,9 +174,9 @@ let () =
             done;
             let c = summarize !cxx and o = summarize !oc in
             Printf.printf "%6d B  %-22s median %8.2f  p99 %8.2f  p99.9 %8.2f  max %9.2f us  %8.0f msg/s  (%d round trips)\n"
-              size "C++ <-> C++ (unix)" c.median c.p99 c.p999 c.max c.rate c.n;
+              size (Printf.sprintf "C++ <-> C++ (%s)" !kind) c.median c.p99 c.p999 c.max c.rate c.n;
             Printf.printf "%6d B  %-22s median %8.2f  p99 %8.2f  p99.9 %8.2f  max %9.2f us  %8.0f msg/s  (%d round trips)\n"
-              size "OCaml <-> C++ (unix)" o.median o.p99 o.p999 o.max o.rate o.n;
+              size (Printf.sprintf "OCaml <-> C++ (%s)" !kind) o.median o.p99 o.p999 o.max o.rate o.n;
             Printf.printf "%6d B  ratio OCaml/C++ median %.2fx\n%!" size (o.median /. c.median);
             (size, c, o))
           (List.map int_of_string (String.split_on_char ',' !sizes))
@@ -186,7 +189,7 @@ let () =
           Printf.sprintf "{\"median_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f, \"msg_per_s\": %.0f, \"round_trips\": %d}"
             x.median x.p99 x.p999 x.max x.rate x.n
         in
-        Printf.fprintf oc "{\n  \"benchmark\": \"bench_rtt\",\n  \"unit\": \"round trip\",\n  \"decode_minor_words_16B_ping\": %.1f,\n  \"sizes\": [\n%s\n  ]\n}\n" words
+        Printf.fprintf oc "{\n  \"benchmark\": \"bench_rtt\",\n  \"kind\": \"%s\",\n  \"unit\": \"round trip\",\n  \"decode_minor_words_16B_ping\": %.1f,\n  \"sizes\": [\n%s\n  ]\n}\n" !kind words
           (String.concat ",\n"
              (List.map (fun (size, c, o) ->
                   Printf.sprintf "    {\"payload_bytes\": %d, \"cxx_cxx\": %s, \"ocaml_cxx\": %s, \"ratio_median\": %.3f}" size (s c) (s o) (o.median /. c.median))

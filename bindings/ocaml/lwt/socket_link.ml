@@ -138,6 +138,7 @@ and shm_conn = {
   mutable last_frame : float;
   mutable retry : bool;
   mutable spare_ring : Mycelium.Tlv.writer;
+  mutable inbox : bytes;  (** reused: a frame copied out of the peer's ring *)
 }
 
 type 'a t = {
@@ -238,7 +239,7 @@ and attach_shm t c segment doorbell =
         { seg; rx = Ring.reader seg; tx = Ring.writer seg; bell = fd;
           peer_bell = Unix.ADDR_UNIX ("\000" ^ doorbell); bell_ev = None; pending = "";
           pending_off = 0; pending_frames = 0; ring_spinning = false; last_frame = now ();
-          retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 () }
+          retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 (); inbox = Bytes.create 4096 }
       in
       c.shm <- Some s;
       s.bell_ev <- Some (Lwt_engine.on_readable fd (fun _ -> drain_bell s; shm_spin t c s));
@@ -258,10 +259,13 @@ and poll_ring t c s =
           (Printf.sprintf "%s; last good ring sequence %Ld" text (C.ring_rx_seq c.core));
         n
       | Ring.Frame (pos, len) ->
-        let b = Ring.copy_out s.rx pos len in
+        (* into the reused buffer: the core decodes in place and copies what
+           it keeps, so no allocation per frame *)
+        if Bytes.length s.inbox < len then s.inbox <- Bytes.create (max len (2 * Bytes.length s.inbox));
+        Mycelium_shm.Atomics.blit_to_bytes s.seg.map pos s.inbox 0 len;
         Ring.release s.rx len;
         t.stats.ring_frames_in <- t.stats.ring_frames_in + 1;
-        C.receive_ring_frame c.core ~now:(now ()) (Bytes.unsafe_to_string b) 0 len;
+        C.receive_ring_frame c.core ~now:(now ()) (Bytes.unsafe_to_string s.inbox) 0 len;
         go (n + 1)
   in
   let n = go 0 in
@@ -304,54 +308,65 @@ and shm_spin t c s =
 (* Moves the core's ring output into our ring, frame by frame; what does not
    fit waits in [pending] and is retried shortly. *)
 let flush_ring t c s =
-  if C.pending_ring_output c.core > 0 then begin
-    let w = C.swap_ring_output c.core s.spare_ring in
-    let fresh = Bytes.sub_string (Mycelium.Tlv.bytes w) 0 (Mycelium.Tlv.length w) in
-    s.spare_ring <- w;
-    let rec count off n =
-      if off >= String.length fresh then n else count (off + 24 + Mycelium.Frame.u32 fresh off) (n + 1)
-    in
-    s.pending_frames <- s.pending_frames + count 0 0;
-    let rest = String.sub s.pending s.pending_off (String.length s.pending - s.pending_off) in
-    s.pending <- rest ^ fresh;
-    s.pending_off <- 0
-  end;
   let wrote = ref 0 in
-  let rec go () =
-    if s.pending_off < String.length s.pending && not (C.is_closed c.core) then begin
-      let len = Mycelium.Frame.header_size + Mycelium.Frame.u32 s.pending s.pending_off in
-      match Ring.write s.tx (Bytes.unsafe_of_string s.pending) s.pending_off len with
+  (* frames from [b] at [off] up to [stop] into the ring; returns where it
+     stopped (at [stop] when everything fitted) *)
+  let rec put b off stop =
+    if off >= stop || C.is_closed c.core then off
+    else
+      let len = Mycelium.Frame.header_size + Mycelium.Frame.u32 (Bytes.unsafe_to_string b) off in
+      match Ring.write s.tx b off len with
       | Ring.Written ->
-        s.pending_off <- s.pending_off + len;
-        s.pending_frames <- s.pending_frames - 1;
-        t.stats.ring_frames_out <- t.stats.ring_frames_out + 1;
         incr wrote;
-        go ()
+        t.stats.ring_frames_out <- t.stats.ring_frames_out + 1;
+        put b (off + len) stop
       | Ring.Too_large ->
         t.stats.frames_too_large <- t.stats.frames_too_large + 1;
         log t "not sent: a frame of %d bytes is over the ring's max_frame %d" len s.seg.max_frame;
-        s.pending_off <- s.pending_off + len;
-        s.pending_frames <- s.pending_frames - 1;
-        go ()
-      | Ring.Full ->
-        if not s.retry then begin
-          s.retry <- true;
-          Lwt.async (fun () ->
-              Lwt_unix.sleep 0.0002 >|= fun () ->
-              s.retry <- false;
-              Lwt_condition.signal c.wake ())
-        end
+        put b (off + len) stop
+      | Ring.Full -> off
       | Ring.Corrupt text ->
         C.abort c.core Errc.Protocol_violation text;
-        drain_events t c
-    end
+        drain_events t c;
+        stop
   in
-  go ();
-  if !wrote > 0 && Ring.consumer_sleeping s.tx then ring_bell s;
-  if s.pending_off >= String.length s.pending then begin
-    s.pending <- "";
-    s.pending_off <- 0
-  end
+  let count str off =
+    let rec go off n = if off >= String.length str then n else go (off + 24 + Mycelium.Frame.u32 str off) (n + 1) in
+    go off 0
+  in
+  (* older frames first *)
+  if s.pending_off < String.length s.pending then begin
+    let stop = String.length s.pending in
+    s.pending_off <- put (Bytes.unsafe_of_string s.pending) s.pending_off stop;
+    if s.pending_off >= stop then begin s.pending <- ""; s.pending_off <- 0 end
+  end;
+  if C.pending_ring_output c.core > 0 then begin
+    let w = C.swap_ring_output c.core s.spare_ring in
+    let b = Mycelium.Tlv.bytes w and stop = Mycelium.Tlv.length w in
+    s.spare_ring <- w;
+    if s.pending = "" then begin
+      (* the common case: straight from the core's buffer into the ring *)
+      let off = put b 0 stop in
+      if off < stop then begin
+        s.pending <- Bytes.sub_string b off (stop - off);
+        s.pending_off <- 0
+      end
+    end
+    else begin
+      (* behind older frames that still wait for room *)
+      s.pending <- String.sub s.pending s.pending_off (String.length s.pending - s.pending_off) ^ Bytes.sub_string b 0 stop;
+      s.pending_off <- 0
+    end
+  end;
+  s.pending_frames <- (if s.pending = "" then 0 else count s.pending s.pending_off);
+  if s.pending <> "" && not s.retry then begin
+    s.retry <- true;
+    Lwt.async (fun () ->
+        Lwt_unix.sleep 0.0002 >|= fun () ->
+        s.retry <- false;
+        Lwt_condition.signal c.wake ())
+  end;
+  if !wrote > 0 && Ring.consumer_sleeping s.tx then ring_bell s
 
 (* Writes all of [len] bytes: the non-blocking write first (no readiness
    check: one system call when the kernel takes it all), waiting for

@@ -242,7 +242,17 @@ and attach_shm t c segment doorbell =
           retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 (); inbox = Bytes.create 4096 }
       in
       c.shm <- Some s;
-      s.bell_ev <- Some (Lwt_engine.on_readable fd (fun _ -> drain_bell s; shm_spin t c s));
+      s.bell_ev <-
+        Some
+          (Lwt_engine.on_readable fd (fun _ ->
+               try
+                 drain_bell s;
+                 shm_spin t c s
+               with ex ->
+                 C.abort c.core Errc.Io_failed
+                   (Printf.sprintf "internal error on the doorbell: %s" (Printexc.to_string ex));
+                 drain_events t c;
+                 Lwt_condition.signal c.wake ()));
       C.shm_accept c.core ~now:(now ()) ~segment ~doorbell:name;
       Lwt_condition.signal c.wake ();
       shm_spin t c s)
@@ -476,7 +486,13 @@ let reader t c =
       | exception Unix.Unix_error (err, fn, _) ->
         lost (Printf.sprintf "%s failed: %s" fn (Unix.error_message err))
   in
-  ev := Some (Lwt_engine.on_readable fd on_readable);
+  (* an exception must not leave a libev callback (it would end
+     Lwt_main.run): it closes this connection instead *)
+  let guarded e =
+    try on_readable e
+    with ex -> lost (Printf.sprintf "internal error while reading: %s" (Printexc.to_string ex))
+  in
+  ev := Some (Lwt_engine.on_readable fd guarded);
   Lwt.on_cancel p finish;
   p
 

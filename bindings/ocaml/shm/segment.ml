@@ -70,10 +70,10 @@ let map_fd fd size =
 
 let unlink name = try Unix.unlink (path name) with Unix.Unix_error _ -> ()
 
-(** Side 1: opens and checks a segment the peer created (section 10.1 step
+(* Side 1: opens and checks a segment the peer created (section 10.1 step
     2), then marks it attached and unlinks its name. [Error] carries the
     code and a text naming the segment. *)
-let attach ~name ~digest ~pid =
+let attach_unguarded ~name ~digest ~pid =
   let fail code fmt = Printf.ksprintf (fun s -> Error (code, Printf.sprintf "shared-memory segment %s: %s" name s)) fmt in
   if not (valid_name name) then
     fail Errc.Protocol_violation "not a valid segment name (mycelium-..., 1-200 bytes of [A-Za-z0-9._-])"
@@ -108,6 +108,14 @@ let attach ~name ~digest ~pid =
                 unlink name;
                 Ok t
               end)
+
+(** Side 1: opens and checks a segment the peer created (section 10.1 step
+    2), then marks it attached and unlinks its name. [Error] carries the
+    code and a text naming the segment; never raises. *)
+let attach ~name ~digest ~pid =
+  try attach_unguarded ~name ~digest ~pid
+  with Unix.Unix_error (e, fn, _) ->
+    Error (Errc.Io_failed, Printf.sprintf "shared-memory segment %s: %s failed: %s" name fn (Unix.error_message e))
 
 (** Side 0: creates a segment (section 10.1 step 1). Used by the tests. *)
 let create ~name ~capacity ~digest ~pid =

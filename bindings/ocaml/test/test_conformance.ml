@@ -403,6 +403,81 @@ let ocaml_node_process kind () =
       >>= fun () ->
       Peer.stop node >|= fun rc -> Alcotest.(check int) "the OCaml node stops cleanly at EOF" 0 rc)
 
+(* Malformed frames over a real socket: the OCaml listener refuses (before
+   the handshake) or closes (after it) with the error, keeps running, and
+   then serves a C++ peer. *)
+let malformed_input () =
+  let path = sock_path () in
+  let ib = inbox () in
+  let cfg =
+    { S.default_config with
+      name = "listener"; role = S.Listen; address = S.Unix_path path;
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. };
+      log = test_log }
+  in
+  let lref = ref None in
+  let on_ev ev =
+    on_event ib ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l ->
+      Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        let raw send =
+          let fd = Lwt_unix.socket Unix.PF_UNIX Unix.SOCK_STREAM 0 in
+          Lwt_unix.connect fd (Unix.ADDR_UNIX path) >>= fun () ->
+          send fd >>= fun () ->
+          (* read until the listener closes; collect what it sent *)
+          let buf = Buffer.create 256 and b = Bytes.create 4096 in
+          let rec loop () =
+            Lwt.pick [ Lwt_unix.read fd b 0 4096; (Lwt_unix.sleep timeout >|= fun () -> -1) ] >>= function
+            | 0 -> Lwt.return_unit
+            | -1 -> Alcotest.fail "the listener did not close the connection"
+            | n -> Buffer.add_subbytes buf b 0 n; loop ()
+          in
+          loop () >>= fun () -> Lwt_unix.close fd >|= fun () -> Buffer.contents buf
+        in
+        let write fd s = Lwt_unix.write_string fd s 0 (String.length s) >|= ignore in
+        (* 1: garbage instead of a hello *)
+        let downs0 = List.length ib.downs in
+        raw (fun fd -> write fd (String.make 24 '\xee')) >>= fun got ->
+        Alcotest.(check bool) "a refuse frame came back" true
+          (Astring_like.contains got "\x02\x00\xff\xff");
+        wait_for ib "the listener's close" (fun () -> List.length ib.downs > downs0) >>= fun () ->
+        Alcotest.(check bool) "bad_frame_header" true ((List.hd ib.downs).error = E.Bad_frame_header);
+        (* 2: a good hello, then a corrupt frame on the established link *)
+        let core =
+          Mycelium.Link.create ~schema:LT.descriptor ~config:{ Mycelium.Link.default_config with node = "raw" }
+            ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:0. ()
+        in
+        let hello = Option.get (Mycelium.Link.take_output core) in
+        let downs1 = List.length ib.downs in
+        raw (fun fd ->
+            write fd hello >>= fun () ->
+            S.await l ~timeout (fun () -> S.connections l = 1) >|= check_await "the raw client up" >>= fun () ->
+            write fd (Mycelium.Frame.make ~type_id:1 ~sequence:7L ""))
+        >>= fun got ->
+        Alcotest.(check bool) "no refusal after the handshake" false (Astring_like.contains got "\x02\x00\xff\xff");
+        wait_for ib "the close" (fun () -> List.length ib.downs > downs1) >>= fun () ->
+        Alcotest.(check bool) "sequence_gap" true ((List.hd ib.downs).error = E.Sequence_gap);
+        (* 3: the listener still serves a real peer *)
+        Peer.with_peer [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ]
+          (fun p ->
+            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+            >|= fun st ->
+            p.exited <- true;
+            match st with
+            | Some (Unix.WEXITED 0) -> ()
+            | _ -> Alcotest.failf "the C++ pinger failed after the malformed input; stderr:\n%s"
+                     (String.concat "\n" (List.rev p.stderr_lines))))
+      (fun () -> S.stop l)
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -434,6 +509,7 @@ let () =
   in
   Alcotest.run "conformance"
     [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k; shm_cases;
+      ("malformed", [ lwt_case "malformed frames from a raw client" malformed_input ]);
       ( "overflow",
         [ lwt_case "block" (overflow S.Block); lwt_case "drop_newest" (overflow S.Drop_newest);
           lwt_case "disconnect" (overflow S.Disconnect) ] ) ]

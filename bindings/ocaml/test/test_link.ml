@@ -302,6 +302,58 @@ let test_hello_decode_errors () =
   Alcotest.check errc "missing pid" E.Truncated
     (dec (String.sub (enc { good with node = ""; service = "" }) 0 (48 + 12)))
 
+(* Random and mutated input never raises: every stream ends in a Closed
+   event or leaves the link running, whatever the bytes. Deterministic
+   (fixed seed), so a failure reproduces. *)
+let test_random_input () =
+  let rng = Random.State.make [| 13 |] in
+  let valid () =
+    (* a good hello, as a peer sends it *)
+    let b = mk "b" ~interest:[ 1 ] in
+    Option.get (L.take_output b)
+  in
+  let base = valid () in
+  let traffic =
+    String.concat ""
+      [ raw_frame Mycelium.Frame.subscribe 2L "\x0a\x00\x01\x00\x00\x00";
+        raw_frame ~control:false 1 3L (LT.Ping.encode { seq = 1L; payload = "abc" });
+        raw_frame Mycelium.Frame.heartbeat 4L "" ]
+  in
+  let good = base ^ traffic in
+  for i = 1 to 3000 do
+    let s = Bytes.of_string good in
+    (* flip, cut or extend *)
+    let n = 1 + Random.State.int rng 6 in
+    for _ = 1 to n do
+      let p = Random.State.int rng (Bytes.length s) in
+      Bytes.set s p (Char.chr (Random.State.int rng 256))
+    done;
+    let s = Bytes.to_string s in
+    let s = if i mod 3 = 0 then String.sub s 0 (Random.State.int rng (String.length s)) else s in
+    let s = if i mod 5 = 0 then s ^ String.init (Random.State.int rng 64) (fun _ -> Char.chr (Random.State.int rng 256)) else s in
+    let t = mk "x" ~interest:[ 1 ] in
+    (try
+       (* in random chunks *)
+       let pos = ref 0 in
+       while !pos < String.length s do
+         let k = min (String.length s - !pos) (1 + Random.State.int rng 40) in
+         L.receive t ~now:0. (Bytes.of_string s) !pos k;
+         pos := !pos + k
+       done;
+       L.tick t ~now:5.;
+       ignore (L.take_output t);
+       ignore (events t)
+     with e -> Alcotest.failf "input %d raised %s" i (Printexc.to_string e));
+    Alcotest.(check bool) (Printf.sprintf "input %d: closed after the timeout" i) true (L.is_closed t)
+  done;
+  (* random bytes from the start *)
+  for i = 1 to 2000 do
+    let s = String.init (Random.State.int rng 200) (fun _ -> Char.chr (Random.State.int rng 256)) in
+    let t = mk "y" in
+    (try L.receive t ~now:0. (Bytes.of_string s) 0 (String.length s); ignore (events t)
+     with e -> Alcotest.failf "random input %d raised %s" i (Printexc.to_string e))
+  done
+
 let () =
   Alcotest.run "link"
     [
@@ -317,5 +369,6 @@ let () =
           Alcotest.test_case "outgoing frame too large" `Quick test_too_large_send;
           Alcotest.test_case "hello decoding" `Quick test_hello_decode_errors;
           Alcotest.test_case "documented examples" `Quick test_doc_examples;
+          Alcotest.test_case "5,000 random and mutated inputs never raise" `Quick test_random_input;
         ] );
     ]

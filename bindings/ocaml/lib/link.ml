@@ -47,8 +47,11 @@ type 'a event =
   | Bad_frame of int * Errc.t  (** a data frame dropped and counted: type id, error *)
   | Closed of closed  (** last event; write the remaining output, then close *)
   | Shm_offer of string * string
-      (** shm links: the peer's segment and doorbell names; map it, then
-          [shm_accept] (or [abort]) *)
+      (** shm links, connecting side: the peer's segment and doorbell names;
+          map it, then [shm_accept] (or [abort]) *)
+  | Shm_answer of string
+      (** shm links, creating side: the peer attached our segment; its
+          doorbell name. The link is up. *)
 
 type state = Awaiting_hello | Awaiting_auth | Up | Done
 
@@ -77,7 +80,7 @@ type 'a t = {
   mutable last_rx : float;
   mutable last_tx : float;
   stats : stats;
-  mutable shm_state : [ `None | `Offered | `Attached ];
+  mutable shm_state : [ `None | `Offered | `We_offered of string | `Attached ];
   mutable ring_out : Tlv.writer;
   mutable ring_tx_seq : int64;
   mutable ring_rx_seq : int64;
@@ -232,7 +235,7 @@ let send t ~now x =
    (before that it is announced at the attach). *)
 let interest_frame t ~now kind id =
   if not t.cfg.shm then control t ~now kind (fun w -> Control.encode_interest w id)
-  else if t.shm_state = `Attached then begin
+  else if (match t.shm_state with `Attached | `We_offered _ -> true | _ -> false) then begin
     let w = t.ring_out in
     let start = Tlv.reserve w Frame.header_size in
     Control.encode_interest w id;
@@ -302,6 +305,19 @@ let shm_accept t ~now ~segment ~doorbell =
     Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id) (Hashtbl.copy t.local_interest);
     match t.peer with Some p -> Queue.add (Established p) t.events | None -> ()
   end
+
+(** shm links, creating side: once the handshake is done ([needs_shm_offer]),
+    offers the segment we created and our doorbell; our interest goes into
+    our ring at once (the peer reads it after mapping). *)
+let shm_offer t ~now ~segment ~doorbell =
+  if t.state = Up && t.shm_state = `None then begin
+    control t ~now Frame.shm_attach (fun w -> Control.encode_shm_attach w ~segment ~doorbell);
+    t.shm_state <- `We_offered segment;
+    Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id) (Hashtbl.copy t.local_interest)
+  end
+
+(** shm links: the handshake is done and no segment was offered either way. *)
+let needs_shm_offer t = t.cfg.shm && t.state = Up && t.shm_state = `None
 
 (** shm links: hands over the ring output (frames, each to become one ring
     record) and continues with [spare]. *)
@@ -469,6 +485,21 @@ let on_established_control t (h : Frame.header) payload =
         refused_by_peer = false;
       }
   else if id = Frame.refuse then on_refuse t payload
+  else if id = Frame.shm_attach && t.cfg.shm && (match t.shm_state with `We_offered _ -> true | _ -> false) then begin
+    (* the answer to our offer *)
+    let offered = match t.shm_state with `We_offered s -> s | _ -> "" in
+    match Control.decode_shm_attach payload with
+    | Error e -> fail t e (Printf.sprintf "undecodable shm_attach answer from the peer: %s" (Errc.to_string e))
+    | Ok (segment, doorbell) ->
+      if segment <> offered then
+        fail t Errc.Protocol_violation
+          (Printf.sprintf "the peer answered for segment %s, we offered %s" segment offered)
+      else begin
+        t.shm_state <- `Attached;
+        Queue.add (Shm_answer doorbell) t.events;
+        match t.peer with Some p -> Queue.add (Established p) t.events | None -> ()
+      end
+  end
   else if id = Frame.shm_attach && t.cfg.shm then begin
     if t.shm_state <> `None then
       fail t Errc.Protocol_violation "a second shm_attach from the peer (it offers one segment per connection)"

@@ -38,6 +38,7 @@ type config = {
   reconnect_min : float;  (** seconds; doubled per failure up to [reconnect_max], plus 0-50 % jitter *)
   reconnect_max : float;
   connect_timeout : float;
+  ring_capacity : int;  (** shm links, listening side: bytes per ring (a power of two, 64 .. 2^30) *)
   spin : float;
       (** seconds the Lwt loop keeps polling (never sleeping) after the last
           bytes read, like the C++ links' spin_then_block (100 us); 0 blocks
@@ -58,6 +59,7 @@ let default_config =
     reconnect_max = 2.0;
     connect_timeout = 2.0;
     spin = 100e-6;
+    ring_capacity = 4 lsl 20;
     log = prerr_endline;
   }
 
@@ -76,6 +78,8 @@ let validate c =
   else if c.reconnect_min <= 0. || c.reconnect_max < c.reconnect_min then
     Error "reconnect_min must be positive and at most reconnect_max"
   else if c.spin < 0. || c.spin > 1. then Error "spin must be in 0..1 seconds"
+  else if c.ring_capacity < 64 || c.ring_capacity > 1 lsl 30 || c.ring_capacity land (c.ring_capacity - 1) <> 0 then
+    Error "ring_capacity must be a power of two in 64..1073741824"
   else if c.link.max_payload < 0 || c.link.max_payload > 0xFFFF_FFFF then
     Error "max_payload must be in 0..4294967295"
   else Ok ()
@@ -129,7 +133,7 @@ and shm_conn = {
   rx : Mycelium_shm.Ring.reader;
   tx : Mycelium_shm.Ring.writer;
   bell : Unix.file_descr;  (** our doorbell: an abstract datagram socket *)
-  peer_bell : Unix.sockaddr;
+  mutable peer_bell : Unix.sockaddr;
   mutable bell_ev : Lwt_engine.event option;
   mutable pending : string;  (** frames not yet in the ring (it was full) *)
   mutable pending_off : int;
@@ -189,7 +193,9 @@ let rec drain_bell s =
 (* Events of a connection's core, after each input or tick. *)
 let rec drain_events t c =
   match C.pop_event c.core with
-  | None -> ()
+  | None ->
+    (* listening side of a shm link: the handshake just finished *)
+    if t.cfg.role = Listen && c.shm = None && C.needs_shm_offer c.core then offer_shm t c
   | Some ev ->
     (match ev with
      | C.Established h ->
@@ -205,6 +211,13 @@ let rec drain_events t c =
      | C.Peer_subscribed id -> emit t (Interest (id, true))
      | C.Peer_unsubscribed id -> emit t (Interest (id, false))
      | C.Shm_offer (segment, doorbell) -> attach_shm t c segment doorbell
+     | C.Shm_answer doorbell -> (
+       match c.shm with
+       | Some s ->
+         s.peer_bell <- Unix.ADDR_UNIX ("\000" ^ doorbell);
+         Seg.unlink s.seg.name;
+         shm_spin t c s
+       | None -> ())
      | C.Closed cl ->
        if cl.error <> Errc.None_ then begin
          t.stats.last_error <- cl.text;
@@ -213,6 +226,58 @@ let rec drain_events t c =
        emit t (Down cl));
     Lwt_condition.broadcast t.changed ();
     drain_events t c
+
+(* Our doorbell: an abstract datagram socket, readable when the peer rings. *)
+and make_bell t c s_ref =
+  incr bell_counter;
+  let name = Printf.sprintf "mycelium-bell-%d-%d" (Unix.getpid ()) !bell_counter in
+  let fd = Unix.socket ~cloexec:true Unix.PF_UNIX Unix.SOCK_DGRAM 0 in
+  (try
+     Unix.set_nonblock fd;
+     Unix.bind fd (Unix.ADDR_UNIX ("\000" ^ name))
+   with e -> Unix.close fd; raise e);
+  let ev =
+    Lwt_engine.on_readable fd (fun _ ->
+        match !s_ref with
+        | None -> ()
+        | Some s -> (
+          try
+            drain_bell s;
+            shm_spin t c s
+          with ex ->
+            C.abort c.core Errc.Io_failed
+              (Printf.sprintf "internal error on the doorbell: %s" (Printexc.to_string ex));
+            drain_events t c;
+            Lwt_condition.signal c.wake ()))
+  in
+  (name, fd, ev)
+
+(* Listening side of a shm link: the handshake is done; create the segment
+   (section 10.1 step 1), offer it with our doorbell. *)
+and offer_shm t c =
+  let seq = (incr bell_counter; !bell_counter) in
+  let name = Printf.sprintf "mycelium-%d-%d-%d" (Unix.getpid ()) seq (Random.int 1000000) in
+  match Seg.create ~name ~capacity:t.cfg.ring_capacity ~digest:t.schema.digest ~pid:(Unix.getpid ()) with
+  | exception Unix.Unix_error (e, fn, _) ->
+    C.abort c.core Errc.Io_failed
+      (Printf.sprintf "cannot create the shared-memory segment %s: %s failed: %s" name fn (Unix.error_message e))
+  | seg -> (
+    let s_ref = ref None in
+    match make_bell t c s_ref with
+    | exception Unix.Unix_error (e, _, _) ->
+      Seg.unlink name;
+      C.abort c.core Errc.Io_failed (Printf.sprintf "cannot create a doorbell: %s" (Unix.error_message e))
+    | bell_name, fd, ev ->
+      let s =
+        { seg; rx = Ring.reader seg; tx = Ring.writer seg; bell = fd;
+          peer_bell = Unix.ADDR_UNIX "\000"; bell_ev = Some ev; pending = ""; pending_off = 0;
+          pending_frames = 0; ring_spinning = false; last_frame = now (); retry = false;
+          spare_ring = Mycelium.Tlv.writer ~size:4096 (); inbox = Bytes.create 4096 }
+      in
+      s_ref := Some s;
+      c.shm <- Some s;
+      C.shm_offer c.core ~now:(now ()) ~segment:name ~doorbell:bell_name;
+      Lwt_condition.signal c.wake ())
 
 (* The peer offered its segment: map and check it, make our doorbell,
    answer (Link.shm_accept), then read what the creator already wrote. *)
@@ -260,7 +325,8 @@ and attach_shm t c segment doorbell =
 (* Handles every frame in the peer's ring; returns how many. *)
 and poll_ring t c s =
   let rec go n =
-    if C.is_closed c.core then n
+    (* not before the peer attached: its ring is not ours to read yet *)
+    if C.is_closed c.core || not (C.is_up c.core) then n
     else
       match Ring.peek s.rx with
       | Ring.Empty -> n
@@ -503,13 +569,13 @@ let ticker t c =
     if C.is_closed c.core then Lwt.return_unit
     else begin
       (match c.shm with
-       | Some s ->
+       | Some s when C.is_up c.core ->
          Seg.beat s.seg;
          if not (Seg.peer_alive s.seg) then
            C.abort c.core Errc.Peer_lost
              (Printf.sprintf "the peer's process %d no longer exists (segment %s)" (Seg.peer_pid s.seg) s.seg.name)
          else ignore (poll_ring t c s)
-       | None -> ());
+       | Some _ | None -> ());
       C.tick c.core ~now:(now ());
       drain_events t c;
       Lwt_condition.signal c.wake ();
@@ -545,6 +611,7 @@ let finish t c =
           drain ()
         with _ -> ());
        Seg.close s.seg;
+       if s.seg.side = 0 then Seg.unlink s.seg.name; (* the peer may never have attached *)
        (match s.bell_ev with Some e -> Lwt_engine.stop_event e | None -> ());
        (try Unix.close s.bell with Unix.Unix_error _ -> ());
        c.shm <- None

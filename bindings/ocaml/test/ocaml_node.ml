@@ -17,7 +17,7 @@ let () =
   let max_payload = ref Mycelium.Frame.default_max_payload in
   let specs =
     [
-      ("--kind", Arg.Set_string kind, "unix|tcp  link kind");
+      ("--kind", Arg.Set_string kind, "unix|tcp|shm  link kind");
       ("--listen", Arg.Set_string listen, "ADDR  listen on a socket path (unix) or address (tcp)");
       ("--connect", Arg.Set_string connect, "ADDR  connect to a socket path (unix) or host (tcp)");
       ("--port", Arg.Set_int port, "N  TCP port (listen: 0 picks one)");
@@ -30,7 +30,7 @@ let () =
       ("--peer-timeout-ms", Arg.Set_int peer_timeout_ms, "MS  peer counts as lost after this silence");
     ]
   in
-  let usage = "mycelium-ocaml-node: an OCaml echo node on one Unix or TCP link" in
+  let usage = "mycelium-ocaml-node: an OCaml echo node on one Unix, TCP or shared-memory link" in
   let bad msg = prerr_endline ("mycelium-ocaml-node: " ^ msg); exit 2 in
   (try Arg.parse_argv Sys.argv specs (fun a -> raise (Arg.Bad ("unexpected argument " ^ a))) usage
    with Arg.Bad m -> bad m | Arg.Help m -> print_string m; exit 0);
@@ -43,9 +43,9 @@ let () =
   in
   let address =
     match !kind with
-    | "unix" -> SL.Unix_path addr
+    | "unix" | "shm" -> SL.Unix_path addr
     | "tcp" -> SL.Tcp (addr, !port)
-    | k -> bad (Printf.sprintf "--kind: '%s' is not unix or tcp" k)
+    | k -> bad (Printf.sprintf "--kind: '%s' is not unix, tcp or shm" k)
   in
   let overflow = match SL.overflow_of_string !overflow with Ok o -> o | Error e -> bad ("--overflow: " ^ e) in
   let cfg =
@@ -54,7 +54,7 @@ let () =
       link =
         { SL.default_config.link with
           node = !name; service = "ocaml-node"; secret = (if !secret = "" then None else Some !secret);
-          max_payload = !max_payload;
+          max_payload = !max_payload; shm = (!kind = "shm");
           heartbeat_interval = float_of_int !heartbeat_ms /. 1000.;
           peer_timeout = float_of_int !peer_timeout_ms /. 1000. } }
   in

@@ -286,8 +286,8 @@ let ocaml_listens kind () =
   let cfg =
     { S.default_config with
       name = "listener"; role = S.Listen;
-      address = (match kind with Unix_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", 0) | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)");
-      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. };
+      address = (match kind with Unix_k | Shm_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", 0));
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10.; shm = (kind = Shm_k) };
       log = test_log }
   in
   S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
@@ -296,7 +296,7 @@ let ocaml_listens kind () =
     lref := Some l;
     Lwt.finalize
       (fun () ->
-        let target = match kind with Unix_k -> [ "--kind"; "unix"; "--connect"; path ] | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ] | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
+        let target = match kind with Unix_k -> [ "--kind"; "unix"; "--connect"; path ] | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ] | Shm_k -> [ "--kind"; "shm"; "--connect"; path ] in
         Peer.start (target @ [ "--services"; "none"; "--ping"; "200"; "--name"; "cxx-pinger" ]) >>= fun p ->
         Lwt.finalize
           (fun () ->
@@ -386,12 +386,12 @@ let ocaml_node_process kind () =
   let args = match kind with
     | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
     | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; "0" ]
-    | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
+    | Shm_k -> [ "--kind"; "shm"; "--listen"; path ] in
   Peer.with_peer ~exe (args @ [ "--name"; "ocaml-node"; "--peer-timeout-ms"; "10000" ]) (fun node ->
       let target = match kind with
         | Unix_k -> [ "--kind"; "unix"; "--connect"; path ]
         | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ]
-        | Shm_k -> invalid_arg "OCaml listens on Unix and TCP only (no shm creator side)" in
+        | Shm_k -> [ "--kind"; "shm"; "--connect"; path ] in
       Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "500"; "--name"; "cxx-pinger" ]) (fun p ->
           Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
           >|= fun st ->
@@ -478,6 +478,58 @@ let malformed_input () =
                      (String.concat "\n" (List.rev p.stderr_lines))))
       (fun () -> S.stop l)
 
+(* Both ends in OCaml over shared memory: a listener (creates the segment)
+   and a client in this process. *)
+let ocaml_to_ocaml_shm () =
+  let path = sock_path () in
+  let ib_l = inbox () and ib_c = inbox () in
+  let lref = ref None in
+  let on_l ev =
+    on_event ib_l ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l -> Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  let cfg role node =
+    { S.default_config with
+      name = node; role; address = S.Unix_path path; ring_capacity = 1 lsl 16;
+      link = { S.default_config.link with node; peer_timeout = 10.; shm = true; secret = Some "k" };
+      log = test_log }
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_l (cfg S.Listen "ocaml-creator") >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        S.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib_c) (cfg S.Connect "ocaml-attacher")
+        >>= function
+        | Error e -> Alcotest.failf "connect: %s" e
+        | Ok c ->
+          Lwt.finalize
+            (fun () ->
+              up c >>= fun () ->
+              wait_interest c LT.Ping.type_id >>= fun () ->
+              (* 300 pings of up to 20 KiB through 64 KiB rings: they wrap many times *)
+              let n = 300 in
+              let rec send i =
+                if i > n then Lwt.return_unit
+                else publish c (LT.Ping { seq = Int64.of_int i; payload = String.make (i * 67 mod 20000) (Char.chr (i land 0xFF)) }) >>= fun () -> send (i + 1)
+              in
+              send 1 >>= fun () ->
+              let pongs () = List.filter_map (function LT.Pong p -> Some p | _ -> None) ib_c.msgs in
+              wait_for ib_c "every pong" (fun () -> List.length (pongs ()) >= n) >|= fun () ->
+              let seqs = List.rev_map (fun (p : LT.Pong.t) -> Int64.to_int p.seq) (pongs ()) in
+              Alcotest.(check (list int)) "in order" (List.init n (fun i -> i + 1)) seqs;
+              List.iter (fun (p : LT.Pong.t) ->
+                  let i = Int64.to_int p.seq in
+                  Alcotest.(check int) "size" (i * 67 mod 20000) (String.length p.payload)) (pongs ());
+              Alcotest.(check bool) "through the rings" true ((S.stats c).ring_frames_out >= n && (S.stats l).ring_frames_out >= n);
+              Alcotest.(check bool) "nothing left in /dev/shm" true
+                (not (Array.exists (fun f -> Astring_like.contains f (string_of_int (Unix.getpid ()))) (Sys.readdir "/dev/shm"))))
+            (fun () -> S.stop c))
+      (fun () -> S.stop l)
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -502,6 +554,9 @@ let () =
         lwt_case "digest mismatch refused" (refused_digest Shm_k);
         lwt_case "wrong secret refused" (refused_secret Shm_k);
         lwt_case "peer crash and reconnect" (crash_reconnect Shm_k);
+        lwt_case "C++ peer connects to OCaml" (ocaml_listens Shm_k);
+        lwt_case "OCaml node process" (ocaml_node_process Shm_k);
+        lwt_case "OCaml to OCaml" ocaml_to_ocaml_shm;
         lwt_case "overflow block" (overflow ~kind:Shm_k S.Block);
         lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
         lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);

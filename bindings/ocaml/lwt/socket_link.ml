@@ -816,6 +816,8 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
       }
     in
     List.iter (fun id -> Hashtbl.replace t.interest id ()) interest;
+    if cfg.link.shm then
+      List.iter (fun n -> log t "removed the stale shared-memory segment %s" n) (Seg.remove_stale ());
     match cfg.role with
     | Connect ->
       t.runner <- connect_loop t cfg.reconnect_min;

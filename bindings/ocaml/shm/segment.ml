@@ -148,3 +148,37 @@ let peer_pid t = A.load_relaxed_u32 t.map (off_owner_pid (1 - t.side))
 let peer_alive t =
   let pid = peer_pid t in
   pid <> 0 && (match Unix.kill pid 0 with () -> true | exception Unix.Unix_error (Unix.ESRCH, _, _) -> false | exception Unix.Unix_error _ -> true)
+
+(** Removes stale "mycelium-*" segments under /dev/shm (section 10.1): both
+    owner pids dead (pid 0 counts as dead), or too small or a bad magic and
+    older than 60 s. Returns the names removed. Doorbells are abstract
+    sockets and never appear there. *)
+let remove_stale () =
+  let dead pid =
+    pid = 0 || (match Unix.kill pid 0 with () -> false | exception Unix.Unix_error (Unix.ESRCH, _, _) -> true | exception Unix.Unix_error _ -> false)
+  in
+  let entries = try Sys.readdir "/dev/shm" with Sys_error _ -> [||] in
+  Array.fold_left
+    (fun acc name ->
+      if String.length name < 9 || String.sub name 0 9 <> "mycelium-" then acc
+      else
+        match Unix.openfile (path name) [ Unix.O_RDONLY; Unix.O_CLOEXEC ] 0 with
+        | exception Unix.Unix_error _ -> acc
+        | fd ->
+          let stale =
+            try
+              let st = Unix.fstat fd in
+              let old = Unix.gettimeofday () -. st.Unix.st_mtime > 60. in
+              if st.Unix.st_size < header_size then old
+              else
+                let m =
+                  Bigarray.array1_of_genarray
+                    (Unix.map_file fd Bigarray.char Bigarray.c_layout false [| header_size |])
+                in
+                if get_string m 0 8 <> magic then old
+                else dead (A.load_relaxed_u32 m (off_owner_pid 0)) && dead (A.load_relaxed_u32 m (off_owner_pid 1))
+            with Unix.Unix_error _ -> false
+          in
+          Unix.close fd;
+          if stale then (unlink name; name :: acc) else acc)
+    [] entries

@@ -125,6 +125,19 @@ let test_sleep_flag () =
   ignore (Ring.write w (frame_bytes 1 8) 0 8);
   Alcotest.(check bool) "data pending: do not sleep" true (Ring.prepare_sleep r)
 
+let test_remove_stale () =
+  (* a pid that surely is dead: a child that exited and was reaped *)
+  let pid = Unix.create_process "true" [| "true" |] Unix.stdin Unix.stdout Unix.stderr in
+  ignore (Unix.waitpid [] pid);
+  let stale = fresh_name () and live = fresh_name () in
+  ignore (Seg.create ~name:stale ~capacity:256 ~digest ~pid);
+  ignore (Seg.create ~name:live ~capacity:256 ~digest ~pid:(Unix.getpid ()));
+  let removed = Seg.remove_stale () in
+  Alcotest.(check bool) "the dead owner's segment is removed" true (List.mem stale removed);
+  Alcotest.(check bool) "and gone" false (Sys.file_exists (Seg.path stale));
+  Alcotest.(check bool) "a live owner's segment stays" true (Sys.file_exists (Seg.path live));
+  Seg.unlink live
+
 (* -- the link core in shm mode -------------------------------------------------------- *)
 
 let shm_cfg node = { L.default_config with node; service = "t"; pid = 1; shm = true }
@@ -208,6 +221,7 @@ let () =
           Alcotest.test_case "records wrap around" `Quick test_ring_wrap;
           Alcotest.test_case "full ring, frame over max_frame" `Quick test_ring_full_and_too_large;
           Alcotest.test_case "corrupt records refused" `Quick test_ring_corrupt;
-          Alcotest.test_case "consumer_sleeping handshake" `Quick test_sleep_flag ] );
+          Alcotest.test_case "consumer_sleeping handshake" `Quick test_sleep_flag;
+          Alcotest.test_case "stale segments removed" `Quick test_remove_stale ] );
       ("link core", [ Alcotest.test_case "offer, accept, ring frames" `Quick test_core_shm ]);
     ]

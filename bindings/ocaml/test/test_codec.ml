@@ -132,6 +132,23 @@ let test_tricky () =
   Alcotest.(check int64) "i64 min default" Int64.min_int K.Inner.default.inner;
   Alcotest.(check (float 0.)) "f32 default" 2. K.Holder.default.type_id
 
+let test_wide_and_locals () =
+  let module W = Ocaml_names in
+  let w = W.Wide.default in
+  let w = { w with f1 = -200; f2 = 70000; f3 = -5L; f9 = 9; f68 = 2.5; f69 = true; f70 = "abc" } in
+  roundtrip "70 fields" W.Wide.encode (fun s -> W.Wide.decode s) w;
+  (* a duplicate of field 70 (past the 62 of an int mask) is still caught *)
+  let p = W.Wide.encode w ^ "\x34\x02\x00\x00\x00\x00" in
+  (match W.Wide.decode p with
+   | Error E.Duplicate_field -> ()
+   | Ok _ -> Alcotest.fail "duplicate field 70 decoded"
+   | Error e -> Alcotest.failf "duplicate field 70: %s" (E.to_string e));
+  let l = { W.Locals.r = 1; tag = 2; wt = 3; seen = 4; w = 5; x = 6; default = 7; upper = 8;
+            type_id = 9; encode = 10; color = W.Color.Red_ } in
+  roundtrip "fields named like the decoder's locals" W.Locals.encode (fun s -> W.Locals.decode s) l;
+  roundtrip "nested" W.Locals2.encode (fun s -> W.Locals2.decode s) { inner = l };
+  Alcotest.(check bool) "enum values Red and red" true (W.Color.to_int W.Color.Red_ = 4 && W.Color.to_string W.Color.Red_ = "Red")
+
 let test_unknown_and_order () =
   (* fields in reverse order, plus unknown fields of every wire type *)
   let p =
@@ -258,6 +275,7 @@ let () =
           Alcotest.test_case "arrays and vectors" `Quick test_collections;
           Alcotest.test_case "nested messages, any" `Quick test_nested_and_any;
           Alcotest.test_case "tricky names" `Quick test_tricky;
+          Alcotest.test_case "70 fields, names of locals" `Quick test_wide_and_locals;
           Alcotest.test_case "any order, unknown fields" `Quick test_unknown_and_order;
         ] );
       ( "errors",

@@ -131,7 +131,13 @@ let add_link n (cfg : SL.config) =
   let on_event = function
     | SL.Message (_, x) ->
       ignore (deliver_local n x);
-      (match !self with Some l -> Lwt.async (fun () -> to_links ~except:l n x >|= ignore) | None -> ())
+      (match !self with
+       | Some l ->
+         Lwt.async (fun () ->
+             Lwt.catch (fun () -> to_links ~except:l n x >|= ignore) (fun e ->
+                 n.log (Printf.sprintf "mycelium-ocaml: node %s: forwarding failed: %s" n.name (Printexc.to_string e));
+                 Lwt.return_unit))
+       | None -> ())
     | SL.Interest _ | SL.Up _ | SL.Down _ -> refresh_interest n
     | SL.Bad_frame _ -> ()
   in

@@ -169,6 +169,13 @@ let connections t = List.length (List.filter (fun c -> C.is_up c.core) t.conns)
 
 let log t fmt = Printf.ksprintf (fun s -> t.cfg.log (Printf.sprintf "mycelium-ocaml: link %s: %s" t.cfg.name s)) fmt
 
+(* Lwt.async's default hook ends the program on an exception: ours logs it. *)
+let async t f =
+  Lwt.async (fun () ->
+      Lwt.catch f (fun e ->
+          if e <> Lwt.Canceled then log t "internal error (ignored): %s" (Printexc.to_string e);
+          Lwt.return_unit))
+
 let emit t ev =
   try t.on_event ev
   with e -> log t "event handler raised %s (ignored)" (Printexc.to_string e)
@@ -378,7 +385,7 @@ and shm_spin t c s =
         else Lwt.pause () >>= loop
       end
     in
-    Lwt.async loop
+    async t loop
   end
 
 (* Moves the core's ring output into our ring, frame by frame; what does not
@@ -437,7 +444,7 @@ let flush_ring t c s =
   s.pending_frames <- (if s.pending = "" then 0 else count s.pending s.pending_off);
   if s.pending <> "" && not s.retry then begin
     s.retry <- true;
-    Lwt.async (fun () ->
+    async t (fun () ->
         Lwt_unix.sleep 0.0002 >|= fun () ->
         s.retry <- false;
         Lwt_condition.signal c.wake ())
@@ -518,7 +525,7 @@ let spin_after_read t c =
       end
       else Lwt.pause () >>= loop
     in
-    Lwt.async loop
+    async t loop
   end
 
 let reader t c =
@@ -661,7 +668,7 @@ let run_connection t fd =
   let w = guard "writer" (fun () -> writer t c) in
   let k = guard "ticker" (fun () -> ticker t c) in
   let stopper = fst t.stop_signal >>= fun () -> C.close core ~now:(now ()); drain_events t c; Lwt_condition.signal c.wake (); Lwt.return_unit in
-  Lwt.async (fun () -> watch_up ());
+  async t (fun () -> watch_up ());
   (* the connection ends when the core is closed and its last output is out *)
   let rec until_closed () =
     if C.is_closed core then Lwt.return_unit else Lwt_condition.wait t.changed >>= until_closed
@@ -777,7 +784,7 @@ let listen t =
           | None -> Lwt.return_unit
           | Some (cfd, _) ->
             nodelay cfd t.cfg.address;
-            Lwt.async (fun () -> run_connection t cfd >|= ignore);
+            async t (fun () -> run_connection t cfd >|= ignore);
             accept_loop ()
         in
         t.runner <-

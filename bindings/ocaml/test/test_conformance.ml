@@ -530,6 +530,37 @@ let ocaml_to_ocaml_shm () =
             (fun () -> S.stop c))
       (fun () -> S.stop l)
 
+(* A hung peer (SIGSTOP: its socket stays open, nothing arrives) is lost
+   after peer_timeout; after SIGCONT the client reconnects. *)
+let hung_peer kind () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args kind path) (fun p ->
+      let ib = inbox () in
+      let cfg =
+        { S.default_config with
+          name = "hung"; address = address kind path p;
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 0.5; heartbeat_interval = 0.05;
+                                               shm = (kind = Shm_k) };
+          log = test_log }
+      in
+      S.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
+      | Error e -> Alcotest.failf "start: %s" e
+      | Ok l ->
+        Lwt.finalize
+          (fun () ->
+            up l >>= fun () ->
+            let t0 = Unix.gettimeofday () in
+            Unix.kill p.pid Sys.sigstop;
+            Lwt.finalize
+              (fun () -> wait_for ib "peer_lost" (fun () -> ib.downs <> []))
+              (fun () -> Unix.kill p.pid Sys.sigcont; Lwt.return_unit)
+            >>= fun () ->
+            let c = List.hd ib.downs and waited = Unix.gettimeofday () -. t0 in
+            Alcotest.(check bool) ("peer lost: " ^ c.text) true (c.error = E.Peer_lost);
+            Alcotest.(check bool) (Printf.sprintf "after the timeout (%.2f s)" waited) true (waited >= 0.45);
+            wait_for ib "the reconnect" (fun () -> ib.ups >= 2))
+          (fun () -> S.stop l))
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -544,6 +575,7 @@ let () =
         lwt_case "peer crash and reconnect" (crash_reconnect kind);
         lwt_case "C++ peer connects to OCaml" (ocaml_listens kind);
         lwt_case "OCaml node process" (ocaml_node_process kind);
+        lwt_case "hung peer lost after peer_timeout" (hung_peer kind);
       ] )
   in
   let shm_cases =
@@ -557,6 +589,7 @@ let () =
         lwt_case "C++ peer connects to OCaml" (ocaml_listens Shm_k);
         lwt_case "OCaml node process" (ocaml_node_process Shm_k);
         lwt_case "OCaml to OCaml" ocaml_to_ocaml_shm;
+        lwt_case "hung peer lost after peer_timeout" (hung_peer Shm_k);
         lwt_case "overflow block" (overflow ~kind:Shm_k S.Block);
         lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
         lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);

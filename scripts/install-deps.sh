@@ -16,6 +16,7 @@ PKGS=(
   python3-pytest python3-pytest-asyncio mypy
   iproute2
   libzmq3-dev
+  ocaml-nox ocaml-dune ocaml-findlib liblwt-ocaml-dev libalcotest-ocaml-dev libcryptokit-ocaml-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -30,6 +30,7 @@
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
+#include "mycelium/transports/system_config.hpp"
 #include "mycelium/transports/loop/io_loop.hpp"
 #include "peer_service.hpp"
 
@@ -108,6 +109,86 @@ int run_pings(mycelium::node& n, mt::link& lk, uint64_t count,
   return 0;
 }
 
+/// Closed-loop round trips for `--rtt`: the pong handler records the time
+/// since its ping and publishes the next one, like the OCaml client of
+/// bindings/ocaml/bench does. Thread-safety: `mtx` guards `done`; main
+/// writes `sent` once before the first publish, then only the service
+/// touches `sent` and `samples`; main reads `samples` after `done`.
+struct rtt_state {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool done = false;
+  uint64_t count = 0;
+  size_t size = 0;
+  std::vector<int64_t> samples;
+  std::chrono::steady_clock::time_point sent;
+};
+
+class rtt_driver : public mycelium::service {
+public:
+  rtt_driver(caf::actor_config& cfg, mycelium::service_context ctx, std::shared_ptr<rtt_state> s)
+    : service(cfg, std::move(ctx)), s_(std::move(s)), payload_(s_->size, 0x5a) {
+  }
+
+  void on_start() override {
+    subscribe<lt::pong>([this](const lt::pong& p) {
+      auto now = std::chrono::steady_clock::now();
+      s_->samples.push_back(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - s_->sent).count());
+      if (p.seq < s_->count) {
+        s_->sent = std::chrono::steady_clock::now();
+        publish(lt::ping{p.seq + 1, payload_});
+      } else {
+        std::lock_guard<std::mutex> guard{s_->mtx};
+        s_->done = true;
+        s_->cv.notify_all();
+      }
+    });
+  }
+
+private:
+  std::shared_ptr<rtt_state> s_;
+  std::vector<uint8_t> payload_;
+};
+
+/// `--rtt N --rtt-size S`: N closed-loop ping/pong round trips with S-byte
+/// payloads; prints "rtt ns" and every sample on one line, then exits.
+int run_rtt(mycelium::node& n, mt::link& lk, uint64_t count, size_t size,
+            mycelium::placement where) {
+  auto st = std::make_shared<rtt_state>();
+  st->count = count;
+  st->size = size;
+  st->samples.reserve(count);
+  auto started = n.start(
+    [st](caf::actor_system& sys, mycelium::service_context ctx) {
+      return sys.spawn<rtt_driver>(std::move(ctx), st);
+    },
+    "rtt-driver", {}, {}, where);
+  if (!started) {
+    std::cerr << "mycelium-link-peer: " << mycelium::render(started.error()) << "\n";
+    return 1;
+  }
+  if (!lk.await_up(30s) || !lk.await_peer_interest(lt::ping::type_id, 30s)) {
+    std::cerr << "mycelium-link-peer: link " << lk.config().endpoint()
+              << " did not come up within 30 s: " << lk.stats().last_error << "\n";
+    return 1;
+  }
+  // The first ping; the driver's pong handler sends the others. Storing
+  // `sent` before the publish orders it before the handler's read.
+  st->sent = std::chrono::steady_clock::now();
+  n.publish(lt::ping{1, std::vector<uint8_t>(size, 0x5a)});
+  std::unique_lock<std::mutex> guard{st->mtx};
+  if (!st->cv.wait_for(guard, 600s, [&] { return st->done; })) {
+    std::cerr << "mycelium-link-peer: round trips did not finish within 600 s\n";
+    return 1;
+  }
+  std::cout << "rtt ns";
+  for (auto x : st->samples)
+    std::cout << " " << x;
+  std::cout << std::endl;
+  return 0;
+}
+
 volatile std::sig_atomic_t stop_requested = 0;
 
 void on_signal(int) {
@@ -150,6 +231,9 @@ int main(int argc, char** argv) {
   int64_t peer_timeout_ms = 1000;
   int expose_port = -1;
   uint64_t ping_count = 0;
+  uint64_t rtt_count = 0;
+  size_t rtt_size = 16;
+  bool node_defaults = false;
   std::string wait = "spin_then_block";
   uint64_t ring_capacity = uint64_t{4} << 20;
   app.add_option("--kind", kind, "link kind: unix, tcp or shm")
@@ -178,6 +262,13 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval");
   app.add_option("--peer-timeout-ms", peer_timeout_ms, "peer counts as lost after this silence");
   app.add_option("--expose", expose_port, "also expose the node through CAF BASP on this port (0: pick)");
+  app.add_option("--rtt", rtt_count,
+                 "benchmark: this many closed-loop ping/pong round trips, print the "
+                 "samples ('rtt ns ...') and exit (bindings/ocaml/bench)");
+  app.add_option("--rtt-size", rtt_size, "payload bytes of the --rtt pings");
+  app.add_flag("--node-defaults", node_defaults,
+               "run the actor system with a node's defaults (mycelium::system_config, "
+               "docs/configuration.md) instead of CAF's; the benchmarks use it");
   app.add_option("--ping", ping_count,
                  "send this many pings, check the pongs, print 'echo ok N' and exit");
   CLI11_PARSE(app, argc, argv);
@@ -221,6 +312,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   caf::actor_system_config sys_cfg;
+  if (node_defaults)
+    mycelium::apply_defaults(sys_cfg);
   mt::load_io_loop(sys_cfg); // CAF's middleman, able to run shm links
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{sys_cfg};
@@ -249,6 +342,12 @@ int main(int argc, char** argv) {
     basp = *p;
   }
   std::cout << "ready port=" << lk->port() << " basp=" << basp << std::endl;
+  if (rtt_count > 0) {
+    auto rc = run_rtt(n, *lk, rtt_count, rtt_size, where);
+    lk->stop();
+    n.stop();
+    return rc;
+  }
   if (ping_count > 0) {
     auto rc = run_pings(n, *lk, ping_count, where);
     lk->stop();

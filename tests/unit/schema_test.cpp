@@ -1,4 +1,5 @@
 // Schema parsing and validation, canonical form and digests, compatibility.
+#include <algorithm>
 #include <doctest/doctest.h>
 
 #include "mycelium/errc.hpp"
@@ -234,4 +235,18 @@ TEST_CASE("emitter: the C++ back-end is registered and emits every message") {
   CHECK(code.find("static constexpr ::std::uint32_t type_id = 2;") != std::string::npos);
   CHECK(code.find(to_hex(schema_digest(s))) != std::string::npos);
   CHECK(make_emitter("cobol") == nullptr);
+}
+
+TEST_CASE("emitter: the OCaml back-end is registered and emits a module per type") {
+  auto s = must_parse(base_schema);
+  auto em = make_emitter("ocaml");
+  REQUIRE(em != nullptr);
+  CHECK(em->language() == "ocaml");
+  auto langs = emitter_languages();
+  CHECK(std::find(langs.begin(), langs.end(), "ocaml") != langs.end());
+  auto code = em->emit(s, "test.toml");
+  CHECK(code.find("module Quote = struct") != std::string::npos);
+  CHECK(code.find("  let type_id = 2\n") != std::string::npos);
+  CHECK(code.find("let descriptor : any Mycelium.Schema.t") != std::string::npos);
+  CHECK(code.find(to_hex(schema_digest(s))) != std::string::npos);
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "mycelium/schema/digest.hpp"
+#include "ocaml_emitter.hpp"
 
 namespace mycelium::schema {
 
@@ -396,11 +397,13 @@ std::unique_ptr<emitter> make_emitter(const std::string& language) {
     return std::make_unique<cpp_emitter>();
   if (auto py = make_python_emitter(language))
     return py;
+  if (language == "ocaml")
+    return make_ocaml_emitter();
   return nullptr;
 }
 
 std::vector<std::string> emitter_languages() {
-  return {"cpp", "python", "pyi"};
+  return {"cpp", "python", "pyi", "ocaml"};
 }
 
 } // namespace mycelium::schema

@@ -1,0 +1,288 @@
+(* Codec tests of the generated OCaml (tests/schemas/test_messages.toml and
+   tricky_names.toml): golden vectors byte for byte, round trips of every
+   field type, and every decode error of docs/wire-protocol.md section 4. *)
+
+open Schemas
+module T = Test_messages
+module E = Mycelium.Errc
+open Testutil.Util
+
+let golden_dir () = env "MYCELIUM_GOLDEN_DIR"
+
+let all_scalars_golden =
+  {
+    T.All_scalars.a_u8 = 255;
+    a_u16 = 65535;
+    a_u32 = 4294967295;
+    a_u64 = -1L (* 18446744073709551615 as a bit pattern *);
+    a_i8 = -128;
+    a_i16 = -32768;
+    a_i32 = -2147483648;
+    a_i64 = Int64.min_int;
+    a_f32 = 1.5;
+    a_f64 = -2.25;
+    a_bool = true;
+  }
+
+let goldens =
+  [
+    ("all_scalars.hex", 1L, T.All_scalars all_scalars_golden);
+    ("texts.hex", 2L, T.Texts { name = "\xc3\xa9t\xc3\xa9"; blob = "\x00\x01\x02\xff" });
+    ( "collections.hex",
+      3L,
+      T.Collections
+        { levels = [| 1.; 2.; 3. |]; ids = [| 1; 2; 3 |]; flags = [| true; false |]; side = Sell } );
+    ("order.hex", 1L, T.Order { leg = { venue = "XNAS"; qty = 100 }; side = Buy; px = 101.25 });
+    ("order_defaults.hex", 4L, T.Order T.Order.default);
+  ]
+
+let test_golden (file, seq, value) () =
+  let bytes = read_hex (Filename.concat (golden_dir ()) file) in
+  Alcotest.check bytes_hex (file ^ ": encoded") bytes
+    (Mycelium.Frame.encode_data T.descriptor ~sequence:seq value);
+  match Mycelium.Frame.decode_data T.descriptor bytes with
+  | Error e -> Alcotest.failf "%s: decode failed: %s" file (E.to_string e)
+  | Ok (h, v) ->
+    Alcotest.(check int64) "sequence" seq h.sequence;
+    Alcotest.(check bool) (file ^ ": decoded value") true (v = value)
+
+let test_defaults_text () =
+  (* docs/wire-protocol.md section 8: an empty payload decodes to the defaults *)
+  match T.Order.decode "" with
+  | Ok o ->
+    Alcotest.(check string) "venue" "" o.leg.venue;
+    Alcotest.(check int) "qty" 1 o.leg.qty;
+    Alcotest.(check bool) "side" true (o.side = T.Side.Sell);
+    Alcotest.(check (float 0.)) "px" 1.5 o.px;
+    Alcotest.(check string) "texts default" "none" T.Texts.default.name
+  | Error e -> Alcotest.failf "empty payload: %s" (E.to_string e)
+
+let test_digests () =
+  Alcotest.(check string) "order digest (schema.md 7.2)"
+    "9c57d02c9acedbeb8357773b82df3fe68b5d7b13a25ebd5e8f4368d18cef4903" (hex T.Order.digest);
+  Alcotest.(check int) "type ids" 5 T.Order.type_id;
+  Alcotest.(check int) "descriptor lists every type" 10 (List.length T.descriptor.types);
+  Alcotest.(check string) "package" "mycelium.test" T.package;
+  Alcotest.(check int) "schema digest size" 32 (String.length T.schema_digest)
+
+let roundtrip name enc dec x =
+  match dec (enc x) with
+  | Ok y -> Alcotest.(check bool) (name ^ " round trip") true (y = x)
+  | Error e -> Alcotest.failf "%s: %s" name (E.to_string e)
+
+let test_scalars () =
+  let rt = roundtrip "all_scalars" T.All_scalars.encode (fun s -> T.All_scalars.decode s) in
+  rt all_scalars_golden;
+  rt T.All_scalars.default;
+  rt
+    {
+      T.All_scalars.a_u8 = 0;
+      a_u16 = 1;
+      a_u32 = 0x80000000;
+      a_u64 = Int64.max_int;
+      a_i8 = 127;
+      a_i16 = 32767;
+      a_i32 = 2147483647;
+      a_i64 = Int64.max_int;
+      a_f32 = Float.infinity;
+      a_f64 = Float.neg_infinity;
+      a_bool = false;
+    };
+  (* NaN and negative zero keep their bit patterns *)
+  let x = { T.All_scalars.default with a_f64 = Int64.float_of_bits 0x7ff8_0000_0000_1234L; a_f32 = -0. } in
+  match T.All_scalars.decode (T.All_scalars.encode x) with
+  | Ok y ->
+    Alcotest.(check int64) "f64 NaN payload" 0x7ff8_0000_0000_1234L (Int64.bits_of_float y.a_f64);
+    Alcotest.(check int32) "f32 -0" 0x8000_0000l (Int32.bits_of_float y.a_f32)
+  | Error e -> Alcotest.fail (E.to_string e)
+
+let test_texts () =
+  let rt = roundtrip "texts" T.Texts.encode (fun s -> T.Texts.decode s) in
+  rt { name = ""; blob = "" };
+  rt { name = "a\x00b"; blob = String.make 8 '\xff' };
+  rt { name = String.make 16 'x'; blob = "" };
+  rt { name = "\xf0\x9f\x8d\x84 \xe2\x82\xac"; blob = "\x00" }
+
+let test_collections () =
+  let rt = roundtrip "collections" T.Collections.encode (fun s -> T.Collections.decode s) in
+  rt T.Collections.default;
+  rt { levels = [| -0.5; 1e300; 0. |]; ids = [| 0; 4294967295; 7; 8 |]; flags = [||]; side = Buy };
+  rt { T.Collections.default with flags = [| true; true; false; true |] };
+  Alcotest.(check int) "array default length" 3 (Array.length T.Collections.default.levels)
+
+let test_nested_and_any () =
+  let o = { T.Order.leg = { venue = "XPAR"; qty = -3 }; side = Sell; px = -0.25 } in
+  roundtrip "order" T.Order.encode (fun s -> T.Order.decode s) o;
+  let frame = Mycelium.Frame.encode_data T.descriptor ~sequence:9L (T.Order o) in
+  (match Mycelium.Frame.decode_data T.descriptor frame with
+   | Ok (h, T.Order o') ->
+     Alcotest.(check int) "type id in header" 5 h.type_id;
+     Alcotest.(check bool) "same order" true (T.Order.equal o o')
+   | _ -> Alcotest.fail "decode_data did not give the order back");
+  roundtrip "ping" T.Ping.encode (fun s -> T.Ping.decode s) { seq = 42L }
+
+let test_tricky () =
+  let module K = Tricky_names in
+  let h =
+    { K.Holder.other = 1; uint32_t = 2; kind = K.Kind.Class; class_ = "abc"; type_id = 2.5;
+      nested = { inner = 5L } }
+  in
+  roundtrip "tricky holder" K.Holder.encode (fun s -> K.Holder.decode s) h;
+  Alcotest.(check bool) "enum default int" true (K.Holder.default.kind = K.Kind.Int);
+  Alcotest.(check int64) "i64 min default" Int64.min_int K.Inner.default.inner;
+  Alcotest.(check (float 0.)) "f32 default" 2. K.Holder.default.type_id
+
+let test_wide_and_locals () =
+  let module W = Ocaml_names in
+  let w = W.Wide.default in
+  let w = { w with f1 = -200; f2 = 70000; f3 = -5L; f9 = 9; f68 = 2.5; f69 = true; f70 = "abc" } in
+  roundtrip "70 fields" W.Wide.encode (fun s -> W.Wide.decode s) w;
+  (* a duplicate of field 70 (past the 62 of an int mask) is still caught *)
+  let p = W.Wide.encode w ^ "\x34\x02\x00\x00\x00\x00" in
+  (match W.Wide.decode p with
+   | Error E.Duplicate_field -> ()
+   | Ok _ -> Alcotest.fail "duplicate field 70 decoded"
+   | Error e -> Alcotest.failf "duplicate field 70: %s" (E.to_string e));
+  let l = { W.Locals.r = 1; tag = 2; wt = 3; seen = 4; w = 5; x = 6; default = 7; upper = 8;
+            type_id = 9; encode = 10; color = W.Color.Red_ } in
+  roundtrip "fields named like the decoder's locals" W.Locals.encode (fun s -> W.Locals.decode s) l;
+  roundtrip "nested" W.Locals2.encode (fun s -> W.Locals2.decode s) { inner = l };
+  Alcotest.(check bool) "enum values Red and red" true (W.Color.to_int W.Color.Red_ = 4 && W.Color.to_string W.Color.Red_ = "Red")
+
+let test_unknown_and_order () =
+  (* fields in reverse order, plus unknown fields of every wire type *)
+  let p =
+    unhex
+      ("1b00 000000000000f83f" (* px 1.5 *) ^ "1200 01000000" (* side buy *)
+     ^ "f8ff 07" ^ "f9ff 0700" ^ "fa00 07000000" ^ "0b01 0700000000000000"
+     ^ "0c01 03000000 616263" (* unknown ids 8191, 8191(wt1), 31, 33, 33 *)
+     ^ "0c00 0e000000 0c00 02000000 4142 1200 09000000")
+  in
+  match T.Order.decode p with
+  | Ok o ->
+    Alcotest.(check bool) "side" true (o.side = T.Side.Buy);
+    Alcotest.(check string) "venue" "AB" o.leg.venue;
+    Alcotest.(check int) "qty" 9 o.leg.qty;
+    Alcotest.(check (float 0.)) "px" 1.5 o.px
+  | Error e -> Alcotest.failf "any order / unknown fields: %s" (E.to_string e)
+
+(* -- every decode error ------------------------------------------------------ *)
+
+let expect_error name expected r =
+  match r with
+  | Ok _ -> Alcotest.failf "%s: decoded, expected %s" name (E.to_string expected)
+  | Error e -> Alcotest.check errc name expected e
+
+let frame_of ?(flags = 0) ?(r0 = 0) ?(r1 = 0) ?(len = -1) type_id payload =
+  let b = Bytes.create (24 + String.length payload) in
+  Mycelium.Frame.write_header b 0
+    ~payload_length:(if len < 0 then String.length payload else len)
+    ~type_id ~sequence:1L ~control:false;
+  Bytes.set_uint16_le b 16 flags;
+  Bytes.set_uint16_le b 18 r0;
+  Bytes.set_int32_le b 20 (Int32.of_int r1);
+  Bytes.blit_string payload 0 b 24 (String.length payload);
+  Bytes.to_string b
+
+let dec_frame ?max_payload s = Mycelium.Frame.decode_data T.descriptor ?max_payload s
+
+let test_header_errors () =
+  expect_error "H1 short header" E.Truncated (dec_frame (String.make 23 '\000'));
+  expect_error "H2 unknown flag" E.Bad_frame_header (dec_frame (frame_of ~flags:2 5 ""));
+  expect_error "H2 reserved0" E.Bad_frame_header (dec_frame (frame_of ~r0:1 5 ""));
+  expect_error "H2 reserved1" E.Bad_frame_header (dec_frame (frame_of ~r1:1 5 ""));
+  expect_error "H3 too large" E.Frame_too_large (dec_frame ~max_payload:3 (frame_of 5 "abcd"));
+  expect_error "H4 payload cut" E.Truncated (dec_frame (frame_of ~len:10 5 "abc"));
+  expect_error "H5 control frame" E.Unknown_type (dec_frame (frame_of ~flags:1 5 ""));
+  expect_error "H6 unknown type" E.Unknown_type (dec_frame (frame_of 99 ""));
+  expect_error "H6 type 0" E.Unknown_type (dec_frame (frame_of 0 ""))
+
+let order p = T.Order.decode (unhex p)
+let scal p = T.All_scalars.decode (unhex p)
+let texts p = T.Texts.decode (unhex p)
+let coll p = T.Collections.decode (unhex p)
+
+let test_payload_errors () =
+  expect_error "P1 tag cut" E.Truncated (order "1b");
+  expect_error "P2 wire type 5" E.Bad_wire_type (order "0d00");
+  expect_error "P2 wire type 7" E.Bad_wire_type (order "0f00");
+  expect_error "P3 field id 0" E.Bad_field_id (order "0000 00");
+  expect_error "P4 duplicate" E.Duplicate_field (order "1200 01000000 1200 01000000");
+  expect_error "P4 before P5" E.Duplicate_field (order "1200 01000000 1300 0100");
+  expect_error "P5 wrong wire type" E.Bad_wire_type (order "1300 0100");
+  expect_error "P5 scalar as sized" E.Bad_wire_type (scal "0c00 01000000 00");
+  expect_error "P6 fixed cut" E.Truncated (order "1b00 0000");
+  expect_error "P6 fixed8 cut" E.Truncated (scal "0800");
+  expect_error "P7 length cut" E.Truncated (order "0c00 0100");
+  expect_error "P7 value cut" E.Truncated (order "0c00 05000000 0000");
+  expect_error "P8 bool 2" E.Bad_bool (scal "5800 02");
+  expect_error "P8 bool element" E.Bad_bool (coll "1c00 02000000 0102");
+  expect_error "P9 enum value 0" E.Bad_enum_value (order "1200 00000000");
+  expect_error "P9 enum value 3" E.Bad_enum_value (order "1200 03000000");
+  expect_error "P10 string too long" E.String_too_long
+    (texts ("0c00 11000000 " ^ String.concat "" (List.init 17 (fun _ -> "61"))));
+  expect_error "P10 before P11" E.String_too_long
+    (texts ("0c00 11000000 " ^ String.concat "" (List.init 17 (fun _ -> "ff"))));
+  expect_error "P11 invalid utf8" E.Invalid_utf8 (texts "0c00 01000000 ff");
+  expect_error "P12 bytes too long" E.Bytes_too_long (texts "1400 09000000 000000000000000000");
+  expect_error "P13 array length" E.Array_length_mismatch (coll "0c00 08000000 0000000000000000");
+  expect_error "P14 vector length" E.Bad_vector_length (coll "1400 03000000 010000");
+  expect_error "P15 vector too long" E.Vector_too_long
+    (coll "1400 14000000 0100000002000000030000000400000005000000");
+  expect_error "P16 nested error" E.Bad_field_id (order "0c00 03000000 000000");
+  expect_error "P16 nested cut" E.Truncated (order "0c00 04000000 12000100");
+  expect_error "P17 unknown fixed cut" E.Truncated (order "fb01 000000");
+  expect_error "P17 unknown sized cut" E.Truncated (order "fc01 05000000 00");
+  expect_error "P17 unknown length cut" E.Truncated (order "fc01 0500")
+
+let utf8_cases =
+  [
+    ("ascii", "41", true); ("2-byte", "c3a9", true); ("3-byte", "e282ac", true);
+    ("4-byte", "f09f8d84", true); ("U+10FFFF", "f48fbfbf", true); ("NUL", "00", true);
+    ("lone continuation", "80", false); ("lead F8", "f8", false); ("cut 3-byte", "e282", false);
+    ("bad continuation", "c328", false); ("overlong 2", "c0af", false);
+    ("overlong 3", "e080af", false); ("overlong 4", "f08282ac", false);
+    ("surrogate", "eda080", false); ("above U+10FFFF", "f4908080", false);
+  ]
+
+let test_utf8 () =
+  List.iter
+    (fun (name, h, ok) ->
+      let s = unhex h in
+      Alcotest.(check bool) name ok (Mycelium.Tlv.valid_utf8 s 0 (String.length s)))
+    utf8_cases
+
+let test_errc_numbers () =
+  (* pinned numbers (docs/wire-protocol.md section 4.1) *)
+  List.iter
+    (fun (n, e) -> Alcotest.(check int) (E.to_string e) n (E.to_int e))
+    [ (0, E.None_); (1, E.Truncated); (11, E.Invalid_utf8); (18, E.Schema_mismatch);
+      (19, E.Auth_failed); (32, E.Protocol_violation); (35, E.Io_failed) ];
+  Alcotest.check errc "unknown" (E.Unknown 200) (E.of_int 200);
+  Alcotest.(check string) "unknown name" "unknown code 200" (E.to_string (E.of_int 200))
+
+let () =
+  Alcotest.run "codec"
+    [
+      ( "golden",
+        List.map (fun ((f, _, _) as g) -> Alcotest.test_case f `Quick (test_golden g)) goldens );
+      ( "roundtrip",
+        [
+          Alcotest.test_case "defaults" `Quick test_defaults_text;
+          Alcotest.test_case "digests and ids" `Quick test_digests;
+          Alcotest.test_case "scalars" `Quick test_scalars;
+          Alcotest.test_case "strings and bytes" `Quick test_texts;
+          Alcotest.test_case "arrays and vectors" `Quick test_collections;
+          Alcotest.test_case "nested messages, any" `Quick test_nested_and_any;
+          Alcotest.test_case "tricky names" `Quick test_tricky;
+          Alcotest.test_case "70 fields, names of locals" `Quick test_wide_and_locals;
+          Alcotest.test_case "any order, unknown fields" `Quick test_unknown_and_order;
+        ] );
+      ( "errors",
+        [
+          Alcotest.test_case "header H1-H6" `Quick test_header_errors;
+          Alcotest.test_case "payload P1-P17" `Quick test_payload_errors;
+          Alcotest.test_case "utf-8" `Quick test_utf8;
+          Alcotest.test_case "errc numbers" `Quick test_errc_numbers;
+        ] );
+    ]

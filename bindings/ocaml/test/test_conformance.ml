@@ -1,0 +1,603 @@
+(* Conformance of the OCaml client against a real C++ peer process
+   (mycelium-link-peer, tests/conformance/link_peer.cpp) over Unix sockets
+   and TCP: handshake, order, sizes from 0 to the maximum payload,
+   interest, no echo, refusal (digest and secret), authentication, peer
+   crash and reconnect with resubscription, and the OCaml side listening
+   for a connecting C++ peer. Every wait has a timeout; peers are killed
+   and reaped even when a check fails. *)
+
+open Lwt.Infix
+open Schemas
+open Testutil
+module LT = Link_test
+module S = Mycelium_lwt.Socket_link
+module E = Mycelium.Errc
+
+let timeout = 10.
+
+(* MYCELIUM_OCAML_TEST_LOG=1 shows the OCaml links' log lines on stderr. *)
+let test_log = if Sys.getenv_opt "MYCELIUM_OCAML_TEST_LOG" = Some "1" then prerr_endline else fun _ -> ()
+
+let tmpdir =
+  lazy
+    (let d = Filename.concat (Filename.get_temp_dir_name ())
+         (Printf.sprintf "mycelium-ocaml-%d" (Unix.getpid ())) in
+     (try Unix.mkdir d 0o700 with Unix.Unix_error (Unix.EEXIST, _, _) -> ());
+     at_exit (fun () ->
+         Array.iter (fun f -> try Sys.remove (Filename.concat d f) with _ -> ()) (Sys.readdir d);
+         try Unix.rmdir d with _ -> ());
+     d)
+
+let counter = ref 0
+let sock_path () =
+  incr counter;
+  Filename.concat (Lazy.force tmpdir) (Printf.sprintf "peer-%d.sock" !counter)
+
+(* Messages and link events seen by the OCaml side, with a condition to wait on. *)
+type inbox = {
+  mutable msgs : LT.any list;  (** newest first *)
+  mutable downs : Mycelium.Link.closed list;
+  mutable ups : int;
+  cond : unit Lwt_condition.t;
+}
+
+let inbox () = { msgs = []; downs = []; ups = 0; cond = Lwt_condition.create () }
+
+let on_event ib = function
+  | S.Message (_, m) -> ib.msgs <- m :: ib.msgs; Lwt_condition.broadcast ib.cond ()
+  | S.Down c -> ib.downs <- c :: ib.downs; Lwt_condition.broadcast ib.cond ()
+  | S.Up _ -> ib.ups <- ib.ups + 1; Lwt_condition.broadcast ib.cond ()
+  | _ -> Lwt_condition.broadcast ib.cond ()
+
+let wait_for ?(timeout = timeout) ib what cond =
+  let deadline = Unix.gettimeofday () +. timeout in
+  let rec loop () =
+    if cond () then Lwt.return_unit
+    else
+      let left = deadline -. Unix.gettimeofday () in
+      if left <= 0. then Alcotest.failf "timed out after %.0f s waiting for %s" timeout what
+      else Lwt.pick [ Lwt_condition.wait ib.cond; Lwt_unix.sleep left ] >>= loop
+  in
+  loop ()
+
+let check_await what b = if not b then Alcotest.failf "timed out: %s" what
+
+type kind = Unix_k | Tcp_k | Shm_k
+
+let peer_args ?(extra = []) kind path =
+  (match kind with
+   | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
+   | Shm_k -> [ "--kind"; "shm"; "--listen"; path ]
+   | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1" ])
+  @ [ "--port"; "0"; "--peer-timeout-ms"; "10000"; "--name"; "cxx-peer" ] @ extra
+
+let address kind path (p : Peer.t) =
+  match kind with Unix_k | Shm_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", p.port)
+
+let client ?(shm = false) ?secret ?(interest = [ LT.Pong.type_id; LT.Report.type_id; LT.Chat.type_id ]) ib addr =
+  let cfg =
+    { S.default_config with
+      name = "conformance";
+      address = addr;
+      link = { S.default_config.link with node = "ocaml"; service = "conformance"; secret; shm;
+                                           peer_timeout = 10.; heartbeat_interval = 0.1 };
+      log = test_log }
+  in
+  S.start ~interest ~schema:LT.descriptor ~on_event:(on_event ib) cfg >|= function
+  | Ok l -> l
+  | Error e -> Alcotest.failf "link start: %s" e
+
+let publish l x =
+  S.publish l x >|= function
+  | S.Ok_sent -> ()
+  | S.No_subscriber -> Alcotest.fail "publish: no subscriber on the peer"
+  | S.Back_pressured -> Alcotest.fail "publish: back-pressured"
+
+let token = ref 1000L
+
+(* A report from the peer, matched by token. *)
+let report l ib =
+  token := Int64.succ !token;
+  let tok = !token in
+  publish l (LT.Report_request { token = tok }) >>= fun () ->
+  let find () =
+    List.find_map (function LT.Report r when r.token = tok -> Some r | _ -> None) ib.msgs
+  in
+  wait_for ib "a report" (fun () -> find () <> None) >|= fun () -> Option.get (find ())
+
+let fnv1a s =
+  let h = ref 1469598103934665603L (* the offset the peer uses (peer_service.hpp) *) in
+  String.iter
+    (fun c ->
+      h := Int64.logxor !h (Int64.of_int (Char.code c));
+      h := Int64.mul !h 1099511628211L)
+    s;
+  !h
+
+let up l = S.await_up l ~timeout >|= check_await "link up"
+
+let wait_interest l id = S.await_peer_interest l id ~timeout >|= check_await (Printf.sprintf "peer interest in %d" id)
+
+(* The whole session of one connection: interest, pings of every size,
+   ordered data, probes through interest changes, chats without echo. *)
+let session kind ?secret () =
+  let path = sock_path () in
+  let extra = match secret with Some s -> [ "--secret"; s ] | None -> [] in
+  Peer.with_peer (peer_args ~extra kind path) (fun p ->
+      let ib = inbox () in
+      client ~shm:(kind = Shm_k) ?secret ib (address kind path p) >>= fun l ->
+      Lwt.finalize
+        (fun () ->
+          up l >>= fun () ->
+          Lwt_list.iter_s (wait_interest l)
+            [ LT.Ping.type_id; LT.Data.type_id; LT.Report_request.type_id; LT.Empty.type_id ]
+          >>= fun () ->
+          (* sizes 0 .. the largest payload that fits max_payload (1 MiB) *)
+          let max_bytes = Mycelium.Frame.default_max_payload - (2 + 8) - (2 + 4) in
+          let sizes = [ 0; 1; 7; 8; 1000; 70000; max_bytes ] in
+          let payloads = List.mapi (fun i n -> (Int64.of_int (i + 1), String.init n (fun k -> Char.chr ((k * 31 + i) land 0xFF)))) sizes in
+          Lwt_list.iter_s (fun (seq, payload) -> publish l (LT.Ping { seq; payload })) payloads >>= fun () ->
+          let pongs () = List.filter_map (function LT.Pong p -> Some p | _ -> None) ib.msgs in
+          wait_for ib "every pong" (fun () -> List.length (pongs ()) >= List.length sizes) >>= fun () ->
+          List.iter
+            (fun (seq, payload) ->
+              match List.find_opt (fun (p : LT.Pong.t) -> p.seq = seq) (pongs ()) with
+              | Some p -> Alcotest.(check int) (Printf.sprintf "pong %Ld size" seq) (String.length payload) (String.length p.payload);
+                Alcotest.(check bool) (Printf.sprintf "pong %Ld content" seq) true (p.payload = payload)
+              | None -> Alcotest.failf "no pong %Ld" seq)
+            payloads;
+          (* one byte over the maximum is not sent, and counted *)
+          (S.publish l (LT.Ping { seq = 99L; payload = String.make (max_bytes + 1) 'x' }) >|= fun _ -> ())
+          >>= fun () ->
+          (* ordered data with checksums, and an empty message *)
+          report l ib >>= fun before ->
+          Alcotest.(check int) "the ping over max_payload was not sent, and counted" 1
+            (S.stats l).frames_too_large;
+          Alcotest.(check bool) "and no pong 99" false
+            (List.exists (function LT.Pong p -> p.seq = 99L | _ -> false) ib.msgs);
+          let n = 200 in
+          let first = Int64.succ before.last_seq in
+          let rec send i =
+            if i = n then Lwt.return_unit
+            else
+              let seq = Int64.add first (Int64.of_int i) in
+              let body = String.init (i * 37 mod 3000) (fun k -> Char.chr ((i + k) land 0xFF)) in
+              publish l (LT.Data { seq; checksum = fnv1a body; payload = body }) >>= fun () -> send (i + 1)
+          in
+          send 0 >>= fun () ->
+          publish l (LT.Empty ()) >>= fun () ->
+          report l ib >>= fun r ->
+          Alcotest.(check int64) "received" (Int64.of_int n) (Int64.sub r.received before.received);
+          Alcotest.(check int64) "order errors" 0L (Int64.sub r.order_errors before.order_errors);
+          Alcotest.(check int64) "checksum errors" 0L (Int64.sub r.checksum_errors before.checksum_errors);
+          Alcotest.(check int64) "empties" 1L (Int64.sub r.empties before.empties);
+          (* interest: nobody wants probes until the peer is told to subscribe *)
+          S.publish l (LT.Probe { seq = 1L }) >>= fun st ->
+          Alcotest.(check bool) "probe before subscribe: no subscriber" true (st = S.No_subscriber);
+          publish l (LT.Command { text = "subscribe probe" }) >>= fun () ->
+          wait_interest l LT.Probe.type_id >>= fun () ->
+          publish l (LT.Probe { seq = 2L }) >>= fun () ->
+          publish l (LT.Probe { seq = 3L }) >>= fun () ->
+          report l ib >>= fun r2 ->
+          Alcotest.(check int64) "probes" 2L (Int64.sub r2.probes r.probes);
+          publish l (LT.Command { text = "unsubscribe probe" }) >>= fun () ->
+          S.await (l) ~timeout (fun () -> not (S.peer_interested l LT.Probe.type_id)) >|= check_await "peer unsubscribed probe" >>= fun () ->
+          S.publish l (LT.Probe { seq = 4L }) >>= fun st ->
+          Alcotest.(check bool) "probe after unsubscribe: no subscriber" true (st = S.No_subscriber);
+          (* no echo: our chats reach the peer and never come back; the peer's arrive *)
+          Lwt_list.iter_s (fun i -> publish l (LT.Chat { origin = "ocaml"; seq = Int64.of_int i })) [ 1; 2; 3 ] >>= fun () ->
+          report l ib >>= fun r3 ->
+          Alcotest.(check int64) "the peer got our 3 chats" 3L (Int64.sub r3.chats r2.chats);
+          publish l (LT.Command { text = "chat 5" }) >>= fun () ->
+          let chats origin = List.length (List.filter (function LT.Chat c -> c.origin = origin | _ -> false) ib.msgs) in
+          wait_for ib "the peer's 5 chats" (fun () -> chats "cxx-peer" >= 5) >>= fun () ->
+          Alcotest.(check int) "none of ours echoed back" 0 (chats "ocaml");
+          Alcotest.(check int) "no bad frames" 0 (S.stats l).bad_frames;
+          if kind = Shm_k then begin
+            (* data and interest went through the rings, both ways *)
+            Alcotest.(check bool) "frames written into our ring" true ((S.stats l).ring_frames_out >= 200);
+            Alcotest.(check bool) "frames read from the peer's ring" true ((S.stats l).ring_frames_in > 10)
+          end;
+          Lwt.return_unit)
+        (fun () -> S.stop l)
+      >>= fun () ->
+      Peer.stop p >|= fun rc -> Alcotest.(check int) "peer exit code" 0 rc)
+
+let refused_digest kind () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args ~extra:[ "--schema"; "other" ] kind path) (fun p ->
+      let ib = inbox () in
+      client ~shm:(kind = Shm_k) ib (address kind path p) >>= fun l ->
+      Lwt.finalize
+        (fun () ->
+          wait_for ib "a refusal" (fun () -> ib.downs <> []) >>= fun () ->
+          let c = List.hd (List.rev ib.downs) in
+          Alcotest.(check bool) ("schema mismatch: " ^ c.text) true (c.error = E.Schema_mismatch);
+          Alcotest.(check bool) "names our digest" true
+            (Testutil.Astring_like.contains c.text (Mycelium.Schema.hex LT.schema_digest));
+          Peer.await_stderr p "schema digest mismatch" >>= fun () ->
+          Peer.await_stderr p (Mycelium.Schema.hex LT.schema_digest) >|= fun () ->
+          Alcotest.(check int) "never up" 0 ib.ups)
+        (fun () -> S.stop l))
+
+let refused_secret kind () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args ~extra:[ "--secret"; "right" ] kind path) (fun p ->
+      let ib = inbox () in
+      client ~shm:(kind = Shm_k) ~secret:"wrong" ib (address kind path p) >>= fun l ->
+      Lwt.finalize
+        (fun () ->
+          wait_for ib "a refusal" (fun () -> ib.downs <> []) >>= fun () ->
+          let c = List.hd (List.rev ib.downs) in
+          Alcotest.(check bool) ("auth failed: " ^ c.text) true (c.error = E.Auth_failed);
+          Peer.await_stderr p "different secrets" >|= fun () ->
+          Alcotest.(check int) "never up" 0 ib.ups)
+        (fun () -> S.stop l))
+
+(* kill -9 the peer; a new one on the same address; the client reconnects
+   and re-announces its interest (the ping/pong works again). *)
+let crash_reconnect kind () =
+  let path = sock_path () in
+  Peer.start (peer_args kind path) >>= fun p1 ->
+  let port = p1.port in
+  let ib = inbox () in
+  Lwt.finalize
+    (fun () ->
+      client ~shm:(kind = Shm_k) ib (address kind path p1) >>= fun l ->
+      Lwt.finalize
+        (fun () ->
+          up l >>= fun () ->
+          wait_interest l LT.Ping.type_id >>= fun () ->
+          publish l (LT.Ping { seq = 1L; payload = "before" }) >>= fun () ->
+          wait_for ib "pong 1" (fun () -> List.exists (function LT.Pong p -> p.seq = 1L | _ -> false) ib.msgs) >>= fun () ->
+          Peer.kill p1 >>= fun () ->
+          wait_for ib "the link to go down" (fun () -> ib.downs <> []) >>= fun () ->
+          let c = List.hd ib.downs in
+          Alcotest.(check bool) ("peer lost: " ^ c.text) true (c.error = E.Peer_lost);
+          let args =
+            match kind with
+            | Unix_k | Shm_k -> peer_args kind path
+            | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; string_of_int port;
+                         "--peer-timeout-ms"; "10000"; "--name"; "cxx-peer" ]
+          in
+          Peer.with_peer args (fun _p2 ->
+              wait_for ib "a second connection" (fun () -> ib.ups >= 2) >>= fun () ->
+              wait_interest l LT.Ping.type_id >>= fun () ->
+              publish l (LT.Ping { seq = 2L; payload = "after" }) >>= fun () ->
+              wait_for ib "pong 2 (our interest in pong was re-announced)"
+                (fun () -> List.exists (function LT.Pong p -> p.seq = 2L | _ -> false) ib.msgs)
+              >|= fun () ->
+              Alcotest.(check bool) "reconnected" true ((S.stats l).connects >= 2)))
+        (fun () -> S.stop l))
+    (fun () -> Peer.kill p1)
+
+(* The OCaml side listens; the C++ peer connects and runs its --ping check
+   against an OCaml echo (ping -> pong). *)
+let ocaml_listens kind () =
+  let path = sock_path () in
+  let ib = inbox () in
+  let lref = ref None in
+  let on_ev ev =
+    on_event ib ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l -> Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  let cfg =
+    { S.default_config with
+      name = "listener"; role = S.Listen;
+      address = (match kind with Unix_k | Shm_k -> S.Unix_path path | Tcp_k -> S.Tcp ("127.0.0.1", 0));
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10.; shm = (kind = Shm_k) };
+      log = test_log }
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        let target = match kind with Unix_k -> [ "--kind"; "unix"; "--connect"; path ] | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ] | Shm_k -> [ "--kind"; "shm"; "--connect"; path ] in
+        Peer.start (target @ [ "--services"; "none"; "--ping"; "200"; "--name"; "cxx-pinger" ]) >>= fun p ->
+        Lwt.finalize
+          (fun () ->
+            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ] >|= function
+            | Some (Unix.WEXITED 0) ->
+              p.exited <- true;
+              Alcotest.(check int) "pings answered" 200
+                (List.length (List.filter (function LT.Ping _ -> true | _ -> false) ib.msgs))
+            | Some _ -> p.exited <- true; Alcotest.failf "the C++ pinger failed; stderr:\n%s" (String.concat "\n" (List.rev p.stderr_lines))
+            | None -> Alcotest.fail "the C++ pinger did not finish within 60 s")
+          (fun () -> Peer.kill p))
+      (fun () -> S.stop l)
+
+(* A frozen peer (SIGSTOP) fills the socket, then the send queue; each
+   overflow policy answers as documented (docs/transports.md); after SIGCONT
+   what was admitted arrives in order. *)
+let overflow ?(kind = Unix_k) policy () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args kind path) (fun p ->
+      let ib = inbox () in
+      let cfg =
+        { S.default_config with
+          name = "overflow"; address = S.Unix_path path; send_queue = 16; overflow = policy;
+          block_timeout = 0.2;
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 10.; shm = (kind = Shm_k) };
+          log = test_log }
+      in
+      S.start ~interest:[ LT.Report.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
+      | Error e -> Alcotest.failf "start: %s" e
+      | Ok l ->
+        Lwt.finalize
+          (fun () ->
+            up l >>= fun () ->
+            wait_interest l LT.Data.type_id >>= fun () ->
+            wait_interest l LT.Report_request.type_id >>= fun () ->
+            Unix.kill p.pid Sys.sigstop;
+            let body = String.make 65536 'd' in
+            let ck = fnv1a body in
+            let admitted = ref 0 in
+            (* publish until the policy refuses one (a frozen peer takes a few
+               hundred KiB at most) *)
+            let rec fill n =
+              if n > 5000 then Alcotest.fail "the send queue never filled against a frozen peer"
+              else
+                let seq = Int64.of_int (!admitted + 1) in
+                let t0 = Unix.gettimeofday () in
+                S.publish l (LT.Data { seq; checksum = ck; payload = body }) >>= function
+                | S.Ok_sent -> incr admitted; fill (n + 1)
+                | S.Back_pressured -> Lwt.return (Unix.gettimeofday () -. t0)
+                | S.No_subscriber -> Alcotest.fail "no subscriber while filling"
+            in
+            Lwt.finalize (fun () -> fill 0) (fun () -> Unix.kill p.pid Sys.sigcont; Lwt.return_unit)
+            >>= fun waited ->
+            let st = S.stats l in
+            Alcotest.(check bool) "back_pressured counted" true (st.back_pressured >= 1);
+            (match policy with
+             | S.Block ->
+               Alcotest.(check bool) (Printf.sprintf "block held the publisher %.3f s" waited) true (waited >= 0.199)
+             | S.Drop_newest | S.Disconnect ->
+               Alcotest.(check bool) (Printf.sprintf "refused at once (%.3f s)" waited) true (waited < 0.1);
+               Alcotest.(check int) "dropped_overflow" 1 st.dropped_overflow);
+            (match policy with
+             | S.Disconnect ->
+               Alcotest.(check int) "overflow_disconnects" 1 st.overflow_disconnects;
+               wait_for ib "the overflow close" (fun () -> List.exists (fun (c : Mycelium.Link.closed) -> c.error = E.Link_overflow) ib.downs) >>= fun () ->
+               wait_for ib "the reconnect" (fun () -> ib.ups >= 2) >>= fun () ->
+               wait_interest l LT.Report_request.type_id >>= fun () ->
+               report l ib >|= fun r ->
+               Alcotest.(check int64) "order errors" 0L r.order_errors;
+               Alcotest.(check int64) "checksum errors" 0L r.checksum_errors;
+               Alcotest.(check bool) "a prefix of what was admitted" true (Int64.to_int r.received <= !admitted);
+               Alcotest.(check int64) "gap-free prefix" r.received r.last_seq
+             | S.Block | S.Drop_newest ->
+               S.await l ~timeout (fun () -> S.queued l = 0) >|= check_await "the queue to drain" >>= fun () ->
+               report l ib >|= fun r ->
+               Alcotest.(check int64) "everything admitted arrived" (Int64.of_int !admitted) r.received;
+               Alcotest.(check int64) "in order" 0L r.order_errors;
+               Alcotest.(check int64) "intact" 0L r.checksum_errors))
+          (fun () -> S.stop l))
+
+(* The OCaml node as its own process (test/ocaml_node.ml), the way a
+   launcher starts an external node; a C++ peer connects and checks its
+   pings. Then a clean stop: EOF on its stdin, exit code 0. *)
+let ocaml_node_process kind () =
+  let exe = Util.env "MYCELIUM_OCAML_NODE" in
+  let path = sock_path () in
+  let args = match kind with
+    | Unix_k -> [ "--kind"; "unix"; "--listen"; path ]
+    | Tcp_k -> [ "--kind"; "tcp"; "--listen"; "127.0.0.1"; "--port"; "0" ]
+    | Shm_k -> [ "--kind"; "shm"; "--listen"; path ] in
+  Peer.with_peer ~exe (args @ [ "--name"; "ocaml-node"; "--peer-timeout-ms"; "10000" ]) (fun node ->
+      let target = match kind with
+        | Unix_k -> [ "--kind"; "unix"; "--connect"; path ]
+        | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ]
+        | Shm_k -> [ "--kind"; "shm"; "--connect"; path ] in
+      Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "500"; "--name"; "cxx-pinger" ]) (fun p ->
+          Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+          >|= fun st ->
+          p.exited <- true;
+          match st with
+          | Some (Unix.WEXITED 0) -> ()
+          | _ -> Alcotest.failf "the C++ pinger did not get its 500 pongs from the OCaml node; its stderr:\n%s"
+                   (String.concat "\n" (List.rev p.stderr_lines)))
+      >>= fun () ->
+      Peer.stop node >|= fun rc -> Alcotest.(check int) "the OCaml node stops cleanly at EOF" 0 rc)
+
+(* Malformed frames over a real socket: the OCaml listener refuses (before
+   the handshake) or closes (after it) with the error, keeps running, and
+   then serves a C++ peer. *)
+let malformed_input () =
+  let path = sock_path () in
+  let ib = inbox () in
+  let cfg =
+    { S.default_config with
+      name = "listener"; role = S.Listen; address = S.Unix_path path;
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. };
+      log = test_log }
+  in
+  let lref = ref None in
+  let on_ev ev =
+    on_event ib ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l ->
+      Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        let raw send =
+          let fd = Lwt_unix.socket Unix.PF_UNIX Unix.SOCK_STREAM 0 in
+          Lwt_unix.connect fd (Unix.ADDR_UNIX path) >>= fun () ->
+          send fd >>= fun () ->
+          (* read until the listener closes; collect what it sent *)
+          let buf = Buffer.create 256 and b = Bytes.create 4096 in
+          let rec loop () =
+            Lwt.pick [ Lwt_unix.read fd b 0 4096; (Lwt_unix.sleep timeout >|= fun () -> -1) ] >>= function
+            | 0 -> Lwt.return_unit
+            | -1 -> Alcotest.fail "the listener did not close the connection"
+            | n -> Buffer.add_subbytes buf b 0 n; loop ()
+          in
+          loop () >>= fun () -> Lwt_unix.close fd >|= fun () -> Buffer.contents buf
+        in
+        let write fd s = Lwt_unix.write_string fd s 0 (String.length s) >|= ignore in
+        (* 1: garbage instead of a hello *)
+        let downs0 = List.length ib.downs in
+        raw (fun fd -> write fd (String.make 24 '\xee')) >>= fun got ->
+        Alcotest.(check bool) "a refuse frame came back" true
+          (Astring_like.contains got "\x02\x00\xff\xff");
+        wait_for ib "the listener's close" (fun () -> List.length ib.downs > downs0) >>= fun () ->
+        Alcotest.(check bool) "bad_frame_header" true ((List.hd ib.downs).error = E.Bad_frame_header);
+        (* 2: a good hello, then a corrupt frame on the established link *)
+        let core =
+          Mycelium.Link.create ~schema:LT.descriptor ~config:{ Mycelium.Link.default_config with node = "raw" }
+            ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:0. ()
+        in
+        let hello = Option.get (Mycelium.Link.take_output core) in
+        let downs1 = List.length ib.downs in
+        raw (fun fd ->
+            write fd hello >>= fun () ->
+            S.await l ~timeout (fun () -> S.connections l = 1) >|= check_await "the raw client up" >>= fun () ->
+            write fd (Mycelium.Frame.make ~type_id:1 ~sequence:7L ""))
+        >>= fun got ->
+        Alcotest.(check bool) "no refusal after the handshake" false (Astring_like.contains got "\x02\x00\xff\xff");
+        wait_for ib "the close" (fun () -> List.length ib.downs > downs1) >>= fun () ->
+        Alcotest.(check bool) "sequence_gap" true ((List.hd ib.downs).error = E.Sequence_gap);
+        (* 3: the listener still serves a real peer *)
+        Peer.with_peer [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ]
+          (fun p ->
+            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+            >|= fun st ->
+            p.exited <- true;
+            match st with
+            | Some (Unix.WEXITED 0) -> ()
+            | _ -> Alcotest.failf "the C++ pinger failed after the malformed input; stderr:\n%s"
+                     (String.concat "\n" (List.rev p.stderr_lines))))
+      (fun () -> S.stop l)
+
+(* Both ends in OCaml over shared memory: a listener (creates the segment)
+   and a client in this process. *)
+let ocaml_to_ocaml_shm () =
+  let path = sock_path () in
+  let ib_l = inbox () and ib_c = inbox () in
+  let lref = ref None in
+  let on_l ev =
+    on_event ib_l ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l -> Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  let cfg role node =
+    { S.default_config with
+      name = node; role; address = S.Unix_path path; ring_capacity = 1 lsl 16;
+      link = { S.default_config.link with node; peer_timeout = 10.; shm = true; secret = Some "k" };
+      log = test_log }
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_l (cfg S.Listen "ocaml-creator") >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        S.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib_c) (cfg S.Connect "ocaml-attacher")
+        >>= function
+        | Error e -> Alcotest.failf "connect: %s" e
+        | Ok c ->
+          Lwt.finalize
+            (fun () ->
+              up c >>= fun () ->
+              wait_interest c LT.Ping.type_id >>= fun () ->
+              (* 300 pings of up to 20 KiB through 64 KiB rings: they wrap many times *)
+              let n = 300 in
+              let rec send i =
+                if i > n then Lwt.return_unit
+                else publish c (LT.Ping { seq = Int64.of_int i; payload = String.make (i * 67 mod 20000) (Char.chr (i land 0xFF)) }) >>= fun () -> send (i + 1)
+              in
+              send 1 >>= fun () ->
+              let pongs () = List.filter_map (function LT.Pong p -> Some p | _ -> None) ib_c.msgs in
+              wait_for ib_c "every pong" (fun () -> List.length (pongs ()) >= n) >|= fun () ->
+              let seqs = List.rev_map (fun (p : LT.Pong.t) -> Int64.to_int p.seq) (pongs ()) in
+              Alcotest.(check (list int)) "in order" (List.init n (fun i -> i + 1)) seqs;
+              List.iter (fun (p : LT.Pong.t) ->
+                  let i = Int64.to_int p.seq in
+                  Alcotest.(check int) "size" (i * 67 mod 20000) (String.length p.payload)) (pongs ());
+              Alcotest.(check bool) "through the rings" true ((S.stats c).ring_frames_out >= n && (S.stats l).ring_frames_out >= n);
+              Alcotest.(check bool) "nothing left in /dev/shm" true
+                (not (Array.exists (fun f -> Astring_like.contains f (string_of_int (Unix.getpid ()))) (Sys.readdir "/dev/shm"))))
+            (fun () -> S.stop c))
+      (fun () -> S.stop l)
+
+(* A hung peer (SIGSTOP: its socket stays open, nothing arrives) is lost
+   after peer_timeout; after SIGCONT the client reconnects. *)
+let hung_peer kind () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args kind path) (fun p ->
+      let ib = inbox () in
+      let cfg =
+        { S.default_config with
+          name = "hung"; address = address kind path p;
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 0.5; heartbeat_interval = 0.05;
+                                               shm = (kind = Shm_k) };
+          log = test_log }
+      in
+      S.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
+      | Error e -> Alcotest.failf "start: %s" e
+      | Ok l ->
+        Lwt.finalize
+          (fun () ->
+            up l >>= fun () ->
+            let t0 = Unix.gettimeofday () in
+            Unix.kill p.pid Sys.sigstop;
+            Lwt.finalize
+              (fun () -> wait_for ib "peer_lost" (fun () -> ib.downs <> []))
+              (fun () -> Unix.kill p.pid Sys.sigcont; Lwt.return_unit)
+            >>= fun () ->
+            let c = List.hd ib.downs and waited = Unix.gettimeofday () -. t0 in
+            Alcotest.(check bool) ("peer lost: " ^ c.text) true (c.error = E.Peer_lost);
+            Alcotest.(check bool) (Printf.sprintf "after the timeout (%.2f s)" waited) true (waited >= 0.45);
+            wait_for ib "the reconnect" (fun () -> ib.ups >= 2))
+          (fun () -> S.stop l))
+
+let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
+
+let () =
+  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+  let per_kind label kind =
+    ( label,
+      [
+        lwt_case "session" (session kind);
+        lwt_case "session with a secret" (session kind ~secret:"s3cret");
+        lwt_case "digest mismatch refused" (refused_digest kind);
+        lwt_case "wrong secret refused" (refused_secret kind);
+        lwt_case "peer crash and reconnect" (crash_reconnect kind);
+        lwt_case "C++ peer connects to OCaml" (ocaml_listens kind);
+        lwt_case "OCaml node process" (ocaml_node_process kind);
+        lwt_case "hung peer lost after peer_timeout" (hung_peer kind);
+      ] )
+  in
+  let shm_cases =
+    ( "shm",
+      [
+        lwt_case "session" (session Shm_k);
+        lwt_case "session with a secret" (session Shm_k ~secret:"s3cret");
+        lwt_case "digest mismatch refused" (refused_digest Shm_k);
+        lwt_case "wrong secret refused" (refused_secret Shm_k);
+        lwt_case "peer crash and reconnect" (crash_reconnect Shm_k);
+        lwt_case "C++ peer connects to OCaml" (ocaml_listens Shm_k);
+        lwt_case "OCaml node process" (ocaml_node_process Shm_k);
+        lwt_case "OCaml to OCaml" ocaml_to_ocaml_shm;
+        lwt_case "hung peer lost after peer_timeout" (hung_peer Shm_k);
+        lwt_case "overflow block" (overflow ~kind:Shm_k S.Block);
+        lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
+        lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);
+      ] )
+  in
+  Alcotest.run "conformance"
+    [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k; shm_cases;
+      ("malformed", [ lwt_case "malformed frames from a raw client" malformed_input ]);
+      ( "overflow",
+        [ lwt_case "block" (overflow S.Block); lwt_case "drop_newest" (overflow S.Drop_newest);
+          lwt_case "disconnect" (overflow S.Disconnect) ] ) ]

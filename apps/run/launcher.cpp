@@ -348,7 +348,10 @@ private:
       if (n.spec->runtime == topology::node_runtime::cpp)
         extra = {"--ready-timeout", std::to_string(o_.ready_timeout.count())};
       auto restarted = n.state == node_state::backoff;
-      if (auto err = spawn(n, t_, extra); !err.empty()) {
+      std::vector<std::string> env;
+      if (n.spec->runtime == topology::node_runtime::command)
+        env.push_back("MYCELIUM_LINKS=" + p_.links_text(t_, n.spec->name));
+      if (auto err = spawn(n, t_, extra, env); !err.empty()) {
         fail(fmt::format("node '{}' did not start: {}", n.spec->name, err));
         return;
       }

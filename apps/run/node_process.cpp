@@ -52,7 +52,8 @@ std::string describe_status(int st) {
 }
 
 std::string spawn(node_process& p, const topology::topology& t,
-                  const std::vector<std::string>& extra_args) {
+                  const std::vector<std::string>& extra_args,
+                  const std::vector<std::string>& extra_env) {
   auto& n = *p.spec;
   auto argv_s = command_of(n, t);
   for (auto& a : extra_args)
@@ -78,6 +79,8 @@ std::string spawn(node_process& p, const topology::topology& t,
   env_s.push_back("MYCELIUM_TOPOLOGY=" + t.file);
   env_s.push_back("MYCELIUM_NODE=" + n.name);
   env_s.push_back("MYCELIUM_CONTROL_FD=3");
+  for (auto& e : extra_env)
+    env_s.push_back(e);
   std::vector<char*> argv;
   for (auto& a : argv_s)
     argv.push_back(a.data());
@@ -138,7 +141,7 @@ std::string spawn(node_process& p, const topology::topology& t,
   p.state = node_state::starting;
   p.has_interest = false;
   p.last_error.clear();
-  p.speaks_control = n.runtime != topology::node_runtime::command;
+  p.speaks_control = n.control;
   p.killed_by_us = false;
   return {};
 }

@@ -62,7 +62,8 @@ struct node_process {
 /// directory). The child dies with SIGTERM when the launcher dies. Returns
 /// "" or what failed.
 std::string spawn(node_process& p, const topology::topology& t,
-                  const std::vector<std::string>& extra_args);
+                  const std::vector<std::string>& extra_args,
+                  const std::vector<std::string>& extra_env = {});
 
 /// The command line that `spawn` runs, for messages and `plan`.
 std::vector<std::string> command_of(const topology::node_spec& n,

@@ -381,3 +381,24 @@ TEST_CASE("topology: the plan report lists nodes, services, links and types") {
   CHECK_HAS(json, "\"types_to_listener\":[\"fill\"]");
   CHECK_HAS(json, "\"types_to_connector\":[\"quote\"]");
 }
+
+TEST_CASE("topology: command nodes get their links as text") {
+  auto t = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nendpoint = { kind = \"shm\" }\n"
+                     "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                     "command = [\"risk-node\"]\nservices = [\"r\"]\ncontrol = true\n");
+  CHECK(t.nodes[0].control);
+  CHECK(t.nodes[1].control);
+  auto p = plan_deployment(t);
+  REQUIRE(p);
+  auto text = p->links_text(t, "risk");
+  CHECK(text == "name=risk->a role=connect kind=shm address=" + t.socket_dir
+                  + "/a.sock port=0 peers=a wait=spin_then_block spin_us=100 "
+                    "ring_capacity=4194304 overflow=block send_queue=4096 "
+                    "max_payload=1048576 heartbeat_ms=100 peer_timeout_ms=1000 "
+                    "secret_file=-\n");
+  auto listen = p->links_text(t, "a");
+  CHECK_HAS(listen, "name=a:shm role=listen kind=shm");
+  CHECK_HAS(listen, "peers=risk ");
+  auto plain = must_load("[[nodes]]\nname = \"x\"\nruntime = \"command\"\ncommand = [\"y\"]\n");
+  CHECK_FALSE(plain.nodes[0].control);
+}

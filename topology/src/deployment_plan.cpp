@@ -84,6 +84,40 @@ std::vector<link_config> deployment_plan::link_configs(const std::string& node) 
   return out;
 }
 
+std::string deployment_plan::links_text(const topology& t,
+                                        const std::string& node) const {
+  auto secret_of = [&](const std::string& a, const std::string& b) {
+    std::string out = t.link_defaults.secret_file.value_or("");
+    if (auto* o = pair_override(t, a, b); o && o->settings.secret_file)
+      out = *o->settings.secret_file;
+    return out;
+  };
+  auto line = [&](const link_config& c, const std::vector<std::string>& peers,
+                  const std::string& secret) {
+    std::string peer_list;
+    for (auto& p : peers)
+      peer_list += (peer_list.empty() ? "" : ",") + p;
+    return fmt::format("name={} role={} kind={} address={} port={} peers={} wait={} "
+                       "spin_us={} ring_capacity={} overflow={} send_queue={} "
+                       "max_payload={} heartbeat_ms={} peer_timeout_ms={} "
+                       "secret_file={}\n",
+                       c.name, c.role == link_role::listen ? "listen" : "connect",
+                       transports::to_string(c.kind), c.address, c.port, peer_list,
+                       transports::to_string(c.wait), c.spin.count(), c.ring_capacity,
+                       to_string(c.overflow), c.send_queue, c.max_payload,
+                       c.heartbeat_interval.count(), c.peer_timeout.count(),
+                       secret.empty() ? "-" : secret);
+  };
+  std::string out;
+  for (auto& l : listeners)
+    if (l.node == node && !l.peers.empty())
+      out += line(l.config, l.peers, secret_of(node, l.peers.front()));
+  for (auto& l : links)
+    if (l.connector == node)
+      out += line(l.config, {l.listener}, secret_of(l.listener, node));
+  return out;
+}
+
 std::vector<std::string> deployment_plan::peers_of(const std::string& node) const {
   std::vector<std::string> out;
   for (auto& l : links) {

@@ -31,7 +31,7 @@ const std::vector<std::string> node_keys{
   "name",    "services", "host",    "port",         "endpoint",
   "runtime", "binary",   "command", "env",          "workdir",
   "restart", "max_restarts", "restart_window", "backoff_min", "backoff_max",
-  "after"};
+  "after", "control"};
 const std::vector<std::string> service_keys{"type", "params", "placement",
                                             "max_restarts", "restart_window"};
 const std::vector<std::string> link_setting_keys{
@@ -330,6 +330,10 @@ private:
     if (auto* v = toml_reader::find(&n, "backoff_max"))
       if (auto d = r_.duration(*v, ctx, "backoff_max"))
         out.restart.backoff_max = ms(*d);
+    out.control = out.runtime != node_runtime::command;
+    if (auto* v = toml_reader::find(&n, "control"))
+      if (auto b = r_.boolean(*v, ctx, "control"))
+        out.control = *b;
     if (auto* v = toml_reader::find(&n, "after"))
       if (auto xs = r_.string_array(*v, ctx, "after")) {
         out.after = *xs;

@@ -41,6 +41,11 @@ struct deployment_plan {
   /// connections.
   std::vector<transports::link_config> link_configs(const std::string& node) const;
 
+  /// The links of `node` as text for a program that is not a C++ node (the
+  /// environment variable MYCELIUM_LINKS of command nodes): one line per
+  /// link, `key=value` pairs separated by blanks (docs/topology.md).
+  std::string links_text(const topology& t, const std::string& node) const;
+
   /// The peers node `node` is linked to.
   std::vector<std::string> peers_of(const std::string& node) const;
 };

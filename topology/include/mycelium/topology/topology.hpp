@@ -114,6 +114,10 @@ struct node_spec {
   std::map<std::string, std::string> env;
   std::string workdir; ///< "" = the topology file's directory
   node_restart restart;
+  /// Whether the process speaks the launcher's control protocol on fd 3
+  /// (docs/topology.md): true for cpp and python nodes; a command node that
+  /// does says `control = true`, else it counts as ready once it runs.
+  bool control = true;
   /// Nodes that must be ready before this one starts (by name).
   std::vector<std::string> after;
   std::vector<std::string> services; ///< instance names, in file order

@@ -136,8 +136,11 @@ class LauncherTest(unittest.TestCase):
             text = f.read()
         for old in re.findall(r"port = (\d+)", text):
             text = text.replace(f"port = {old}", f"port = {free_port()}")
-        if quotes is not None:
-            params = f"quotes = {quotes}, seed = 42"
+        # The shipped files pace the ticker for people watching; tests run
+        # at full speed unless they ask for a rate.
+        text = re.sub(r", rate = \d+", "", text)
+        if quotes is not None or rate is not None:
+            params = f"quotes = {quotes or 5000}, seed = 42"
             if rate is not None:
                 params += f", rate = {rate}"
             text = text.replace("quotes = 5000, seed = 42", params)

@@ -61,6 +61,12 @@ private:
   milliseconds backoff_;
   std::minstd_rand rng_;
   std::string last_connect_error_;
+  /// Connect failures before the first connection are expected while the
+  /// peer starts; they are logged as info for this long.
+  static constexpr std::chrono::milliseconds startup_grace{2000};
+  std::chrono::steady_clock::time_point first_failure_{};
+  bool ever_up_ = false;
+  bool warned_ = false;
   connection conn_; ///< last: it points back at this reconnector
 };
 
@@ -106,9 +112,24 @@ void connector::on_connect_result(int fd) {
 
 void connector::connect_failed(const std::string& text) {
   sh_->connect_failures.fetch_add(1, std::memory_order_relaxed);
-  if (text != last_connect_error_) { // once per distinct error, not per try
+  // Once per distinct error, not per try. A peer that has never been
+  // reached may just be starting (any start order works): say so quietly
+  // for a grace period, and warn once when it lasts longer.
+  auto now = std::chrono::steady_clock::now();
+  if (!ever_up_ && first_failure_ == std::chrono::steady_clock::time_point{})
+    first_failure_ = now;
+  bool starting = !ever_up_ && now - first_failure_ < startup_grace;
+  if (text != last_connect_error_) {
     last_connect_error_ = text;
-    log(log_level::warning, sh_->who(), text + "; retrying with backoff");
+    log(starting ? log_level::info : log_level::warning, sh_->who(),
+        text + (starting ? "; the peer may still be starting, retrying"
+                         : "; retrying with backoff"));
+    warned_ = !starting;
+  } else if (!starting && !warned_) {
+    warned_ = true;
+    log(log_level::warning, sh_->who(),
+        text + "; still failing after "
+          + std::to_string(startup_grace.count() / 1000) + " s, retrying with backoff");
   }
   {
     std::lock_guard<std::mutex> guard{sh_->mtx};
@@ -122,6 +143,8 @@ void connector::connect_failed(const std::string& text) {
 void connector::on_up() {
   backoff_ = sh_->cfg.reconnect_min;
   last_connect_error_.clear();
+  ever_up_ = true;
+  warned_ = false;
 }
 
 void connector::schedule_reconnect() {

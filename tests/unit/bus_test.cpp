@@ -397,3 +397,46 @@ TEST_CASE("bus: interest excludes the asking link and watchers hear every change
   n.bus().unsubscribe(lsub);
   CHECK(changes.load() == 3);
 }
+
+TEST_CASE("bus: a link of a mesh neither relays messages nor advertises other links' interest") {
+  caf::actor_system sys{config()};
+  node n{sys, "mesh"};
+  caf::scoped_actor link_a{sys};
+  caf::scoped_actor link_b{sys};
+  caf::scoped_actor local{sys};
+  auto a_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_a);
+  auto b_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_b);
+  auto gate = std::make_shared<send_gate>(8, overflow_policy::block, 1ms);
+  // Link b's peer wants pings; a local service wants orders.
+  auto bsub = n.bus().subscribe_link(t::ping::type_id, t::ping::type_name, b_ptr,
+                                     gate, "link:b");
+  auto sub = listen<t::order>(n, local);
+  // A relaying link a would advertise both; a mesh link only the local one.
+  CHECK(n.bus().interest(a_ptr.get()).size() == 2);
+  CHECK(n.bus().interest(a_ptr.get(), true) == std::vector<uint32_t>{t::order::type_id});
+  // A ping arriving over link a: relayed to link b, or not.
+  auto table = n.bus().snapshot();
+  CHECK(n.bus().deliver(*table, t::ping::type_id, t::ping::type_name,
+                        caf::make_message(t::ping{7}), a_ptr.get(), nullptr)
+        == publish_status::ok);
+  CHECK(next<t::ping>(link_b).seq == 7);
+  gate->release();
+  mycelium::payload_ref p;
+  p.type_id = t::ping::type_id;
+  p.boxed = caf::make_message(t::ping{8});
+  p.value = const_cast<void*>(p.boxed.at(0));
+  CHECK(n.bus().deliver(*table, t::ping::type_name, p, a_ptr.get(), nullptr, false)
+        == publish_status::no_subscriber);
+  CHECK(gate->depth() == 0);
+  // Local subscribers still get what a mesh link delivers.
+  mycelium::payload_ref q;
+  q.type_id = t::order::type_id;
+  q.boxed = caf::make_message(t::order{});
+  q.value = const_cast<void*>(q.boxed.at(0));
+  CHECK(n.bus().deliver(*n.bus().snapshot(), t::order::type_name, q, a_ptr.get(), nullptr,
+                        false)
+        == publish_status::ok);
+  next<t::order>(local);
+  n.bus().unsubscribe(bsub);
+  n.bus().unsubscribe(sub);
+}

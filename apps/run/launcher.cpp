@@ -262,33 +262,18 @@ private:
   /// Reads what a node wrote; emits complete lines (and the rest at EOF).
   void drain_output(node_process& n, int& fd, std::string& partial,
                     const char* stream, bool final_read = false) {
-    char buf[8192];
-    for (;;) {
-      auto r = ::read(fd, buf, sizeof(buf));
-      if (r > 0) {
-        partial.append(buf, static_cast<size_t>(r));
-        continue;
+    std::vector<std::string> lines;
+    bool eof = topology::read_lines(fd, partial, lines);
+    for (auto& line : lines)
+      emit(n.spec->name, stream, line);
+    if (eof || final_read) {
+      if (!partial.empty())
+        emit(n.spec->name, stream, partial);
+      partial.clear();
+      if (eof) {
+        ::close(fd);
+        fd = -1;
       }
-      if (r < 0 && errno == EINTR)
-        continue;
-      bool eof = r == 0 || (r < 0 && errno != EAGAIN);
-      size_t start = 0;
-      for (auto nl = partial.find('\n'); nl != std::string::npos;
-           nl = partial.find('\n', start)) {
-        emit(n.spec->name, stream, partial.substr(start, nl - start));
-        start = nl + 1;
-      }
-      partial.erase(0, start);
-      if (eof || final_read) {
-        if (!partial.empty())
-          emit(n.spec->name, stream, partial);
-        partial.clear();
-        if (eof) {
-          ::close(fd);
-          fd = -1;
-        }
-      }
-      return;
     }
   }
 

@@ -69,18 +69,13 @@ bool control_channel::send(const std::string& line) {
   return true;
 }
 
-std::vector<std::string> control_channel::receive(bool& closed) {
-  closed = false;
-  std::vector<std::string> out;
-  if (fd_ < 0) {
-    closed = true;
-    return out;
-  }
-  char buf[4096];
+bool read_lines(int fd, std::string& partial, std::vector<std::string>& lines) {
+  bool closed = false;
+  char buf[8192];
   for (;;) {
-    auto n = ::read(fd_, buf, sizeof(buf));
+    auto n = ::read(fd, buf, sizeof(buf));
     if (n > 0) {
-      partial_.append(buf, static_cast<size_t>(n));
+      partial.append(buf, static_cast<size_t>(n));
       continue;
     }
     if (n == 0) {
@@ -94,12 +89,22 @@ std::vector<std::string> control_channel::receive(bool& closed) {
     break;
   }
   size_t start = 0;
-  for (auto nl = partial_.find('\n'); nl != std::string::npos;
-       nl = partial_.find('\n', start)) {
-    out.push_back(partial_.substr(start, nl - start));
+  for (auto nl = partial.find('\n'); nl != std::string::npos;
+       nl = partial.find('\n', start)) {
+    lines.push_back(partial.substr(start, nl - start));
     start = nl + 1;
   }
-  partial_.erase(0, start);
+  partial.erase(0, start);
+  return closed;
+}
+
+std::vector<std::string> control_channel::receive(bool& closed) {
+  std::vector<std::string> out;
+  if (fd_ < 0) {
+    closed = true;
+    return out;
+  }
+  closed = read_lines(fd_, partial_, out);
   return out;
 }
 

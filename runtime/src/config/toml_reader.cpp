@@ -312,70 +312,63 @@ toml_reader::string_array(const toml_value& v, const std::string& context,
   return out;
 }
 
-std::optional<std::chrono::nanoseconds>
-toml_reader::duration(const toml_value& v, const std::string& context,
-                      const std::string& key, std::chrono::nanoseconds default_unit) {
-  using namespace std::chrono;
-  const char* how = "write a duration such as \"250us\", \"10ms\", \"2s\" or \"1min\"";
+std::optional<double> toml_reader::with_unit(const toml_value& v,
+                                             const std::string& context,
+                                             const std::string& key, const quantity& q) {
   if (v.is_integer()) {
     if (v.as_integer() < 0) {
-      fail_key(v, context, key, fmt::format("{} is negative; {}", v.as_integer(), how));
+      fail_key(v, context, key, fmt::format("{} is negative; {}", v.as_integer(), q.how));
       return std::nullopt;
     }
-    return default_unit * v.as_integer();
+    return static_cast<double>(v.as_integer()) * q.integer_scale;
   }
   if (!v.is_string()) {
-    fail_key(v, context, key, fmt::format("must be a duration, not {}; {}",
-                                          kind_name(v), how));
+    fail_key(v, context, key,
+             fmt::format("must be a {}, not {}; {}", q.what, kind_name(v), q.how));
     return std::nullopt;
   }
   double x = 0;
   std::string unit;
   const auto& s = v.as_string().str;
+  if (!split_unit(s, x, unit) || q.units.count(unit) == 0
+      || (q.whole && x != std::floor(x))) {
+    fail_key(v, context, key, fmt::format("\"{}\" is not a {}; {}", s, q.what, q.how));
+    return std::nullopt;
+  }
+  auto scaled = x * q.units.at(unit);
+  if (scaled > 1e18) {
+    fail_key(v, context, key, fmt::format("\"{}\" is too {}", s, q.too));
+    return std::nullopt;
+  }
+  return scaled;
+}
+
+std::optional<std::chrono::nanoseconds>
+toml_reader::duration(const toml_value& v, const std::string& context,
+                      const std::string& key, std::chrono::nanoseconds default_unit) {
   static const std::map<std::string, double> units{
     {"ns", 1.0}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"min", 60e9}};
-  if (!split_unit(s, x, unit) || units.count(unit) == 0) {
-    fail_key(v, context, key, fmt::format("\"{}\" is not a duration; {}", s, how));
+  quantity q{"duration",
+             "write a duration such as \"250us\", \"10ms\", \"2s\" or \"1min\"",
+             "long", units, static_cast<double>(default_unit.count()), false};
+  auto ns = with_unit(v, context, key, q);
+  if (!ns)
     return std::nullopt;
-  }
-  auto ns = x * units.at(unit);
-  if (ns > 1e18) {
-    fail_key(v, context, key, fmt::format("\"{}\" is too long", s));
-    return std::nullopt;
-  }
-  return nanoseconds{static_cast<int64_t>(ns)};
+  return std::chrono::nanoseconds{static_cast<int64_t>(*ns)};
 }
 
 std::optional<uint64_t> toml_reader::byte_size(const toml_value& v,
                                                const std::string& context,
                                                const std::string& key) {
-  const char* how = "write a size such as 65536, \"64KiB\", \"4MiB\" or \"1GiB\"";
-  if (v.is_integer()) {
-    if (v.as_integer() < 0) {
-      fail_key(v, context, key, fmt::format("{} is negative; {}", v.as_integer(), how));
-      return std::nullopt;
-    }
-    return static_cast<uint64_t>(v.as_integer());
-  }
-  if (!v.is_string()) {
-    fail_key(v, context, key, fmt::format("must be a size, not {}; {}", kind_name(v), how));
-    return std::nullopt;
-  }
-  double x = 0;
-  std::string unit;
-  const auto& s = v.as_string().str;
   static const std::map<std::string, double> units{
-    {"", 1.0}, {"B", 1.0}, {"KiB", 1024.0}, {"MiB", 1024.0 * 1024}, {"GiB", 1024.0 * 1024 * 1024}};
-  if (!split_unit(s, x, unit) || units.count(unit) == 0 || x != std::floor(x)) {
-    fail_key(v, context, key, fmt::format("\"{}\" is not a size; {}", s, how));
+    {"", 1.0}, {"B", 1.0}, {"KiB", 1024.0}, {"MiB", 1024.0 * 1024},
+    {"GiB", 1024.0 * 1024 * 1024}};
+  quantity q{"size", "write a size such as 65536, \"64KiB\", \"4MiB\" or \"1GiB\"",
+             "large", units, 1.0, true};
+  auto bytes = with_unit(v, context, key, q);
+  if (!bytes)
     return std::nullopt;
-  }
-  auto bytes = x * units.at(unit);
-  if (bytes > 1e18) {
-    fail_key(v, context, key, fmt::format("\"{}\" is too large", s));
-    return std::nullopt;
-  }
-  return static_cast<uint64_t>(bytes);
+  return static_cast<uint64_t>(*bytes);
 }
 
 } // namespace mycelium::config

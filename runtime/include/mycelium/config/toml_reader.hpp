@@ -138,6 +138,21 @@ public:
                                     const std::string& key);
 
 private:
+  /// A number with a unit: what it is called, how to write one, the units
+  /// and their scale to the base unit, the scale of a bare integer.
+  struct quantity {
+    const char* what;
+    const char* how;
+    const char* too; ///< "long", "large"
+    const std::map<std::string, double>& units;
+    double integer_scale;
+    bool whole; ///< the number before the unit must be whole
+  };
+
+  /// `v` in base units of `q`, or nullopt (and a problem).
+  std::optional<double> with_unit(const toml_value& v, const std::string& context,
+                                  const std::string& key, const quantity& q);
+
   struct problem {
     uint32_t line;
     uint32_t column;

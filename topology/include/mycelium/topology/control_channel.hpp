@@ -41,6 +41,12 @@ private:
   std::string partial_;
 };
 
+/// Reads what non-blocking `fd` has, appends it to `partial`, moves the
+/// complete lines (without their newline) to `lines` and returns true when
+/// the writer closed its end (or the read failed). Thread-safety: the caller
+/// owns `partial`.
+bool read_lines(int fd, std::string& partial, std::vector<std::string>& lines);
+
 /// Splits "verb argument" at the first blank.
 std::pair<std::string, std::string> split_verb(const std::string& line);
 

@@ -218,6 +218,17 @@ class LauncherTest(unittest.TestCase):
         self.assertIn("session complete: 5000 quotes, ", reference)
         self.assertGreater(reference.count("fill #"), 100)
         self.assertEqual(self.journal("ocaml-executor"), reference)
+        # Whichever node starts first, the OCaml one included.
+        orders = set()
+        for seed in range(6):
+            os.remove(os.path.join(self.tmp, "journal-ocaml-executor.txt"))
+            l = Launcher(self, self.topology("ocaml-executor"), "--until-exit", "journal",
+                         "--shuffle", str(seed))
+            self.assertEqual(l.wait(), 0, f"seed {seed}:\n" + "\n".join(l.lines[-40:]))
+            self.assert_nothing_left(l)
+            self.assertEqual(self.journal("ocaml-executor"), reference, f"seed {seed}")
+            orders.add(next(x for x in l.lines if "--shuffle: starting nodes" in x))
+        self.assertGreater(len(orders), 2, "the seeds should give several start orders")
 
     def test_ocaml_node_status_and_stop(self):
         self.need_ocaml()
@@ -267,6 +278,35 @@ class LauncherTest(unittest.TestCase):
             wait_until(lambda: not pid_alive(pid), 10, f"orphan node {node} to exit")
         self.assertEqual(shm_segments() - self.segments_before, set(),
                          "shared-memory segments left behind")
+
+    def test_ocaml_node_restarts_after_kill(self):
+        self.need_ocaml()
+        path = self.topology("ocaml-executor", quotes=10**8, rate=20000)
+        l = Launcher(self, path)
+        l.wait_for(r"all 4 nodes ready")
+        os.kill(l.node_pids()["exec-ocaml"], signal.SIGKILL)
+        l.wait_for(r"node 'exec-ocaml' exited \(killed by signal 9")
+        l.wait_for(r"restarted node 'exec-ocaml'")
+        l.wait_for(r"\[exec-ocaml\] mycelium-ocaml-node exec-ocaml: ready$")
+        def back():
+            r = self.cli("status", path, "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+            ex = nodes["exec-ocaml"]
+            if ex["state"] != "ready" or ex["restarts"] != 1 or ex["status"] is None:
+                return False
+            # its peers took the new process back: links up on both sides
+            # and orders filled again (fills reach the journal's node)
+            mine = {x["name"]: x for x in ex["status"]["links"]}
+            journal = {x["name"]: x for x in nodes["journal"]["status"]["links"]}
+            return (all(len(x["peers"]) == x["expected_peers"] for x in mine.values())
+                    and mine["exec-ocaml:unix"]["frames_sent"] > 0
+                    and journal["journal->exec-ocaml"]["disconnects"] >= 1
+                    and journal["journal->exec-ocaml"]["peers"] == ["exec-ocaml"])
+        wait_until(back, 20, "exec-ocaml restarted, linked and filling again")
+        l.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(l.wait(), 0, "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
 
     def test_ocaml_node_error_reaches_the_launcher(self):
         # The OCaml node's only peer never listens: after its --ready-timeout

@@ -285,7 +285,11 @@ let service_done st (svc : 'a Svc.service) =
           send st ("service-done " ^ svc.name)
         end) }
 
+(** Runs a node to its stop and returns its exit code ([run] without the
+    command line and the environment; the tests drive it). *)
 let main ~schema ~node ~links ~ctl_fd ~ready_timeout services =
+  (* a write to a peer or launcher that went away is an error, not a signal *)
+  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   let ctl, ctl_in =
     match ctl_fd with
     | None -> (None, None)
@@ -411,7 +415,6 @@ let run ?program ~schema (types : 'a service_type list) =
           Some (Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:true fd)
         | _ -> usage_error "MYCELIUM_CONTROL_FD='%s' is not a descriptor number" s)
   in
-  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   let services = List.map (fun (name, t) -> t.make name) instances in
   let code =
     Lwt_main.run (main ~schema ~node ~links ~ctl_fd ~ready_timeout:(float_of_int !ready_timeout_ms /. 1000.) services)

@@ -5,7 +5,11 @@ Every test starts real processes (the launcher and its nodes), waits for
 events in their output with timeouts (never a bare sleep), and kills what is
 left in tearDown even when an assertion failed.
 
-  launcher_test.py --run PATH/mycelium-run --node-dir DIR --topologies DIR [-k NAME]
+  launcher_test.py --run PATH/mycelium-run --node-dir DIR --topologies DIR
+                   [--ocaml-dir DIR] [-k NAME]
+
+--ocaml-dir holds mycelium-ocaml-trading-node (bindings/ocaml), which the
+test_ocaml_* cases need; it goes into PATH after --node-dir.
 """
 
 import argparse
@@ -54,6 +58,12 @@ def wait_until(pred, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def node_path():
+    # absolute: a node runs in its topology's directory
+    dirs = [os.path.abspath(d) for d in [ARGS.node_dir, ARGS.ocaml_dir] if d]
+    return os.pathsep.join(dirs + [os.environ.get("PATH", "")])
+
+
 def shm_segments():
     return {n for n in os.listdir("/dev/shm") if n.startswith("mycelium-")}
 
@@ -65,7 +75,7 @@ class Launcher:
         self.lines = []
         self.q = queue.Queue()
         env = dict(os.environ)
-        env["PATH"] = ARGS.node_dir + os.pathsep + env.get("PATH", "")
+        env["PATH"] = node_path()
         self.proc = subprocess.Popen(
             [ARGS.run, "run", topology, *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
@@ -152,7 +162,7 @@ class LauncherTest(unittest.TestCase):
 
     def cli(self, *args, timeout=60):
         env = dict(os.environ)
-        env["PATH"] = ARGS.node_dir + os.pathsep + env.get("PATH", "")
+        env["PATH"] = node_path()
         return subprocess.run([ARGS.run, *args], capture_output=True, text=True,
                               env=env, timeout=timeout)
 
@@ -184,6 +194,144 @@ class LauncherTest(unittest.TestCase):
         self.assertGreater(journals["one-process"].count("fill #"), 100)
         self.assertEqual(journals["three-processes"], journals["one-process"])
         self.assertEqual(journals["distributed"], journals["one-process"])
+
+    # -- an OCaml node (bindings/ocaml) ----------------------------------------------
+
+    def need_ocaml(self):
+        self.assertTrue(ARGS.ocaml_dir and os.path.isfile(
+            os.path.join(ARGS.ocaml_dir, "mycelium-ocaml-trading-node")),
+            f"--ocaml-dir {ARGS.ocaml_dir!r} has no mycelium-ocaml-trading-node "
+            "(build the mycelium_ocaml target)")
+
+    def test_ocaml_executor_same_journal(self):
+        self.need_ocaml()
+        l = Launcher(self, self.topology("one-process"), "--until-exit", "journal")
+        self.assertEqual(l.wait(), 0, "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+        l = Launcher(self, self.topology("ocaml-executor"), "--until-exit", "journal")
+        rc = l.wait()
+        out = "\n".join(l.lines)
+        self.assertEqual(rc, 0, "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+        # The OCaml node took part in the readiness protocol and stopped cleanly.
+        self.assertIn("[exec-ocaml] mycelium-ocaml-node exec-ocaml: ready", out)
+        self.assertIn("all 4 nodes ready", out)
+        self.assertIn("node 'exec-ocaml' stopped (exit code 0)", out)
+        reference = self.journal("one-process")
+        self.assertIn("session complete: 5000 quotes, ", reference)
+        self.assertGreater(reference.count("fill #"), 100)
+        self.assertEqual(self.journal("ocaml-executor"), reference)
+        # Whichever node starts first, the OCaml one included.
+        orders = set()
+        for seed in range(6):
+            os.remove(os.path.join(self.tmp, "journal-ocaml-executor.txt"))
+            l = Launcher(self, self.topology("ocaml-executor"), "--until-exit", "journal",
+                         "--shuffle", str(seed))
+            self.assertEqual(l.wait(), 0, f"seed {seed}:\n" + "\n".join(l.lines[-40:]))
+            self.assert_nothing_left(l)
+            self.assertEqual(self.journal("ocaml-executor"), reference, f"seed {seed}")
+            orders.add(next(x for x in l.lines if "--shuffle: starting nodes" in x))
+        self.assertGreater(len(orders), 2, "the seeds should give several start orders")
+
+    def test_ocaml_node_status_and_stop(self):
+        self.need_ocaml()
+        path = self.topology("ocaml-executor", quotes=10**8, rate=20000)
+        l = Launcher(self, path)
+        l.wait_for(r"all 4 nodes ready")
+        r = self.cli("status", path, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+        ex = nodes["exec-ocaml"]
+        self.assertEqual((ex["state"], ex["runtime"]), ("ready", "command"))
+        st = ex["status"]
+        self.assertIsNotNone(st, ex)
+        self.assertEqual((st["node"], st["pid"], st["ready"]), ("exec-ocaml", ex["pid"], True))
+        links = {x["name"]: x for x in st["links"]}
+        self.assertEqual(set(links), {"exec-ocaml:unix", "exec-ocaml->md", "exec-ocaml->alpha"})
+        self.assertEqual(links["exec-ocaml:unix"]["peers"], ["journal"])
+        self.assertEqual(links["exec-ocaml->md"]["endpoint"],
+                         "shm:" + os.path.join(self.tmp, "run", "md.sock"))
+        for x in links.values():
+            self.assertEqual(len(x["peers"]), x["expected_peers"], x)
+            self.assertEqual(x["state"], "up", x)
+        # Quotes flow into the OCaml node over shared memory.
+        def quotes_in():
+            r = self.cli("status", path, "--json")
+            n = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}["exec-ocaml"]
+            return {x["name"]: x for x in n["status"]["links"]}["exec-ocaml->md"]["frames_received"] > 0
+        wait_until(quotes_in, 10, "quotes received by exec-ocaml")
+        text = self.cli("status", path)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertRegex(text.stdout, r"\nexec-ocaml +\d+ ready ")
+        self.assertRegex(text.stdout, r"exec-ocaml +exec-ocaml->md +up +1 ")
+        l.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(l.wait(), 0, "\n".join(l.lines[-40:]))
+        self.assertTrue(any("node 'exec-ocaml' stopped (exit code 0)" in x for x in l.lines),
+                        "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+
+    def test_ocaml_node_does_not_outlive_the_launcher(self):
+        self.need_ocaml()
+        l = Launcher(self, self.topology("ocaml-executor", quotes=10**8, rate=20000))
+        l.wait_for(r"all 4 nodes ready")
+        pids = l.node_pids()
+        l.proc.kill()
+        l.proc.wait()
+        for node, pid in pids.items():
+            wait_until(lambda: not pid_alive(pid), 10, f"orphan node {node} to exit")
+        self.assertEqual(shm_segments() - self.segments_before, set(),
+                         "shared-memory segments left behind")
+
+    def test_ocaml_node_restarts_after_kill(self):
+        self.need_ocaml()
+        path = self.topology("ocaml-executor", quotes=10**8, rate=20000)
+        l = Launcher(self, path)
+        l.wait_for(r"all 4 nodes ready")
+        os.kill(l.node_pids()["exec-ocaml"], signal.SIGKILL)
+        l.wait_for(r"node 'exec-ocaml' exited \(killed by signal 9")
+        l.wait_for(r"restarted node 'exec-ocaml'")
+        l.wait_for(r"\[exec-ocaml\] mycelium-ocaml-node exec-ocaml: ready$")
+        def back():
+            r = self.cli("status", path, "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+            ex = nodes["exec-ocaml"]
+            if ex["state"] != "ready" or ex["restarts"] != 1 or ex["status"] is None:
+                return False
+            # its peers took the new process back: links up on both sides
+            # and orders filled again (fills reach the journal's node)
+            mine = {x["name"]: x for x in ex["status"]["links"]}
+            journal = {x["name"]: x for x in nodes["journal"]["status"]["links"]}
+            return (all(len(x["peers"]) == x["expected_peers"] for x in mine.values())
+                    and mine["exec-ocaml:unix"]["frames_sent"] > 0
+                    and journal["journal->exec-ocaml"]["disconnects"] >= 1
+                    and journal["journal->exec-ocaml"]["peers"] == ["exec-ocaml"])
+        wait_until(back, 20, "exec-ocaml restarted, linked and filling again")
+        l.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(l.wait(), 0, "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+
+    def test_ocaml_node_error_reaches_the_launcher(self):
+        # The OCaml node's only peer never listens: after its --ready-timeout
+        # it reports why over the control channel and exits 4.
+        self.need_ocaml()
+        path = os.path.join(self.tmp, "ghost.toml")
+        with open(path, "w") as f:
+            f.write(f'socket_dir = "{self.tmp}/run"\n'
+                    '[[nodes]]\nname = "ghost"\nruntime = "command"\n'
+                    'command = ["sleep", "60"]\n'
+                    '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
+                    'restart = "never"\n'
+                    'command = ["mycelium-ocaml-trading-node", "--ready-timeout", "300"]\n')
+        l = Launcher(self, path)
+        self.assertEqual(l.wait(), 1, "\n".join(l.lines[-40:]))
+        sock = os.path.join(self.tmp, "run", "ghost.sock")
+        self.assertTrue(any(
+            f"node 'exec-ocaml' failed (exit code 4: node 'exec-ocaml': peers not reached "
+            f"within 300 ms: link exec-ocaml->ghost (unix:{sock}) waits for ghost (last "
+            f"error: connect unix:{sock} failed: No such file or directory)) and its "
+            "restart policy is never" in x for x in l.lines), "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
 
     def test_start_order_independence(self):
         reference = None
@@ -332,6 +480,7 @@ def main():
     p.add_argument("--run", required=True)
     p.add_argument("--node-dir", required=True)
     p.add_argument("--topologies", required=True)
+    p.add_argument("--ocaml-dir", default="")
     ARGS, rest = p.parse_known_args()
     unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
 

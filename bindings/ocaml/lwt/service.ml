@@ -9,7 +9,9 @@
    - A message that arrived over a link goes to local subscribers and to the
      other links whose peers want it, never back over its own link (no
      echo). A link announces what local services and the peers of the other
-     links subscribed to.
+     links subscribed to. With [~relay:false] (nodes of a topology, whose
+     links form a full mesh) a message from a link goes to local
+     subscribers only, and links announce only the local subscriptions.
    - Request/reply across a link has no correlation id on the wire: the
      reply is the first message accepted by the caller's [reply] function
      (schemas carry a token, e.g. report_request/report).
@@ -26,6 +28,7 @@ type 'a t = {
   name : string;
   schema : 'a Mycelium.Schema.t;
   log : string -> unit;
+  relay : bool;  (** forward messages between links (see the header) *)
   mutable services : 'a ctx list;
   mutable links : 'a SL.t list;
   mutable waiters : 'a waiter list;
@@ -53,11 +56,12 @@ type 'a service = {
   on_stop : 'a ctx -> unit Lwt.t;  (** after the last handler *)
 }
 
-let create ?(log = prerr_endline) ~schema name =
-  { name; schema; log; services = []; links = []; waiters = []; stopped = false }
+let create ?(log = prerr_endline) ?(relay = true) ~schema name =
+  { name; schema; log; relay; services = []; links = []; waiters = []; stopped = false }
 
 let name ctx = ctx.svc_name
 let node ctx = ctx.node
+let links n = n.links
 let failures ctx = ctx.failures
 let handled ctx = ctx.handled
 
@@ -75,7 +79,8 @@ let refresh_interest n =
   List.iter
     (fun l ->
       let want = Hashtbl.copy local in
-      List.iter (fun o -> if o != l then List.iter (fun id -> Hashtbl.replace want id ()) (SL.peer_interest o)) n.links;
+      if n.relay then
+        List.iter (fun o -> if o != l then List.iter (fun id -> Hashtbl.replace want id ()) (SL.peer_interest o)) n.links;
       List.iter (fun id -> if not (Hashtbl.mem want id) then SL.unsubscribe l id) (SL.interest l);
       Hashtbl.iter (fun id () -> SL.subscribe l id) want)
     n.links
@@ -132,12 +137,12 @@ let add_link n (cfg : SL.config) =
     | SL.Message (_, x) ->
       ignore (deliver_local n x);
       (match !self with
-       | Some l ->
+       | Some l when n.relay ->
          Lwt.async (fun () ->
              Lwt.catch (fun () -> to_links ~except:l n x >|= ignore) (fun e ->
                  n.log (Printf.sprintf "mycelium-ocaml: node %s: forwarding failed: %s" n.name (Printexc.to_string e));
                  Lwt.return_unit))
-       | None -> ())
+       | Some _ | None -> ())
     | SL.Interest _ | SL.Up _ | SL.Down _ -> refresh_interest n
     | SL.Bad_frame _ -> ()
   in

@@ -105,6 +105,7 @@ type stats = {
   mutable dropped_overflow : int;
   mutable back_pressured : int;
   mutable overflow_disconnects : int;
+  mutable disconnects : int;  (** established connections that ended (goodbye or loss) *)
   mutable dropped_link_down : int;  (** queued when the connection ended *)
   mutable writes : int;  (** write system calls *)
   mutable frames_too_large : int;  (** messages over max_payload: not sent *)
@@ -167,6 +168,23 @@ let is_up t = List.exists (fun c -> C.is_up c.core) t.conns
 let peer_interested t id = List.exists (fun c -> C.is_up c.core && C.peer_interested c.core id) t.conns
 let connections t = List.length (List.filter (fun c -> C.is_up c.core) t.conns)
 
+(** The node names (from their hellos) of the connected peers whose
+    connection is up, one per connection. *)
+let peer_nodes t =
+  List.filter_map
+    (fun c -> if C.is_up c.core then Option.map (fun (h : Mycelium.Control.hello) -> h.node) (C.peer c.core) else None)
+    t.conns
+
+(** Whether a connected peer named [node] (its hello) subscribed to [id]. *)
+let node_interested t ~node id =
+  List.exists
+    (fun c ->
+      C.is_up c.core && C.peer_interested c.core id
+      && match C.peer c.core with Some h -> h.Mycelium.Control.node = node | None -> false)
+    t.conns
+
+let config t = t.cfg
+
 let log t fmt = Printf.ksprintf (fun s -> t.cfg.log (Printf.sprintf "mycelium-ocaml: link %s: %s" t.cfg.name s)) fmt
 
 (* Lwt.async's default hook ends the program on an exception: ours logs it. *)
@@ -226,6 +244,7 @@ let rec drain_events t c =
          shm_spin t c s
        | None -> ())
      | C.Closed cl ->
+       if C.peer c.core <> None then t.stats.disconnects <- t.stats.disconnects + 1;
        if cl.error <> Errc.None_ then begin
          t.stats.last_error <- cl.text;
          log t "%s" cl.text
@@ -816,7 +835,7 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
         changed = Lwt_condition.create (); stopped = false; stop_signal = Lwt.wait ();
         stats =
           { connects = 0; connect_failures = 0; published = 0; received = 0; bad_frames = 0;
-            dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0;
+            dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0; disconnects = 0;
             dropped_link_down = 0; writes = 0; frames_too_large = 0; ring_frames_out = 0; ring_frames_in = 0; last_error = "" };
         bound_port = (match cfg.address with Tcp (_, p) -> p | _ -> 0);
         runner = Lwt.return_unit; listen_fd = None;

@@ -336,6 +336,8 @@ private:
       std::vector<std::string> env;
       if (n.spec->runtime == topology::node_runtime::command)
         env.push_back("MYCELIUM_LINKS=" + p_.links_text(t_, n.spec->name));
+      if (n.spec->runtime == topology::node_runtime::command)
+        env.push_back("MYCELIUM_SERVICES=" + topology::services_text(t_, n.spec->name));
       if (auto err = spawn(n, t_, extra, env); !err.empty()) {
         fail(fmt::format("node '{}' did not start: {}", n.spec->name, err));
         return;

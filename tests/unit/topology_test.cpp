@@ -402,3 +402,15 @@ TEST_CASE("topology: command nodes get their links as text") {
   auto plain = must_load("[[nodes]]\nname = \"x\"\nruntime = \"command\"\ncommand = [\"y\"]\n");
   CHECK_FALSE(plain.nodes[0].control);
 }
+
+TEST_CASE("topology: command nodes get their services and parameters as text") {
+  auto t = must_load("[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                     "command = [\"risk-node\"]\nservices = [\"limits\", \"audit\"]\n"
+                     "[services.limits]\ntype = \"demo.limits\"\nplacement = \"loop\"\n"
+                     "params = { max_qty = 100, notional = 1.5e6, on = true, "
+                     "desk = \"fx spot=1%\", symbols = [\"A\", \"B\"], nested = { k = 2 } }\n");
+  CHECK(services_text(t, "risk")
+        == "name=limits type=demo.limits placement=loop p.desk=fx%20spot%3D1%25 "
+           "p.max_qty=100 p.nested.k=2 p.notional=1500000.0 p.on=true p.symbols=A,B\n"
+           "name=audit type=audit placement=pool\n");
+}

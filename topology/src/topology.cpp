@@ -1,7 +1,10 @@
 #include "mycelium/topology/topology.hpp"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "mycelium/errc.hpp"
 
@@ -72,6 +75,66 @@ caf::error link_settings::apply(transports::link_config& cfg) const {
     cfg.secret = std::move(s);
   }
   return {};
+}
+
+namespace {
+
+std::string percent_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == '%' || c == '=' || c == ',' || c == 0x7f) {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string param_text(const caf::config_value& v) {
+  if (auto* xs = caf::get_if<caf::config_value::list>(&v)) {
+    std::string out;
+    for (auto& x : *xs)
+      out += (out.empty() ? "" : ",") + param_text(x);
+    return out;
+  }
+  if (auto* s = caf::get_if<std::string>(&v))
+    return percent_encode(*s);
+  if (auto* b = caf::get_if<bool>(&v))
+    return *b ? "true" : "false";
+  if (auto* d = caf::get_if<double>(&v)) {
+    // The shortest text that reads back exactly, and always looks like a
+    // float (so that 1.0 does not arrive as the integer 1).
+    auto text = fmt::format("{}", *d);
+    if (text.find_first_of(".eni") == std::string::npos)
+      text += ".0";
+    return text;
+  }
+  return percent_encode(caf::to_string(v));
+}
+
+void params_text(const std::string& prefix, const caf::settings& xs, std::string& out) {
+  for (auto& [k, v] : xs) {
+    if (auto* d = caf::get_if<caf::config_value::dictionary>(&v))
+      params_text(prefix + k + ".", *d, out);
+    else
+      out += " " + prefix + percent_encode(k) + "=" + param_text(v);
+  }
+}
+
+} // namespace
+
+std::string services_text(const topology& t, const std::string& node) {
+  std::string out;
+  for (auto* s : t.services_of(node)) {
+    out += "name=" + percent_encode(s->name) + " type=" + percent_encode(s->type)
+           + " placement=" + to_string(s->where);
+    params_text("p.", s->params, out);
+    out += "\n";
+  }
+  return out;
 }
 
 bool node_spec::local() const noexcept {

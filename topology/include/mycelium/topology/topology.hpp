@@ -149,4 +149,13 @@ struct topology {
   bool same_host(const node_spec& a, const node_spec& b) const;
 };
 
+/// The services of `node` as text for a program that is not a C++ node (the
+/// environment variable MYCELIUM_SERVICES of command nodes): one line per
+/// service, blank-separated `key=value` pairs: `name=`, `type=`,
+/// `placement=`, then `p.KEY=VALUE` per parameter (nested tables as
+/// `p.a.b=`; lists as their elements joined by ','). Values are
+/// percent-encoded: '%', ' ', '=', ',', newline and other control bytes as
+/// %XX. Thread-safe.
+std::string services_text(const topology& t, const std::string& node);
+
 } // namespace mycelium::topology

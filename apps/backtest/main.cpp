@@ -18,6 +18,7 @@
 #include "mycelium/backtest/backtest_config.hpp"
 #include "mycelium/backtest/driver.hpp"
 #include "mycelium/backtest/remote.hpp"
+#include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
 
 namespace bt = mycelium::backtest;
@@ -82,6 +83,9 @@ int main(int argc, char** argv) {
   add_common(sweep);
   sweep->add_option("--workers", workers,
                     "run on remote workers host:port,... (see `worker`)");
+  std::string secret_file;
+  sweep->add_option("--secret-file", secret_file,
+                    "prove to the workers that the driver knows this shared secret");
   auto* mc = app.add_subcommand("montecarlo",
                                 "simulate N paths through the portfolio; VaR and CVaR");
   add_common(mc);
@@ -91,6 +95,9 @@ int main(int argc, char** argv) {
   worker->add_option("--host", host, "address to listen on (default loopback)");
   worker->add_option("--port", port, "port (0 = pick a free one and print it)")->required();
   worker->add_option("--threads", opts.threads, "threads, 0 = all cores");
+  worker->add_option("--secret-file", secret_file,
+                     "accept only drivers that know this shared secret (required "
+                     "on addresses other than loopback)");
 
   try {
     app.parse(argc, argv);
@@ -100,10 +107,18 @@ int main(int argc, char** argv) {
   opts.plots = !no_plots;
   opts.progress = progress;
   opts.workers = split_workers(workers);
+  if (!secret_file.empty()) {
+    auto s = mycelium::config::read_secret_file(secret_file);
+    if (!s) {
+      std::cerr << "mycelium-backtest: " << mycelium::render(s.error()) << "\n";
+      return 2;
+    }
+    opts.secret = std::move(*s);
+  }
   auto start = std::chrono::steady_clock::now();
 
   if (worker->parsed()) {
-    if (auto err = bt::serve_worker(host, port, opts.threads)) {
+    if (auto err = bt::serve_worker(host, port, opts.threads, opts.secret)) {
       std::cerr << "mycelium-backtest worker: " << mycelium::render(err) << "\n";
       return 2;
     }

@@ -23,7 +23,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 WORKER=""
 start_worker() { # sets WORKER to host:port of a new worker (no subshell: PIDS must stick)
   local fd line
-  exec {fd}< <(exec "$BIN" worker --port 0 --threads 1 2>&1)
+  exec {fd}< <(exec "$BIN" worker --port 0 --threads 1 "$@" 2>&1)
   PIDS+=("$!")
   read -r -t 30 -u "$fd" line || fail "worker did not report listening within 30 s"
   [[ "$line" =~ listening\ on\ (127\.0\.0\.1:[0-9]+)$ ]] || fail "unexpected worker output: $line"
@@ -65,6 +65,38 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || fail "unreachable worker: exit $rc, want 2"
 grep -q "cannot reach worker 127.0.0.1:1" <<< "$out" || fail "unreachable worker message: $out"
+
+echo "== workers authenticate drivers by a shared secret"
+printf 'not-a-guessable-secret\n' > "$WORK/secret"
+printf 'another-secret\n' > "$WORK/wrong"
+set +e
+out="$("$BIN" worker --host 0.0.0.0 --port 0 2>&1)"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "worker on 0.0.0.0 without a secret: exit $rc, want 2"
+grep -q "refusing to listen on 0.0.0.0 without authentication" <<< "$out" \
+  || fail "worker on 0.0.0.0 without a secret: $out"
+start_worker --secret-file "$WORK/secret"; WS="$WORKER"
+for driver in none wrong; do
+  set +e
+  if [ "$driver" = none ]; then
+    out="$("$BIN" sweep "$WORK/sweep.toml" --no-plots --output "$WORK/y" --workers "$WS" 2>&1)"
+  else
+    out="$("$BIN" sweep "$WORK/sweep.toml" --no-plots --output "$WORK/y" --workers "$WS" \
+           --secret-file "$WORK/wrong" 2>&1)"
+  fi
+  rc=$?
+  set -e
+  [ "$rc" != 0 ] || fail "a driver with secret '$driver' was accepted"
+  case $driver in
+    none) grep -q "this worker requires authentication" <<< "$out" || fail "no secret: $out" ;;
+    wrong) grep -q "refused the proof" <<< "$out" || fail "wrong secret: $out" ;;
+  esac
+done
+"$BIN" sweep "$WORK/sweep.toml" --no-plots --output "$WORK/auth" --workers "$WS" \
+  --secret-file "$WORK/secret" > "$WORK/auth.txt"
+cmp "$WORK/local/results.csv" "$WORK/auth/results.csv" || fail "authenticated run differs"
+echo "authenticated driver == local; unauthenticated and wrong-secret drivers refused"
 
 echo "== monte carlo"
 cat > "$WORK/mc.toml" <<TOML

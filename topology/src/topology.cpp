@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium::topology {
@@ -59,20 +60,10 @@ caf::error link_settings::apply(transports::link_config& cfg) const {
   if (heartbeat_interval) cfg.heartbeat_interval = *heartbeat_interval;
   if (peer_timeout) cfg.peer_timeout = *peer_timeout;
   if (secret_file) {
-    std::ifstream in{*secret_file, std::ios::binary};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in)
-      return make_error(errc::config_invalid,
-                        "cannot read the secret file " + *secret_file
-                          + " (check that it exists and is readable)");
-    auto s = ss.str();
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-      s.pop_back(); // an editor's final newline is not part of the secret
-    if (s.empty())
-      return make_error(errc::config_invalid,
-                        "the secret file " + *secret_file + " is empty");
-    cfg.secret = std::move(s);
+    auto s = config::read_secret_file(*secret_file);
+    if (!s)
+      return std::move(s.error());
+    cfg.secret = std::move(*s);
   }
   return {};
 }

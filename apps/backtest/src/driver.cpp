@@ -204,7 +204,7 @@ caf::expected<std::string> run_sweep(const sweep_config& cfg,
                            "the built-in strategies of their own binary");
     } else if (!opts.workers.empty()) {
       auto r = run_remote(opts.workers, bars, strategy_kind::ma_crossover, sets,
-                          results, done);
+                          results, done, opts.secret);
       if (r)
         failure = r;
     } else {

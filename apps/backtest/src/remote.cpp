@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>
@@ -11,6 +12,9 @@
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
+
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "mycelium/backtest/instance.hpp"
 #include "mycelium/errc.hpp"
@@ -20,6 +24,7 @@ namespace mycelium::backtest {
 using prepare_atom = caf::atom_constant<caf::atom("btprepare")>;
 using run_atom = caf::atom_constant<caf::atom("btrun")>;
 using result_atom = caf::atom_constant<caf::atom("btresult")>;
+using auth_atom = caf::atom_constant<caf::atom("btauth")>;
 
 void add_remote_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<bar>("mycelium.backtest.bar");
@@ -34,24 +39,107 @@ void add_remote_types(caf::actor_system_config& cfg) {
 
 namespace {
 
+std::string hex(const unsigned char* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
+/// The proof that a driver knows `secret`: HMAC-SHA256 over a label and the
+/// worker's nonce, as hex.
+std::string auth_proof(const std::string& secret, const std::string& nonce) {
+  std::string msg = "mycelium-backtest-auth-v1:" + nonce;
+  unsigned char out[32];
+  unsigned int len = sizeof(out);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return hex(out, len);
+}
+
+bool same(const std::string& a, const std::string& b) {
+  if (a.size() != b.size())
+    return false;
+  unsigned char diff = 0; // constant time: no early exit on the first byte
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
 struct worker_state {
   std::map<uint64_t, bar_series_ptr> sessions;
   size_t threads = 0;
+  std::string secret; ///< empty: no authentication (loopback only)
+  std::map<caf::node_id, std::string> nonces;
+  std::set<caf::node_id> trusted;
   static inline const char* name = "mycelium.backtest.worker";
+
+  /// Whether the sender's node may use the worker.
+  bool allowed(const caf::strong_actor_ptr& sender) const {
+    return secret.empty() || (sender && trusted.count(sender->node()) != 0);
+  }
 };
+
+caf::error unauthenticated() {
+  return make_error(errc::auth_failed,
+                    "this worker requires authentication: pass the driver the "
+                    "worker's --secret-file");
+}
 
 /// Runs on its own thread (spawned detached): a chunk blocks it while the
 /// local pool computes.
-caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, size_t threads) {
+caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, size_t threads,
+                           std::string secret) {
   self->state.threads = threads;
+  self->state.secret = std::move(secret);
   return {
-    [self](prepare_atom, uint64_t session, const std::vector<bar>& bars) {
+    // Challenge: a fresh nonce for the asking node.
+    [self](auth_atom) -> caf::result<std::string> {
+      unsigned char raw[16];
+      if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return make_error(errc::auth_failed, "the worker has no random numbers");
+      auto nonce = hex(raw, sizeof(raw));
+      if (auto& s = self->current_sender())
+        self->state.nonces[s->node()] = nonce;
+      return nonce;
+    },
+    // Response: the proof for that nonce; trusted from then on.
+    [self](auth_atom, const std::string& proof) -> caf::result<caf::atom_value> {
+      auto& s = self->current_sender();
+      if (!s)
+        return unauthenticated();
+      auto i = self->state.nonces.find(s->node());
+      if (self->state.secret.empty())
+        return caf::atom("ok");
+      if (i == self->state.nonces.end()
+          || !same(proof, auth_proof(self->state.secret, i->second))) {
+        if (i != self->state.nonces.end())
+          self->state.nonces.erase(i);
+        std::fprintf(stderr, "mycelium-backtest worker: refused a driver with a "
+                             "wrong secret\n");
+        return make_error(errc::auth_failed,
+                          "the worker refused the proof: the driver's secret "
+                          "differs from the worker's --secret-file");
+      }
+      self->state.nonces.erase(i); // one nonce, one proof
+      self->state.trusted.insert(s->node());
+      return caf::atom("ok");
+    },
+    [self](prepare_atom, uint64_t session, const std::vector<bar>& bars)
+      -> caf::result<caf::atom_value> {
+      if (!self->state.allowed(self->current_sender()))
+        return unauthenticated();
       self->state.sessions[session] = std::make_shared<const bar_series>(bars);
       return caf::atom("ok");
     },
     [self](run_atom, uint64_t session, int32_t kind, uint64_t first,
            const std::vector<crossover_params>& sets)
       -> caf::result<result_atom, uint64_t, std::vector<run_metrics>> {
+      if (!self->state.allowed(self->current_sender()))
+        return unauthenticated();
       auto i = self->state.sessions.find(session);
       if (i == self->state.sessions.end())
         return make_error(errc::config_invalid,
@@ -81,7 +169,7 @@ caf::error run_remote(const std::vector<std::string>& workers,
                       const bar_series_ptr& bars, strategy_kind kind,
                       const std::vector<crossover_params>& sets,
                       std::vector<run_metrics>& results,
-                      std::atomic<size_t>& done) {
+                      std::atomic<size_t>& done, const std::string& secret) {
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("logger.console", caf::atom("none"));
@@ -123,6 +211,19 @@ caf::error run_remote(const std::vector<std::string>& workers,
   for (auto& p : peers) {
     self->monitor(p.handle);
     caf::error err;
+    if (!secret.empty()) {
+      std::string nonce;
+      self->request(p.handle, std::chrono::seconds(30), auth_atom::value)
+        .receive([&](std::string& n) { nonce = std::move(n); },
+                 [&](caf::error& e) { err = e; });
+      if (!err)
+        self->request(p.handle, std::chrono::seconds(30), auth_atom::value,
+                      auth_proof(secret, nonce))
+          .receive([](caf::atom_value) {}, [&](caf::error& e) { err = e; });
+      if (err)
+        return make_error(errc::auth_failed,
+                          "worker " + p.name + " refused the driver: " + render(err));
+    }
     self->request(p.handle, std::chrono::seconds(60), prepare_atom::value, session, data)
       .receive([](caf::atom_value) {}, [&](caf::error& e) { err = e; });
     if (err)
@@ -183,13 +284,24 @@ caf::error run_remote(const std::vector<std::string>& workers,
   return failure;
 }
 
-caf::error serve_worker(const std::string& host, uint16_t port, size_t threads) {
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+caf::error serve_worker(const std::string& host, uint16_t port, size_t threads,
+                        const std::string& secret) {
+  if (!is_loopback(host) && secret.empty())
+    return make_error(errc::config_invalid,
+                      "refusing to listen on " + host + " without authentication: "
+                        "anyone who reaches the port could use this worker. Pass "
+                        "--secret-file FILE here and to the driver, or listen on "
+                        "127.0.0.1");
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("logger.console", caf::atom("none"));
   add_remote_types(cfg);
   caf::actor_system sys{cfg};
-  auto w = sys.spawn<caf::detached>(worker_actor, threads);
+  auto w = sys.spawn<caf::detached>(worker_actor, threads, secret);
   auto bound = sys.middleman().publish(w, port, host.c_str(), true);
   if (!bound) {
     caf::anon_send_exit(w, caf::exit_reason::user_shutdown);

@@ -86,6 +86,25 @@ caf::expected<toml_value> parse_toml_string(const std::string& text,
   });
 }
 
+caf::expected<std::string> read_secret_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in)
+    return make_error(errc::config_invalid,
+                      "cannot read the secret file " + path
+                        + " (check that it exists and is readable)");
+  auto s = ss.str();
+  if (!s.empty() && s.back() == '\n')
+    s.pop_back();
+  if (!s.empty() && s.back() == '\r')
+    s.pop_back();
+  if (s.empty())
+    return make_error(errc::config_invalid,
+                      "the secret file " + path + " is empty; put the shared secret in it");
+  return s;
+}
+
 std::string closest(const std::vector<std::string>& known, const std::string& got) {
   std::string best;
   size_t best_d = 3; // suggest only within two edits

@@ -46,6 +46,11 @@ const char* kind_name(const toml_value& v) noexcept;
 /// Resolves `p` against the directory of `file` unless it is absolute.
 std::string resolve_path(const std::string& file, const std::string& p);
 
+/// Reads a shared secret from `path`: the file's bytes without one trailing
+/// newline (an editor's). Fails with `config_invalid` naming the file when
+/// it cannot be read or is empty. Thread-safe.
+caf::expected<std::string> read_secret_file(const std::string& path);
+
 /// Reads one TOML document and collects every problem instead of stopping
 /// at the first; each problem is "file:line:column: what to fix". File
 /// readers (schema, backtest, topology) build their own checks on it.

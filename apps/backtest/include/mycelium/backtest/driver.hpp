@@ -18,6 +18,7 @@ struct run_options {
   bool progress = false;            ///< progress bar with rate and ETA on stderr
   bool plots = true;                ///< render PNGs with plot_backtest.py
   std::vector<std::string> workers; ///< host:port of remote workers (empty: local)
+  std::string secret;               ///< proves the driver to workers that want one
   std::string plot_script;          ///< path of plot_backtest.py ("" = next to the binary or source tree)
   strategy_factory custom_strategy = {}; ///< a user-written strategy service (local runs only)
 };

@@ -43,18 +43,24 @@ typename Inspector::result_type inspect(Inspector& f, run_metrics& x) {
 void add_remote_types(caf::actor_system_config& cfg);
 
 /// Runs `sets` on the given workers; fills `results` by index and bumps
-/// `done` per finished instance. Errors name the worker (unreachable, died,
-/// failed) and say what to do.
+/// `done` per finished instance. With a `secret`, first proves to each
+/// worker that it knows the same one (HMAC-SHA256 over a fresh nonce of the
+/// worker). Errors name the worker (unreachable, refused, died, failed) and
+/// say what to do.
 caf::error run_remote(const std::vector<std::string>& workers,
                       const bar_series_ptr& bars, strategy_kind kind,
                       const std::vector<crossover_params>& sets,
                       std::vector<run_metrics>& results,
-                      std::atomic<size_t>& done);
+                      std::atomic<size_t>& done, const std::string& secret = {});
 
 /// Serves as a worker until the process is stopped: publishes the worker
 /// actor on `host:port` (port 0 picks a free one), prints
-/// "mycelium-backtest worker listening on HOST:PORT" and blocks. Returns an
-/// error when the port cannot be opened.
-caf::error serve_worker(const std::string& host, uint16_t port, size_t threads);
+/// "mycelium-backtest worker listening on HOST:PORT" and blocks. With a
+/// `secret`, only drivers that prove they know it may use the worker (BASP
+/// itself is not encrypted: the secret authenticates, it does not hide the
+/// data). Refuses to listen on an address other than loopback without a
+/// secret. Returns an error when the port cannot be opened.
+caf::error serve_worker(const std::string& host, uint16_t port, size_t threads,
+                        const std::string& secret = {});
 
 } // namespace mycelium::backtest

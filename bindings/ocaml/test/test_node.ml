@@ -228,7 +228,7 @@ let services_sample =
    name=audit type=audit placement=pool\n\
    \n\
    name=odd%20one type=demo.limits placement=pool p.neg=-12 p.big=1e+20 p.inf=inf p.minf=-inf p.nan=nan \
-   p.off=false p.empty= p.commas=a%2Cb,c p.we%3Dird=%00x p.list1=7\n"
+   p.off=false p.empty= p.commas=a%2Cb,c p.we%3Dird=%00x p.list1=7 p.a%20b.c%3Dd=1\n"
 
 let offered = [ "demo.limits"; "audit" ]
 
@@ -276,6 +276,7 @@ let test_services () =
     Alcotest.(check (list string)) "empty list" [] (P.strings q "empty" ~default:[ "d" ]);
     Alcotest.(check (list string)) "an encoded ',' stays in its element" [ "a,b"; "c" ] (P.strings q "commas" ~default:[]);
     Alcotest.(check string) "encoded key and control byte" "\000x" (P.string q "we=ird" ~default:"");
+    Alcotest.(check int) "encoded nested table key" 1 (P.int q "a b.c=d" ~default:0);
     Alcotest.(check (list string)) "a scalar is a list of one" [ "7" ] (P.strings q "list1" ~default:[]);
     raises_bad "a float is not an int" "service 'limits': param 'notional' is '1500000.0', not an integer" (fun () ->
         P.int p "notional" ~default:0);

@@ -215,6 +215,9 @@ class LauncherTest(unittest.TestCase):
         self.assert_nothing_left(l)
         # The OCaml node took part in the readiness protocol and stopped cleanly.
         self.assertIn("[exec-ocaml] mycelium-ocaml-node exec-ocaml: ready", out)
+        # Its services are the topology's, handed over in MYCELIUM_SERVICES.
+        self.assertIn("[exec-ocaml] mycelium-ocaml-node exec-ocaml: services (MYCELIUM_SERVICES): "
+                      "executor (example.executor)", out)
         self.assertIn("all 4 nodes ready", out)
         self.assertIn("node 'exec-ocaml' stopped (exit code 0)", out)
         reference = self.journal("one-process")
@@ -331,6 +334,27 @@ class LauncherTest(unittest.TestCase):
             f"within 300 ms: link exec-ocaml->ghost (unix:{sock}) waits for ghost (last "
             f"error: connect unix:{sock} failed: No such file or directory)) and its "
             "restart policy is never" in x for x in l.lines), "\n".join(l.lines[-40:]))
+        self.assert_nothing_left(l)
+
+    def test_ocaml_node_refuses_a_type_it_does_not_offer(self):
+        # The topology's services reach the OCaml node in MYCELIUM_SERVICES; a
+        # type the program does not offer is refused with the line, the
+        # service and the program's types, and the launcher reports the text.
+        self.need_ocaml()
+        path = os.path.join(self.tmp, "bad-type.toml")
+        with open(path, "w") as f:
+            f.write(f'socket_dir = "{self.tmp}/run"\n'
+                    '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
+                    'restart = "never"\nservices = ["exec"]\n'
+                    'command = ["mycelium-ocaml-trading-node"]\n'
+                    '[services.exec]\ntype = "example.exec"\n')
+        l = Launcher(self, path)
+        self.assertEqual(l.wait(), 1, "\n".join(l.lines[-40:]))
+        self.assertTrue(any(
+            "node 'exec-ocaml' failed (exit code 2: MYCELIUM_SERVICES line 1 (service exec): "
+            "key 'type': this program has no service type 'example.exec' (it has: "
+            "example.executor)) and its restart policy is never" in x for x in l.lines),
+            "\n".join(l.lines[-40:]))
         self.assert_nothing_left(l)
 
     def test_start_order_independence(self):

@@ -414,3 +414,12 @@ TEST_CASE("topology: command nodes get their services and parameters as text") {
            "p.max_qty=100 p.nested.k=2 p.notional=1500000.0 p.on=true p.symbols=A,B\n"
            "name=audit type=audit placement=pool\n");
 }
+
+TEST_CASE("topology: services text encodes the keys of nested tables too") {
+  // A blank in a nested table's key would split the line for the reader.
+  auto t = must_load("[[nodes]]\nname = \"n\"\nruntime = \"command\"\n"
+                     "command = [\"x\"]\nservices = [\"s\"]\n"
+                     "[services.s]\ntype = \"t\"\n"
+                     "params = { \"a b\" = { \"c=d\" = 1 } }\n");
+  CHECK(services_text(t, "n") == "name=s type=t placement=pool p.a%20b.c%3Dd=1\n");
+}

@@ -109,7 +109,7 @@ std::string param_text(const caf::config_value& v) {
 void params_text(const std::string& prefix, const caf::settings& xs, std::string& out) {
   for (auto& [k, v] : xs) {
     if (auto* d = caf::get_if<caf::config_value::dictionary>(&v))
-      params_text(prefix + k + ".", *d, out);
+      params_text(prefix + percent_encode(k) + ".", *d, out); // "a b" = {...} too
     else
       out += " " + prefix + percent_encode(k) + "=" + param_text(v);
   }

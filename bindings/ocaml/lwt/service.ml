@@ -46,6 +46,7 @@ and 'a ctx = {
   mutable handled : int;
   mutable loop : unit Lwt.t;
   on_stop : 'a ctx -> unit Lwt.t;
+  params : Params.t;  (** the instance's parameters (topology [services.X] params) *)
 }
 
 and 'a waiter = { w_type : int; accept : 'a -> bool; resolve : 'a Lwt.u }
@@ -64,6 +65,11 @@ let node ctx = ctx.node
 let links n = n.links
 let failures ctx = ctx.failures
 let handled ctx = ctx.handled
+
+(** The service's parameters (given to [start]; from the topology under
+    mycelium-run): look them up with [Params.int], [Params.float],
+    [Params.bool], [Params.string], [Params.strings]. *)
+let params ctx = ctx.params
 
 (* -- interest ----------------------------------------------------------------------- *)
 
@@ -221,12 +227,13 @@ let run_mailbox ctx =
   in
   loop ()
 
-(** Starts a service: [on_start], then its mailbox loop. *)
-let start n (svc : 'a service) =
+(** Starts a service with its [params] (none by default): [on_start], then
+    its mailbox loop. *)
+let start ?(params = Params.empty) n (svc : 'a service) =
   let ctx =
     { node = n; svc_name = svc.name; handlers = Hashtbl.create 8; mailbox = Queue.create ();
       wake = Lwt_condition.create (); running = true; failures = 0; handled = 0;
-      loop = Lwt.return_unit; on_stop = svc.on_stop }
+      loop = Lwt.return_unit; on_stop = svc.on_stop; params }
   in
   n.services <- ctx :: n.services;
   svc.on_start ctx >|= fun () ->

@@ -3,8 +3,10 @@
    types it offers and calls [run]; this module does the rest.
 
    - Environment: MYCELIUM_NODE (this node's name), MYCELIUM_LINKS (its
-     links, see Launch), MYCELIUM_CONTROL_FD (the launcher's control
-     channel, a Unix socket; lines end with '\n').
+     links, see Launch), MYCELIUM_SERVICES (its services and their params,
+     see Services; --service on the command line wins over it),
+     MYCELIUM_CONTROL_FD (the launcher's control channel, a Unix socket;
+     lines end with '\n').
    - Services start first, then the links (a node-local bus without relay:
      the links of a topology form a full mesh, so a message from a link
      goes to local subscribers only, and each link announces only the
@@ -30,6 +32,7 @@
 open Lwt.Infix
 module SL = Mycelium_lwt.Socket_link
 module Svc = Mycelium_lwt.Service
+module Params = Mycelium_lwt.Params
 
 let exit_ok = 0
 let exit_usage = 2
@@ -286,8 +289,9 @@ let service_done st (svc : 'a Svc.service) =
         end) }
 
 (** Runs a node to its stop and returns its exit code ([run] without the
-    command line and the environment; the tests drive it). *)
-let main ~schema ~node ~links ~ctl_fd ~ready_timeout services =
+    command line and the environment; the tests drive it). [params] are
+    the parameters of the services by service name (none by default). *)
+let main ?(params = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
   (* a write to a peer or launcher that went away is an error, not a signal *)
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   let ctl, ctl_in =
@@ -307,7 +311,9 @@ let main ~schema ~node ~links ~ctl_fd ~ready_timeout services =
         | Error _ -> Lwt.return acc
         | Ok () ->
           Lwt.catch
-            (fun () -> Svc.start st.bus (service_done st svc) >|= fun _ -> Ok ())
+            (fun () ->
+              let params = Option.value ~default:Params.empty (List.assoc_opt svc.name params) in
+              Svc.start ~params st.bus (service_done st svc) >|= fun _ -> Ok ())
             (fun e ->
               Lwt.return
                 (Error (Printf.sprintf "node '%s': service '%s' did not start: %s" node svc.name (Printexc.to_string e)))))
@@ -331,20 +337,36 @@ let main ~schema ~node ~links ~ctl_fd ~ready_timeout services =
 (* -- the command line ------------------------------------------------------------------------------ *)
 
 (** Runs the node and exits. [types] are the service types the program
-    offers; [--service NAME=TYPE] (repeated) picks the instances, by
-    default one of each type, named after the last dot-separated part of
-    the type ("example.executor" -> "executor"). *)
+    offers. The instances: [--service NAME=TYPE] (repeated) when given (for
+    running by hand; no params); else MYCELIUM_SERVICES, the services the
+    topology places on this node with their params (see Services; a bad
+    line, or a type the program does not offer, exits 2 naming it); else
+    one of each type, named after the last dot-separated part of the type
+    ("example.executor" -> "executor"). *)
 let run ?program ~schema (types : 'a service_type list) =
   let program = match program with Some p -> p | None -> Filename.basename Sys.executable_name in
+  (* the launcher's control channel, once known: a usage error goes there
+     too ("error 2 TEXT"), so that the launcher's failure message has it *)
+  let ctl_raw = ref None in
   let usage_error fmt =
-    Printf.ksprintf (fun s -> prerr_endline (program ^ ": error: " ^ s); exit exit_usage) fmt
+    Printf.ksprintf
+      (fun s ->
+        prerr_endline (program ^ ": error: " ^ s);
+        (match !ctl_raw with
+         | Some fd ->
+           let line = Bytes.of_string (Printf.sprintf "error %d %s\n" exit_usage s) in
+           (try ignore (Unix.write fd line 0 (Bytes.length line)) with Unix.Unix_error _ -> ())
+         | None -> ());
+        exit exit_usage)
+      fmt
   in
   let picked = ref [] and ready_timeout_ms = ref 30000 and no_control = ref false and list_types = ref false in
   let type_names = String.concat ", " (List.map (fun t -> t.type_name) types) in
   let specs =
     [ ( "--service",
         Arg.String (fun s -> picked := s :: !picked),
-        "NAME=TYPE  start a service of TYPE named NAME (repeatable; default: one of each type)" );
+        "NAME=TYPE  start a service of TYPE named NAME (repeatable; wins over MYCELIUM_SERVICES; default: the \
+         topology's services from MYCELIUM_SERVICES, else one of each type)" );
       ("--ready-timeout", Arg.Set_int ready_timeout_ms, "MS  wait this long for the peers and their interest (30000)");
       ("--no-control", Arg.Set no_control, " do not speak the control protocol (a node with control = false)");
       ("--list-types", Arg.Set list_types, " print the service types of this program, one per line") ]
@@ -361,42 +383,6 @@ let run ?program ~schema (types : 'a service_type list) =
     exit exit_ok
   end;
   if !ready_timeout_ms < 1 then usage_error "--ready-timeout must be at least 1 ms";
-  let default_name t =
-    match String.rindex_opt t '.' with Some i -> String.sub t (i + 1) (String.length t - i - 1) | None -> t
-  in
-  let instances =
-    match List.rev !picked with
-    | [] -> List.map (fun t -> (default_name t.type_name, t)) types
-    | xs ->
-      List.map
-        (fun s ->
-          match String.index_opt s '=' with
-          | None -> usage_error "--service '%s': give NAME=TYPE" s
-          | Some i -> (
-            let name = String.sub s 0 i and ty = String.sub s (i + 1) (String.length s - i - 1) in
-            if name = "" then usage_error "--service '%s': the name is empty" s;
-            match List.find_opt (fun t -> t.type_name = ty) types with
-            | Some t -> (name, t)
-            | None -> usage_error "--service '%s': this program has no service type '%s' (it has: %s)" s ty type_names))
-        xs
-  in
-  List.iteri
-    (fun i (n, _) ->
-      if List.exists (fun (m, _) -> m = n) (List.filteri (fun j _ -> j > i) instances) then
-        usage_error "two services are named '%s'" n)
-    instances;
-  let node =
-    match Sys.getenv_opt "MYCELIUM_NODE" with
-    | Some n when n <> "" -> n
-    | _ ->
-      usage_error
-        "MYCELIUM_NODE is not set: this program is a node of a topology, started by mycelium-run (runtime = \"command\")"
-  in
-  let links =
-    match Launch.parse (Option.value ~default:"" (Sys.getenv_opt "MYCELIUM_LINKS")) with
-    | Ok l -> l
-    | Error e -> usage_error "%s" e
-  in
   let ctl_fd =
     if !no_control then None
     else
@@ -412,11 +398,64 @@ let run ?program ~schema (types : 'a service_type list) =
            | exception Unix.Unix_error (e, _, _) ->
              usage_error "MYCELIUM_CONTROL_FD=%s is not an open descriptor (%s)" s (Unix.error_message e));
           Unix.set_close_on_exec fd;
-          Some (Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:true fd)
+          ctl_raw := Some fd;
+          Some fd
         | _ -> usage_error "MYCELIUM_CONTROL_FD='%s' is not a descriptor number" s)
   in
-  let services = List.map (fun (name, t) -> t.make name) instances in
+  let default_name t =
+    match String.rindex_opt t '.' with Some i -> String.sub t (i + 1) (String.length t - i - 1) | None -> t
+  in
+  let type_of name = List.find (fun t -> t.type_name = name) types in
+  (* (instance name, type, params) *)
+  let source, instances =
+    match (List.rev !picked, Sys.getenv_opt "MYCELIUM_SERVICES") with
+    | [], Some text -> (
+      match Services.parse ~offered:(List.map (fun t -> t.type_name) types) text with
+      | Error e -> usage_error "%s" e
+      | Ok xs ->
+        ("MYCELIUM_SERVICES", List.map (fun (i : Services.instance) -> (i.name, type_of i.type_name, i.params)) xs))
+    | [], None -> ("one of each type", List.map (fun t -> (default_name t.type_name, t, Params.empty)) types)
+    | xs, _ ->
+      ( "--service",
+      List.map
+        (fun s ->
+          match String.index_opt s '=' with
+          | None -> usage_error "--service '%s': give NAME=TYPE" s
+          | Some i -> (
+            let name = String.sub s 0 i and ty = String.sub s (i + 1) (String.length s - i - 1) in
+            if name = "" then usage_error "--service '%s': the name is empty" s;
+            match List.find_opt (fun t -> t.type_name = ty) types with
+            | Some t -> (name, t, Params.empty)
+            | None -> usage_error "--service '%s': this program has no service type '%s' (it has: %s)" s ty type_names))
+        xs )
+  in
+  List.iteri
+    (fun i (n, _, _) ->
+      if List.exists (fun (m, _, _) -> m = n) (List.filteri (fun j _ -> j > i) instances) then
+        usage_error "two services are named '%s'" n)
+    instances;
+  let node =
+    match Sys.getenv_opt "MYCELIUM_NODE" with
+    | Some n when n <> "" -> n
+    | _ ->
+      usage_error
+        "MYCELIUM_NODE is not set: this program is a node of a topology, started by mycelium-run (runtime = \"command\")"
+  in
+  let links =
+    match Launch.parse (Option.value ~default:"" (Sys.getenv_opt "MYCELIUM_LINKS")) with
+    | Ok l -> l
+    | Error e -> usage_error "%s" e
+  in
+  prerr_endline
+    (Printf.sprintf "mycelium-ocaml-node %s: services (%s): %s" node source
+       (match instances with
+        | [] -> "none"
+        | _ -> String.concat ", " (List.map (fun (n, t, _) -> n ^ " (" ^ t.type_name ^ ")") instances)));
+  let ctl_fd = Option.map (fun fd -> Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:true fd) ctl_fd in
+  let services = List.map (fun (name, t, _) -> t.make name) instances in
+  let params = List.map (fun (name, _, p) -> (name, p)) instances in
   let code =
-    Lwt_main.run (main ~schema ~node ~links ~ctl_fd ~ready_timeout:(float_of_int !ready_timeout_ms /. 1000.) services)
+    Lwt_main.run
+      (main ~params ~schema ~node ~links ~ctl_fd ~ready_timeout:(float_of_int !ready_timeout_ms /. 1000.) services)
   in
   exit code

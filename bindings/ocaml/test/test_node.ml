@@ -1,6 +1,7 @@
 (* Mycelium_node: the MYCELIUM_LINKS lines mycelium-run hands a command
    node, parsed into link settings (every bad line refused with the line,
-   the link and the key named), and the node side of the control protocol
+   the link and the key named), the MYCELIUM_SERVICES lines with their
+   params (likewise), and the node side of the control protocol
    driven over a socket pair as the launcher drives it. (With links, under
    the real launcher and C++ peers: tests/launcher, test_ocaml_*.) *)
 
@@ -213,6 +214,189 @@ let test_listen_error () =
          (try Unix.unlink path with Unix.Unix_error _ -> ());
          Lwt_unix.close l.fd))
 
+
+(* -- MYCELIUM_SERVICES ------------------------------------------------------------------ *)
+
+module S = Mycelium_node.Services
+module P = Mycelium_lwt.Params
+
+(* The text of the C++ test "command nodes get their services and parameters
+   as text" (tests/unit/topology_test.cpp), plus a line of edge cases. *)
+let services_sample =
+  "name=limits type=demo.limits placement=loop p.desk=fx%20spot%3D1%25 p.max_qty=100 p.nested.k=2 \
+   p.notional=1500000.0 p.on=true p.symbols=A,B\n\
+   name=audit type=audit placement=pool\n\
+   \n\
+   name=odd%20one type=demo.limits placement=pool p.neg=-12 p.big=1e+20 p.inf=inf p.minf=-inf p.nan=nan \
+   p.off=false p.empty= p.commas=a%2Cb,c p.we%3Dird=%00x p.list1=7 p.a%20b.c%3Dd=1\n"
+
+let offered = [ "demo.limits"; "audit" ]
+
+let raises_bad what expected f =
+  match f () with
+  | _ -> Alcotest.failf "%s: no error" what
+  | exception P.Bad e -> Alcotest.(check string) what expected e
+
+let test_services () =
+  match S.parse ~offered services_sample with
+  | Error e -> Alcotest.fail e
+  | Ok [ a; b; c ] ->
+    Alcotest.(check string) "name" "limits" a.name;
+    Alcotest.(check string) "type" "demo.limits" a.type_name;
+    Alcotest.(check bool) "loop" true (a.placement = S.Loop);
+    let p = a.params in
+    Alcotest.(check (list string)) "keys in order" [ "desk"; "max_qty"; "nested.k"; "notional"; "on"; "symbols" ] (P.keys p);
+    Alcotest.(check string) "decoded string" "fx spot=1%" (P.string p "desk" ~default:"");
+    Alcotest.(check int) "int" 100 (P.int p "max_qty" ~default:0);
+    Alcotest.(check int) "nested table" 2 (P.int p "nested.k" ~default:0);
+    Alcotest.(check (float 0.)) "float" 1.5e6 (P.float p "notional" ~default:0.);
+    Alcotest.(check (float 0.)) "an integer as a float" 100. (P.float p "max_qty" ~default:0.);
+    Alcotest.(check bool) "bool" true (P.bool p "on" ~default:false);
+    Alcotest.(check (list string)) "list" [ "A"; "B" ] (P.strings p "symbols" ~default:[]);
+    Alcotest.(check string) "a list as its text" "A,B" (P.string p "symbols" ~default:"");
+    Alcotest.(check string) "a number as a string" "100" (P.string p "max_qty" ~default:"");
+    Alcotest.(check int) "absent int: default" 7 (P.int p "absent" ~default:7);
+    Alcotest.(check (float 0.)) "absent float: default" 0.5 (P.float p "absent" ~default:0.5);
+    Alcotest.(check bool) "absent bool: default" true (P.bool p "absent" ~default:true);
+    Alcotest.(check string) "absent string: default" "d" (P.string p "absent" ~default:"d");
+    Alcotest.(check (list string)) "absent list: default" [ "z" ] (P.strings p "absent" ~default:[ "z" ]);
+    Alcotest.(check bool) "mem" true (P.mem p "nested.k" && not (P.mem p "nested"));
+    Alcotest.(check string) "second line" "audit" b.name;
+    Alcotest.(check bool) "pool" true (b.placement = S.Pool);
+    Alcotest.(check (list string)) "no params" [] (P.keys b.params);
+    let q = c.params in
+    Alcotest.(check string) "decoded name" "odd one" c.name;
+    Alcotest.(check int) "negative int" (-12) (P.int q "neg" ~default:0);
+    Alcotest.(check (float 0.)) "exponent" 1e20 (P.float q "big" ~default:0.);
+    Alcotest.(check (float 0.)) "inf" infinity (P.float q "inf" ~default:0.);
+    Alcotest.(check (float 0.)) "-inf" neg_infinity (P.float q "minf" ~default:0.);
+    Alcotest.(check bool) "nan" true (Float.is_nan (P.float q "nan" ~default:0.));
+    Alcotest.(check bool) "false" false (P.bool q "off" ~default:true);
+    Alcotest.(check string) "empty string" "" (P.string q "empty" ~default:"d");
+    Alcotest.(check (list string)) "empty list" [] (P.strings q "empty" ~default:[ "d" ]);
+    Alcotest.(check (list string)) "an encoded ',' stays in its element" [ "a,b"; "c" ] (P.strings q "commas" ~default:[]);
+    Alcotest.(check string) "encoded key and control byte" "\000x" (P.string q "we=ird" ~default:"");
+    Alcotest.(check int) "encoded nested table key" 1 (P.int q "a b.c=d" ~default:0);
+    Alcotest.(check (list string)) "a scalar is a list of one" [ "7" ] (P.strings q "list1" ~default:[]);
+    raises_bad "a float is not an int" "service 'limits': param 'notional' is '1500000.0', not an integer" (fun () ->
+        P.int p "notional" ~default:0);
+    raises_bad "a string is not a number" "service 'limits': param 'desk' is 'fx spot=1%', not a number" (fun () ->
+        P.float p "desk" ~default:0.);
+    raises_bad "an int is not a bool" "service 'limits': param 'max_qty' is '100', not true or false" (fun () ->
+        P.bool p "max_qty" ~default:false);
+    raises_bad "a list is not an int" "service 'limits': param 'symbols' is 'A,B', not an integer" (fun () ->
+        P.int p "symbols" ~default:0);
+    (match S.parse ~offered "name=x type=audit placement=pool p.n=99999999999999999999" with
+     | Ok [ x ] ->
+       raises_bad "int overflow" "service 'x': param 'n' is 99999999999999999999, not an integer that fits 63 bits"
+         (fun () -> P.int x.params "n" ~default:0)
+     | Ok _ -> Alcotest.fail "not one service"
+     | Error e -> Alcotest.fail e);
+    Alcotest.(check int) "empty text: no services" 0
+      (match S.parse ~offered "\n\n" with Ok l -> List.length l | Error e -> Alcotest.fail e);
+    (* what a program hands its own services *)
+    let own = P.of_list ~service:"own" [ ("s", `S "a b,c"); ("l", `L [ "x,y"; "z" ]) ] in
+    Alcotest.(check string) "of_list string" "a b,c" (P.string own "s" ~default:"");
+    Alcotest.(check (list string)) "of_list list" [ "x,y"; "z" ] (P.strings own "l" ~default:[])
+  | Ok l -> Alcotest.failf "%d services" (List.length l)
+
+let test_services_refused () =
+  let refused what text expected =
+    match S.parse ~offered text with
+    | Ok _ -> Alcotest.failf "%s: accepted" what
+    | Error e -> Alcotest.(check string) what expected e
+  in
+  let ok = "name=x type=audit placement=pool" in
+  Alcotest.(check bool) "the good line parses" true (Result.is_ok (S.parse ~offered ok));
+  refused "not key=value" (ok ^ " oops") "MYCELIUM_SERVICES line 1 (service x): 'oops' is not key=value";
+  refused "unknown key" (ok ^ " colour=red")
+    "MYCELIUM_SERVICES line 1 (service x): unknown key 'colour' (keys: name, type, placement, p.KEY)";
+  refused "twice" (ok ^ " placement=loop") "MYCELIUM_SERVICES line 1 (service x): key 'placement' given twice";
+  refused "param twice" (ok ^ " p.a=1 p.a=2") "MYCELIUM_SERVICES line 1 (service x): key 'p.a' given twice";
+  refused "no name" "type=audit placement=pool" "MYCELIUM_SERVICES line 1: key 'name' is missing";
+  refused "empty name" "name= type=audit placement=pool" "MYCELIUM_SERVICES line 1: key 'name' is empty";
+  refused "no type" "\n\nname=x placement=pool" "MYCELIUM_SERVICES line 3 (service x): key 'type' is missing";
+  refused "no placement" "name=x type=audit" "MYCELIUM_SERVICES line 1 (service x): key 'placement' is missing";
+  refused "bad placement" "name=x type=audit placement=thread"
+    "MYCELIUM_SERVICES line 1 (service x): key 'placement': 'thread' is not one of pool, loop";
+  refused "a type the program does not offer" "name=x type=demo.risk placement=pool"
+    "MYCELIUM_SERVICES line 1 (service x): key 'type': this program has no service type 'demo.risk' (it has: demo.limits, audit)";
+  refused "bad escape" (ok ^ " p.desk=a%G1")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.desk': '%G1' is not a %XX escape";
+  refused "escape cut short" (ok ^ " p.desk=a%4")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.desk': '%4' is not a %XX escape";
+  refused "bad escape in a list element" (ok ^ " p.l=a,b%")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.l': '%' is not a %XX escape";
+  refused "bad escape in a name" "name=x%zz type=audit placement=pool"
+    "MYCELIUM_SERVICES line 1: key 'name': '%zz' is not a %XX escape";
+  refused "bad escape in a key" (ok ^ " p.a%2=1") "MYCELIUM_SERVICES line 1 (service x): key 'p.a%2': '%2' is not a %XX escape";
+  refused "an '=' not encoded" (ok ^ " p.desk=a=b")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.desk': '=' must be sent as %3D";
+  refused "a control byte not encoded" (ok ^ " p.desk=a\tb")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.desk': the control byte 0x09 must be sent as %09";
+  refused "empty param name" (ok ^ " p.=1") "MYCELIUM_SERVICES line 1 (service x): key 'p.': a parameter name has an empty part";
+  refused "empty part of a param name" (ok ^ " p.a..b=1")
+    "MYCELIUM_SERVICES line 1 (service x): key 'p.a..b': a parameter name has an empty part";
+  refused "same name twice" ("name=x type=demo.limits placement=loop\n\n" ^ ok)
+    "MYCELIUM_SERVICES line 3 (service x): a service of line 1 has this name too";
+  match S.parse ~offered:[] ok with
+  | Ok _ -> Alcotest.fail "a program without types accepted a service"
+  | Error e ->
+    Alcotest.(check string) "no type offered"
+      "MYCELIUM_SERVICES line 1 (service x): key 'type': this program has no service type 'audit' (it has: none)" e
+
+(* A service sees its params through its context; one that reads a param of
+   the wrong type does not start, and the launcher gets the text. *)
+let test_service_params () =
+  Lwt_main.run
+    (let l, theirs = launcher () in
+     let seen = ref (0, 0., false, "", []) in
+     let reader =
+       { Svc.name = "limits";
+         on_start =
+           (fun ctx ->
+             let p = Svc.params ctx in
+             seen :=
+               ( P.int p "max_qty" ~default:0,
+                 P.float p "notional" ~default:0.,
+                 P.bool p "on" ~default:false,
+                 P.string p "desk" ~default:"",
+                 P.strings p "symbols" ~default:[] );
+             Lwt.return_unit);
+         on_stop = (fun _ -> Lwt.return_unit) }
+     in
+     let params =
+       match S.parse ~offered services_sample with
+       | Ok (a :: _) -> [ (a.name, a.params) ]
+       | Ok [] -> Alcotest.fail "no services"
+       | Error e -> Alcotest.fail e
+     in
+     let code = N.main ~params ~schema:LT.descriptor ~node:"t" ~links:[] ~ctl_fd:(Some theirs) ~ready_timeout:5. [ reader; echo ] in
+     expect_line l "started" >>= fun x ->
+     Alcotest.(check string) "started" "started" x;
+     Alcotest.(check bool) "the service read its params" true
+       (!seen = (100, 1.5e6, true, "fx spot=1%", [ "A"; "B" ]));
+     say l "stop" >>= fun () ->
+     within code "the node's exit code" >>= fun c ->
+     Alcotest.(check int) "exit code after stop" 0 c;
+     Lwt_unix.close l.fd)
+  ;
+  Lwt_main.run
+    (let l, theirs = launcher () in
+     let strict =
+       { Svc.name = "limits";
+         on_start = (fun ctx -> ignore (P.int (Svc.params ctx) "notional" ~default:0); Lwt.return_unit);
+         on_stop = (fun _ -> Lwt.return_unit) }
+     in
+     let params = [ ("limits", P.of_list ~service:"limits" [ ("notional", `S "1.5") ]) ] in
+     let code = N.main ~params ~schema:LT.descriptor ~node:"t" ~links:[] ~ctl_fd:(Some theirs) ~ready_timeout:5. [ strict ] in
+     expect_line l "error" >>= fun x ->
+     Alcotest.(check string) "the error names the service, the param and its value"
+       "error 3 node 't': service 'limits' did not start: service 'limits': param 'notional' is '1.5', not an integer" x;
+     within code "the node's exit code" >>= fun c ->
+     Alcotest.(check int) "exit code" 3 c;
+     Lwt_unix.close l.fd)
+
 let () =
   Alcotest.run "node"
     [ ( "control",
@@ -223,4 +407,9 @@ let () =
       ( "launch",
         [ Alcotest.test_case "the launcher's lines" `Quick test_parse;
           Alcotest.test_case "tcp and a secret file" `Quick test_tcp_and_secret;
-          Alcotest.test_case "bad lines refused with line, link and key" `Quick test_refused ] ) ]
+          Alcotest.test_case "bad lines refused with line, link and key" `Quick test_refused ] );
+      ( "services",
+        [ Alcotest.test_case "MYCELIUM_SERVICES lines, params of each kind, defaults, type mismatches" `Quick
+            test_services;
+          Alcotest.test_case "bad lines refused with line, service and key" `Quick test_services_refused;
+          Alcotest.test_case "a service reads its params; a mismatch is error 3" `Quick test_service_params ] ) ]

@@ -6,8 +6,10 @@
    session_end have arrived (they come over different links in a split
    deployment: the strategy may finish before the last quotes arrive).
 
-   Started by mycelium-run (topologies/ocaml-executor.toml):
-     command = ["mycelium-ocaml-trading-node", "--service", "executor=example.executor"] *)
+   Started by mycelium-run (topologies/ocaml-executor.toml), which hands it
+   the topology's services of node exec-ocaml in MYCELIUM_SERVICES:
+     command = ["mycelium-ocaml-trading-node"]
+     services = ["executor"]   [services.executor] type = "example.executor" *)
 
 open Lwt.Infix
 module T = Trading

@@ -432,6 +432,25 @@ class LauncherTest(unittest.TestCase):
         self.assertEqual(l2.wait(), 0, "\n".join(l2.lines[-40:]))
         self.assert_nothing_left(l2)
 
+    def test_node_stops_while_waiting_for_peers(self):
+        # A node whose peers never come stops at once on SIGTERM, not after
+        # its ready timeout.
+        path = self.topology("three-processes")
+        env = dict(os.environ)
+        env["PATH"] = os.path.abspath(ARGS.node_dir) + os.pathsep + env.get("PATH", "")
+        p = subprocess.Popen(["mycelium-example-node", "--topology", path, "--node", "alpha"],
+                             stderr=subprocess.PIPE, text=True, env=env)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        for line in p.stderr:
+            if "started 1 service(s), 2 link(s)" in line:
+                break
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=10)
+        p.stderr.close()
+        self.assertEqual(rc, 0)
+        self.assertLess(time.monotonic() - t0, 3.0, "the node waited for its peers first")
+
     def test_restart_limit_stops_the_deployment(self):
         path = os.path.join(self.tmp, "crash.toml")
         with open(path, "w") as f:

@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -115,7 +116,6 @@ int run_node(const node_options& o, const topology::topology& t,
   if (schema.add_message_types != nullptr)
     schema.add_message_types(cfg);
   caf::actor_system sys{cfg};
-  auto who = "node " + o.node_name;
   auto started = topology::topology_node::start(sys, t, plan, o.node_name, schema);
   if (!started)
     return fail(ctl, exit_start, render(started.error()));
@@ -134,16 +134,70 @@ int run_node(const node_options& o, const topology::topology& t,
 
   auto timeout = std::chrono::milliseconds{o.ready_timeout_ms};
   std::string why;
-  if (!tn.await_links(timeout, why))
+  // Waiting for peers takes turns of 100 ms, so that a signal, "stop" or the
+  // launcher's end interrupt it at once. Lines other than "stop" that come
+  // meanwhile ("expect", "go") are kept for the loop below.
+  std::vector<std::string> early;
+  bool stop_early = false;
+  bool orphaned = false;
+  auto interrupted = [&] {
+    signalfd_siginfo si{};
+    if (::read(sfd, &si, sizeof(si)) == sizeof(si)) {
+      log(log_level::info, o.node_name,
+          fmt::format("signal {} while starting: stopping", si.ssi_signo));
+      stop_early = true;
+    }
+    if (ctl.open()) {
+      bool closed = false;
+      for (auto& line : ctl.receive(closed)) {
+        if (line == "stop")
+          stop_early = true;
+        else
+          early.push_back(line);
+      }
+      if (closed) {
+        log(log_level::error, o.node_name,
+            "the launcher went away (control channel closed) while starting: stopping");
+        stop_early = orphaned = true;
+      }
+    }
+    return stop_early;
+  };
+  auto await_in_turns = [&](auto&& step) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (step(std::clamp(left, std::chrono::milliseconds{0},
+                          std::chrono::milliseconds{100})))
+        return true;
+      if (interrupted() || left.count() <= 0)
+        return false;
+    }
+  };
+  auto stopped_while_starting = [&] {
+    anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    tn.stop();
+    ctl.send("stopped");
+    return orphaned ? exit_orphaned : exit_ok;
+  };
+  if (!await_in_turns([&](std::chrono::milliseconds d) { return tn.await_links(d, why); })) {
+    if (stop_early)
+      return stopped_while_starting();
     return fail(ctl, exit_peers,
                 fmt::format("node '{}': peers not reached within {} ms: {}",
                             o.node_name, o.ready_timeout_ms, why));
+  }
   bool ready = false;
   std::map<std::string, std::vector<uint32_t>> expected;
   auto check_ready = [&] {
     if (ready)
       return true;
-    if (!tn.await_peer_interest(expected, timeout, why)) {
+    if (!await_in_turns([&](std::chrono::milliseconds d) {
+          return tn.await_peer_interest(expected, d, why);
+        })) {
+      if (stop_early)
+        return false;
       fail(ctl, exit_peers,
            fmt::format("node '{}': {} within {} ms", o.node_name, why,
                        o.ready_timeout_ms));
@@ -159,11 +213,49 @@ int run_node(const node_options& o, const topology::topology& t,
   if (ctl.open()) {
     ctl.send("links-up " + ids_text(tn.local_interest()));
   } else if (!check_ready()) {
-    return exit_peers;
+    return stop_early ? stopped_while_starting() : exit_peers;
   }
 
   int code = exit_ok;
-  bool running = true;
+  bool running = !stop_early;
+  auto handle_line = [&](const std::string& line) {
+    auto [verb, arg] = topology::split_verb(line);
+    if (verb == "expect") {
+      auto [peer, ids] = topology::split_verb(arg);
+      expected[peer] = parse_ids(ids);
+    } else if (verb == "go") {
+      if (!check_ready()) {
+        code = orphaned ? exit_orphaned : stop_early ? exit_ok : exit_peers;
+        running = false;
+      }
+    } else if (verb == "all-ready") {
+      // Every node of the deployment is ready (the launcher knows).
+      tn.announce_ready(static_cast<uint32_t>(std::stoul(arg.empty() ? "1" : arg)));
+    } else if (verb == "status") {
+      // One tab-separated row per link for the launcher's table, then the
+      // whole status as JSON.
+      for (auto& l : tn.links()) {
+        auto st = l.stats();
+        ctl.send(fmt::format("link {}\t{}\t{}\t{}\t{}\t{}\t{}", st.name,
+                             transports::to_string(st.state), st.peers,
+                             st.frames_received, st.frames_sent,
+                             st.dropped_overflow + st.back_pressured
+                               + st.dropped_link_down + st.frames_too_large,
+                             st.queued));
+      }
+      ctl.send(fmt::format("status {{\"node\":{},\"pid\":{},\"ready\":{},\"links\":{}}}",
+                           json_quote(o.node_name), ::getpid(),
+                           ready ? "true" : "false", tn.links_json()));
+    } else if (verb == "stop") {
+      running = false;
+    } else {
+      log(log_level::warning, o.node_name,
+          "unknown control line from the launcher: " + line);
+    }
+  };
+  for (auto& line : early)
+    if (running)
+      handle_line(line);
   while (running) {
     pollfd fds[3] = {{sfd, POLLIN, 0}, {down_pipe[0], POLLIN, 0}, {ctl.fd(), POLLIN, 0}};
     int n = ::poll(fds, ctl.open() ? 3 : 2, -1);
@@ -209,41 +301,8 @@ int run_node(const node_options& o, const topology::topology& t,
     }
     if (ctl.open() && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       bool closed = false;
-      for (auto& line : ctl.receive(closed)) {
-        auto [verb, arg] = topology::split_verb(line);
-        if (verb == "expect") {
-          auto [peer, ids] = topology::split_verb(arg);
-          expected[peer] = parse_ids(ids);
-        } else if (verb == "go") {
-          if (!check_ready()) {
-            code = exit_peers;
-            running = false;
-          }
-        } else if (verb == "all-ready") {
-          // Every node of the deployment is ready (the launcher knows).
-          tn.announce_ready(static_cast<uint32_t>(std::stoul(arg.empty() ? "1" : arg)));
-        } else if (verb == "status") {
-          // One tab-separated row per link for the launcher's table, then
-          // the whole status as JSON.
-          for (auto& l : tn.links()) {
-            auto st = l.stats();
-            ctl.send(fmt::format("link {}\t{}\t{}\t{}\t{}\t{}\t{}", st.name,
-                                 transports::to_string(st.state), st.peers,
-                                 st.frames_received, st.frames_sent,
-                                 st.dropped_overflow + st.back_pressured
-                                   + st.dropped_link_down + st.frames_too_large,
-                                 st.queued));
-          }
-          ctl.send(fmt::format("status {{\"node\":{},\"pid\":{},\"ready\":{},\"links\":{}}}",
-                               json_quote(o.node_name), ::getpid(),
-                               ready ? "true" : "false", tn.links_json()));
-        } else if (verb == "stop") {
-          running = false;
-        } else {
-          log(log_level::warning, o.node_name,
-              "unknown control line from the launcher: " + line);
-        }
-      }
+      for (auto& line : ctl.receive(closed))
+        handle_line(line);
       if (closed && running) {
         log(log_level::error, o.node_name,
             "the launcher went away (control channel closed): stopping");

@@ -279,11 +279,7 @@ int cmd_clean(const std::string& file) {
 
 /// Parses "10s", "500ms", "2min" for --duration and the timeouts.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
-  auto v = mycelium::config::parse_toml_string("d = \"" + text + "\"", "--duration");
-  if (!v)
-    return false;
-  mycelium::config::toml_reader r{"command line"};
-  auto d = r.duration(*mycelium::config::toml_reader::find(&*v, "d"), "option", "");
+  auto d = mycelium::config::parse_duration(text);
   if (!d)
     return false;
   out = std::chrono::duration_cast<std::chrono::milliseconds>(*d);

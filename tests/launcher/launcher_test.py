@@ -154,10 +154,13 @@ class LauncherTest(unittest.TestCase):
             if rate is not None:
                 params += f", rate = {rate}"
             text = text.replace("quotes = 5000, seed = 42", params)
-        text = f'socket_dir = "{self.tmp}/run"\n' + extra + text
-        path = os.path.join(self.tmp, name + ".toml")
+        return self.write_topology(name + ".toml", extra + text)
+
+    def write_topology(self, name, text):
+        """A topology file of this test's own, with its own socket_dir."""
+        path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
-            f.write(text)
+            f.write(f'socket_dir = "{self.tmp}/run"\n' + text)
         return path
 
     def cli(self, *args, timeout=60):
@@ -318,14 +321,12 @@ class LauncherTest(unittest.TestCase):
         # The OCaml node's only peer never listens: after its --ready-timeout
         # it reports why over the control channel and exits 4.
         self.need_ocaml()
-        path = os.path.join(self.tmp, "ghost.toml")
-        with open(path, "w") as f:
-            f.write(f'socket_dir = "{self.tmp}/run"\n'
-                    '[[nodes]]\nname = "ghost"\nruntime = "command"\n'
-                    'command = ["sleep", "60"]\n'
-                    '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
-                    'restart = "never"\n'
-                    'command = ["mycelium-ocaml-trading-node", "--ready-timeout", "300"]\n')
+        path = self.write_topology("ghost.toml",
+                                   '[[nodes]]\nname = "ghost"\nruntime = "command"\n'
+                                   'command = ["sleep", "60"]\n'
+                                   '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
+                                   'restart = "never"\n'
+                                   'command = ["mycelium-ocaml-trading-node", "--ready-timeout", "300"]\n')
         l = Launcher(self, path)
         self.assertEqual(l.wait(), 1, "\n".join(l.lines[-40:]))
         sock = os.path.join(self.tmp, "run", "ghost.sock")
@@ -341,13 +342,11 @@ class LauncherTest(unittest.TestCase):
         # type the program does not offer is refused with the line, the
         # service and the program's types, and the launcher reports the text.
         self.need_ocaml()
-        path = os.path.join(self.tmp, "bad-type.toml")
-        with open(path, "w") as f:
-            f.write(f'socket_dir = "{self.tmp}/run"\n'
-                    '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
-                    'restart = "never"\nservices = ["exec"]\n'
-                    'command = ["mycelium-ocaml-trading-node"]\n'
-                    '[services.exec]\ntype = "example.exec"\n')
+        path = self.write_topology("bad-type.toml",
+                                   '[[nodes]]\nname = "exec-ocaml"\nruntime = "command"\ncontrol = true\n'
+                                   'restart = "never"\nservices = ["exec"]\n'
+                                   'command = ["mycelium-ocaml-trading-node"]\n'
+                                   '[services.exec]\ntype = "example.exec"\n')
         l = Launcher(self, path)
         self.assertEqual(l.wait(), 1, "\n".join(l.lines[-40:]))
         self.assertTrue(any(
@@ -452,12 +451,10 @@ class LauncherTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 3.0, "the node waited for its peers first")
 
     def test_restart_limit_stops_the_deployment(self):
-        path = os.path.join(self.tmp, "crash.toml")
-        with open(path, "w") as f:
-            f.write(f'socket_dir = "{self.tmp}/run"\n'
-                    '[[nodes]]\nname = "crashy"\nruntime = "command"\n'
-                    'command = ["sh", "-c", "echo about to fail; exit 3"]\n'
-                    'max_restarts = 2\nbackoff_min = "10ms"\n')
+        path = self.write_topology("crash.toml",
+                                   '[[nodes]]\nname = "crashy"\nruntime = "command"\n'
+                                   'command = ["sh", "-c", "echo about to fail; exit 3"]\n'
+                                   'max_restarts = 2\nbackoff_min = "10ms"\n')
         l = Launcher(self, path)
         self.assertEqual(l.wait(), 1)
         out = "\n".join(l.lines)

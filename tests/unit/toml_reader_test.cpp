@@ -108,3 +108,12 @@ TEST_CASE("toml_reader: relative paths resolve against the file's directory") {
   CHECK(resolve_path("/etc/x/t.toml", "/abs/a.csv") == "/abs/a.csv");
   CHECK(resolve_path("t.toml", "a.csv") == "a.csv");
 }
+
+TEST_CASE("toml_reader: command-line durations use the same units") {
+  CHECK(parse_duration("250us") == 250us);
+  CHECK(parse_duration("2s") == 2s);
+  CHECK(parse_duration("1min") == 60s);
+  CHECK_FALSE(parse_duration("fast"));
+  CHECK_FALSE(parse_duration("10 parsecs"));
+  CHECK_FALSE(parse_duration(""));
+}

@@ -1,6 +1,7 @@
 #include "mycelium/topology/control_channel.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,11 +57,8 @@ bool control_channel::send(const std::string& line) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       // The socket buffer is full (a status line of a large node): wait
       // until it drains rather than dropping part of a line.
-      fd_set w;
-      FD_ZERO(&w);
-      FD_SET(fd_, &w);
-      timeval tv{1, 0};
-      if (::select(fd_ + 1, nullptr, &w, nullptr, &tv) <= 0)
+      pollfd w{fd_, POLLOUT, 0};
+      if (::poll(&w, 1, 1000) <= 0)
         return false;
       continue;
     }

@@ -163,13 +163,10 @@ caf::expected<deployment_plan> plan_deployment(const topology& t) {
                                       n.name));
       cfg.kind = link_kind::tcp;
       cfg.port = n.port;
-      cfg.address = n.local() ? (n.host.empty() || n.host == "localhost"
-                                   ? std::string{"127.0.0.1"}
-                                   : n.host)
-                              : std::string{"0.0.0.0"};
+      cfg.address = n.local() ? n.address() : std::string{"0.0.0.0"};
       cfg.name = fmt::format("{}:tcp", n.name);
     } else {
-      cfg.kind = n.local_kind;
+      cfg.kind = o != nullptr && o->kind ? *o->kind : n.local_kind; // forced per pair
       cfg.address = n.endpoint_path;
       cfg.name = fmt::format("{}:{}", n.name, transports::to_string(n.local_kind));
       if (o != nullptr) {
@@ -191,32 +188,24 @@ caf::expected<deployment_plan> plan_deployment(const topology& t) {
       auto& a = t.nodes[i]; // listens
       auto& b = t.nodes[j]; // connects
       auto* o = pair_override(t, a.name, b.name);
-      bool tcp = !t.same_host(a, b);
-      if (o != nullptr && o->kind) {
-        if (*o->kind == link_kind::tcp)
-          tcp = true;
-      }
+      bool tcp = !t.same_host(a, b) || (o != nullptr && o->kind == link_kind::tcp);
       auto idx = listener(a, tcp, o, b.name);
       if (!idx)
         return idx.error();
       auto& lst = p.listeners[*idx];
-      if (o != nullptr && o->kind && !tcp && *o->kind != lst.config.kind)
-        lst.config.kind = *o->kind; // a forced kind on a pair listener
       lst.peers.push_back(b.name);
       planned_link l;
       l.listener = a.name;
       l.connector = b.name;
       l.listener_index = *idx;
+      // The listener's settings (defaults, or the pair's own), seen from
+      // the connecting side.
       auto& cfg = l.config;
       cfg = lst.config;
       cfg.role = link_role::connect;
       if (cfg.kind == link_kind::tcp)
-        cfg.address = tcp && !a.host.empty() ? a.host
-                      : a.host.empty()      ? std::string{"127.0.0.1"}
-                                            : a.host;
+        cfg.address = a.address();
       cfg.name = fmt::format("{}->{}", b.name, a.name);
-      if (auto err = apply_settings(t, o, cfg))
-        return err;
       p.links.push_back(std::move(l));
     }
   }

@@ -386,13 +386,13 @@ int node_main(int argc, char** argv, const schema_descriptor& schema) {
     std::cerr << "mycelium-node: error: " << render(t.error()) << "\n";
     return exit_usage;
   }
-  auto names = service_registry::global().names();
-  if (auto err = topology::check_service_types(
-        *t, {{t->find_node(o.node_name) ? t->find_node(o.node_name)->binary : "",
-              std::set<std::string>(names.begin(), names.end())}})) {
-    // Only this node's binary is known here: check this node's services.
-    auto* n = t->find_node(o.node_name);
-    if (n != nullptr) {
+  // This process is the node's binary: check the services of every node
+  // that runs it against what it registers (an unknown node is reported
+  // when it starts).
+  if (auto* n = t->find_node(o.node_name)) {
+    auto names = service_registry::global().names();
+    if (auto err = topology::check_service_types(
+          *t, {{n->binary, std::set<std::string>(names.begin(), names.end())}})) {
       std::cerr << "mycelium-node: error: " << render(err) << "\n";
       return exit_usage;
     }

@@ -133,6 +133,10 @@ bool node_spec::local() const noexcept {
          || host == "::1";
 }
 
+std::string node_spec::address() const {
+  return host.empty() || host == "localhost" ? std::string{"127.0.0.1"} : host;
+}
+
 const node_spec* topology::find_node(const std::string& n) const {
   for (auto& x : nodes)
     if (x.name == n)

@@ -76,11 +76,6 @@ bool to_config_value(toml_reader& r, const toml_value& v, const std::string& ctx
   }
 }
 
-bool is_loopback(const std::string& host) {
-  return host.empty() || host == "localhost" || host.rfind("127.", 0) == 0
-         || host == "::1";
-}
-
 /// Reads one topology document.
 class loader {
 public:
@@ -577,9 +572,7 @@ private:
                                  i->second->name, n.name, n.endpoint_path));
       }
       if (n.port != 0) {
-        auto host = is_loopback(n.host) ? std::string{"127.0.0.1"} : n.host;
-        if (n.host.rfind("127.", 0) == 0)
-          host = n.host;
+        auto host = n.address();
         if (auto [i, fresh] = by_port.emplace(std::pair{host, n.port}, &n); !fresh)
           r_.fail_at(n.at.line, n.at.column,
                      fmt::format("nodes '{}' and '{}' both use port {} on {}",

@@ -199,11 +199,7 @@ std::vector<uint32_t> topology_node::local_interest() const {
 
 std::map<std::string, std::vector<std::string>>
 topology_node::service_subscriptions() const {
-  auto all = node_->bus().subscriptions();
-  std::map<std::string, std::vector<std::string>> out;
-  for (auto& [svc, types] : all)
-    out[svc] = types;
-  return out;
+  return node_->bus().subscriptions();
 }
 
 std::string topology_node::links_json() const {

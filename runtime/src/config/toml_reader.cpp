@@ -63,7 +63,25 @@ bool split_unit(const std::string& s, double& x, std::string& unit) {
   return std::isfinite(x);
 }
 
+/// Duration units, in nanoseconds.
+const std::map<std::string, double>& duration_units() {
+  static const std::map<std::string, double> units{
+    {"ns", 1.0}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"min", 60e9}};
+  return units;
+}
+
 } // namespace
+
+std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text) {
+  double x = 0;
+  std::string unit;
+  if (!split_unit(text, x, unit) || duration_units().count(unit) == 0)
+    return std::nullopt;
+  auto ns = x * duration_units().at(unit);
+  if (ns > 1e18)
+    return std::nullopt;
+  return std::chrono::nanoseconds{static_cast<int64_t>(ns)};
+}
 
 caf::expected<toml_value> parse_toml_file(const std::string& path, errc code) {
   std::error_code ec;
@@ -365,11 +383,9 @@ std::optional<double> toml_reader::with_unit(const toml_value& v,
 std::optional<std::chrono::nanoseconds>
 toml_reader::duration(const toml_value& v, const std::string& context,
                       const std::string& key, std::chrono::nanoseconds default_unit) {
-  static const std::map<std::string, double> units{
-    {"ns", 1.0}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"min", 60e9}};
   quantity q{"duration",
              "write a duration such as \"250us\", \"10ms\", \"2s\" or \"1min\"",
-             "long", units, static_cast<double>(default_unit.count()), false};
+             "long", duration_units(), static_cast<double>(default_unit.count()), false};
   auto ns = with_unit(v, context, key, q);
   if (!ns)
     return std::nullopt;

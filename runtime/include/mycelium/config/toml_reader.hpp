@@ -46,6 +46,10 @@ const char* kind_name(const toml_value& v) noexcept;
 /// Resolves `p` against the directory of `file` unless it is absolute.
 std::string resolve_path(const std::string& file, const std::string& p);
 
+/// Parses a duration with a unit ("250us", "10ms", "2s", "1min"), as a
+/// command-line option gives it; nullopt when it is not one. Thread-safe.
+std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text);
+
 /// Reads a shared secret from `path`: the file's bytes without one trailing
 /// newline (an editor's). Fails with `config_invalid` naming the file when
 /// it cannot be read or is empty. Thread-safe.

@@ -125,6 +125,9 @@ struct node_spec {
 
   /// True if the node runs on the launcher's host.
   bool local() const noexcept;
+
+  /// The address peers reach it at: `host`, or 127.0.0.1 for this host.
+  std::string address() const;
 };
 
 /// A whole topology file, validated. Plain data.

@@ -83,16 +83,18 @@ function(mycelium_add_schema target)
 endfunction()
 
 # mycelium_add_node(<target> SCHEMA <schema target> SOURCES <src>...
-#                   [LIBRARIES <service libraries>...])
+#                   [LIBRARIES <service libraries>...] [PYTHON])
 #
 # A node binary without a main(): the sources (and libraries) define and
 # register C++ services (MYCELIUM_REGISTER_SERVICE); the generated main runs
 # mycelium::node_main with the schema of <schema target> (made by
 # mycelium_add_schema). Libraries are linked whole, so a registration in a
 # static library is never dropped by the linker. mycelium-run starts the
-# binary once per node (`--topology FILE --node NAME`).
+# binary once per node (`--topology FILE --node NAME`). PYTHON embeds a
+# Python interpreter (mycelium::python_embed): the node then also runs
+# services of type "python:pkg.module:Class" (docs/python.md).
 function(mycelium_add_node target)
-  cmake_parse_arguments(arg "" "SCHEMA" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(arg "PYTHON" "SCHEMA" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT arg_SCHEMA)
     message(FATAL_ERROR "mycelium_add_node(${target}): SCHEMA <target of mycelium_add_schema> is required")
   endif()
@@ -113,6 +115,14 @@ int main(int argc, char** argv) {
 ")
   add_executable(${target} ${arg_SOURCES} "${main}")
   target_link_libraries(${target} PRIVATE ${arg_SCHEMA} mycelium::node_main)
+  if(arg_PYTHON)
+    if(NOT TARGET mycelium::python_embed)
+      message(FATAL_ERROR "mycelium_add_node(${target} PYTHON): mycelium was built without "
+                          "pybind11, so mycelium::python_embed does not exist (install "
+                          "pybind11-dev python3-dev and rebuild mycelium)")
+    endif()
+    list(APPEND arg_LIBRARIES mycelium::python_embed)
+  endif()
   foreach(lib IN LISTS arg_LIBRARIES)
     target_link_libraries(${target} PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,${lib}>")
   endforeach()

@@ -12,7 +12,7 @@ PKGS=(
   libcaf-dev libboost-dev libtoml11-dev libfmt-dev libssl-dev
   doctest-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-matplotlib
+  python3 python3-dev python3-numpy python3-matplotlib pybind11-dev
   python3-pytest python3-pytest-asyncio mypy
   iproute2
   libzmq3-dev

@@ -87,7 +87,7 @@ caf::expected<caf::actor> node::start_spec(std::string type,
   auto spec = std::make_shared<child_spec>();
   spec->type = std::move(type);
   spec->context = service_context{std::move(instance), bus_, std::move(params),
-                                  where, handler_budget_};
+                                  where, handler_budget_, schema_};
   spec->factory = std::move(factory);
   spec->policy = policy;
   caf::expected<caf::actor> result{caf::error{}};

@@ -16,10 +16,14 @@ def test_cmake_install_component_python() -> None:
                         "--component", "python"], check=True, capture_output=True, text=True, timeout=120)
         site = os.path.join(prefix, env_path("MYCELIUM_PYTHON_INSTALL_DIR"))
         installed = sorted(os.listdir(os.path.join(site, "mycelium")))
-        assert installed == ["__init__.py", "__main__.py", "aio.py", "codec.py", "doctor.py", "errors.py",
-                             "link.py", "protocol.py", "py.typed", "wire.py"]
+        assert installed == ["__init__.py", "__main__.py", "_core.py", "_hosting.py", "aio.py", "codec.py",
+                             "doctor.py", "errors.py", "link.py", "node.py", "protocol.py", "py.typed",
+                             "runtime.py", "service.py", "wire.py"]
+        # The extension and its stub sit next to the package.
+        beside = sorted(f for f in os.listdir(site) if f.startswith("_mycelium_core"))
+        assert len(beside) == 2 and beside[0].endswith(".so") and beside[1] == "_mycelium_core.pyi", beside
         env = dict(os.environ, PYTHONPATH=site)
-        r = subprocess.run([env_path("MYCELIUM_PYTHON"), "-c", "import mycelium, mycelium.link, mycelium.aio; "
+        r = subprocess.run([env_path("MYCELIUM_PYTHON"), "-c", "import mycelium, mycelium.link, mycelium.aio, mycelium.runtime; "
                             "print(mycelium.__file__, mycelium.__version__)"],
                            env=env, capture_output=True, text=True, timeout=60, cwd=prefix)
         assert r.returncode == 0, r.stderr

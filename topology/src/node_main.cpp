@@ -389,7 +389,10 @@ int node_main(int argc, char** argv, const schema_descriptor& schema) {
   // This process is the node's binary: check the services of every node
   // that runs it against what it registers (an unknown node is reported
   // when it starts).
-  if (auto* n = t->find_node(o.node_name)) {
+  // (A Python node runs this main too; its services are Python classes,
+  // checked when they start.)
+  if (auto* n = t->find_node(o.node_name); n != nullptr
+                                            && n->runtime == topology::node_runtime::cpp) {
     auto names = service_registry::global().names();
     if (auto err = topology::check_service_types(
           *t, {{n->binary, std::set<std::string>(names.begin(), names.end())}})) {

@@ -667,11 +667,14 @@ caf::error check_service_types(const topology& t, const registered_types& known)
     if (i->second.count(s.type) != 0)
       continue;
     if (s.type.rfind("python:", 0) == 0) {
+      if (i->second.count("python:*") != 0)
+        continue; // the binary embeds Python
       r.fail_at(s.type_at.line, s.type_at.column,
-                fmt::format("service '{}' has type \"{}\": Python services in a "
-                            "C++ node need the embedded interpreter, which this "
-                            "build does not have yet; run it in a node with "
-                            "runtime = \"python\"", s.name, s.type));
+                fmt::format("service '{}' has type \"{}\": node '{}''s binary {} does "
+                            "not embed Python; link it with mycelium::python_embed "
+                            "(mycelium_add_node(... PYTHON)), or run the service in a "
+                            "node with runtime = \"python\"",
+                            s.name, s.type, n->name, n->binary));
       continue;
     }
     std::vector<std::string> types(i->second.begin(), i->second.end());

@@ -94,6 +94,7 @@ topology_node::start(caf::actor_system& sys, const topology& t,
   }
   std::unique_ptr<topology_node> self{new topology_node(sys, *spec)};
   self->schema_ = &schema;
+  self->node_->use_schema(schema); // for services of other languages
   for (auto* s : t.services_of(node_name)) {
     auto started = self->node_->start(s->type, s->params, s->name, s->restart, s->where);
     if (!started)

@@ -61,6 +61,15 @@ errc frame_reader::dispatch(const wire::frame_header& h, const uint8_t* payload,
                             link_listener& l, const std::string& peer,
                             std::string& why) {
   if ((h.flags & wire::frame_header::flag_control) == 0) {
+    // Generated decoders refuse foreign ids themselves; a raw schema's
+    // decoder takes any id, so the id is checked against its list here.
+    if (schema_->index_of == nullptr && schema_->find(h.type_id) == nullptr) {
+      l.on_bad_frame(errc::unknown_type,
+                     "undecodable frame of type " + std::to_string(h.type_id) + " (sequence "
+                       + std::to_string(h.sequence) + ") from " + peer + ": "
+                       + to_string(errc::unknown_type));
+      return errc::none;
+    }
     value_sink sink{&l, schema_};
     auto e = schema_->visit(h.type_id, payload, h.payload_length, &sink,
                             [](void* ctx, uint32_t type_id, void* value) {

@@ -230,3 +230,32 @@ def refusal(errc_number: int, text: str, by_peer: bool) -> HandshakeRefused:
     elif errc == Errc.auth_failed:
         cls = AuthFailed
     return cls(errc, text, by_peer, errc_number)
+
+
+class CoreError(MyceliumError):
+    """An error of the C++ runtime (the `_mycelium_core` extension, or the
+    C++ node that embeds Python), with the text C++ renders for it. `errc`
+    is the project error code (`Errc.none` for an error of another
+    category, e.g. CAF's own), `code` its raw number (-1 then)."""
+
+    def __init__(self, text: str, code: int = -1) -> None:
+        self.code = code
+        try:
+            self.errc = Errc(code)
+        except ValueError:
+            self.errc = Errc.none
+        super().__init__(text)
+
+
+class NoResponder(CoreError):
+    """A request found no service serving its type on the node."""
+
+
+def from_core(e: CoreError) -> MyceliumError:
+    """The most specific exception for a runtime error: `RequestTimeout`
+    for a request without a reply in time, `NoResponder`, or `e` itself."""
+    if e.errc == Errc.request_timeout:
+        return RequestTimeout(str(e))
+    if e.errc == Errc.no_responder:
+        return NoResponder(str(e), e.code)
+    return e

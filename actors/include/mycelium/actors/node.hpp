@@ -15,6 +15,7 @@
 #include "mycelium/actors/service_registry.hpp"
 #include "mycelium/actors/supervisor.hpp"
 #include "mycelium/bus/bus.hpp"
+#include "mycelium/codec.hpp"
 #include "mycelium/errc.hpp"
 
 namespace mycelium {
@@ -63,6 +64,14 @@ public:
     handler_budget_ = budget;
   }
 
+  /// The schema of this node's messages, for services started from now on
+  /// that work by type id (untyped services: Python and other languages).
+  /// `d` must outlive the node.
+  void use_schema(const schema_descriptor& d) noexcept { schema_ = &d; }
+
+  /// The schema given to `use_schema`, or nullptr.
+  const schema_descriptor* schema() const noexcept { return schema_; }
+
   /// Publishes from outside any service.
   template <class T>
   publish_status publish(T x) {
@@ -108,6 +117,7 @@ private:
   caf::error exit_reason_;
   bool stopped_ = false;
   std::chrono::nanoseconds handler_budget_ = std::chrono::milliseconds{10};
+  const schema_descriptor* schema_ = nullptr;
 };
 
 } // namespace mycelium

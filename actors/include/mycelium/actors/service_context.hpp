@@ -11,6 +11,7 @@
 namespace mycelium {
 
 class bus;
+struct schema_descriptor;
 
 /// What a service instance is given at spawn: its name, the bus of its node,
 /// its parameters (from code, or later from topology.toml) and where it runs.
@@ -24,6 +25,10 @@ struct service_context {
   /// Loop placement: a handler running longer than this is logged and
   /// counted (`service_stats::slow_handlers`); it stalls the loop meanwhile.
   std::chrono::nanoseconds handler_budget = std::chrono::milliseconds{10};
+  /// The node's schema, when it has one (`node::use_schema`): what untyped
+  /// services (other languages) encode and decode with. Typed C++ services
+  /// do not need it.
+  const schema_descriptor* schema = nullptr;
 };
 
 } // namespace mycelium

@@ -28,14 +28,31 @@ public:
   /// Fails with `errc::already_registered` if `name` is taken.
   caf::error add(const std::string& name, service_factory f);
 
-  /// Returns the factory registered under `name`, or an empty function.
+  /// Makes a factory for a type name of a family (e.g. the Python classes
+  /// "python:pkg.module:Class"), or throws `std::runtime_error` saying why
+  /// it cannot (thrown when the service is spawned, so the start fails with
+  /// that text).
+  using family_resolver = std::function<service_factory(const std::string& type)>;
+
+  /// Registers a family of types: every name that starts with `prefix` and
+  /// is not registered itself resolves through `resolver`. Fails with
+  /// `errc::already_registered` if `prefix` is taken.
+  caf::error add_family(const std::string& prefix, family_resolver resolver);
+
+  /// Returns the factory registered under `name` (or of its family), or an
+  /// empty function.
   service_factory find(const std::string& name) const;
 
+  /// The registered names, then each family as `prefix*` (e.g. `python:*`).
   std::vector<std::string> names() const;
+
+  /// Whether `name` is registered or belongs to a registered family.
+  bool knows(const std::string& name) const;
 
 private:
   mutable std::mutex mtx_;
   std::map<std::string, service_factory> factories_;
+  std::map<std::string, family_resolver> families_;
 };
 
 /// Registers service class `T` (derived from mycelium::service) under `name`

@@ -129,6 +129,13 @@ public:
     sized(field, x.data(), x.size());
   }
 
+  /// Appends fields that are already encoded (a payload another encoder
+  /// made, e.g. a Python message class), unchanged.
+  void raw(const void* data, size_t n) {
+    if (n > 0)
+      std::memcpy(grow(n), data, n);
+  }
+
   /// Packed little-endian scalars (fixed arrays and vectors).
   template <class Container>
   void packed(uint16_t field, const Container& xs) {

@@ -1,0 +1,382 @@
+"""`mycelium.Node`: the C++ runtime inside a Python process (docs/python.md
+section 4).
+
+A `Node` is a Mycelium node: one CAF actor system with one bus, as a C++
+node has. Python code publishes, subscribes and requests on it; Python
+services (`mycelium.Service`) run on it; links (shared memory, Unix, TCP)
+connect it to other nodes with the same handshake, digest check and
+authentication as C++, because they are the C++ links. `Node.from_topology`
+builds the node a topology.toml describes, links included.
+
+Thread-safety: every method may be called from any thread. A
+`Subscription` belongs to one consumer at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import types
+from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Optional,
+                    Type, TypeVar, Union, cast)
+
+from . import _core
+from ._hosting import type_name_of
+from .codec import Message, Schema
+from .errors import CoreError, LinkClosed, Errc, from_core
+from .service import PUBLISH_OK, Service, request_via, schema_of
+
+M = TypeVar("M", bound=Message)
+R = TypeVar("R", bound=Message)
+
+SchemaLike = Union[Schema, types.ModuleType, Type[Message]]
+
+_live_nodes: "set[Node]" = set()
+_live_lock = threading.Lock()
+
+
+def _stop_live_nodes() -> None:
+    with _live_lock:
+        nodes = list(_live_nodes)
+    for n in nodes:
+        n.stop()
+
+
+# Before the interpreter joins non-daemon threads (service threads end when
+# their node stops), stop every node left running.
+getattr(threading, "_register_atexit", lambda f: None)(_stop_live_nodes)
+
+
+def raw_schema(schema: Schema) -> Any:
+    """The C++ runtime's view of a generated module's schema."""
+    return _core.RawSchema(schema.package, schema.digest,
+                           [(tid, name, digest) for tid, name, digest in schema.types])
+
+
+class Subscription(Generic[M]):
+    """Messages of one type, in publish order per publisher: `get`, a
+    blocking iterator, or ``async for``. Backed by its own bounded queue
+    (`capacity` messages; more are dropped and counted in
+    `stats()["queue_dropped"]`). `close` (or leaving a ``with`` block)
+    ends it."""
+
+    def __init__(self, node: "Node", cls: Type[M], handle: Any) -> None:
+        self._node = node
+        self._cls = cls
+        self._handle = handle
+        self._closed = False
+
+    @property
+    def message_class(self) -> Type[M]:
+        return self._cls
+
+    def _decode(self, ev: Any) -> Optional[M]:
+        kind, _type_id, _rid, payload, _text = ev
+        if kind == _core.EVENT_STOP:
+            self._closed = True
+            return None
+        return self._cls.decode(payload)
+
+    def get(self, timeout: Optional[float] = None) -> M:
+        """The next message; `TimeoutError` after `timeout` seconds (None:
+        wait for ever), `LinkClosed` once closed. Ctrl-C interrupts it on
+        the main thread within 100 ms."""
+        if self._closed:
+            raise LinkClosed(Errc.none, "the subscription is closed")
+        ev = self._handle.next(timeout)
+        if ev is None:
+            raise TimeoutError("no %s within %s s" % (self._cls.type_name, timeout))
+        msg = self._decode(ev)
+        if msg is None:
+            raise LinkClosed(Errc.none, "the subscription is closed")
+        return msg
+
+    def __iter__(self) -> Iterator[M]:
+        while not self._closed:
+            ev = self._handle.next(None)
+            if ev is None:
+                continue
+            msg = self._decode(ev)
+            if msg is None:
+                return
+            yield msg
+
+    async def __aiter__(self) -> AsyncIterator[M]:
+        """Woken by the event loop through an eventfd (no polling)."""
+        loop = asyncio.get_running_loop()
+        fd = self._handle.event_fd()
+        ready = asyncio.Event()
+        loop.add_reader(fd, ready.set)
+        try:
+            while not self._closed:
+                for ev in self._handle.drain(1024):
+                    msg = self._decode(ev)
+                    if msg is None:
+                        return
+                    yield msg
+                ready.clear()
+                try:
+                    import os
+                    os.read(fd, 8)
+                except BlockingIOError:
+                    pass
+                for ev in self._handle.drain(1024):
+                    msg = self._decode(ev)
+                    if msg is None:
+                        return
+                    yield msg
+                await ready.wait()
+        finally:
+            loop.remove_reader(fd)
+
+    async def aget(self, timeout: Optional[float] = None) -> M:
+        """`get` on asyncio."""
+        async def first() -> M:
+            async for m in self:
+                return m
+            raise LinkClosed(Errc.none, "the subscription is closed")
+        return await asyncio.wait_for(first(), timeout)
+
+    def stats(self) -> Dict[str, int]:
+        return cast(Dict[str, int], self._handle.stats())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._handle.unsubscribe(self._cls.type_id)
+            self._handle.quit()
+
+    def __enter__(self) -> "Subscription[M]":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Link:
+    """A link of a node (shared memory, Unix or TCP), as C++ runs it."""
+
+    def __init__(self, node: "Node", index: int) -> None:
+        self._node = node
+        self._index = index
+
+    @property
+    def port(self) -> int:
+        """The TCP port a listening link is bound to."""
+        return cast(int, self._node._rt.link_port(self._index))
+
+    def stats(self) -> Dict[str, Any]:
+        return cast(Dict[str, Any], self._node._rt.link_stats(self._index))
+
+    def wait_up(self, timeout: float = 5.0) -> bool:
+        """Whether a peer is established within `timeout` seconds."""
+        return cast(bool, self._node._rt.link_await_up(self._index, float(timeout)))
+
+    def wait_peer_interest(self, cls: Type[Message], timeout: float = 5.0) -> bool:
+        """Whether the peer subscribed to `cls` within `timeout` seconds."""
+        return cast(bool, self._node._rt.link_await_peer_interest(self._index, cls.type_id,
+                                                                  float(timeout)))
+
+    def stop(self) -> None:
+        self._node._rt.link_stop(self._index)
+
+
+class Node:
+    """A Mycelium node in this Python process (the C++ runtime inside)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, name: str = "python", schema: Optional[SchemaLike] = None, *,
+                 options: Optional[Dict[str, Any]] = None, _runtime: Any = None) -> None:
+        if schema is None:
+            raise TypeError("Node(name, schema): give the generated module of the node's schema")
+        self.schema = schema_of(schema)
+        try:
+            self._rt = _runtime if _runtime is not None else _core.Runtime(
+                name, raw_schema(self.schema), options or {})
+        except CoreError as e:
+            raise from_core(e) from None
+        self._lock = threading.Lock()
+        self._main: Any = None
+        self._callbacks: Any = None
+        self._callback_table: Dict[int, List[Callable[[Any], Any]]] = {}
+        self._callback_thread: Optional[threading.Thread] = None
+        self._stopped = False
+        with _live_lock:
+            _live_nodes.add(self)
+
+    @classmethod
+    def from_topology(cls, path: str, node: str, schema: Optional[SchemaLike] = None, *,
+                      options: Optional[Dict[str, Any]] = None) -> "Node":
+        """Node `node` of topology file `path`: its services started (Python
+        ones by ``type = "python:pkg.module:Class"``), its links to the other
+        nodes started. `wait_links` waits for the peers."""
+        if schema is None:
+            raise TypeError("Node.from_topology(path, node, schema): give the generated "
+                            "module of the topology's schema")
+        s = schema_of(schema)
+        try:
+            rt = _core.Runtime(path, node, raw_schema(s), options or {})
+        except CoreError as e:
+            raise from_core(e) from None
+        return cls(node, s, _runtime=rt)
+
+    @property
+    def name(self) -> str:
+        return cast(str, self._rt.name)
+
+    # -- services ------------------------------------------------------------------
+
+    def start(self, service: Union[Type[Service], str], name: Optional[str] = None,
+              params: Optional[Dict[str, Any]] = None, *, placement: str = "pool",
+              max_restarts: int = 3, window: float = 60.0) -> None:
+        """Starts a service on this node: a `Service` subclass (run on its
+        own Python thread) or a registered type name. Returns once its
+        ``on_start`` ran; raises `CoreError` with the reason otherwise."""
+        type_name = type_name_of(service) if isinstance(service, type) else service
+        if name is None:
+            name = service.__name__ if isinstance(service, type) else service
+        try:
+            self._rt.start_service(type_name, name, params or {}, placement, max_restarts,
+                                   window)
+        except CoreError as e:
+            raise from_core(e) from None
+
+    # -- publish / subscribe / request ----------------------------------------------
+
+    def _main_handle(self) -> Any:
+        with self._lock:
+            if self._main is None:
+                self._main = self._rt.open_client("%s.python" % self.name)
+            return self._main
+
+    def publish(self, msg: Message) -> bool:
+        """Publishes `msg`; False when nobody subscribed or a link refused it."""
+        try:
+            return cast(int, self._main_handle().publish(msg.type_id, msg.encode())) == PUBLISH_OK
+        except CoreError as e:
+            raise from_core(e) from None
+
+    def subscribe(self, cls: Type[M], callback: Optional[Callable[[M], Any]] = None, *,
+                  capacity: int = 65536) -> Optional[Subscription[M]]:
+        """With `callback`: calls it for every `cls` on the node's callback
+        thread (one for all callbacks of the node) and returns None. Without:
+        returns a `Subscription` to read from."""
+        if callback is not None:
+            self._add_callback(cls, callback)
+            return None
+        h = self._rt.open_client("%s.python.sub%d" % (self.name, next(self._ids)), capacity)
+        try:
+            h.subscribe(cls.type_id)
+        except CoreError as e:
+            h.quit()
+            raise from_core(e) from None
+        return Subscription(self, cls, h)
+
+    def _add_callback(self, cls: Type[M], callback: Callable[[M], Any]) -> None:
+        with self._lock:
+            if self._callbacks is None:
+                self._callbacks = self._rt.open_client("%s.python.callbacks" % self.name)
+                self._callback_thread = threading.Thread(
+                    target=self._run_callbacks, name="mycelium/%s/callbacks" % self.name,
+                    daemon=True)
+                self._callback_thread.start()
+            def call(payload: bytes, c: Type[M] = cls, f: Callable[[M], Any] = callback) -> Any:
+                return f(c.decode(payload))
+            table = dict(self._callback_table)
+            table[cls.type_id] = table.get(cls.type_id, []) + [call]
+            self._callback_table = table
+            self._callbacks.subscribe(cls.type_id)
+
+    def _run_callbacks(self) -> None:
+        import logging
+        import traceback
+        while True:
+            ev = self._callbacks.next(None)
+            if ev is None:
+                continue
+            kind, type_id, _rid, payload, _text = ev
+            if kind == _core.EVENT_STOP:
+                return
+            for fn in self._callback_table.get(type_id, []):
+                try:
+                    fn(payload)
+                except Exception:
+                    logging.getLogger("mycelium").error(
+                        "node %s: a callback for type id %d raised:\n%s", self.name, type_id,
+                        traceback.format_exc())
+
+    def request(self, req: Message, reply_class: Type[R], timeout: float = 1.0) -> R:
+        """Sends `req` to the node's responder of its type; blocks for the
+        reply (`RequestTimeout`, `NoResponder`, or the responder's error)."""
+        return request_via(self._main_handle(), req, reply_class, timeout)
+
+    async def arequest(self, req: Message, reply_class: Type[R], timeout: float = 1.0) -> R:
+        """`request` on asyncio (the wait runs on the loop's executor, so
+        the event loop keeps running)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.request, req, reply_class, timeout)
+
+    # -- links -------------------------------------------------------------------
+
+    def connect(self, kind: str, address: str, port: int = 0, **options: Any) -> Link:
+        """A link that connects to a peer node: kind "shm", "unix" or "tcp";
+        options as `link_config` (secret, wait, ring_capacity, overflow, ...)."""
+        return self._link(kind, "connect", address, port, options)
+
+    def listen(self, kind: str, address: str, port: int = 0, **options: Any) -> Link:
+        """A link that peers connect to (TCP port 0 picks one: `Link.port`)."""
+        return self._link(kind, "listen", address, port, options)
+
+    def _link(self, kind: str, role: str, address: str, port: int,
+              options: Dict[str, Any]) -> Link:
+        try:
+            return Link(self, self._rt.link(kind, role, address, port, options))
+        except CoreError as e:
+            raise from_core(e) from None
+
+    def wait_links(self, timeout: float = 10.0) -> None:
+        """Waits until every topology link has its peers; `TimeoutError`
+        naming the links still waiting."""
+        ok, why = self._rt.await_links(float(timeout))
+        if not ok:
+            raise TimeoutError("node %s: peers not reached within %s s: %s"
+                               % (self.name, timeout, why))
+
+    def announce_ready(self, nodes: int = 1) -> None:
+        """Publishes `deployment_ready` (services that produce data from
+        nothing start on it)."""
+        self._rt.announce_ready(nodes)
+
+    # -- statistics ----------------------------------------------------------------
+
+    def topics(self) -> List[Dict[str, Any]]:
+        return cast(List[Dict[str, Any]], self._rt.topics())
+
+    def services(self) -> List[Dict[str, Any]]:
+        return cast(List[Dict[str, Any]], self._rt.services())
+
+    def links(self) -> List[Dict[str, Any]]:
+        return cast(List[Dict[str, Any]], self._rt.all_link_stats())
+
+    # -- end -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stops the services (each runs on_stop), the links and the actor
+        system. Idempotent; also run at interpreter exit."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._rt.stop()
+        if self._callback_thread is not None:
+            self._callback_thread.join(10)
+        with _live_lock:
+            _live_nodes.discard(self)
+
+    def __enter__(self) -> "Node":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

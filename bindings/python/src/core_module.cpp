@@ -1,0 +1,628 @@
+#include "core_module.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
+#include <pybind11/stl.h>
+
+#include "inbox.hpp"
+#include "mycelium/actors/node.hpp"
+#include "mycelium/actors/untyped_service.hpp"
+#include "mycelium/errc.hpp"
+#include "mycelium/raw_schema.hpp"
+#include "mycelium/topology/node_main.hpp"
+#include "mycelium/topology/topology_node.hpp"
+#include "mycelium/transports/link.hpp"
+#include "mycelium/transports/system_config.hpp"
+#include "python_host.hpp"
+#include "settings_conversion.hpp"
+
+namespace py = pybind11;
+using namespace std::chrono_literals;
+
+namespace mycelium::python {
+
+namespace {
+
+/// Raised for every `caf::error` of the runtime; the Python package maps
+/// it to its own exception classes by `errc` (mycelium.errors).
+py::object core_error;
+
+[[noreturn]] void raise(const caf::error& err) {
+  auto code = err.category() == caf::atom("mycelium") ? static_cast<int>(err.code()) : -1;
+  auto text = render(err);
+  py::object exc = core_error(text, code);
+  PyErr_SetObject(core_error.ptr(), exc.ptr());
+  throw py::error_already_set();
+}
+
+unsigned long main_thread_ident = 0;
+
+std::chrono::nanoseconds seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+py::bytes as_bytes(const std::vector<uint8_t>& v) {
+  return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+py::tuple as_tuple(const inbox_event& ev) {
+  return py::make_tuple(static_cast<int>(ev.kind), ev.type_id, ev.request_id,
+                        as_bytes(ev.payload), ev.text);
+}
+
+/// Waits for the next event without the GIL. On Python's main thread it
+/// waits in slices of 50 ms and checks for signals between them, so Ctrl-C
+/// interrupts a blocking receive within 100 ms (KeyboardInterrupt).
+py::object next_event(py_handle& h, std::optional<double> timeout) {
+  auto deadline = std::chrono::steady_clock::now()
+                  + (timeout ? seconds(*timeout) : std::chrono::nanoseconds{std::chrono::hours{24 * 365}});
+  bool main = PyThread_get_thread_ident() == main_thread_ident;
+  inbox_event ev;
+  for (;;) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left < std::chrono::nanoseconds{0})
+      left = std::chrono::nanoseconds{0};
+    auto slice = main ? std::min<std::chrono::nanoseconds>(left, 50ms) : left;
+    bool got;
+    {
+      py::gil_scoped_release nogil;
+      got = h.inbox->pop(ev, slice);
+    }
+    if (got)
+      return as_tuple(ev);
+    if (PyErr_CheckSignals() != 0)
+      throw py::error_already_set();
+    if (std::chrono::steady_clock::now() >= deadline)
+      return py::none();
+  }
+}
+
+py::dict stats_dict(const service_stats& s) {
+  py::dict d;
+  d["name"] = s.name;
+  d["published"] = s.published;
+  d["delivered"] = s.delivered;
+  d["dropped"] = s.dropped;
+  d["handler_errors"] = s.handler_errors;
+  d["restarts"] = s.restarts;
+  return d;
+}
+
+py::dict link_stats_dict(const transports::link& l) {
+  auto st = l.stats();
+  py::dict d;
+  d["name"] = st.name;
+  d["endpoint"] = l.config().endpoint();
+  d["state"] = transports::to_string(st.state);
+  d["peers"] = st.peers;
+  py::list peers;
+  for (auto& p : st.peer_list)
+    peers.append(p.node);
+  d["peer_nodes"] = peers;
+  d["peer_interest"] = st.peer_interest;
+  d["port"] = st.port;
+  d["queued"] = st.queued;
+  d["frames_sent"] = st.frames_sent;
+  d["frames_received"] = st.frames_received;
+  d["dropped_overflow"] = st.dropped_overflow;
+  d["back_pressured"] = st.back_pressured;
+  d["dropped_link_down"] = st.dropped_link_down;
+  d["frames_too_large"] = st.frames_too_large;
+  d["bad_frames"] = st.bad_frames;
+  d["connects"] = st.connects;
+  d["disconnects"] = st.disconnects;
+  d["refusals_sent"] = st.refusals_sent;
+  d["refusals_received"] = st.refusals_received;
+  d["last_error"] = st.last_error;
+  return d;
+}
+
+/// A raw schema made from a generated Python module's announcement.
+struct py_schema {
+  std::shared_ptr<const raw_schema> schema;
+};
+
+py_schema make_schema(std::string package, py::bytes digest,
+                      const std::vector<std::tuple<uint32_t, std::string, py::bytes>>& types) {
+  auto to_digest = [](const py::bytes& b, const std::string& what) {
+    std::string s = b;
+    if (s.size() != 32)
+      throw py::value_error(what + ": a digest has 32 bytes, not " + std::to_string(s.size()));
+    wire::digest256 d{};
+    std::copy(s.begin(), s.end(), d.begin());
+    return d;
+  };
+  std::vector<wire::type_digest> ts;
+  for (auto& [id, name, dg] : types)
+    ts.push_back({id, name, to_digest(dg, "type " + name)});
+  auto s = raw_schema::make(package, to_digest(digest, "schema " + package), std::move(ts));
+  if (!s)
+    raise(s.error());
+  return py_schema{std::move(*s)};
+}
+
+/// The C++ runtime inside a Python process: one actor system (with
+/// Mycelium's defaults and the I/O loop) and one node, made by hand or
+/// from a topology. Thread-safety: its methods release the GIL while the
+/// runtime works and are safe from any Python thread; `stop` is idempotent.
+class runtime {
+public:
+  runtime(const std::string& name, py_schema schema, const py::dict& options)
+    : schema_(std::move(schema.schema)) {
+    make_system(options);
+    own_node_ = std::make_unique<mycelium::node>(*sys_, name);
+    own_node_->use_schema(schema_->descriptor());
+  }
+
+  runtime(const std::string& path, const std::string& node_name, py_schema schema,
+          const py::dict& options)
+    : schema_(std::move(schema.schema)) {
+    make_system(options);
+    caf::expected<std::unique_ptr<topology::topology_node>> t{caf::error{}};
+    {
+      py::gil_scoped_release nogil;
+      t = topology::topology_node::from_topology(*sys_, path, node_name,
+                                                 schema_->descriptor());
+    }
+    if (!t)
+      raise(t.error());
+    topo_ = std::move(*t);
+  }
+
+  ~runtime() {
+    py::gil_scoped_release nogil;
+    shutdown();
+  }
+
+  mycelium::node& node() {
+    if (stopped_)
+      throw py::value_error("the node has been stopped");
+    return topo_ ? topo_->node() : *own_node_;
+  }
+
+  std::string name() { return node().name(); }
+
+  void start_service(const std::string& type, const std::string& instance,
+                     const py::dict& params, const std::string& where,
+                     size_t max_restarts, double window) {
+    placement p = placement::pool;
+    if (auto err = parse_placement(where, p))
+      raise(err);
+    restart_policy rp;
+    rp.max_restarts = max_restarts;
+    rp.window = std::chrono::duration_cast<std::chrono::milliseconds>(seconds(window));
+    auto settings = to_settings(params);
+    caf::expected<caf::actor> started{caf::error{}};
+    {
+      py::gil_scoped_release nogil;
+      started = node().start(type, std::move(settings), instance, rp, p);
+    }
+    if (!started)
+      raise(started.error());
+  }
+
+  py_handle open_client(const std::string& instance, size_t capacity) {
+    auto in = std::make_shared<inbox>(node().name() + "/" + instance, capacity);
+    // The host keeps the handle it is given at start; the node returns only
+    // after that start, so the slot is filled by then.
+    auto slot = std::make_shared<std::shared_ptr<client_host>>();
+    auto factory = untyped_service_factory([in, slot](const service_context&) {
+      *slot = std::make_shared<client_host>(in);
+      return *slot;
+    });
+    caf::expected<caf::actor> started{caf::error{}};
+    {
+      py::gil_scoped_release nogil;
+      started = node().start(std::move(factory), instance);
+    }
+    if (!started)
+      raise(started.error());
+    return py_handle{(*slot)->handle(), std::move(in)};
+  }
+
+  size_t link(const std::string& kind, const std::string& role, const std::string& address,
+              uint16_t port, const py::dict& options) {
+    transports::link_config cfg;
+    if (auto err = transports::parse_link_kind(kind, cfg.kind))
+      raise(err);
+    if (role == "connect")
+      cfg.role = transports::link_role::connect;
+    else if (role == "listen")
+      cfg.role = transports::link_role::listen;
+    else
+      throw py::value_error("link role '" + role + "' is not one of connect, listen");
+    cfg.address = address;
+    cfg.port = port;
+    cfg.name = kind + "-" + role;
+    apply_link_options(cfg, options);
+    caf::expected<transports::link> l{caf::error{}};
+    {
+      py::gil_scoped_release nogil;
+      l = transports::link::start(node(), schema_->descriptor(), cfg);
+    }
+    if (!l)
+      raise(l.error());
+    links_.push_back(std::move(*l));
+    return links_.size() - 1;
+  }
+
+  transports::link& link_at(size_t i) {
+    if (i >= links_.size())
+      throw py::index_error("no link " + std::to_string(i));
+    return links_[i];
+  }
+
+  std::vector<transports::link> all_links() const {
+    auto out = links_;
+    if (topo_)
+      out.insert(out.end(), topo_->links().begin(), topo_->links().end());
+    return out;
+  }
+
+  py::tuple await_links(double timeout) {
+    if (!topo_)
+      return py::make_tuple(true, "");
+    std::string why;
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = topo_->await_links(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                seconds(timeout)),
+                              why);
+    }
+    return py::make_tuple(ok, why);
+  }
+
+  void announce_ready(uint32_t nodes) {
+    if (!topo_)
+      throw py::value_error("announce_ready needs a node made from a topology");
+    py::gil_scoped_release nogil;
+    topo_->announce_ready(nodes);
+  }
+
+  py::list topics() {
+    py::list out;
+    for (auto& t : node().bus().topics()) {
+      py::dict d;
+      d["type_id"] = t.type_id;
+      d["type_name"] = t.type_name;
+      d["subscribers"] = t.subscribers;
+      d["published"] = t.published;
+      d["no_subscriber"] = t.no_subscriber;
+      d["enqueued"] = t.enqueued;
+      d["delivered"] = t.delivered;
+      d["dropped"] = t.dropped;
+      d["refused"] = t.refused;
+      out.append(d);
+    }
+    return out;
+  }
+
+  py::list services() {
+    py::list out;
+    for (auto& s : node().bus().services())
+      out.append(stats_dict(s));
+    return out;
+  }
+
+  void stop() {
+    py::gil_scoped_release nogil;
+    shutdown();
+  }
+
+private:
+  static caf::error parse_placement(const std::string& s, placement& out) {
+    if (s == "pool")
+      out = placement::pool;
+    else if (s == "loop")
+      out = placement::loop;
+    else
+      return make_error(errc::config_invalid,
+                        "placement '" + s + "' is not one of pool, loop");
+    return caf::none;
+  }
+
+  void make_system(const py::dict& options) {
+    cfg_ = std::make_unique<system_config>();
+    cfg_->set("logger.console", caf::atom("none"));
+    schema_->descriptor().add_message_types(*cfg_);
+    for (auto kv : options) {
+      auto key = kv.first.cast<std::string>();
+      auto value = kv.second;
+      if (py::isinstance<py::bool_>(value))
+        cfg_->set(key, value.cast<bool>());
+      else if (py::isinstance<py::int_>(value))
+        cfg_->set(key, value.cast<int64_t>());
+      else if (py::isinstance<py::str>(value))
+        cfg_->set(key, value.cast<std::string>());
+      else
+        throw py::type_error("CAF option '" + key + "' must be a bool, int or str");
+    }
+    py::gil_scoped_release nogil;
+    sys_ = std::make_unique<caf::actor_system>(*cfg_);
+  }
+
+  static void apply_link_options(transports::link_config& cfg, const py::dict& options) {
+    static const std::set<std::string> known{
+      "name", "relay", "max_payload", "send_queue", "overflow", "block_timeout", "wait",
+      "spin", "ring_capacity", "heartbeat_interval", "peer_timeout", "secret"};
+    auto ms = [](const py::handle& v) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(seconds(v.cast<double>()));
+    };
+    for (auto kv : options) {
+      auto key = kv.first.cast<std::string>();
+      auto v = kv.second;
+      if (known.count(key) == 0) {
+        std::string list;
+        for (auto& k : known)
+          list += (list.empty() ? "" : ", ") + k;
+        throw py::value_error("unknown link option '" + key + "' (known: " + list + ")");
+      }
+      if (key == "name")
+        cfg.name = v.cast<std::string>();
+      else if (key == "relay")
+        cfg.relay = v.cast<bool>();
+      else if (key == "max_payload")
+        cfg.max_payload = v.cast<uint32_t>();
+      else if (key == "send_queue")
+        cfg.send_queue = v.cast<size_t>();
+      else if (key == "overflow") {
+        if (auto err = parse_overflow_policy(v.cast<std::string>(), cfg.overflow))
+          raise(err);
+      } else if (key == "block_timeout")
+        cfg.block_timeout = ms(v);
+      else if (key == "wait") {
+        if (auto err = transports::parse_wait_mode(v.cast<std::string>(), cfg.wait))
+          raise(err);
+      } else if (key == "spin")
+        cfg.spin = std::chrono::duration_cast<std::chrono::microseconds>(
+          seconds(v.cast<double>()));
+      else if (key == "ring_capacity")
+        cfg.ring_capacity = v.cast<uint64_t>();
+      else if (key == "heartbeat_interval")
+        cfg.heartbeat_interval = ms(v);
+      else if (key == "peer_timeout")
+        cfg.peer_timeout = ms(v);
+      else if (key == "secret")
+        cfg.secret = py::isinstance<py::bytes>(v) ? std::string{v.cast<py::bytes>()}
+                                                  : v.cast<std::string>();
+    }
+    if (auto err = cfg.validate())
+      raise(err);
+  }
+
+  void shutdown() {
+    if (stopped_)
+      return;
+    stopped_ = true;
+    for (auto& l : links_)
+      l.stop();
+    links_.clear();
+    if (topo_)
+      topo_->stop();
+    if (own_node_)
+      own_node_->stop();
+    topo_.reset();
+    own_node_.reset();
+    sys_.reset();
+  }
+
+  std::shared_ptr<const raw_schema> schema_;
+  std::unique_ptr<system_config> cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<mycelium::node> own_node_;
+  std::unique_ptr<topology::topology_node> topo_;
+  std::vector<transports::link> links_;
+  bool stopped_ = false;
+};
+
+} // namespace
+
+void define_core(py::module_& m, bool embedded) {
+  m.doc() = "The C++ runtime of Mycelium as Python sees it (use the mycelium package)";
+  m.attr("embedded") = embedded;
+  main_thread_ident = py::module_::import("threading").attr("main_thread")().attr("ident")
+                        .cast<unsigned long>();
+  core_error = py::module_::import("mycelium.errors").attr("CoreError");
+
+  m.attr("EVENT_MESSAGE") = static_cast<int>(inbox_event::message);
+  m.attr("EVENT_REQUEST") = static_cast<int>(inbox_event::request);
+  m.attr("EVENT_STOP") = static_cast<int>(inbox_event::stop);
+
+  py::class_<py_schema>(m, "RawSchema")
+    .def(py::init(&make_schema), py::arg("package"), py::arg("digest"), py::arg("types"))
+    .def_property_readonly("package",
+                           [](const py_schema& s) { return s.schema->descriptor().package; });
+
+  py::class_<py_handle>(m, "Handle")
+    .def_property_readonly("name", [](const py_handle& h) { return h.handle->name(); })
+    .def_property_readonly("node_name",
+                           [](const py_handle& h) { return h.handle->node_name(); })
+    .def_property_readonly("params",
+                           [](const py_handle& h) { return to_dict(h.handle->params()); })
+    .def_property_readonly("schema_package",
+                           [](const py_handle& h) { return h.handle->schema().package; })
+    .def_property_readonly("schema_digest",
+                           [](const py_handle& h) {
+                             auto& d = h.handle->schema().digest;
+                             return py::bytes(reinterpret_cast<const char*>(d.data()), d.size());
+                           })
+    .def_property_readonly("alive", [](const py_handle& h) { return h.handle->alive(); })
+    .def("started",
+         [](py_handle& h, std::optional<std::string> failure) {
+           h.handle->started(failure ? make_error(errc::service_failed, *failure)
+                                     : caf::error{});
+         },
+         py::arg("failure") = py::none())
+    .def("fail", [](py_handle& h, std::string text) { h.handle->fail(std::move(text)); })
+    .def("quit", [](py_handle& h) { h.handle->quit(); })
+    .def("finish", [](py_handle& h) { h.inbox->finish(); })
+    .def("subscribe",
+         [](py_handle& h, uint32_t type_id) {
+           caf::error err;
+           {
+             py::gil_scoped_release nogil;
+             err = h.handle->subscribe(type_id);
+           }
+           if (err)
+             raise(err);
+         })
+    .def("unsubscribe",
+         [](py_handle& h, uint32_t type_id) {
+           py::gil_scoped_release nogil;
+           h.handle->unsubscribe(type_id);
+         })
+    .def("publish",
+         [](py_handle& h, uint32_t type_id, const py::bytes& payload) {
+           char* data = nullptr;
+           Py_ssize_t n = 0;
+           PyBytes_AsStringAndSize(payload.ptr(), &data, &n);
+           publish_status st = publish_status::ok;
+           errc e;
+           {
+             py::gil_scoped_release nogil;
+             e = h.handle->publish(type_id, reinterpret_cast<const uint8_t*>(data),
+                                   static_cast<size_t>(n), &st);
+           }
+           if (e != errc::none)
+             raise(make_error(e, "publish of type id " + std::to_string(type_id)
+                                   + ": the payload does not decode as that type: "
+                                   + to_string(e)));
+           return static_cast<int>(st);
+         })
+    .def("serve",
+         [](py_handle& h, uint32_t type_id) {
+           caf::error err;
+           {
+             py::gil_scoped_release nogil;
+             err = h.handle->serve(type_id);
+           }
+           if (err)
+             raise(err);
+         })
+    .def("reply",
+         [](py_handle& h, uint64_t id, uint32_t type_id, const py::bytes& payload) {
+           std::string bytes = payload;
+           caf::error err;
+           {
+             py::gil_scoped_release nogil;
+             err = h.handle->reply(id, type_id, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                   bytes.size());
+           }
+           if (err)
+             raise(err);
+         })
+    .def("reply_error",
+         [](py_handle& h, uint64_t id, std::string text) {
+           h.handle->reply_error(id, std::move(text));
+         })
+    .def("request",
+         [](py_handle& h, uint32_t type_id, const py::bytes& payload, double timeout) {
+           std::string bytes = payload;
+           caf::expected<untyped_reply> r{caf::error{}};
+           {
+             py::gil_scoped_release nogil;
+             r = h.handle->request(type_id, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                   bytes.size(), seconds(timeout));
+           }
+           if (!r)
+             raise(r.error());
+           return py::make_tuple(r->type_id, as_bytes(r->payload));
+         })
+    .def("next", &next_event, py::arg("timeout") = py::none(),
+         "The next event (kind, type_id, request_id, payload, text), or None after "
+         "`timeout` seconds (None: wait for ever)")
+    .def("drain",
+         [](py_handle& h, size_t max) {
+           py::list out;
+           inbox_event ev;
+           while (out.size() < max && h.inbox->try_pop(ev))
+             out.append(as_tuple(ev));
+           return out;
+         },
+         py::arg("max") = 1024)
+    .def("event_fd", [](py_handle& h) { return h.inbox->event_fd(); })
+    .def("stats",
+         [](const py_handle& h) {
+           auto d = stats_dict(h.handle->stats());
+           d["queued"] = h.inbox->size();
+           d["queue_dropped"] = h.inbox->dropped();
+           d["queue_high_water"] = h.inbox->high_water();
+           d["queue_capacity"] = h.inbox->capacity();
+           return d;
+         });
+
+  py::class_<runtime>(m, "Runtime")
+    .def(py::init<const std::string&, py_schema, const py::dict&>(), py::arg("name"),
+         py::arg("schema"), py::arg("options") = py::dict())
+    .def(py::init<const std::string&, const std::string&, py_schema, const py::dict&>(),
+         py::arg("topology"), py::arg("node"), py::arg("schema"),
+         py::arg("options") = py::dict())
+    .def_property_readonly("name", &runtime::name)
+    .def("start_service", &runtime::start_service, py::arg("type"), py::arg("name"),
+         py::arg("params"), py::arg("placement") = "pool", py::arg("max_restarts") = 3,
+         py::arg("window") = 60.0)
+    .def("open_client", &runtime::open_client, py::arg("name"),
+         py::arg("capacity") = default_queue_capacity)
+    .def("link", &runtime::link, py::arg("kind"), py::arg("role"), py::arg("address"),
+         py::arg("port") = 0, py::arg("options") = py::dict())
+    .def("link_stats",
+         [](runtime& r, size_t i) { return link_stats_dict(r.link_at(i)); })
+    .def("link_port", [](runtime& r, size_t i) { return r.link_at(i).port(); })
+    .def("link_await_up",
+         [](runtime& r, size_t i, double timeout) {
+           auto l = r.link_at(i);
+           py::gil_scoped_release nogil;
+           return l.await_up(std::chrono::duration_cast<std::chrono::milliseconds>(
+             seconds(timeout)));
+         })
+    .def("link_await_peer_interest",
+         [](runtime& r, size_t i, uint32_t type_id, double timeout) {
+           auto l = r.link_at(i);
+           py::gil_scoped_release nogil;
+           return l.await_peer_interest(
+             type_id, std::chrono::duration_cast<std::chrono::milliseconds>(seconds(timeout)));
+         })
+    .def("link_stop",
+         [](runtime& r, size_t i) {
+           auto l = r.link_at(i);
+           py::gil_scoped_release nogil;
+           l.stop();
+         })
+    .def("all_link_stats",
+         [](runtime& r) {
+           py::list out;
+           for (auto& l : r.all_links())
+             out.append(link_stats_dict(l));
+           return out;
+         })
+    .def("await_links", &runtime::await_links, py::arg("timeout"))
+    .def("announce_ready", &runtime::announce_ready, py::arg("nodes"))
+    .def("topics", &runtime::topics)
+    .def("services", &runtime::services)
+    .def("stop", &runtime::stop);
+
+  m.def(
+    "node_main",
+    [](std::vector<std::string> args, py_schema schema) {
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      py::gil_scoped_release nogil;
+      return mycelium::node_main(static_cast<int>(args.size()), argv.data(),
+                                 schema.schema->descriptor());
+    },
+    py::arg("argv"), py::arg("schema"),
+    "Runs a node of a topology in this process, as a C++ node binary does "
+    "(mycelium-run's control protocol included); returns its exit code");
+}
+
+} // namespace mycelium::python

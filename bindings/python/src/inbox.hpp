@@ -1,0 +1,82 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace mycelium::python {
+
+/// One thing for a Python consumer to handle: a message of a subscribed
+/// type, a request to answer, or the order to stop.
+struct inbox_event {
+  enum kind_t : uint8_t { message = 0, request = 1, stop = 2 };
+  kind_t kind = message;
+  uint32_t type_id = 0;
+  uint64_t request_id = 0;
+  std::vector<uint8_t> payload;
+  std::string text; ///< stop: the reason ("" for a normal stop)
+};
+
+/// The queue between the C++ side of the bus (any publishing thread) and
+/// one Python consumer thread. Bounded: a message that finds it full is
+/// dropped and counted (`dropped`), with a log line at most once a second;
+/// requests and the stop order are never dropped. The consumer sleeps on a
+/// condition variable, or (asyncio) on an eventfd that becomes readable when
+/// the queue stops being empty.
+///
+/// Thread-safety: every member function is thread-safe; `pop` and
+/// `try_pop` belong to one consumer at a time.
+class inbox {
+public:
+  inbox(std::string owner, size_t capacity);
+  ~inbox();
+  inbox(const inbox&) = delete;
+  inbox& operator=(const inbox&) = delete;
+
+  void push_message(uint32_t type_id, const uint8_t* p, size_t n);
+  void push_request(uint64_t id, uint32_t type_id, const uint8_t* p, size_t n);
+  void push_stop(std::string reason);
+
+  /// Waits up to `timeout` for an event; false on timeout.
+  bool pop(inbox_event& out, std::chrono::nanoseconds timeout);
+
+  /// Takes an event if one is there.
+  bool try_pop(inbox_event& out);
+
+  /// An eventfd that is readable while events wait (created on first call;
+  /// the consumer reads it empty before draining with `try_pop`).
+  int event_fd();
+
+  /// The consumer finished (ran on_stop): wakes `await_finished`.
+  void finish();
+
+  /// Waits for `finish`; false after `timeout`.
+  bool await_finished(std::chrono::nanoseconds timeout);
+
+  size_t size() const;
+  uint64_t dropped() const;
+  uint64_t high_water() const;
+  size_t capacity() const noexcept { return capacity_; }
+
+private:
+  void push(inbox_event&& ev, bool droppable);
+
+  std::string owner_;
+  size_t capacity_;
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;      ///< events arrived
+  std::condition_variable done_cv_; ///< the consumer finished
+  std::deque<inbox_event> events_;
+  uint64_t dropped_ = 0;
+  uint64_t unlogged_drops_ = 0;
+  size_t high_water_ = 0;
+  std::chrono::steady_clock::time_point last_drop_log_{};
+  int efd_ = -1;
+  bool finished_ = false;
+};
+
+} // namespace mycelium::python

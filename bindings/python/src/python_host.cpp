@@ -1,0 +1,106 @@
+#include "python_host.hpp"
+
+#include <mutex>
+
+#include <pybind11/pybind11.h>
+
+#include "mycelium/actors/log.hpp"
+#include "mycelium/actors/service_registry.hpp"
+#include "mycelium/errc.hpp"
+
+namespace py = pybind11;
+
+namespace mycelium::python {
+
+python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in)
+  : type_(std::move(type)), inbox_(std::move(in)) {
+}
+
+python_host::~python_host() = default;
+
+void python_host::start(std::shared_ptr<untyped_handle> h) {
+  std::string failure;
+  // PyGILState rather than pybind11's gil_scoped_acquire: this is a CAF
+  // worker that may never have run Python, and pybind11 (2.10) looks up its
+  // internals before it holds the GIL.
+  auto gil = PyGILState_Ensure();
+  try {
+    py::module_::import("mycelium._hosting").attr("run_service")(type_, py_handle{h, inbox_});
+    running_ = true;
+  } catch (py::error_already_set& e) {
+    failure = e.what();
+  }
+  PyGILState_Release(gil);
+  if (!running_)
+    h->started(make_error(errc::service_failed,
+                          "Python service '" + h->name() + "' (" + type_
+                            + ") could not start: " + failure));
+}
+
+void python_host::deliver(uint32_t type_id, const uint8_t* payload, size_t n) {
+  inbox_->push_message(type_id, payload, n);
+}
+
+void python_host::request(uint64_t id, uint32_t type_id, const uint8_t* payload,
+                          size_t n) {
+  inbox_->push_request(id, type_id, payload, n);
+}
+
+void python_host::stop(const caf::error& reason) {
+  if (!running_)
+    return;
+  inbox_->push_stop(reason ? render(reason) : std::string{});
+  if (!inbox_->await_finished(std::chrono::seconds{10}))
+    log(log_level::error, type_,
+        "the Python service did not finish within 10 s of its stop (a handler or "
+        "on_stop still runs); going on without it");
+}
+
+client_host::client_host(std::shared_ptr<mycelium::python::inbox> in)
+  : inbox_(std::move(in)) {
+}
+
+void client_host::start(std::shared_ptr<untyped_handle> h) {
+  handle_ = h;
+  h->started();
+}
+
+void client_host::deliver(uint32_t type_id, const uint8_t* payload, size_t n) {
+  inbox_->push_message(type_id, payload, n);
+}
+
+void client_host::request(uint64_t id, uint32_t, const uint8_t*, size_t) {
+  handle_->reply_error(id, "a Python bus client does not serve requests");
+}
+
+void client_host::stop(const caf::error&) {
+  inbox_->push_stop({});
+}
+
+void register_python_family(std::function<void()> before_start) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    auto err = service_registry::global().add_family(
+      "python:", [before_start](const std::string& type) -> service_factory {
+        return untyped_service_factory([before_start, type](const service_context& ctx) {
+          if (before_start)
+            before_start();
+          size_t capacity = default_queue_capacity;
+          if (auto i = ctx.params.find("queue_capacity"); i != ctx.params.end()) {
+            auto* n = caf::get_if<int64_t>(&i->second);
+            if (n == nullptr || *n < 1)
+              throw std::runtime_error("service '" + ctx.name
+                                       + "': param queue_capacity must be a "
+                                         "positive integer");
+            capacity = static_cast<size_t>(*n);
+          }
+          return std::make_shared<python_host>(
+            type, std::make_shared<inbox>(ctx.name, capacity));
+        });
+      });
+    if (err)
+      log(log_level::error, "python", render(err));
+  });
+}
+
+} // namespace mycelium::python

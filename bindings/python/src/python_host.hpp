@@ -1,0 +1,75 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "inbox.hpp"
+#include "mycelium/actors/foreign_host.hpp"
+#include "mycelium/actors/untyped_service.hpp"
+
+namespace mycelium::python {
+
+/// What Python code holds of one bus participant: the untyped service API
+/// and the queue its deliveries arrive in. Copyable; thread-safe as its
+/// parts.
+struct py_handle {
+  std::shared_ptr<untyped_handle> handle;
+  std::shared_ptr<mycelium::python::inbox> inbox;
+};
+
+/// The foreign host of one Python service instance (`type` is
+/// "python:pkg.module:Class"). Deliveries and requests only go into the
+/// inbox; `start` hands the handle to `mycelium._hosting.run_service`,
+/// which imports the class and serves the inbox on a Python thread of its
+/// own, so Python never runs on a CAF worker or the I/O loop beyond that
+/// one call, and `stop` waits for that thread's `on_stop`.
+///
+/// Thread-safety: as `foreign_host`.
+class python_host : public foreign_host {
+public:
+  python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in);
+  ~python_host() override;
+
+  void start(std::shared_ptr<untyped_handle> h) override;
+  void deliver(uint32_t type_id, const uint8_t* payload, size_t n) override;
+  void request(uint64_t id, uint32_t type_id, const uint8_t* payload, size_t n) override;
+  void stop(const caf::error& reason) override;
+
+private:
+  std::string type_;
+  std::shared_ptr<mycelium::python::inbox> inbox_;
+  bool running_ = false;
+};
+
+/// The host of a bus client that is not a service (what `mycelium.Node`
+/// subscribes and publishes through): starts at once, queues deliveries,
+/// refuses requests. Thread-safety: as `foreign_host`.
+class client_host : public foreign_host {
+public:
+  explicit client_host(std::shared_ptr<mycelium::python::inbox> in);
+
+  void start(std::shared_ptr<untyped_handle> h) override;
+  void deliver(uint32_t type_id, const uint8_t* payload, size_t n) override;
+  void request(uint64_t id, uint32_t type_id, const uint8_t* payload, size_t n) override;
+  void stop(const caf::error& reason) override;
+
+  /// The handle given to `start` (null before).
+  std::shared_ptr<untyped_handle> handle() const { return handle_; }
+
+private:
+  std::shared_ptr<mycelium::python::inbox> inbox_;
+  std::shared_ptr<untyped_handle> handle_;
+};
+
+/// Default bound of a Python service's queue (service parameter
+/// `queue_capacity` overrides it).
+inline constexpr size_t default_queue_capacity = 65536;
+
+/// Registers the service family "python:" in the global registry (once per
+/// process; later calls do nothing). `before_start`, if set, runs before
+/// each Python service is made (the embedding library starts the
+/// interpreter there).
+void register_python_family(std::function<void()> before_start = {});
+
+} // namespace mycelium::python

@@ -1,0 +1,122 @@
+"""Python services of the in-process and cross-process tests
+(test_embedded.py, test_node.py): ordinary `mycelium.Service` code on the
+link_test schema, run inside mycelium-py-host-node (embedded) or in a
+Python node."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any, Dict, List
+
+import link_test as lt
+from mycelium import Service, on, serves
+
+
+class Echo(Service):
+    """ping -> pong, like the C++ cpp.echo."""
+
+    @on(lt.ping)
+    def ping(self, p: lt.ping) -> None:
+        self.publish(lt.pong(seq=p.seq, payload=p.payload))
+
+
+class Burner(Service):
+    """On command "burn": says "burning", computes for param `seconds`
+    (holding the GIL, as pure Python does), then says "burned"."""
+
+    @on(lt.command)
+    def command(self, c: lt.command) -> None:
+        if c.text != "burn":
+            return
+        self.publish(lt.command(text="burning"))
+        end = time.perf_counter() + float(self.params.get("seconds", 1.0))
+        x = 0
+        while time.perf_counter() < end:
+            x += 1
+        self.publish(lt.command(text="burned"))
+
+
+class RoundTrips(Service):
+    """Python -> C++ -> Python: pings param `rounds` times through whoever
+    answers pings (cpp.echo), checks every pong, asks cpp.reporter for its
+    chat count after publishing param `chats` chats, writes what it saw to
+    param `out` and quits."""
+
+    def on_start(self) -> None:
+        self.rounds = int(self.params.get("rounds", 100))
+        self.seen: List[int] = []
+        self.nodes = 0
+
+    def on_ready(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.publish(lt.ping(seq=1, payload=b"\x00\x01"))
+
+    @on(lt.pong)
+    def pong(self, p: lt.pong) -> None:
+        assert p.payload == b"\x00\x01", p
+        self.seen.append(p.seq)
+        if len(self.seen) < self.rounds:
+            self.publish(lt.ping(seq=p.seq + 1, payload=b"\x00\x01"))
+            return
+        chats = int(self.params.get("chats", 5))
+        for i in range(chats):
+            self.publish(lt.chat(origin="py", seq=i))
+        rep = self.request(lt.report_request(token=42), lt.report, timeout=5)
+        result: Dict[str, Any] = {"pongs": self.seen, "token": rep.token, "chats": rep.chats,
+                                  "params": self.params, "nodes": self.nodes,
+                                  "node": self.node_name}
+        with open(self.params["out"], "w") as f:
+            json.dump(result, f)
+        self.quit()
+
+
+class Reporter(Service):
+    """Serves report_request (like cpp.reporter) and counts chats."""
+
+    def on_start(self) -> None:
+        self.chats = 0
+
+    @on(lt.chat)
+    def chat(self, c: lt.chat) -> None:
+        self.chats += 1
+
+    @serves(lt.report_request)
+    def report(self, r: lt.report_request) -> lt.report:
+        return lt.report(token=r.token, chats=self.chats)
+
+
+_incarnations = 0
+_lock = threading.Lock()
+
+
+class Failer(Service):
+    """Raises on command "fail"; counts its incarnations in param `out`."""
+
+    def on_start(self) -> None:
+        global _incarnations
+        with _lock:
+            _incarnations += 1
+            n = _incarnations
+        with open(self.params["out"], "a") as f:
+            f.write("start %d\n" % n)
+
+    @on(lt.command)
+    def command(self, c: lt.command) -> None:
+        if c.text == "fail":
+            raise RuntimeError("failing on purpose")
+
+    def on_stop(self) -> None:
+        with open(self.params["out"], "a") as f:
+            f.write("stop\n")
+
+
+class BadStart(Service):
+    """on_start raises: the start fails with the traceback."""
+
+    schema = lt
+
+    def on_start(self) -> None:
+        raise ValueError("no start for you")

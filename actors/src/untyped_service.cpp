@@ -158,6 +158,8 @@ public:
   }
 
   void on_exit() override {
+    // The foreign on_stop first: like a C++ service's, it may still publish.
+    host_->stop(fail_state());
     std::vector<subscription_ptr> subs;
     {
       std::lock_guard<std::mutex> guard{state_->mtx};
@@ -169,7 +171,6 @@ public:
     }
     for (auto& s : subs)
       state_->bus->unsubscribe(s);
-    host_->stop(fail_state());
     for (auto& kv : pending_)
       kv.second.deliver(make_error(errc::service_failed,
                                    "service '" + state_->name + "' stopped"));
@@ -300,6 +301,8 @@ publish_status untyped_handle::publish(uint32_t type_id, caf::message msg) {
   caf::strong_actor_ptr sender;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
+    if (state_->ended)
+      return publish_status::no_subscriber; // see publish(type_id, payload)
     auto v = state_->bus->version();
     if (!state_->routes || v != state_->routes_version) {
       state_->routes = state_->bus->snapshot();
@@ -318,6 +321,8 @@ errc untyped_handle::publish(uint32_t type_id, const uint8_t* payload, size_t n,
                              publish_status* status) {
   if (state_->schema->find(type_id) == nullptr)
     return errc::unknown_type;
+  if (!alive())
+    return errc::service_failed; // the service (or its node) has stopped
   caf::message msg;
   if (auto e = state_->schema->decode(type_id, payload, n, msg); e != errc::none)
     return e;

@@ -93,15 +93,15 @@ _lock = threading.Lock()
 
 
 class Failer(Service):
-    """Raises on command "fail"; counts its incarnations in param `out`."""
+    """Raises on command "fail"; announces each incarnation (and its stop)
+    with a chat."""
 
     def on_start(self) -> None:
         global _incarnations
         with _lock:
             _incarnations += 1
             n = _incarnations
-        with open(self.params["out"], "a") as f:
-            f.write("start %d\n" % n)
+        self.publish(lt.chat(origin="failer", seq=n))  # "I am incarnation n"
 
     @on(lt.command)
     def command(self, c: lt.command) -> None:
@@ -109,8 +109,7 @@ class Failer(Service):
             raise RuntimeError("failing on purpose")
 
     def on_stop(self) -> None:
-        with open(self.params["out"], "a") as f:
-            f.write("stop\n")
+        self.publish(lt.chat(origin="failer-stop", seq=_incarnations))
 
 
 class BadStart(Service):
@@ -120,3 +119,28 @@ class BadStart(Service):
 
     def on_start(self) -> None:
         raise ValueError("no start for you")
+
+
+class Kicker(Service):
+    """When the deployment is ready, publishes command param `text`."""
+
+    schema = lt
+
+    def on_ready(self, nodes: int) -> None:
+        self.publish(lt.command(text=str(self.params.get("text", "go"))))
+
+
+class Watcher(Service):
+    """Records chats; once it saw chat (param `origin`, param `seq`),
+    writes them to param `out` and quits."""
+
+    def on_start(self) -> None:
+        self.seen: List[List[Any]] = []
+
+    @on(lt.chat)
+    def chat(self, c: lt.chat) -> None:
+        self.seen.append([c.origin, c.seq])
+        if c.origin == self.params["origin"] and c.seq == int(self.params["seq"]):
+            with open(self.params["out"], "w") as f:
+                json.dump(self.seen, f)
+            self.quit()

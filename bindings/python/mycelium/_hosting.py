@@ -24,14 +24,25 @@ _log = logging.getLogger("mycelium")
 PREFIX = "python:"
 
 
+#: Classes given to `Node.start` as objects, by their type name: found
+#: without an import (a class defined in a function has no importable name).
+_given: Dict[str, Type[Service]] = {}
+
+
 def type_name_of(cls: Type[Service]) -> str:
-    """The registry name of a service class: ``python:module:QualName``."""
-    return "%s%s:%s" % (PREFIX, cls.__module__, cls.__qualname__)
+    """The registry name of a service class, ``python:module:QualName``;
+    remembers the class so that `resolve` finds it even when its name
+    cannot be imported."""
+    name = "%s%s:%s" % (PREFIX, cls.__module__, cls.__qualname__)
+    _given[name] = cls
+    return name
 
 
 def resolve(type_name: str) -> Type[Service]:
     """The class that ``python:pkg.module:Class`` names, with errors that
     say what is wrong with the name."""
+    if type_name in _given:
+        return _given[type_name]
     spec = type_name[len(PREFIX):] if type_name.startswith(PREFIX) else type_name
     module_name, sep, path = spec.partition(":")
     if not sep or not module_name or not path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import types
 from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Optional,
@@ -103,30 +104,27 @@ class Subscription(Generic[M]):
             yield msg
 
     async def __aiter__(self) -> AsyncIterator[M]:
-        """Woken by the event loop through an eventfd (no polling)."""
+        """Woken by the event loop through an eventfd that the C++ side
+        signals when the queue stops being empty (no polling)."""
         loop = asyncio.get_running_loop()
         fd = self._handle.event_fd()
         ready = asyncio.Event()
         loop.add_reader(fd, ready.set)
         try:
             while not self._closed:
-                for ev in self._handle.drain(1024):
-                    msg = self._decode(ev)
-                    if msg is None:
-                        return
-                    yield msg
                 ready.clear()
                 try:
-                    import os
-                    os.read(fd, 8)
+                    os.read(fd, 8)  # reset first: a push after the drain signals again
                 except BlockingIOError:
                     pass
-                for ev in self._handle.drain(1024):
+                batch = self._handle.drain(1024)
+                for ev in batch:
                     msg = self._decode(ev)
                     if msg is None:
                         return
                     yield msg
-                await ready.wait()
+                if len(batch) < 1024:
+                    await ready.wait()
         finally:
             loop.remove_reader(fd)
 
@@ -148,6 +146,27 @@ class Subscription(Generic[M]):
             self._handle.quit()
 
     def __enter__(self) -> "Subscription[M]":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class CallbackSubscription:
+    """A callback registered with `Node.on(cls, callback)`; `close`
+    removes it (the node lets go of the callback)."""
+
+    def __init__(self, node: "Node", type_id: int, fn: Callable[[bytes], Any]) -> None:
+        self._node = node
+        self._type_id = type_id
+        self._fn: Optional[Callable[[bytes], Any]] = fn
+
+    def close(self) -> None:
+        if self._fn is not None:
+            self._node._remove_callback(self._type_id, self._fn)
+            self._fn = None
+
+    def __enter__(self) -> "CallbackSubscription":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -258,15 +277,12 @@ class Node:
         except CoreError as e:
             raise from_core(e) from None
 
-    def subscribe(self, cls: Type[M], callback: Optional[Callable[[M], Any]] = None, *,
-                  capacity: int = 65536) -> Optional[Subscription[M]]:
-        """With `callback`: calls it for every `cls` on the node's callback
-        thread (one for all callbacks of the node) and returns None. Without:
-        returns a `Subscription` to read from."""
-        if callback is not None:
-            self._add_callback(cls, callback)
-            return None
-        h = self._rt.open_client("%s.python.sub%d" % (self.name, next(self._ids)), capacity)
+    def subscribe(self, cls: Type[M], *, capacity: int = 65536) -> Subscription[M]:
+        """A `Subscription` to read messages of `cls` from (its own queue of
+        `capacity` messages)."""
+        # One service name for all subscriptions: counters are kept per name
+        # for the bus's lifetime, so a name per subscription would grow them.
+        h = self._rt.open_client("%s.python.sub" % self.name, capacity)
         try:
             h.subscribe(cls.type_id)
         except CoreError as e:
@@ -274,7 +290,13 @@ class Node:
             raise from_core(e) from None
         return Subscription(self, cls, h)
 
-    def _add_callback(self, cls: Type[M], callback: Callable[[M], Any]) -> None:
+    def on(self, cls: Type[M], callback: Callable[[M], Any]) -> CallbackSubscription:
+        """Calls `callback` for every `cls`, on the node's callback thread
+        (one for all callbacks of the node, one call at a time). A callback
+        that raises is logged with its traceback; the others go on."""
+        return self._add_callback(cls, callback)
+
+    def _add_callback(self, cls: Type[M], callback: Callable[[M], Any]) -> CallbackSubscription:
         with self._lock:
             if self._callbacks is None:
                 self._callbacks = self._rt.open_client("%s.python.callbacks" % self.name)
@@ -288,6 +310,19 @@ class Node:
             table[cls.type_id] = table.get(cls.type_id, []) + [call]
             self._callback_table = table
             self._callbacks.subscribe(cls.type_id)
+            return CallbackSubscription(self, cls.type_id, call)
+
+    def _remove_callback(self, type_id: int, fn: Callable[[bytes], Any]) -> None:
+        with self._lock:
+            table = dict(self._callback_table)
+            left = [f for f in table.get(type_id, []) if f is not fn]
+            if left:
+                table[type_id] = left
+            else:
+                table.pop(type_id, None)
+                if self._callbacks is not None and not self._stopped:
+                    self._callbacks.unsubscribe(type_id)
+            self._callback_table = table
 
     def _run_callbacks(self) -> None:
         import logging
@@ -306,6 +341,7 @@ class Node:
                     logging.getLogger("mycelium").error(
                         "node %s: a callback for type id %d raised:\n%s", self.name, type_id,
                         traceback.format_exc())
+            fn = None  # type: ignore[assignment]  # let go of a closed callback
 
     def request(self, req: Message, reply_class: Type[R], timeout: float = 1.0) -> R:
         """Sends `req` to the node's responder of its type; blocks for the

@@ -44,6 +44,15 @@ py::object core_error;
 
 unsigned long main_thread_ident = 0;
 
+/// Enters the handle's runtime for one call; raises once it has stopped.
+runtime_gate::pass enter(const py_handle& h) {
+  runtime_gate::pass p{h.gate.get()};
+  if (!p)
+    raise(make_error(errc::service_failed,
+                     "'" + h.handle->name() + "': its node has stopped"));
+  return p;
+}
+
 std::chrono::nanoseconds seconds(double s) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
 }
@@ -224,7 +233,7 @@ public:
     }
     if (!started)
       raise(started.error());
-    return py_handle{(*slot)->handle(), std::move(in)};
+    return py_handle{(*slot)->handle(), std::move(in), gate_};
   }
 
   size_t link(const std::string& kind, const std::string& role, const std::string& address,
@@ -409,12 +418,16 @@ private:
       topo_->stop();
     if (own_node_)
       own_node_->stop();
+    // Services have run on_stop (they may publish until then); from now on
+    // a call from Python is refused, and those in flight finish first.
+    gate_->close();
     topo_.reset();
     own_node_.reset();
     sys_.reset();
   }
 
   std::shared_ptr<const raw_schema> schema_;
+  std::shared_ptr<runtime_gate> gate_ = std::make_shared<runtime_gate>();
   std::unique_ptr<system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   std::unique_ptr<mycelium::node> own_node_;
@@ -457,15 +470,19 @@ void define_core(py::module_& m, bool embedded) {
     .def_property_readonly("alive", [](const py_handle& h) { return h.handle->alive(); })
     .def("started",
          [](py_handle& h, std::optional<std::string> failure) {
+           auto pass = enter(h);
            h.handle->started(failure ? make_error(errc::service_failed, *failure)
                                      : caf::error{});
          },
          py::arg("failure") = py::none())
-    .def("fail", [](py_handle& h, std::string text) { h.handle->fail(std::move(text)); })
-    .def("quit", [](py_handle& h) { h.handle->quit(); })
+    .def("fail", [](py_handle& h, std::string text) {
+           auto pass = enter(h); h.handle->fail(std::move(text)); })
+    .def("quit", [](py_handle& h) {
+           auto pass = enter(h); h.handle->quit(); })
     .def("finish", [](py_handle& h) { h.inbox->finish(); })
     .def("subscribe",
          [](py_handle& h, uint32_t type_id) {
+           auto pass = enter(h);
            caf::error err;
            {
              py::gil_scoped_release nogil;
@@ -476,11 +493,13 @@ void define_core(py::module_& m, bool embedded) {
          })
     .def("unsubscribe",
          [](py_handle& h, uint32_t type_id) {
+           auto pass = enter(h);
            py::gil_scoped_release nogil;
            h.handle->unsubscribe(type_id);
          })
     .def("publish",
          [](py_handle& h, uint32_t type_id, const py::bytes& payload) {
+           auto pass = enter(h);
            char* data = nullptr;
            Py_ssize_t n = 0;
            PyBytes_AsStringAndSize(payload.ptr(), &data, &n);
@@ -491,6 +510,9 @@ void define_core(py::module_& m, bool embedded) {
              e = h.handle->publish(type_id, reinterpret_cast<const uint8_t*>(data),
                                    static_cast<size_t>(n), &st);
            }
+           if (e == errc::service_failed)
+             raise(make_error(e, "publish from '" + h.handle->name()
+                                   + "': it has stopped (or its node has)"));
            if (e != errc::none)
              raise(make_error(e, "publish of type id " + std::to_string(type_id)
                                    + ": the payload does not decode as that type: "
@@ -499,6 +521,7 @@ void define_core(py::module_& m, bool embedded) {
          })
     .def("serve",
          [](py_handle& h, uint32_t type_id) {
+           auto pass = enter(h);
            caf::error err;
            {
              py::gil_scoped_release nogil;
@@ -509,6 +532,7 @@ void define_core(py::module_& m, bool embedded) {
          })
     .def("reply",
          [](py_handle& h, uint64_t id, uint32_t type_id, const py::bytes& payload) {
+           auto pass = enter(h);
            std::string bytes = payload;
            caf::error err;
            {
@@ -521,10 +545,12 @@ void define_core(py::module_& m, bool embedded) {
          })
     .def("reply_error",
          [](py_handle& h, uint64_t id, std::string text) {
+           auto pass = enter(h);
            h.handle->reply_error(id, std::move(text));
          })
     .def("request",
          [](py_handle& h, uint32_t type_id, const py::bytes& payload, double timeout) {
+           auto pass = enter(h);
            std::string bytes = payload;
            caf::expected<untyped_reply> r{caf::error{}};
            {
@@ -551,6 +577,7 @@ void define_core(py::module_& m, bool embedded) {
     .def("event_fd", [](py_handle& h) { return h.inbox->event_fd(); })
     .def("stats",
          [](const py_handle& h) {
+           auto pass = enter(h);
            auto d = stats_dict(h.handle->stats());
            d["queued"] = h.inbox->size();
            d["queue_dropped"] = h.inbox->dropped();

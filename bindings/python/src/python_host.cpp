@@ -25,7 +25,7 @@ void python_host::start(std::shared_ptr<untyped_handle> h) {
   // internals before it holds the GIL.
   auto gil = PyGILState_Ensure();
   try {
-    py::module_::import("mycelium._hosting").attr("run_service")(type_, py_handle{h, inbox_});
+    py::module_::import("mycelium._hosting").attr("run_service")(type_, py_handle{h, inbox_, nullptr});
     running_ = true;
   } catch (py::error_already_set& e) {
     failure = e.what();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "inbox.hpp"
+#include "runtime_gate.hpp"
 #include "mycelium/actors/foreign_host.hpp"
 #include "mycelium/actors/untyped_service.hpp"
 
@@ -16,6 +17,9 @@ namespace mycelium::python {
 struct py_handle {
   std::shared_ptr<untyped_handle> handle;
   std::shared_ptr<mycelium::python::inbox> inbox;
+  /// Set when the runtime belongs to a Python `Node` (which can be
+  /// stopped); null in a C++ node, whose runtime outlives Python.
+  std::shared_ptr<runtime_gate> gate;
 };
 
 /// The foreign host of one Python service instance (`type` is

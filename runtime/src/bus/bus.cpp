@@ -4,6 +4,7 @@
 #include <map>
 
 #include <caf/abstract_actor.hpp>
+#include <caf/attachable.hpp>
 
 namespace mycelium {
 
@@ -135,6 +136,43 @@ subscription_ptr bus::subscribe_link(uint32_t type_id,
                           std::move(sink), link_name, nullptr);
 }
 
+namespace {
+
+/// Ends a subscription when its actor terminates. Detached again by an
+/// explicit `unsubscribe`: otherwise a long-lived actor that subscribes and
+/// unsubscribes in a loop would pile one attachable per cycle on itself.
+class subscription_guard : public caf::attachable {
+public:
+  /// Token subtype of these attachables ("MYSB"; CAF's own are 0..3).
+  static constexpr size_t token_type = 0x4D595342;
+
+  subscription_guard(std::weak_ptr<void> state, std::weak_ptr<subscription> sub,
+                     void (*remove)(const std::shared_ptr<void>&,
+                                    const std::shared_ptr<subscription>&))
+    : state_(std::move(state)), sub_(std::move(sub)), raw_(sub_.lock().get()),
+      remove_(remove) {
+  }
+
+  void actor_exited(const caf::error&, caf::execution_unit*) override {
+    auto st = state_.lock();
+    auto s = sub_.lock();
+    if (st && s)
+      remove_(st, s);
+  }
+
+  bool matches(const token& what) override {
+    return what.subtype == token_type && what.ptr == raw_;
+  }
+
+private:
+  std::weak_ptr<void> state_;
+  std::weak_ptr<subscription> sub_;
+  const subscription* raw_;
+  void (*remove_)(const std::shared_ptr<void>&, const std::shared_ptr<subscription>&);
+};
+
+} // namespace
+
 subscription_ptr bus::add_subscription(uint32_t type_id,
                                        const std::string& type_name,
                                        const caf::strong_actor_ptr& who,
@@ -158,13 +196,11 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
   }
   notify_watchers();
   // Auto-unsubscribe on termination. Runs at once if `who` already died.
-  std::weak_ptr<state> ws = state_;
-  std::weak_ptr<subscription> wsub = sub;
   if (auto* ptr = caf::actor_cast<caf::abstract_actor*>(who))
-    ptr->attach_functor([ws, wsub] {
-      auto st = ws.lock();
-      auto s = wsub.lock();
-      if (st && s) {
+    ptr->attach(caf::attachable_ptr{new subscription_guard(
+      std::weak_ptr<void>{state_}, sub,
+      [](const std::shared_ptr<void>& vst, const std::shared_ptr<subscription>& s) {
+        auto* st = static_cast<state*>(vst.get());
         bool removed;
         {
           std::lock_guard<std::mutex> guard{st->mtx};
@@ -172,8 +208,7 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
         }
         if (removed)
           st->notify();
-      }
-    });
+      })});
   return sub;
 }
 
@@ -185,8 +220,11 @@ void bus::unsubscribe(const subscription_ptr& sub) {
     std::lock_guard<std::mutex> guard{state_->mtx};
     removed = state_->remove(sub);
   }
-  if (removed)
-    notify_watchers();
+  if (!removed)
+    return;
+  if (auto* ptr = caf::actor_cast<caf::abstract_actor*>(sub->subscriber))
+    ptr->detach(caf::attachable::token{subscription_guard::token_type, sub.get()});
+  notify_watchers();
 }
 
 std::vector<uint32_t> bus::interest(const caf::actor_control_block* exclude,

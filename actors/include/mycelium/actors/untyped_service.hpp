@@ -86,12 +86,13 @@ public:
   /// Publishes the TLV `payload` as a message of `type_id`. Returns
   /// `errc::none` and sets `*status`, or the decode error (`unknown_type`,
   /// `bad_wire_type`, ...) when the payload is not a valid message of the
-  /// schema; then nothing was published.
+  /// schema, or `service_failed` once the service has ended; then nothing
+  /// was published.
   [[nodiscard]] errc publish(uint32_t type_id, const uint8_t* payload, size_t n,
                              publish_status* status = nullptr);
 
   /// Publishes a message holding one value of the schema (its type id is
-  /// `type_id`), without encoding.
+  /// `type_id`), without encoding (`no_subscriber` once the service ended).
   publish_status publish(uint32_t type_id, caf::message msg);
 
   // -- request / reply ---------------------------------------------------------

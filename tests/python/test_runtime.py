@@ -1,0 +1,372 @@
+"""The C++ runtime inside a Python process (`mycelium.Node`, the
+_mycelium_core extension): services, publish/subscribe both ways, request/
+reply, callbacks, asyncio, errors, supervision, links to real C++ peer
+processes over shared memory, Unix and TCP, digest refusal, Ctrl-C,
+leaks, and a clean interpreter exit with messages in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from typing import Any, Iterator, List
+
+import pytest
+
+import link_test as lt
+import link_test_other as lto
+import mycelium
+from conftest import Peer, env_path
+from mycelium import CoreError, Errc, NoResponder, RequestTimeout, Service, on, serves
+from py_services import BadStart, Echo, Failer, Reporter
+
+KINDS = ["shm", "unix", "tcp"]
+
+
+@pytest.fixture
+def node() -> Iterator[mycelium.Node]:
+    n = mycelium.Node("pytest", lt)
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
+def test_python_service_echoes_in_process(node: mycelium.Node) -> None:
+    pongs = node.subscribe(lt.pong)
+    node.start(Echo, "echo")
+    for i in range(1, 101):
+        assert node.publish(lt.ping(seq=i, payload=bytes([i % 256]) * i))
+    got = [pongs.get(timeout=5) for _ in range(100)]
+    assert [p.seq for p in got] == list(range(1, 101))  # publish order kept
+    assert all(p.payload == bytes([p.seq % 256]) * p.seq for p in got)
+    with pytest.raises(TimeoutError):
+        pongs.get(timeout=0.05)
+    stats = {s["name"]: s for s in node.services()}
+    assert stats["echo"]["delivered"] == 100 and stats["echo"]["published"] == 100
+    assert pongs.stats()["delivered"] == 100 and pongs.stats()["queue_dropped"] == 0
+
+
+def test_publish_without_subscriber_is_counted_not_an_error(node: mycelium.Node) -> None:
+    assert node.publish(lt.probe(seq=1)) is False
+    t = {x["type_name"]: x for x in node.topics()}["probe"]
+    assert t["published"] == 1 and t["no_subscriber"] == 1
+
+
+def test_request_reply_and_its_errors(node: mycelium.Node) -> None:
+    with pytest.raises(NoResponder, match="no service serves requests of type 'report_request'"):
+        node.request(lt.report_request(token=1), lt.report, timeout=1)
+    node.start(Reporter, "reporter")
+    for i in range(3):
+        node.publish(lt.chat(origin="t", seq=i))
+    # Chats and the request travel to the same service in order.
+    rep = node.request(lt.report_request(token=77), lt.report, timeout=5)
+    assert rep.token == 77 and rep.chats == 3
+
+    class Slow(Service):
+        @serves(lt.price_request if hasattr(lt, "price_request") else lt.report_request)
+        def slow(self, r: Any) -> Any:
+            time.sleep(0.5)
+            return lt.report(token=r.token)
+
+    n2 = mycelium.Node("pytest-slow", lt)
+    try:
+        n2.start(Slow, "slow")
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeout, match="within 100 ms"):
+            n2.request(lt.report_request(token=1), lt.report, timeout=0.1)
+        assert time.monotonic() - t0 < 0.45
+    finally:
+        n2.stop()
+
+
+def test_callbacks_and_their_release(node: mycelium.Node) -> None:
+    got: List[int] = []
+    done = __import__("threading").Event()
+
+    def cb(c: lt.chat) -> None:
+        got.append(c.seq)
+        if len(got) == 50:
+            done.set()
+
+    ref = weakref.ref(cb)
+    sub = node.on(lt.chat, cb)
+    for i in range(50):
+        node.publish(lt.chat(origin="x", seq=i))
+    assert done.wait(5)
+    assert got == list(range(50))
+    sub.close()
+    del cb
+    gc.collect()
+    assert ref() is None, "the node still holds the callback after close()"
+    assert node.publish(lt.chat(origin="x", seq=99)) is False  # nobody subscribes now
+
+
+def test_asyncio_iteration_and_request(node: mycelium.Node) -> None:
+    node.start(Echo, "echo")
+    node.start(Reporter, "reporter")
+
+    async def main() -> None:
+        pongs = node.subscribe(lt.pong)
+        for i in range(1, 21):
+            node.publish(lt.ping(seq=i))
+        seen = []
+        async for p in pongs:
+            seen.append(p.seq)
+            if len(seen) == 20:
+                break
+        assert seen == list(range(1, 21))
+        rep = await node.arequest(lt.report_request(token=5), lt.report, timeout=5)
+        assert rep.token == 5
+        node.publish(lt.ping(seq=99))
+        assert (await pongs.aget(timeout=5)).seq == 99
+        pongs.close()
+
+    asyncio.run(main())
+
+
+def test_bad_payloads_and_types_raise_with_the_cpp_text(node: mycelium.Node) -> None:
+    h = node._main_handle()
+    with pytest.raises(CoreError, match="unknown_type") as e:
+        h.publish(4242, b"")
+    assert e.value.errc == Errc.unknown_type
+    with pytest.raises(CoreError, match="unknown type id 4242|type id 4242"):
+        node.subscribe(type("Fake", (), {"type_id": 4242, "type_name": "fake"}))  # type: ignore[type-var]
+
+
+def test_service_errors_say_what_failed(node: mycelium.Node) -> None:
+    with pytest.raises(CoreError, match="no start for you") as e:
+        node.start(BadStart, "bad")
+    assert "Traceback" in str(e.value)
+    with pytest.raises(CoreError, match="cannot import module 'no_such_module'"):
+        node.start("python:no_such_module:X", "missing")
+    with pytest.raises(CoreError, match="not of the form python:package.module:Class"):
+        node.start("python:just_a_module", "malformed")
+
+    class Other(Service):
+        @on(lto.ping)
+        def ping(self, p: Any) -> None:
+            pass
+
+    with pytest.raises(CoreError, match="schema digest mismatch.*%s" % lt.SCHEMA_DIGEST.hex()):
+        node.start(Other, "other")
+
+
+def test_a_raising_handler_is_logged_and_restarted_by_the_supervisor(
+        node: mycelium.Node, capfd: Any) -> None:
+    chats = node.subscribe(lt.chat)
+    node.start(Failer, "failer", max_restarts=3)
+    first = chats.get(timeout=5)
+    assert first.origin == "failer"
+    node.publish(lt.command(text="fail"))
+    # on_stop of the failed incarnation, then a fresh one starts.
+    assert chats.get(timeout=5).origin == "failer-stop"
+    second = chats.get(timeout=5)
+    assert (second.origin, second.seq) == ("failer", first.seq + 1)
+    err = capfd.readouterr().err
+    assert "RuntimeError: failing on purpose" in err and "Traceback" in err
+    assert "restart" in err
+    stats = {s["name"]: s for s in node.services()}["failer"]
+    assert stats["handler_errors"] == 1 and stats["restarts"] == 1
+
+
+# -- across processes -------------------------------------------------------------
+
+
+def start_peer(peers: List[Peer], scratch: str, kind: str, *extra: str) -> Peer:
+    where = os.path.join(scratch, "peer.%s" % kind) if kind != "tcp" else "127.0.0.1"
+    p = Peer(["--kind", kind, "--listen", where, "--port", "0", "--name", "cpp-peer", *extra])
+    peers.append(p)
+    p.wait_ready()
+    p.address = where  # type: ignore[attr-defined]
+    return p
+
+
+def connect(node: mycelium.Node, kind: str, peer: Peer, **kw: Any) -> mycelium.Link:
+    return node.connect(kind, peer.address, peer.port, **kw)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_python_node_to_cpp_process_and_back(kind: str, node: mycelium.Node, peers: List[Peer],
+                                             scratch: str) -> None:
+    peer = start_peer(peers, scratch, kind)
+    pongs = node.subscribe(lt.pong)
+    lk = connect(node, kind, peer)
+    assert lk.wait_up(10), lk.stats()
+    assert lk.wait_peer_interest(lt.ping, 10)
+    sizes = [0, 1, 100, 4096, 65536, 200_000]
+    for i, n in enumerate(sizes, 1):
+        assert node.publish(lt.ping(seq=i, payload=os.urandom(n)))
+    for i, n in enumerate(sizes, 1):
+        p = pongs.get(timeout=10)
+        assert p.seq == i and len(p.payload) == n
+    st = lk.stats()
+    assert st["peer_nodes"] == ["cpp-peer"] and st["frames_received"] >= len(sizes)
+    assert st["bad_frames"] == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_python_service_serves_a_cpp_peer(kind: str, node: mycelium.Node, peers: List[Peer],
+                                          scratch: str) -> None:
+    # The C++ peer pings; the Python service answers over the link.
+    node.start(Echo, "echo")
+    lk = node.listen(kind, os.path.join(scratch, "py.%s" % kind) if kind != "tcp" else "127.0.0.1")
+    where = ["--connect", os.path.join(scratch, "py.%s" % kind)] if kind != "tcp" else \
+        ["--connect", "127.0.0.1", "--port", str(lk.port)]
+    p = Peer(["--kind", kind, *where, "--services", "none", "--ping", "200", "--name", "cpp-pinger"])
+    peers.append(p)
+    p.await_stdout("echo ok 200")
+    assert p.wait_exit() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_digest_mismatch_is_refused_with_both_digests(kind: str, node: mycelium.Node,
+                                                      peers: List[Peer], scratch: str) -> None:
+    peer = start_peer(peers, scratch, kind, "--schema", "other")
+    lk = connect(node, kind, peer)
+    assert not lk.wait_up(1.5)
+    st = lk.stats()
+    assert st["refusals_received"] + st["refusals_sent"] >= 1, st
+    assert "schema" in st["last_error"] and lt.SCHEMA_DIGEST.hex()[:8] in st["last_error"], st
+    peer.await_stderr("digest")
+
+
+def test_wrong_secret_is_refused(node: mycelium.Node, peers: List[Peer], scratch: str) -> None:
+    peer = start_peer(peers, scratch, "unix", "--secret", "right")
+    lk = connect(node, "unix", peer, secret="wrong")
+    assert not lk.wait_up(1.5)
+    assert "auth" in lk.stats()["last_error"]
+    peer2 = Peer(["--kind", "unix", "--listen", os.path.join(scratch, "p2.sock"), "--name", "p2",
+                  "--secret", "right"])
+    peers.append(peer2)
+    peer2.wait_ready()
+    lk2 = node.connect("unix", os.path.join(scratch, "p2.sock"), secret="right")
+    assert lk2.wait_up(10)
+
+
+def test_bad_link_options_are_named(node: mycelium.Node) -> None:
+    with pytest.raises(ValueError, match="unknown link option 'ringcapacity'"):
+        node.connect("shm", "/tmp/x", ringcapacity=4096)
+    with pytest.raises(CoreError, match="unix, tcp or shm|link kind"):
+        node.connect("udp", "x")
+
+
+# -- the process boundary ---------------------------------------------------------
+
+CTRL_C_CHILD = '''
+import time
+import link_test as lt
+import mycelium
+n = mycelium.Node("ctrl-c", lt)
+sub = n.subscribe(lt.pong)   # nobody publishes pongs: get() blocks
+try:
+    print("waiting", flush=True)
+    sub.get()
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted %.6f" % time.monotonic(), flush=True)
+n.stop()
+print("stopped", flush=True)
+'''
+
+
+def _main_thread_sleeping(pid: int) -> bool:
+    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def test_ctrl_c_interrupts_a_blocking_receive_within_100_ms() -> None:
+    child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
+        deadline = time.monotonic() + 10
+        while not _main_thread_sleeping(child.pid):
+            assert time.monotonic() < deadline, "the child never blocked"
+            os.sched_yield()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline().split()
+        assert line[0] == "interrupted", line
+        assert float(line[1]) - sent < 0.1
+        assert child.stdout.readline().strip() == "stopped"
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+EXIT_IN_FLIGHT_CHILD = '''
+import threading
+import link_test as lt
+import mycelium
+from py_services import Echo
+n = mycelium.Node("exit", lt)
+n.start(Echo, "echo")
+pongs = n.subscribe(lt.pong)
+def flood():
+    i = 0
+    while True:
+        i += 1
+        try:
+            n.publish(lt.ping(seq=i, payload=b"x" * 100))
+        except Exception:
+            return
+threading.Thread(target=flood, daemon=True).start()
+pongs.get(timeout=10)
+print("flooding", flush=True)
+# main ends with the node running, a flood in flight and pongs queued
+'''
+
+
+def test_interpreter_exit_with_messages_in_flight_is_clean() -> None:
+    r = subprocess.run([env_path("MYCELIUM_PYTHON"), "-c", EXIT_IN_FLIGHT_CHILD],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "flooding"
+    assert "Traceback" not in r.stderr and "Fatal" not in r.stderr, r.stderr
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_no_leaks_across_the_boundary(node: mycelium.Node) -> None:
+    sub = node.subscribe(lt.chat, capacity=2048)
+    msg = lt.chat(origin="leak", seq=1)
+
+    def publish(n: int) -> None:
+        for i in range(n):
+            node.publish(msg)
+            if i % 1000 == 999:
+                for _ in range(1000):
+                    sub.get(timeout=5)
+
+    def cycles(n: int) -> None:
+        for _ in range(n):
+            s = node.subscribe(lt.probe)
+            s.close()
+            c = node.on(lt.probe, lambda p: None)
+            c.close()
+
+    publish(100_000)  # warm-up: allocator pools, caches
+    cycles(500)
+    gc.collect()
+    before = _rss_kib()
+    publish(1_000_000)
+    cycles(10_000)
+    gc.collect()
+    after = _rss_kib()
+    growth = (after - before) / before
+    assert growth < 0.01, "RSS grew from %d to %d KiB (%.2f %%)" % (before, after, growth * 100)
+    assert sub.stats()["queue_dropped"] == 0

@@ -344,6 +344,9 @@ let main ?(params = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
     one of each type, named after the last dot-separated part of the type
     ("example.executor" -> "executor"). *)
 let run ?program ~schema (types : 'a service_type list) =
+  (* no automatic compaction (Gc_policy: large decoded fields made it
+     shrink and regrow the heap all the time) *)
+  ignore (Mycelium_lwt.Gc_policy.apply ());
   let program = match program with Some p -> p | None -> Filename.basename Sys.executable_name in
   (* the launcher's control channel, once known: a usage error goes there
      too ("error 2 TEXT"), so that the launcher's failure message has it *)

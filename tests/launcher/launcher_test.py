@@ -220,7 +220,7 @@ class LauncherTest(unittest.TestCase):
         self.assertIn("[exec-ocaml] mycelium-ocaml-node exec-ocaml: ready", out)
         # Its services are the topology's, handed over in MYCELIUM_SERVICES.
         self.assertIn("[exec-ocaml] mycelium-ocaml-node exec-ocaml: services (MYCELIUM_SERVICES): "
-                      "executor (example.executor)", out)
+                      "executor (example.executor, pool)", out)
         self.assertIn("all 4 nodes ready", out)
         self.assertIn("node 'exec-ocaml' stopped (exit code 0)", out)
         reference = self.journal("one-process")

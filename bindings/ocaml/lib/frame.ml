@@ -46,24 +46,41 @@ let is_control h = h.flags land flag_control <> 0
 
 let u32 s p = Int32.to_int (String.get_int32_le s p) land 0xFFFF_FFFF
 
+(* H2 and H3 of section 4 on the loaded header fields. *)
+let check_header ~max_payload h ~reserved0 ~reserved1 =
+  if h.flags land lnot flag_control <> 0 || reserved0 <> 0 || reserved1 <> 0 then
+    Error Errc.Bad_frame_header
+  else if h.payload_length > max_payload then Error Errc.Frame_too_large
+  else Ok h
+
 (** Reads and checks a header at [off] (H1, H2, H3 of section 4):
     [Truncated], [Bad_frame_header], [Frame_too_large]. *)
 let read_header ?(off = 0) ~max_payload s =
   if String.length s - off < header_size then Error Errc.Truncated
   else
-    let h =
+    check_header ~max_payload
       {
         payload_length = u32 s off;
         type_id = u32 s (off + 4);
         sequence = String.get_int64_le s (off + 8);
         flags = String.get_uint16_le s (off + 16);
       }
-    in
-    if h.flags land lnot flag_control <> 0 || String.get_uint16_le s (off + 18) <> 0
-       || u32 s (off + 20) <> 0
-    then Error Errc.Bad_frame_header
-    else if h.payload_length > max_payload then Error Errc.Frame_too_large
-    else Ok h
+      ~reserved0:(String.get_uint16_le s (off + 18)) ~reserved1:(u32 s (off + 20))
+
+(** [read_header] in place on a bigstring (a shared-memory ring): each
+    field is loaded once, then checked. *)
+let read_header_big ~off ~max_payload (b : Tlv.bigstring) =
+  if off < 0 || Bigarray.Array1.dim b - off < header_size then Error Errc.Truncated
+  else
+    let u32 p = Tlv.u32_of_int32 (Tlv.big_i32 b p) in
+    check_header ~max_payload
+      {
+        payload_length = u32 off;
+        type_id = u32 (off + 4);
+        sequence = Tlv.big_i64 b (off + 8);
+        flags = Tlv.big_u16 b (off + 16);
+      }
+      ~reserved0:(Tlv.big_u16 b (off + 18)) ~reserved1:(u32 (off + 20))
 
 (** Writes a header into [b] at [p]. *)
 let write_header b p ~payload_length ~type_id ~sequence ~control =
@@ -73,6 +90,16 @@ let write_header b p ~payload_length ~type_id ~sequence ~control =
   Bytes.set_uint16_le b (p + 16) (if control then flag_control else 0);
   Bytes.set_uint16_le b (p + 18) 0;
   Bytes.set_int32_le b (p + 20) 0l
+
+(** Writes a header at position [p] of what [w] holds (a bytes or a
+    bigstring writer). *)
+let write_header_at (w : Tlv.writer) p ~payload_length ~type_id ~sequence ~control =
+  Tlv.set_u32_at w p payload_length;
+  Tlv.set_u32_at w (p + 4) type_id;
+  Tlv.set_u64_at w (p + 8) sequence;
+  Tlv.set_u16_at w (p + 16) (if control then flag_control else 0);
+  Tlv.set_u16_at w (p + 18) 0;
+  Tlv.set_u32_at w (p + 20) 0
 
 (** A whole frame as a string. *)
 let make ~type_id ~sequence ?(control = false) payload =
@@ -87,8 +114,7 @@ let encode_data (schema : 'a Schema.t) ~sequence (x : 'a) =
   let w = Tlv.writer () in
   ignore (Tlv.reserve w header_size);
   let type_id = schema.encode_fields w x in
-  write_header (Tlv.bytes w) 0 ~payload_length:(Tlv.length w - header_size) ~type_id ~sequence
-    ~control:false;
+  write_header_at w 0 ~payload_length:(Tlv.length w - header_size) ~type_id ~sequence ~control:false;
   Tlv.contents w
 
 (** Decodes one data frame from the start of [s] (every check of section 4,

@@ -91,7 +91,11 @@ let who (h : Control.hello) = Printf.sprintf "node '%s' service '%s' (pid %d)" h
 let state t = t.state
 
 (** Data can flow: handshake done (and, on a shm link, the segment attached). *)
-let is_up t = t.state = Up && ((not t.cfg.shm) || t.shm_state = `Attached)
+(* by a match: [=] on this polymorphic variant is a call of the generic
+   compare, and is_up is on the per-frame path *)
+let attached t = match t.shm_state with `Attached -> true | `None | `Offered | `We_offered _ -> false
+
+let is_up t = t.state = Up && ((not t.cfg.shm) || attached t)
 let is_closed t = t.state = Done
 let peer t = t.peer
 let stats t = t.stats
@@ -130,8 +134,7 @@ let control t ~now type_id f =
   let start = Tlv.reserve w Frame.header_size in
   f w;
   let n = Tlv.length w - start - Frame.header_size in
-  Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id ~sequence:(next_seq t)
-    ~control:true;
+  Frame.write_header_at w start ~payload_length:n ~type_id ~sequence:(next_seq t) ~control:true;
   t.stats.frames_out <- t.stats.frames_out + 1;
   t.last_tx <- now
 
@@ -224,12 +227,53 @@ let send t ~now x =
       let sequence =
         if shm then (t.ring_tx_seq <- Int64.succ t.ring_tx_seq; t.ring_tx_seq) else next_seq t
       in
-      Frame.write_header (Tlv.bytes w) start ~payload_length:n ~type_id:id ~sequence ~control:false;
+      Frame.write_header_at w start ~payload_length:n ~type_id:id ~sequence ~control:false;
       t.stats.frames_out <- t.stats.frames_out + 1;
       if not shm then t.last_tx <- now;
       Sent
     end
   end
+
+type place_result =
+  | Placed  (** the frame is in [w]: [Tlv.length w] bytes of its area *)
+  | Does_not_fit
+      (** more than the area holds (or ring output is pending, which goes
+          first): nothing was sent; [send] it instead *)
+  | Refused of send_result  (** [Not_up], [Not_interested] or [Too_large], as [send] *)
+
+(** shm links: writes the data frame for [x] in place, at the start of
+    the area of [w] (a bigstring writer, [Tlv.target]ed at a slot claimed
+    in the ring), with the next ring sequence number; the caller commits
+    [Tlv.length w] bytes. The payload is encoded once, straight into the
+    slot. Frames framed by [send] or interest changes and not yet taken
+    with [swap_ring_output] keep their order: while there are any, this
+    answers [Does_not_fit]. *)
+let send_in_place t w x =
+  let id = t.schema.type_id_of x in
+  if not (is_up t) then Refused Not_up
+  else if not (Hashtbl.mem t.peer_interest id) then Refused Not_interested
+  else if (not t.cfg.shm) || Tlv.length t.ring_out > 0 then Does_not_fit
+  else
+    match
+      let start = Tlv.reserve w Frame.header_size in
+      ignore (t.schema.encode_fields w x);
+      start
+    with
+    | exception Tlv.Overflow -> Does_not_fit
+    | start ->
+      let n = Tlv.length w - start - Frame.header_size in
+      if n > t.cfg.max_payload then begin
+        Tlv.truncate w start;
+        t.stats.frames_too_large <- t.stats.frames_too_large + 1;
+        Refused Too_large
+      end
+      else begin
+        t.ring_tx_seq <- Int64.succ t.ring_tx_seq;
+        Frame.write_header_at w start ~payload_length:n ~type_id:id ~sequence:t.ring_tx_seq
+          ~control:false;
+        t.stats.frames_out <- t.stats.frames_out + 1;
+        Placed
+      end
 
 (* Interest goes on the socket, or in the ring once a shm link is attached
    (before that it is announced at the attach). *)
@@ -240,7 +284,7 @@ let interest_frame t ~now kind id =
     let start = Tlv.reserve w Frame.header_size in
     Control.encode_interest w id;
     t.ring_tx_seq <- Int64.succ t.ring_tx_seq;
-    Frame.write_header (Tlv.bytes w) start ~payload_length:(Tlv.length w - start - Frame.header_size)
+    Frame.write_header_at w start ~payload_length:(Tlv.length w - start - Frame.header_size)
       ~type_id:kind ~sequence:t.ring_tx_seq ~control:true;
     t.stats.frames_out <- t.stats.frames_out + 1
   end
@@ -299,7 +343,7 @@ let establish t ~now peer =
     with shm_attach naming our doorbell, then announces our interest in our
     ring. The link is up now. *)
 let shm_accept t ~now ~segment ~doorbell =
-  if t.state = Up && t.shm_state = `Offered then begin
+  if t.state = Up && (match t.shm_state with `Offered -> true | _ -> false) then begin
     control t ~now Frame.shm_attach (fun w -> Control.encode_shm_attach w ~segment ~doorbell);
     t.shm_state <- `Attached;
     Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id) (Hashtbl.copy t.local_interest);
@@ -310,14 +354,14 @@ let shm_accept t ~now ~segment ~doorbell =
     offers the segment we created and our doorbell; our interest goes into
     our ring at once (the peer reads it after mapping). *)
 let shm_offer t ~now ~segment ~doorbell =
-  if t.state = Up && t.shm_state = `None then begin
+  if t.state = Up && (match t.shm_state with `None -> true | _ -> false) then begin
     control t ~now Frame.shm_attach (fun w -> Control.encode_shm_attach w ~segment ~doorbell);
     t.shm_state <- `We_offered segment;
     Hashtbl.iter (fun id () -> interest_frame t ~now Frame.subscribe id) (Hashtbl.copy t.local_interest)
   end
 
 (** shm links: the handshake is done and no segment was offered either way. *)
-let needs_shm_offer t = t.cfg.shm && t.state = Up && t.shm_state = `None
+let needs_shm_offer t = t.cfg.shm && t.state = Up && (match t.shm_state with `None -> true | _ -> false)
 
 (** shm links: hands over the ring output (frames, each to become one ring
     record) and continues with [spare]. *)
@@ -530,6 +574,20 @@ let on_data ?(off = 0) ?len t (h : Frame.header) payload =
       t.stats.bad_frames <- t.stats.bad_frames + 1;
       Queue.add (Bad_frame (id, e)) t.events
 
+(* A data frame in a bigstring, decoded in place. *)
+let on_data_big t (h : Frame.header) big ~off ~len =
+  let id = h.type_id in
+  if not (Schema.has_type t.schema id) then begin
+    t.stats.bad_frames <- t.stats.bad_frames + 1;
+    Queue.add (Bad_frame (id, Errc.Unknown_type)) t.events
+  end
+  else
+    match Tlv.decode_with_big (t.schema.decode_fields id) ~off ~len big with
+    | Ok v -> Queue.add (Message (id, v)) t.events
+    | Error e ->
+      t.stats.bad_frames <- t.stats.bad_frames + 1;
+      Queue.add (Bad_frame (id, e)) t.events
+
 (* Handles one complete frame. *)
 let handle t ~now (h : Frame.header) payload =
   t.stats.frames_in <- t.stats.frames_in + 1;
@@ -641,36 +699,69 @@ let receive t ~now (data : bytes) off len =
     commit_read t ~now len
   end
 
+(* The checks of a ring record's frame whose header [read] gives (section
+   10.3): true when the frame may be handled; otherwise the connection is
+   closed. *)
+let ring_frame_ok t len read =
+  let limit = max t.cfg.max_payload Frame.control_payload_limit in
+  match read limit with
+  | Error e ->
+    fail t e (Printf.sprintf "corrupt frame header in the ring after ring sequence %Ld: %s" t.ring_rx_seq (Errc.to_string e));
+    None
+  | Ok h ->
+    if Frame.header_size + h.Frame.payload_length <> len then begin
+      fail t Errc.Bad_frame_header
+        (Printf.sprintf "ring record of %d bytes holds a frame of %d" len (Frame.header_size + h.payload_length));
+      None
+    end
+    else if (not (Frame.is_control h)) && h.payload_length > t.cfg.max_payload then begin
+      fail t Errc.Frame_too_large
+        (Printf.sprintf "data frame of type %d with %d payload bytes in the ring exceeds max_payload %d"
+           h.type_id h.payload_length t.cfg.max_payload);
+      None
+    end
+    else if h.sequence <> Int64.succ t.ring_rx_seq then begin
+      fail t Errc.Sequence_gap
+        (Printf.sprintf "sequence gap in the ring: expected %Ld, got %Ld" (Int64.succ t.ring_rx_seq) h.sequence);
+      None
+    end
+    else begin
+      t.ring_rx_seq <- h.sequence;
+      t.stats.frames_in <- t.stats.frames_in + 1;
+      if Frame.is_control h && h.type_id <> Frame.subscribe && h.type_id <> Frame.unsubscribe then begin
+        fail t Errc.Protocol_violation
+          (Printf.sprintf "%s in a shared-memory ring (only data and interest travel there)" (describe h));
+        None
+      end
+      else Some h
+    end
+
 (** shm links: one frame read from the peer's ring ([len] bytes of [s] from
     [off], one record). Checked as section 10.3 says: header, length = 24 +
     payload_length, the ring's own sequence numbers; data and interest
     frames only. A violation closes the connection. *)
 let receive_ring_frame t ~now s off len =
-  if t.state = Up && t.shm_state = `Attached then begin
+  if t.state = Up && attached t then begin
     t.last_rx <- now;
-    let limit = max t.cfg.max_payload Frame.control_payload_limit in
-    match Frame.read_header ~off ~max_payload:limit s with
-    | Error e -> fail t e (Printf.sprintf "corrupt frame header in the ring after ring sequence %Ld: %s" t.ring_rx_seq (Errc.to_string e))
-    | Ok h ->
-      if Frame.header_size + h.payload_length <> len then
-        fail t Errc.Bad_frame_header
-          (Printf.sprintf "ring record of %d bytes holds a frame of %d" len (Frame.header_size + h.payload_length))
-      else if (not (Frame.is_control h)) && h.payload_length > t.cfg.max_payload then
-        fail t Errc.Frame_too_large
-          (Printf.sprintf "data frame of type %d with %d payload bytes in the ring exceeds max_payload %d"
-             h.type_id h.payload_length t.cfg.max_payload)
-      else if h.sequence <> Int64.succ t.ring_rx_seq then
-        fail t Errc.Sequence_gap
-          (Printf.sprintf "sequence gap in the ring: expected %Ld, got %Ld" (Int64.succ t.ring_rx_seq) h.sequence)
-      else begin
-        t.ring_rx_seq <- h.sequence;
-        t.stats.frames_in <- t.stats.frames_in + 1;
-        let poff = off + Frame.header_size in
-        if not (Frame.is_control h) then on_data t h s ~off:poff ~len:h.payload_length
-        else if h.type_id = Frame.subscribe || h.type_id = Frame.unsubscribe then
-          on_established_control t h (String.sub s poff h.payload_length)
-        else
-          fail t Errc.Protocol_violation
-            (Printf.sprintf "%s in a shared-memory ring (only data and interest travel there)" (describe h))
-      end
+    match ring_frame_ok t len (fun max_payload -> Frame.read_header ~off ~max_payload s) with
+    | None -> ()
+    | Some h ->
+      let poff = off + Frame.header_size in
+      if not (Frame.is_control h) then on_data t h s ~off:poff ~len:h.payload_length
+      else on_established_control t h (String.sub s poff h.payload_length)
+  end
+
+(** [receive_ring_frame] in place: the frame is [len] bytes of [big] (the
+    mapping) from [off]. Data is decoded straight from it (the decoder's
+    copies of strings and bytes are the only ones); release the record
+    only after this returns. *)
+let receive_ring_frame_big t ~now (big : Tlv.bigstring) off len =
+  if t.state = Up && attached t then begin
+    t.last_rx <- now;
+    match ring_frame_ok t len (fun max_payload -> Frame.read_header_big ~off ~max_payload big) with
+    | None -> ()
+    | Some h ->
+      let poff = off + Frame.header_size in
+      if not (Frame.is_control h) then on_data_big t h big ~off:poff ~len:h.payload_length
+      else on_established_control t h (Tlv.big_sub big poff h.payload_length)
   end

@@ -54,24 +54,88 @@ let valid_utf8 s off len =
   in
   go off
 
+(* -- sources: strings and bigarrays ---------------------------------------- *)
+
+(** A byte area outside the OCaml heap: a shared-memory mapping (the rings
+    of docs/wire-protocol.md section 10). Readers decode from it in place
+    and writers encode into it in place. *)
+type bigstring = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
+
+let no_big : bigstring = Bigarray.Array1.create Bigarray.char Bigarray.c_layout 0
+
+(* Copies between a bigstring and OCaml bytes/strings (C, memcpy); the
+   callers check the ranges. *)
+external blit_big_to_bytes : bigstring -> int -> bytes -> int -> int -> unit
+  = "mycelium_tlv_blit_big_to_bytes" [@@noalloc]
+external blit_string_to_big : string -> int -> bigstring -> int -> int -> unit
+  = "mycelium_tlv_blit_string_to_big" [@@noalloc]
+
+(* Native-endian loads and stores of the compiler (bounds-checked), made
+   little-endian. *)
+external big_get16 : bigstring -> int -> int = "%caml_bigstring_get16"
+external big_get32 : bigstring -> int -> int32 = "%caml_bigstring_get32"
+external big_get64 : bigstring -> int -> int64 = "%caml_bigstring_get64"
+external big_set16 : bigstring -> int -> int -> unit = "%caml_bigstring_set16"
+external big_set32 : bigstring -> int -> int32 -> unit = "%caml_bigstring_set32"
+external big_set64 : bigstring -> int -> int64 -> unit = "%caml_bigstring_set64"
+external swap16 : int -> int = "%bswap16"
+external swap32 : int32 -> int32 = "%bswap_int32"
+external swap64 : int64 -> int64 = "%bswap_int64"
+
+let[@inline] big_u16 b p = if Sys.big_endian then swap16 (big_get16 b p) else big_get16 b p
+let[@inline] big_i32 b p = if Sys.big_endian then swap32 (big_get32 b p) else big_get32 b p
+let[@inline] big_i64 b p = if Sys.big_endian then swap64 (big_get64 b p) else big_get64 b p
+let[@inline] big_set_u16 b p v = big_set16 b p (if Sys.big_endian then swap16 v else v)
+let[@inline] big_set_i32 b p v = big_set32 b p (if Sys.big_endian then swap32 v else v)
+let[@inline] big_set_i64 b p v = big_set64 b p (if Sys.big_endian then swap64 v else v)
+
+(** [len] bytes of [b] from [off] as a fresh string (one copy). *)
+let big_sub b off len =
+  if off < 0 || len < 0 || off > Bigarray.Array1.dim b - len then invalid_arg "Tlv.big_sub";
+  let s = Bytes.create len in
+  blit_big_to_bytes b off s 0 len;
+  Bytes.unsafe_to_string s
+
 (* -- reader --------------------------------------------------------------- *)
 
-type reader = { buf : string; mutable pos : int; lim : int }
+(* A reader decodes from a string ([is_big = false], [big] unused) or in
+   place from a bigstring ([is_big = true], [buf] unused); positions are
+   offsets in that source. Every value is loaded once and checked before it
+   is used, so bytes changing under a reader of shared memory can give a
+   wrong value but never a read out of bounds or an unchecked one (strings
+   are validated on their copy). *)
+type reader = { buf : string; big : bigstring; is_big : bool; mutable pos : int; lim : int }
 
 (** A reader over [len] bytes of [s] from [off]. *)
 let reader ?(off = 0) ?len s =
   let len = match len with Some l -> l | None -> String.length s - off in
   if off < 0 || len < 0 || off + len > String.length s then invalid_arg "Tlv.reader: range";
-  { buf = s; pos = off; lim = off + len }
+  { buf = s; big = no_big; is_big = false; pos = off; lim = off + len }
+
+(** A reader over [len] bytes of [b] from [off], in place. *)
+let big_reader ~off ~len b =
+  if off < 0 || len < 0 || off > Bigarray.Array1.dim b - len then invalid_arg "Tlv.big_reader: range";
+  { buf = ""; big = b; is_big = true; pos = off; lim = off + len }
 
 let at_end r = r.pos >= r.lim
 let remaining r = r.lim - r.pos
+
+(* Loads at a checked position of the reader's source. *)
+let[@inline] ld_u8 r p =
+  if r.is_big then Char.code (Bigarray.Array1.get r.big p) else Char.code (String.get r.buf p)
+let[@inline] ld_u16 r p = if r.is_big then big_u16 r.big p else String.get_uint16_le r.buf p
+let[@inline] ld_i32 r p = if r.is_big then big_i32 r.big p else String.get_int32_le r.buf p
+let[@inline] ld_i64 r p = if r.is_big then big_i64 r.big p else String.get_int64_le r.buf p
+
+(* [n] bytes from [p] of the source as a fresh string: the one copy of a
+   string or bytes value. *)
+let sub r p n = if r.is_big then big_sub r.big p n else String.sub r.buf p n
 
 (** Reads a tag; returns [field_id lsl 3 lor wire_type] after checking the
     wire type (P2) and the field id (P3). *)
 let tag r =
   if remaining r < 2 then fail Errc.Truncated;
-  let t = String.get_uint16_le r.buf r.pos in
+  let t = ld_u16 r r.pos in
   r.pos <- r.pos + 2;
   if t land 7 > sized then fail Errc.Bad_wire_type;
   if t lsr 3 = 0 then fail Errc.Bad_field_id;
@@ -84,29 +148,29 @@ let[@inline] need r wt expected n =
   r.pos <- p + n;
   p
 
-let r_u8 r wt = Char.code (String.get r.buf (need r wt fixed8 1))
-let r_i8 r wt = String.get_int8 r.buf (need r wt fixed8 1)
-let r_bool r wt =
-  match String.get r.buf (need r wt fixed8 1) with
-  | '\000' -> false
-  | '\001' -> true
-  | _ -> fail Errc.Bad_bool
-let r_u16 r wt = String.get_uint16_le r.buf (need r wt fixed16 2)
-let r_i16 r wt = String.get_int16_le r.buf (need r wt fixed16 2)
 let u32_of_int32 x = Int32.to_int x land 0xFFFF_FFFF
-let r_u32 r wt = u32_of_int32 (String.get_int32_le r.buf (need r wt fixed32 4))
-let r_i32 r wt = Int32.to_int (String.get_int32_le r.buf (need r wt fixed32 4))
-let r_f32 r wt = Int32.float_of_bits (String.get_int32_le r.buf (need r wt fixed32 4))
-let r_u64 r wt = String.get_int64_le r.buf (need r wt fixed64 8)
+let[@inline] i8_of_u8 v = if v >= 0x80 then v - 0x100 else v
+let[@inline] i16_of_u16 v = if v >= 0x8000 then v - 0x10000 else v
+let[@inline] bool_of_u8 = function 0 -> false | 1 -> true | _ -> fail Errc.Bad_bool
+
+let r_u8 r wt = ld_u8 r (need r wt fixed8 1)
+let r_i8 r wt = i8_of_u8 (ld_u8 r (need r wt fixed8 1))
+let r_bool r wt = bool_of_u8 (ld_u8 r (need r wt fixed8 1))
+let r_u16 r wt = ld_u16 r (need r wt fixed16 2)
+let r_i16 r wt = i16_of_u16 (ld_u16 r (need r wt fixed16 2))
+let r_u32 r wt = u32_of_int32 (ld_i32 r (need r wt fixed32 4))
+let r_i32 r wt = Int32.to_int (ld_i32 r (need r wt fixed32 4))
+let r_f32 r wt = Int32.float_of_bits (ld_i32 r (need r wt fixed32 4))
+let r_u64 r wt = ld_i64 r (need r wt fixed64 8)
 let r_i64 = r_u64
-let r_f64 r wt = Int64.float_of_bits (String.get_int64_le r.buf (need r wt fixed64 8))
+let r_f64 r wt = Int64.float_of_bits (ld_i64 r (need r wt fixed64 8))
 
 (** Reads a sized value's length prefix (P7); returns the offset of its
     bytes and their count. *)
 let sized_range r wt =
   if wt <> sized then fail Errc.Bad_wire_type;
   if remaining r < 4 then fail Errc.Truncated;
-  let n = u32_of_int32 (String.get_int32_le r.buf r.pos) in
+  let n = u32_of_int32 (ld_i32 r r.pos) in
   r.pos <- r.pos + 4;
   if n > remaining r then fail Errc.Truncated;
   let p = r.pos in
@@ -116,38 +180,46 @@ let sized_range r wt =
 (** A reader bounded by a sized value (a nested message). *)
 let r_sized r wt =
   let p, n = sized_range r wt in
-  { buf = r.buf; pos = p; lim = p + n }
+  { r with pos = p; lim = p + n }
 
+(* Strings are validated after the copy: in a shared mapping the bytes
+   could change between a check and a copy. *)
 let r_string r wt max =
   let p, n = sized_range r wt in
   if n > max then fail Errc.String_too_long;
-  if not (valid_utf8 r.buf p n) then fail Errc.Invalid_utf8;
-  String.sub r.buf p n
+  if r.is_big then begin
+    let s = big_sub r.big p n in
+    if not (valid_utf8 s 0 n) then fail Errc.Invalid_utf8;
+    s
+  end
+  else begin
+    if not (valid_utf8 r.buf p n) then fail Errc.Invalid_utf8;
+    String.sub r.buf p n
+  end
 
 let r_bytes r wt max =
   let p, n = sized_range r wt in
   if n > max then fail Errc.Bytes_too_long;
-  String.sub r.buf p n
+  sub r p n
 
-(* Element getters of packed arrays and vectors. *)
-let get_u8 s p = Char.code (String.get s p)
-let get_i8 s p = String.get_int8 s p
-let get_bool s p =
-  match String.get s p with '\000' -> false | '\001' -> true | _ -> fail Errc.Bad_bool
-let get_u16 s p = String.get_uint16_le s p
-let get_i16 s p = String.get_int16_le s p
-let get_u32 s p = u32_of_int32 (String.get_int32_le s p)
-let get_i32 s p = Int32.to_int (String.get_int32_le s p)
-let get_f32 s p = Int32.float_of_bits (String.get_int32_le s p)
-let get_u64 s p = String.get_int64_le s p
+(* Element getters of packed arrays and vectors: (reader, position). *)
+let get_u8 r p = ld_u8 r p
+let get_i8 r p = i8_of_u8 (ld_u8 r p)
+let get_bool r p = bool_of_u8 (ld_u8 r p)
+let get_u16 r p = ld_u16 r p
+let get_i16 r p = i16_of_u16 (ld_u16 r p)
+let get_u32 r p = u32_of_int32 (ld_i32 r p)
+let get_i32 r p = Int32.to_int (ld_i32 r p)
+let get_f32 r p = Int32.float_of_bits (ld_i32 r p)
+let get_u64 r p = ld_i64 r p
 let get_i64 = get_u64
-let get_f64 s p = Int64.float_of_bits (String.get_int64_le s p)
+let get_f64 r p = Int64.float_of_bits (ld_i64 r p)
 
 (** A fixed array of [count] elements of [esize] bytes (P13, P8). *)
 let r_array r wt esize get count =
   let p, n = sized_range r wt in
   if n <> count * esize then fail Errc.Array_length_mismatch;
-  Array.init count (fun i -> get r.buf (p + (i * esize)))
+  Array.init count (fun i -> get r (p + (i * esize)))
 
 (** A vector of at most [max] elements of [esize] bytes (P14, P15, P8). *)
 let r_vector r wt esize get max =
@@ -155,7 +227,7 @@ let r_vector r wt esize get max =
   if n mod esize <> 0 then fail Errc.Bad_vector_length;
   let count = n / esize in
   if count > max then fail Errc.Vector_too_long;
-  Array.init count (fun i -> get r.buf (p + (i * esize)))
+  Array.init count (fun i -> get r (p + (i * esize)))
 
 (** Skips the value of an unknown field (P17). *)
 let skip r wt =
@@ -170,88 +242,156 @@ let skip r wt =
 let decode_with f ?(off = 0) ?len s =
   let len = match len with Some l -> l | None -> String.length s - off in
   if off < 0 || len < 0 || off + len > String.length s then Error Errc.Truncated
-  else match f { buf = s; pos = off; lim = off + len } with
+  else match f { buf = s; big = no_big; is_big = false; pos = off; lim = off + len } with
+    | v -> Ok v
+    | exception Decode_error e -> Error e
+
+(** Runs a generated [decode_fields] on [len] bytes of [b] from [off], in
+    place: the same checks, in the same order, as [decode_with]. *)
+let decode_with_big f ~off ~len b =
+  if off < 0 || len < 0 || off > Bigarray.Array1.dim b - len then Error Errc.Truncated
+  else match f { buf = ""; big = b; is_big = true; pos = off; lim = off + len } with
     | v -> Ok v
     | exception Decode_error e -> Error e
 
 (* -- writer --------------------------------------------------------------- *)
 
-type writer = { mutable b : bytes; mutable len : int }
+(* A writer appends to its own growing bytes ([is_big = false]) or, in
+   place, to a bounded area of a bigstring ([is_big = true]: [cap] bytes
+   from [base], e.g. a slot claimed in a shared-memory ring); positions
+   ([len], the [p] of the setters) count from the start of the area. A
+   bigstring writer never grows: writing past [cap] raises [Overflow] and
+   the caller encodes elsewhere. *)
+type writer = {
+  mutable b : bytes;
+  mutable len : int;
+  mutable big : bigstring;
+  is_big : bool;
+  mutable base : int;
+  mutable cap : int;
+}
 
-let writer ?(size = 256) () = { b = Bytes.create (max size 16); len = 0 }
+(** A bigstring writer's area is too small for what is being written. *)
+exception Overflow
+
+let writer ?(size = 256) () =
+  { b = Bytes.create (max size 16); len = 0; big = no_big; is_big = false; base = 0; cap = 0 }
+
+(** A writer into bigstrings; give it an area with [target] before each use. *)
+let big_writer () = { b = Bytes.empty; len = 0; big = no_big; is_big = true; base = 0; cap = 0 }
+
+(** Points a bigstring writer at [cap] bytes of [big] from [off], empty. *)
+let target w big ~off ~cap =
+  if not w.is_big then invalid_arg "Tlv.target: not a bigstring writer";
+  if off < 0 || cap < 0 || off > Bigarray.Array1.dim big - cap then invalid_arg "Tlv.target: range";
+  w.big <- big;
+  w.base <- off;
+  w.cap <- cap;
+  w.len <- 0
+
 let length w = w.len
 let reset w = w.len <- 0
 
 (** Drops everything written after the first [n] bytes. *)
 let truncate w n = if n >= 0 && n < w.len then w.len <- n
 
+let grow_slow w n =
+  if w.is_big then raise Overflow;
+  let nb = Bytes.create (max (2 * Bytes.length w.b) (w.len + n)) in
+  Bytes.blit w.b 0 nb 0 w.len;
+  w.b <- nb
+
 let[@inline] grow w n =
-  if w.len + n > Bytes.length w.b then begin
-    let nb = Bytes.create (max (2 * Bytes.length w.b) (w.len + n)) in
-    Bytes.blit w.b 0 nb 0 w.len;
-    w.b <- nb
-  end;
+  if w.len + n > (if w.is_big then w.cap else Bytes.length w.b) then grow_slow w n;
   let p = w.len in
   w.len <- p + n;
   p
 
+(* Stores at a position already inside the written area. *)
+let[@inline] st_u8 w p v =
+  if w.is_big then Bigarray.Array1.set w.big (w.base + p) (Char.unsafe_chr (v land 0xFF))
+  else Bytes.set_uint8 w.b p (v land 0xFF)
+let[@inline] st_u16 w p v =
+  if w.is_big then big_set_u16 w.big (w.base + p) (v land 0xFFFF) else Bytes.set_uint16_le w.b p (v land 0xFFFF)
+let[@inline] st_i32 w p v = if w.is_big then big_set_i32 w.big (w.base + p) v else Bytes.set_int32_le w.b p v
+let[@inline] st_i64 w p v = if w.is_big then big_set_i64 w.big (w.base + p) v else Bytes.set_int64_le w.b p v
+
+(** Overwrites, at position [p] of what was written, a little-endian u16,
+    u32 or u64 (frame headers). *)
+let set_u16_at = st_u16
+let set_u32_at w p v = st_i32 w p (Int32.of_int v)
+let set_u64_at = st_i64
+
 let[@inline] put_tag w field wt n =
   let p = grow w (2 + n) in
-  Bytes.set_uint16_le w.b p ((field lsl 3) lor wt);
+  st_u16 w p ((field lsl 3) lor wt);
   p + 2
 
-let w_u8 w f v = Bytes.set_uint8 w.b (put_tag w f fixed8 1) (v land 0xFF)
+let w_u8 w f v = st_u8 w (put_tag w f fixed8 1) v
 let w_i8 = w_u8
-let w_bool w f v = Bytes.set_uint8 w.b (put_tag w f fixed8 1) (if v then 1 else 0)
-let w_u16 w f v = Bytes.set_uint16_le w.b (put_tag w f fixed16 2) (v land 0xFFFF)
+let w_bool w f v = st_u8 w (put_tag w f fixed8 1) (if v then 1 else 0)
+let w_u16 w f v = st_u16 w (put_tag w f fixed16 2) v
 let w_i16 = w_u16
-let w_u32 w f v = Bytes.set_int32_le w.b (put_tag w f fixed32 4) (Int32.of_int v)
+let w_u32 w f v = st_i32 w (put_tag w f fixed32 4) (Int32.of_int v)
 let w_i32 = w_u32
-let w_f32 w f v = Bytes.set_int32_le w.b (put_tag w f fixed32 4) (Int32.bits_of_float v)
-let w_u64 w f v = Bytes.set_int64_le w.b (put_tag w f fixed64 8) v
+let w_f32 w f v = st_i32 w (put_tag w f fixed32 4) (Int32.bits_of_float v)
+let w_u64 w f v = st_i64 w (put_tag w f fixed64 8) v
 let w_i64 = w_u64
-let w_f64 w f v = Bytes.set_int64_le w.b (put_tag w f fixed64 8) (Int64.bits_of_float v)
+let w_f64 w f v = st_i64 w (put_tag w f fixed64 8) (Int64.bits_of_float v)
+
+(* [s] at position [p] (inside the written area): the one copy of a string
+   or bytes value on encode. *)
+let[@inline] blit_in w p s =
+  let n = String.length s in
+  if w.is_big then blit_string_to_big s 0 w.big (w.base + p) n else Bytes.blit_string s 0 w.b p n
 
 let w_sized w f s =
   let n = String.length s in
   let p = put_tag w f sized (4 + n) in
-  Bytes.set_int32_le w.b p (Int32.of_int n);
-  Bytes.blit_string s 0 w.b (p + 4) n
+  st_i32 w p (Int32.of_int n);
+  blit_in w (p + 4) s
 
-(* Element setters of packed arrays and vectors. *)
-let set_u8 b p v = Bytes.set_uint8 b p (v land 0xFF)
+(* Element setters of packed arrays and vectors: (writer, position, value). *)
+let set_u8 w p v = st_u8 w p v
 let set_i8 = set_u8
-let set_bool b p v = Bytes.set_uint8 b p (if v then 1 else 0)
-let set_u16 b p v = Bytes.set_uint16_le b p (v land 0xFFFF)
+let set_bool w p v = st_u8 w p (if v then 1 else 0)
+let set_u16 w p v = st_u16 w p v
 let set_i16 = set_u16
-let set_u32 b p v = Bytes.set_int32_le b p (Int32.of_int v)
+let set_u32 w p v = st_i32 w p (Int32.of_int v)
 let set_i32 = set_u32
-let set_f32 b p v = Bytes.set_int32_le b p (Int32.bits_of_float v)
-let set_u64 b p v = Bytes.set_int64_le b p v
+let set_f32 w p v = st_i32 w p (Int32.bits_of_float v)
+let set_u64 w p v = st_i64 w p v
 let set_i64 = set_u64
-let set_f64 b p v = Bytes.set_int64_le b p (Int64.bits_of_float v)
+let set_f64 w p v = st_i64 w p (Int64.bits_of_float v)
 
 let w_packed w f esize set xs =
   let n = esize * Array.length xs in
   let p = put_tag w f sized (4 + n) in
-  Bytes.set_int32_le w.b p (Int32.of_int n);
-  Array.iteri (fun i x -> set w.b (p + 4 + (i * esize)) x) xs
+  st_i32 w p (Int32.of_int n);
+  Array.iteri (fun i x -> set w (p + 4 + (i * esize)) x) xs
 
 (** Starts a sized field whose content is written next; returns the mark
     [end_sized] needs. *)
 let begin_sized w f = put_tag w f sized 4 + 4
 
-let end_sized w mark = Bytes.set_int32_le w.b (mark - 4) (Int32.of_int (w.len - mark))
+let end_sized w mark = st_i32 w (mark - 4) (Int32.of_int (w.len - mark))
 
-let contents w = Bytes.sub_string w.b 0 w.len
+(** What a bytes writer holds, as a string (a copy). *)
+let contents w =
+  if w.is_big then invalid_arg "Tlv.contents: a bigstring writer";
+  Bytes.sub_string w.b 0 w.len
 
 (** Appends raw bytes (frame headers are written through this too). *)
 let add_string w s =
   let p = grow w (String.length s) in
-  Bytes.blit_string s 0 w.b p (String.length s)
+  blit_in w p s
 
 let reserve w n = grow w n
-let bytes w = w.b
+
+(** The buffer of a bytes writer (valid until the next write). *)
+let bytes w =
+  if w.is_big then invalid_arg "Tlv.bytes: a bigstring writer";
+  w.b
 
 let encode_with f x =
   let w = writer () in

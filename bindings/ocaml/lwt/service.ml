@@ -2,8 +2,20 @@
    node is a local bus plus links; a service has handlers per message type,
    publishes, makes requests with a timeout, and has on_start / on_stop.
 
-   - Handlers of one service never run concurrently: each service has a
-     mailbox served by one Lwt loop, in arrival order.
+   - Placement (docs/ocaml.md, "Placement"), as in C++:
+     [Loop]: a message is handled where it arrives, with no hand-off: an
+     idle service's handler is called directly from the link's receive
+     path (or from the publisher's call); a busy one queues it.
+     [Pool] (the default): handlers never run on the receive path; each
+     service has a bounded mailbox served by its own Lwt task, which yields
+     to the Lwt loop after each message, and [offload] runs CPU-bound or
+     blocking work on a system thread, so the links keep being read and
+     heartbeats keep going meanwhile.
+   - Handlers of one service never run concurrently, and take the messages
+     of one publisher in the order published, in both placements.
+   - The synchronous part of every handler call is timed against the node's
+     [handler_budget] (10 ms): an overrun is counted ([slow_handlers]) and
+     logged, at most once a second per service.
    - A handler that raises is counted ([failures]) and logged; the service
      goes on with the next message.
    - A message that arrived over a link goes to local subscribers and to the
@@ -16,7 +28,8 @@
      reply is the first message accepted by the caller's [reply] function
      (schemas carry a token, e.g. report_request/report).
 
-   Everything runs on the Lwt thread of the program; not thread-safe. *)
+   Everything runs on the Lwt thread of the program, except what [offload]
+   hands to a system thread; not thread-safe. *)
 
 open Lwt.Infix
 module SL = Socket_link
@@ -24,11 +37,17 @@ module Errc = Mycelium.Errc
 
 type publish_status = SL.publish_status = Ok_sent | No_subscriber | Back_pressured
 
+type placement = Pool | Loop
+
+let placement_to_string = function Pool -> "pool" | Loop -> "loop"
+
 type 'a t = {
   name : string;
   schema : 'a Mycelium.Schema.t;
   log : string -> unit;
   relay : bool;  (** forward messages between links (see the header) *)
+  handler_budget : float;  (** seconds a handler may run before it is counted as slow *)
+  mailbox_limit : int;  (** messages a service's mailbox holds; more are dropped and counted *)
   mutable services : 'a ctx list;
   mutable links : 'a SL.t list;
   mutable waiters : 'a waiter list;
@@ -38,12 +57,20 @@ type 'a t = {
 and 'a ctx = {
   node : 'a t;
   svc_name : string;
+  placement : placement;
   handlers : (int, 'a -> unit Lwt.t) Hashtbl.t;
   mailbox : 'a Queue.t;
-  wake : unit Lwt_condition.t;
+  wake : Wake.t;  (** the mailbox task: a message queued, or the service idle again *)
+  mutable busy : bool;  (** a handler runs or has not finished yet (or on_start runs) *)
   mutable running : bool;
   mutable failures : int;
   mutable handled : int;
+  mutable dropped : int;  (** messages refused by a full mailbox *)
+  mutable slow_handlers : int;  (** handler calls over the handler budget *)
+  mutable slow_logged_at : float;
+  mutable slow_unlogged : int;
+  mutable drop_logged_at : float;
+  mutable drop_unlogged : int;
   mutable loop : unit Lwt.t;
   on_stop : 'a ctx -> unit Lwt.t;
   params : Params.t;  (** the instance's parameters (topology [services.X] params) *)
@@ -57,14 +84,32 @@ type 'a service = {
   on_stop : 'a ctx -> unit Lwt.t;  (** after the last handler *)
 }
 
-let create ?(log = prerr_endline) ?(relay = true) ~schema name =
-  { name; schema; log; relay; services = []; links = []; waiters = []; stopped = false }
+(** A node. [handler_budget] (seconds, default 0.01 like the C++ node's):
+    a handler whose synchronous part runs longer is counted and logged.
+    [mailbox_limit] (default 65536): messages one service may have queued;
+    beyond it a message for that service is dropped, counted ([dropped])
+    and logged. *)
+let create ?(log = prerr_endline) ?(relay = true) ?(handler_budget = 0.010) ?(mailbox_limit = 65536) ~schema name =
+  if not (handler_budget > 0.) then invalid_arg "Service.create: handler_budget must be positive";
+  if mailbox_limit < 1 then invalid_arg "Service.create: mailbox_limit must be at least 1";
+  { name; schema; log; relay; handler_budget; mailbox_limit; services = []; links = []; waiters = [];
+    stopped = false }
 
 let name ctx = ctx.svc_name
 let node ctx = ctx.node
 let links n = n.links
 let failures ctx = ctx.failures
 let handled ctx = ctx.handled
+let placement ctx = ctx.placement
+
+(** Handler calls whose synchronous part ran over the node's handler budget. *)
+let slow_handlers ctx = ctx.slow_handlers
+
+(** Messages dropped because the service's mailbox was full. *)
+let dropped ctx = ctx.dropped
+
+(** Messages waiting in the service's mailbox. *)
+let queued ctx = Queue.length ctx.mailbox
 
 (** The service's parameters (given to [start]; from the topology under
     mycelium-run): look them up with [Params.int], [Params.float],
@@ -91,6 +136,133 @@ let refresh_interest n =
       Hashtbl.iter (fun id () -> SL.subscribe l id) want)
     n.links
 
+(* -- running handlers ------------------------------------------------------------------ *)
+
+external coarse_ns : unit -> int = "mycelium_lwt_coarse_ns" [@@noalloc]
+
+let log_ctx ctx fmt =
+  Printf.ksprintf (fun s -> ctx.node.log (Printf.sprintf "mycelium-ocaml: node %s service %s: %s" ctx.node.name ctx.svc_name s)) fmt
+
+(* Counts an overrun of the budget; one log line a second at most. *)
+let over_budget ctx id took_ns =
+  ctx.slow_handlers <- ctx.slow_handlers + 1;
+  let now = Unix.gettimeofday () in
+  if now -. ctx.slow_logged_at < 1. then ctx.slow_unlogged <- ctx.slow_unlogged + 1
+  else begin
+    log_ctx ctx "handler of '%s' ran %d us on the Lwt thread, over its budget of %d us: the links and the other services of the node stalled meanwhile (%s)%s"
+      (Mycelium.Schema.type_name ctx.node.schema id) (took_ns / 1000)
+      (int_of_float (ctx.node.handler_budget *. 1e6))
+      (match ctx.placement with
+       | Loop -> "place the service on the pool and move the work into Service.offload, or raise handler_budget"
+       | Pool -> "move the work into Service.offload, or raise handler_budget")
+      (if ctx.slow_unlogged > 0 then Printf.sprintf "; %d more overruns in the last second were only counted" ctx.slow_unlogged
+       else "");
+    ctx.slow_logged_at <- now;
+    ctx.slow_unlogged <- 0
+  end
+
+let failed ctx id e =
+  ctx.failures <- ctx.failures + 1;
+  log_ctx ctx "handler for %s raised %s" (Mycelium.Schema.type_name ctx.node.schema id) (Printexc.to_string e)
+
+(* Calls the handler of [x]: its synchronous part timed against the budget,
+   its outcome counted. The promise never fails. *)
+let invoke ctx x =
+  let id = ctx.node.schema.type_id_of x in
+  match Hashtbl.find_opt ctx.handlers id with
+  | None -> Lwt.return_unit
+  | Some f -> (
+    let t0 = coarse_ns () in
+    let p = try f x with e -> Lwt.fail e in
+    let took = coarse_ns () - t0 in
+    if float_of_int took > ctx.node.handler_budget *. 1e9 then over_budget ctx id took;
+    match Lwt.state p with
+    | Lwt.Return () ->
+      ctx.handled <- ctx.handled + 1;
+      Lwt.return_unit
+    | Lwt.Fail e ->
+      failed ctx id e;
+      Lwt.return_unit
+    | Lwt.Sleep ->
+      Lwt.try_bind (fun () -> p)
+        (fun () -> ctx.handled <- ctx.handled + 1; Lwt.return_unit)
+        (fun e -> failed ctx id e; Lwt.return_unit))
+
+(* A loop service that is idle: the handler runs now, on the caller's stack
+   (the link's receive path, or the publisher). *)
+let run_direct ctx x =
+  ctx.busy <- true;
+  let p = invoke ctx x in
+  if Lwt.is_sleeping p then
+    Lwt.on_termination p (fun () ->
+        ctx.busy <- false;
+        Wake.signal ctx.wake)
+  else begin
+    ctx.busy <- false;
+    (* the handler may have published to itself: that went to the mailbox *)
+    if not (Queue.is_empty ctx.mailbox) then Wake.signal ctx.wake
+  end
+
+let drop ctx x =
+  ctx.dropped <- ctx.dropped + 1;
+  let now = Unix.gettimeofday () in
+  if now -. ctx.drop_logged_at < 1. then ctx.drop_unlogged <- ctx.drop_unlogged + 1
+  else begin
+    log_ctx ctx "mailbox full (%d messages): a %s message was dropped%s" ctx.node.mailbox_limit
+      (Mycelium.Schema.type_name ctx.node.schema (ctx.node.schema.type_id_of x))
+      (if ctx.drop_unlogged > 0 then Printf.sprintf "; %d more drops in the last second were only counted" ctx.drop_unlogged
+       else "");
+    ctx.drop_logged_at <- now;
+    ctx.drop_unlogged <- 0
+  end
+
+(* One message for [ctx]: a direct call (loop, idle), else its mailbox. *)
+let deliver ctx x =
+  if ctx.placement = Loop && (not ctx.busy) && Queue.is_empty ctx.mailbox then run_direct ctx x
+  else if Queue.length ctx.mailbox >= ctx.node.mailbox_limit then drop ctx x
+  else begin
+    Queue.push x ctx.mailbox;
+    if not ctx.busy then Wake.signal ctx.wake
+  end
+
+(* The mailbox task of a service: queued messages in order, one handler at
+   a time. Handlers that finish at once are run in a loop (no recursion).
+   A pool service's handlers run in Lwt turns of their own, never on the
+   stack of whoever queued the message, and it yields to the Lwt loop after
+   each message, so a backlog never holds up the links; a loop service
+   drains its mailbox in the same turn. *)
+let run_mailbox ctx =
+  let rec drain () =
+    if ctx.busy then `Wait
+    else
+      match Queue.take_opt ctx.mailbox with
+      | None -> `Wait
+      | Some x ->
+        ctx.busy <- true;
+        let p = invoke ctx x in
+        if Lwt.is_sleeping p then `Pending p
+        else begin
+          ctx.busy <- false;
+          match ctx.placement with Pool -> `Yield | Loop -> drain ()
+        end
+  in
+  let rec loop () =
+    match drain () with
+    | `Pending p ->
+      p >>= fun () ->
+      ctx.busy <- false;
+      (match ctx.placement with Pool -> Lwt.pause () | Loop -> Lwt.return_unit) >>= loop
+    | `Yield -> Lwt.pause () >>= loop
+    | `Wait ->
+      if ctx.running || ctx.busy || not (Queue.is_empty ctx.mailbox) then
+        Wake.wait ctx.wake >>= fun () ->
+        (* the wake-up may come from the receive path or a publisher (and
+           run this at once): a pool service goes on in a later turn *)
+        match ctx.placement with Pool -> Lwt.pause () >>= loop | Loop -> loop ()
+      else Lwt.return_unit
+  in
+  loop ()
+
 (* -- delivery --------------------------------------------------------------------------- *)
 
 let deliver_local n x =
@@ -100,17 +272,19 @@ let deliver_local n x =
     (fun s ->
       if s.running && Hashtbl.mem s.handlers id then begin
         incr delivered;
-        Queue.push x s.mailbox;
-        Lwt_condition.signal s.wake ()
+        deliver s x
       end)
     n.services;
-  let ws, rest = List.partition (fun w -> w.w_type = id && w.accept x) n.waiters in
-  if ws <> [] then begin
-    n.waiters <- rest;
-    List.iter (fun w -> Lwt.wakeup_later w.resolve x) ws;
-    refresh_interest n
-  end;
-  !delivered + List.length ws
+  match n.waiters with
+  | [] -> !delivered
+  | _ ->
+    let ws, rest = List.partition (fun w -> w.w_type = id && w.accept x) n.waiters in
+    if ws <> [] then begin
+      n.waiters <- rest;
+      List.iter (fun w -> Lwt.wakeup_later w.resolve x) ws;
+      refresh_interest n
+    end;
+    !delivered + List.length ws
 
 let combine a b =
   match (a, b) with
@@ -205,38 +379,40 @@ let serve ctx req_type f =
       | Some reply -> publish ctx reply >|= ignore
       | None -> Lwt.return_unit)
 
-let run_mailbox ctx =
-  let rec loop () =
-    match Queue.take_opt ctx.mailbox with
-    | Some x ->
-      let id = ctx.node.schema.type_id_of x in
-      (match Hashtbl.find_opt ctx.handlers id with
-       | None -> Lwt.return_unit
-       | Some f ->
-         Lwt.catch
-           (fun () -> f x >|= fun () -> ctx.handled <- ctx.handled + 1)
-           (fun e ->
-             ctx.failures <- ctx.failures + 1;
-             ctx.node.log
-               (Printf.sprintf "mycelium-ocaml: node %s service %s: handler for %s raised %s"
-                  ctx.node.name ctx.svc_name (Mycelium.Schema.type_name ctx.node.schema id)
-                  (Printexc.to_string e));
-             Lwt.return_unit))
-      >>= loop
-    | None -> if ctx.running then Lwt_condition.wait ctx.wake >>= loop else Lwt.return_unit
-  in
-  loop ()
+(** Runs [f ()] off the Lwt thread when the service is on the pool: on a
+    system thread (Lwt_preemptive), so that CPU-bound or blocking work does
+    not stall the links, heartbeats and other services (the runtime lock is
+    released while [f] blocks in a system call, and at least every 50 ms
+    while it computes and allocates). [f] must not use Lwt or the service
+    API. On the loop, [f ()] runs inline, as everything on the loop does:
+    no hand-off. *)
+let offload ctx f =
+  match ctx.placement with
+  | Pool -> Lwt_preemptive.detach f ()
+  | Loop -> ( match f () with v -> Lwt.return v | exception e -> Lwt.fail e)
 
-(** Starts a service with its [params] (none by default): [on_start], then
-    its mailbox loop. *)
-let start ?(params = Params.empty) n (svc : 'a service) =
+(** Starts a service with its [params] (none by default) and [placement]
+    (default [Pool], as in C++): [on_start] (messages that arrive meanwhile
+    wait in the mailbox), then its mailbox task. *)
+let start ?(params = Params.empty) ?(placement = Pool) n (svc : 'a service) =
   let ctx =
-    { node = n; svc_name = svc.name; handlers = Hashtbl.create 8; mailbox = Queue.create ();
-      wake = Lwt_condition.create (); running = true; failures = 0; handled = 0;
-      loop = Lwt.return_unit; on_stop = svc.on_stop; params }
+    { node = n; svc_name = svc.name; placement; handlers = Hashtbl.create 8; mailbox = Queue.create ();
+      wake = Wake.create (); busy = true; running = true; failures = 0; handled = 0; dropped = 0;
+      slow_handlers = 0; slow_logged_at = neg_infinity; slow_unlogged = 0; drop_logged_at = neg_infinity;
+      drop_unlogged = 0; loop = Lwt.return_unit; on_stop = svc.on_stop; params }
   in
   n.services <- ctx :: n.services;
-  svc.on_start ctx >|= fun () ->
+  Lwt.catch
+    (fun () -> svc.on_start ctx)
+    (fun e ->
+      (* not started: it takes no messages *)
+      ctx.running <- false;
+      ctx.busy <- false;
+      n.services <- List.filter (fun s -> s != ctx) n.services;
+      refresh_interest n;
+      Lwt.fail e)
+  >|= fun () ->
+  ctx.busy <- false;
   ctx.loop <- run_mailbox ctx;
   refresh_interest n;
   ctx
@@ -247,7 +423,7 @@ let stop_service ctx =
   if not ctx.running then Lwt.return_unit
   else begin
     ctx.running <- false;
-    Lwt_condition.signal ctx.wake ();
+    Wake.signal ctx.wake;
     refresh_interest ctx.node;
     ctx.loop >>= fun () ->
     ctx.node.services <- List.filter (fun s -> s != ctx) ctx.node.services;

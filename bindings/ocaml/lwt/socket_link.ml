@@ -120,7 +120,8 @@ type 'a conn = {
   queue : 'a Queue.t;
   mutable writing : int;  (** messages in the write in progress *)
   mutable spare : Mycelium.Tlv.writer;  (** the output buffer not in use by the core *)
-  wake : unit Lwt_condition.t;  (** writer: output or queue changed *)
+  wake : Wake.t;  (** writer: output or queue changed *)
+  closed : unit Lwt.t * unit Lwt.u;  (** resolved once the core is closed (drain_events saw it) *)
   mutable finished : bool;
   done_ : unit Lwt.t * unit Lwt.u;
   mutable last_read : float;
@@ -143,7 +144,8 @@ and shm_conn = {
   mutable last_frame : float;
   mutable retry : bool;
   mutable spare_ring : Mycelium.Tlv.writer;
-  mutable inbox : bytes;  (** reused: a frame copied out of the peer's ring *)
+  slot : Mycelium.Tlv.writer;  (** encodes a frame in place into a slot claimed in our ring *)
+  mutable unrung : bool;  (** frames written since the last doorbell check *)
 }
 
 type 'a t = {
@@ -215,12 +217,19 @@ let rec drain_bell s =
   | _ -> drain_bell s
   | exception Unix.Unix_error _ -> ()
 
+(* Polls of an idle ring per Lwt iteration while spinning (poll_turns). *)
+let spin_turns = 32
+
 (* Events of a connection's core, after each input or tick. *)
 let rec drain_events t c =
   match C.pop_event c.core with
   | None ->
     (* listening side of a shm link: the handshake just finished *)
-    if t.cfg.role = Listen && c.shm = None && C.needs_shm_offer c.core then offer_shm t c
+    if t.cfg.role = Listen && c.shm = None && C.needs_shm_offer c.core then begin
+      offer_shm t c;
+      drain_events t c
+    end
+    else if C.is_closed c.core && Lwt.is_sleeping (fst c.closed) then Lwt.wakeup_later (snd c.closed) ()
   | Some ev ->
     (match ev with
      | C.Established h ->
@@ -250,7 +259,8 @@ let rec drain_events t c =
          log t "%s" cl.text
        end;
        emit t (Down cl));
-    Lwt_condition.broadcast t.changed ();
+    (* state changes only: a message changes nothing anybody awaits *)
+    (match ev with C.Message _ | C.Bad_frame _ -> () | _ -> Lwt_condition.broadcast t.changed ());
     drain_events t c
 
 (* Our doorbell: an abstract datagram socket, readable when the peer rings. *)
@@ -274,7 +284,7 @@ and make_bell t c s_ref =
             C.abort c.core Errc.Io_failed
               (Printf.sprintf "internal error on the doorbell: %s" (Printexc.to_string ex));
             drain_events t c;
-            Lwt_condition.signal c.wake ()))
+            Wake.signal c.wake))
   in
   (name, fd, ev)
 
@@ -298,12 +308,13 @@ and offer_shm t c =
         { seg; rx = Ring.reader seg; tx = Ring.writer seg; bell = fd;
           peer_bell = Unix.ADDR_UNIX "\000"; bell_ev = Some ev; pending = ""; pending_off = 0;
           pending_frames = 0; ring_spinning = false; last_frame = now (); retry = false;
-          spare_ring = Mycelium.Tlv.writer ~size:4096 (); inbox = Bytes.create 4096 }
+          spare_ring = Mycelium.Tlv.writer ~size:4096 (); slot = Mycelium.Tlv.big_writer ();
+          unrung = false }
       in
       s_ref := Some s;
       c.shm <- Some s;
       C.shm_offer c.core ~now:(now ()) ~segment:name ~doorbell:bell_name;
-      Lwt_condition.signal c.wake ())
+      Wake.signal c.wake)
 
 (* The peer offered its segment: map and check it, make our doorbell,
    answer (Link.shm_accept), then read what the creator already wrote. *)
@@ -330,7 +341,8 @@ and attach_shm t c segment doorbell =
         { seg; rx = Ring.reader seg; tx = Ring.writer seg; bell = fd;
           peer_bell = Unix.ADDR_UNIX ("\000" ^ doorbell); bell_ev = None; pending = "";
           pending_off = 0; pending_frames = 0; ring_spinning = false; last_frame = now ();
-          retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 (); inbox = Bytes.create 4096 }
+          retry = false; spare_ring = Mycelium.Tlv.writer ~size:4096 (); slot = Mycelium.Tlv.big_writer ();
+          unrung = false }
       in
       c.shm <- Some s;
       s.bell_ev <-
@@ -343,9 +355,9 @@ and attach_shm t c segment doorbell =
                  C.abort c.core Errc.Io_failed
                    (Printf.sprintf "internal error on the doorbell: %s" (Printexc.to_string ex));
                  drain_events t c;
-                 Lwt_condition.signal c.wake ()));
+                 Wake.signal c.wake));
       C.shm_accept c.core ~now:(now ()) ~segment ~doorbell:name;
-      Lwt_condition.signal c.wake ();
+      Wake.signal c.wake;
       shm_spin t c s)
 
 (* Handles every frame in the peer's ring; returns how many. *)
@@ -361,21 +373,34 @@ and poll_ring t c s =
           (Printf.sprintf "%s; last good ring sequence %Ld" text (C.ring_rx_seq c.core));
         n
       | Ring.Frame (pos, len) ->
-        (* into the reused buffer: the core decodes in place and copies what
-           it keeps, so no allocation per frame *)
-        if Bytes.length s.inbox < len then s.inbox <- Bytes.create (max len (2 * Bytes.length s.inbox));
-        Mycelium_shm.Atomics.blit_to_bytes s.seg.map pos s.inbox 0 len;
-        Ring.release s.rx len;
+        (* decoded in place, straight from the mapping: the decoder's copy
+           of a string or bytes field is the only one; the record is
+           released once the message is decoded *)
         t.stats.ring_frames_in <- t.stats.ring_frames_in + 1;
-        C.receive_ring_frame c.core ~now:(now ()) (Bytes.unsafe_to_string s.inbox) 0 len;
+        C.receive_ring_frame_big c.core ~now:(now ()) s.seg.map pos len;
+        Ring.release s.rx len;
         go (n + 1)
   in
   let n = go 0 in
   if n > 0 || C.is_closed c.core then begin
     drain_events t c;
-    Lwt_condition.signal c.wake ()
+    (* ring frames make no output; a close lets the writer finish *)
+    if C.is_closed c.core || C.pending_output c.core > 0 then Wake.signal c.wake
   end;
   n
+
+(* Up to [turns] polls of the ring in a row, until one finds frames (then
+   the Lwt loop runs their handlers' continuations and the writer): one
+   Lwt iteration, whose epoll_wait is a system call, per [turns] polls
+   while the ring is idle, as the C++ I/O loop polls its sockets every 32
+   turns of its pollers. Returns the frames handled. *)
+and poll_turns t c s turns =
+  let n = poll_ring t c s in
+  if n > 0 || turns <= 1 || C.is_closed c.core then n
+  else begin
+    Mycelium_shm.Atomics.cpu_relax ();
+    poll_turns t c s (turns - 1)
+  end
 
 (* Polls the ring until [spin] passed without a frame, then announces that
    it sleeps (consumer_sleeping, section 10.4): the doorbell wakes it. *)
@@ -390,7 +415,7 @@ and shm_spin t c s =
         Lwt.return_unit
       end
       else begin
-        if poll_ring t c s > 0 then s.last_frame <- now ();
+        if poll_turns t c s spin_turns > 0 then s.last_frame <- now ();
         if now () -. s.last_frame > t.cfg.spin then
           if Ring.prepare_sleep s.rx then begin
             Ring.end_sleep s.rx;
@@ -466,9 +491,50 @@ let flush_ring t c s =
     async t (fun () ->
         Lwt_unix.sleep 0.0002 >|= fun () ->
         s.retry <- false;
-        Lwt_condition.signal c.wake ())
+        Wake.signal c.wake)
   end;
-  if !wrote > 0 && Ring.consumer_sleeping s.tx then ring_bell s
+  if !wrote > 0 then s.unrung <- true
+
+(* After frames went into our ring: the doorbell if the peer sleeps. *)
+let wake_peer s =
+  if s.unrung then begin
+    s.unrung <- false;
+    if Ring.consumer_sleeping s.tx then ring_bell s
+  end
+
+(* A message that [C.send] could not frame. *)
+let not_sent t x = function
+  | C.Sent -> ()
+  | C.Too_large ->
+    t.stats.frames_too_large <- t.stats.frames_too_large + 1;
+    log t "not sent: a %s message over max_payload %d bytes"
+      (Mycelium.Schema.type_name t.schema (t.schema.type_id_of x)) t.cfg.link.max_payload
+  | C.Not_interested | C.Not_up -> t.stats.dropped_link_down <- t.stats.dropped_link_down + 1
+
+(* shm links: [x] encoded straight into a slot claimed in our ring (no
+   copy of the frame); false when it has to take the way through the core's
+   ring output (earlier frames still wait there, the ring is full, or the
+   frame is longer than the run up to the ring's end), as the C++ shm
+   channel's fast and slow paths. *)
+let place t c s x =
+  s.pending = "" && C.pending_ring_output c.core = 0
+  &&
+  match Ring.claim s.tx ~min_n:Mycelium.Frame.header_size with
+  | Ring.Claim_full -> false
+  | Ring.Claim_corrupt text ->
+    C.abort c.core Errc.Protocol_violation text;
+    drain_events t c;
+    true
+  | Ring.Claimed -> (
+    Mycelium.Tlv.target s.slot s.seg.map ~off:(Ring.slot s.tx) ~cap:(Ring.granted s.tx);
+    match C.send_in_place c.core s.slot x with
+    | C.Placed ->
+      Ring.commit s.tx (Mycelium.Tlv.length s.slot);
+      t.stats.ring_frames_out <- t.stats.ring_frames_out + 1;
+      s.unrung <- true;
+      true
+    | C.Does_not_fit -> false
+    | C.Refused r -> not_sent t x r; true)
 
 (* Writes all of [len] bytes: the non-blocking write first (no readiness
    check: one system call when the kernel takes it all), waiting for
@@ -490,21 +556,19 @@ let rec writer t c =
   if not (C.is_closed c.core) then begin
     let n = Queue.length c.queue in
     let tm = now () in
-    Queue.iter
-      (fun x ->
-        match C.send c.core ~now:tm x with
-        | C.Sent -> ()
-        | C.Too_large ->
-          t.stats.frames_too_large <- t.stats.frames_too_large + 1;
-          log t "not sent: a %s message over max_payload %d bytes"
-            (Mycelium.Schema.type_name t.schema (t.schema.type_id_of x)) t.cfg.link.max_payload
-        | C.Not_interested | C.Not_up -> t.stats.dropped_link_down <- t.stats.dropped_link_down + 1)
-      c.queue;
+    let send x = not_sent t x (C.send c.core ~now:tm x) in
+    (match c.shm with
+     | Some s when n > 0 && C.is_up c.core ->
+       (* frames framed before (interest, or waiting for room) go first *)
+       flush_ring t c s;
+       Queue.iter (fun x -> if not (C.is_closed c.core || place t c s x) then send x) c.queue
+     | Some _ | None -> Queue.iter send c.queue);
     Queue.clear c.queue;
     c.writing <- n;
     match c.shm with
     | Some s ->
       flush_ring t c s;
+      wake_peer s;
       c.writing <- s.pending_frames;
       if s.pending_frames = 0 then Lwt_condition.broadcast t.changed ()
     | None -> ()
@@ -522,7 +586,7 @@ let rec writer t c =
   else begin
     c.writing <- ring_pending c;
     if C.is_closed c.core then Lwt.return_unit
-    else Lwt_condition.wait c.wake >>= fun () -> writer t c
+    else Wake.wait c.wake >>= fun () -> writer t c
   end
 
 (* The reader of one connection: a libev watcher for the connection's
@@ -558,7 +622,7 @@ let reader t c =
   let lost text =
     C.connection_lost c.core text;
     drain_events t c;
-    Lwt_condition.signal c.wake ();
+    Wake.signal c.wake;
     finish ()
   in
   let on_readable _ =
@@ -572,7 +636,7 @@ let reader t c =
         c.last_read <- tm;
         C.commit_read c.core ~now:tm n;
         drain_events t c;
-        Lwt_condition.signal c.wake ();
+        Wake.signal c.wake;
         if C.is_closed c.core then finish () else spin_after_read t c
       | exception Unix.Unix_error ((Unix.EAGAIN | Unix.EWOULDBLOCK | Unix.EINTR), _, _) -> ()
       | exception Unix.Unix_error (err, fn, _) ->
@@ -604,7 +668,7 @@ let ticker t c =
        | Some _ | None -> ());
       C.tick c.core ~now:(now ());
       drain_events t c;
-      Lwt_condition.signal c.wake ();
+      Wake.signal c.wake;
       loop ()
     end
   in
@@ -660,7 +724,7 @@ let run_connection t fd =
   in
   let c =
     { core; fd; queue = Queue.create (); writing = 0; spare = Mycelium.Tlv.writer ~size:4096 ();
-      wake = Lwt_condition.create ();
+      wake = Wake.create (); closed = Lwt.wait ();
       finished = false; done_ = Lwt.wait (); last_read = 0.; spinning = false; shm = None }
   in
   t.conns <- c :: t.conns;
@@ -686,15 +750,12 @@ let run_connection t fd =
   let r = guard "reader" (fun () -> reader t c) in
   let w = guard "writer" (fun () -> writer t c) in
   let k = guard "ticker" (fun () -> ticker t c) in
-  let stopper = fst t.stop_signal >>= fun () -> C.close core ~now:(now ()); drain_events t c; Lwt_condition.signal c.wake (); Lwt.return_unit in
+  let stopper = fst t.stop_signal >>= fun () -> C.close core ~now:(now ()); drain_events t c; Wake.signal c.wake; Lwt.return_unit in
   async t (fun () -> watch_up ());
   (* the connection ends when the core is closed and its last output is out *)
-  let rec until_closed () =
-    if C.is_closed core then Lwt.return_unit else Lwt_condition.wait t.changed >>= until_closed
-  in
-  Lwt.pick [ until_closed (); (r >>= fun () -> Lwt.return_unit) ] >>= fun () ->
+  Lwt.pick [ fst c.closed; (r >>= fun () -> Lwt.return_unit) ] >>= fun () ->
   drain_events t c;
-  Lwt_condition.signal c.wake ();
+  Wake.signal c.wake;
   (* let the writer flush a refusal or goodbye, bounded in time *)
   Lwt.pick [ w; Lwt_unix.sleep 1.0 ] >>= fun () ->
   Lwt.cancel r;
@@ -858,7 +919,7 @@ let rec admit t c x deadline =
   if C.is_closed c.core then Lwt.return false
   else if in_flight c < t.cfg.send_queue then begin
     Queue.push x c.queue;
-    Lwt_condition.signal c.wake ();
+    Wake.signal c.wake;
     Lwt.return true
   end
   else
@@ -872,7 +933,7 @@ let rec admit t c x deadline =
       let text = Printf.sprintf "send queue of %d messages full: peer disconnected (overflow policy disconnect)" t.cfg.send_queue in
       C.abort c.core Errc.Link_overflow text;
       drain_events t c;
-      Lwt_condition.signal c.wake ();
+      Wake.signal c.wake;
       Lwt.return false
     | Block ->
       let left = deadline -. now () in
@@ -884,21 +945,55 @@ let rec admit t c x deadline =
 (** Messages in flight (queued or being written) over every connection. *)
 let queued t = List.fold_left (fun acc c -> acc + in_flight c) 0 t.conns
 
+let ok_sent = Lwt.return Ok_sent
+let no_subscriber = Lwt.return No_subscriber
+
+(* Without waiting: a shm connection with nothing queued before [x] takes
+   it straight into its ring (encoded in place, the peer's doorbell rung if
+   it sleeps), as a C++ loop service writes from the publishing thread; else
+   it is queued for the writer if the queue has room. false: the queue is
+   full ([admit] applies the overflow policy). *)
+let send_now t c x =
+  let direct =
+    Queue.is_empty c.queue && c.writing = 0 && (not (C.is_closed c.core))
+    && match c.shm with
+       | Some s when place t c s x -> wake_peer s; true
+       | Some _ | None -> false
+  in
+  direct
+  || (in_flight c < t.cfg.send_queue && not (C.is_closed c.core))
+     && begin
+       Queue.push x c.queue;
+       Wake.signal c.wake;
+       true
+     end
+
 (** Sends [x] to every connected peer that subscribed to its type. *)
 let publish t x =
   let id = t.schema.type_id_of x in
-  let targets = List.filter (fun c -> C.is_up c.core && C.peer_interested c.core id) t.conns in
-  if targets = [] then Lwt.return No_subscriber
-  else begin
+  (* the connections that took it at once; those whose queue is full *)
+  let rec go conns any full =
+    match conns with
+    | [] -> (any, full)
+    | c :: rest ->
+      if C.is_up c.core && C.peer_interested c.core id then
+        if send_now t c x then go rest true full else go rest true (c :: full)
+      else go rest any full
+  in
+  match go t.conns false [] with
+  | false, _ -> no_subscriber
+  | true, [] ->
+    t.stats.published <- t.stats.published + 1;
+    ok_sent
+  | true, full ->
     t.stats.published <- t.stats.published + 1;
     let deadline = now () +. t.cfg.block_timeout in
-    Lwt_list.map_s (fun c -> admit t c x deadline) targets >|= fun results ->
+    Lwt_list.map_s (fun c -> admit t c x deadline) (List.rev full) >|= fun results ->
     if List.for_all (fun ok -> ok) results then Ok_sent
     else begin
       t.stats.back_pressured <- t.stats.back_pressured + 1;
       Back_pressured
     end
-  end
 
 (** The type ids this side announces to its peers. *)
 let interest t = Hashtbl.fold (fun id () acc -> id :: acc) t.interest []
@@ -918,13 +1013,13 @@ let peer_interest t =
 let subscribe t id =
   if not (Hashtbl.mem t.interest id) then begin
     Hashtbl.replace t.interest id ();
-    List.iter (fun c -> C.subscribe c.core ~now:(now ()) id; Lwt_condition.signal c.wake ()) t.conns
+    List.iter (fun c -> C.subscribe c.core ~now:(now ()) id; Wake.signal c.wake) t.conns
   end
 
 let unsubscribe t id =
   if Hashtbl.mem t.interest id then begin
     Hashtbl.remove t.interest id;
-    List.iter (fun c -> C.unsubscribe c.core ~now:(now ()) id; Lwt_condition.signal c.wake ()) t.conns
+    List.iter (fun c -> C.unsubscribe c.core ~now:(now ()) id; Wake.signal c.wake) t.conns
   end
 
 (** Waits until [cond ()] holds, re-checking on every state change; false

@@ -290,8 +290,9 @@ let service_done st (svc : 'a Svc.service) =
 
 (** Runs a node to its stop and returns its exit code ([run] without the
     command line and the environment; the tests drive it). [params] are
-    the parameters of the services by service name (none by default). *)
-let main ?(params = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
+    the parameters of the services by service name (none by default),
+    [placements] their placements by name (default [Pool], as in C++). *)
+let main ?(params = []) ?(placements = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
   (* a write to a peer or launcher that went away is an error, not a signal *)
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   let ctl, ctl_in =
@@ -313,7 +314,8 @@ let main ?(params = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
           Lwt.catch
             (fun () ->
               let params = Option.value ~default:Params.empty (List.assoc_opt svc.name params) in
-              Svc.start ~params st.bus (service_done st svc) >|= fun _ -> Ok ())
+              let placement = Option.value ~default:Svc.Pool (List.assoc_opt svc.name placements) in
+              Svc.start ~params ~placement st.bus (service_done st svc) >|= fun _ -> Ok ())
             (fun e ->
               Lwt.return
                 (Error (Printf.sprintf "node '%s': service '%s' did not start: %s" node svc.name (Printexc.to_string e)))))
@@ -344,6 +346,9 @@ let main ?(params = []) ~schema ~node ~links ~ctl_fd ~ready_timeout services =
     one of each type, named after the last dot-separated part of the type
     ("example.executor" -> "executor"). *)
 let run ?program ~schema (types : 'a service_type list) =
+  (* no automatic compaction (Gc_policy: large decoded fields made it
+     shrink and regrow the heap all the time) *)
+  ignore (Mycelium_lwt.Gc_policy.apply ());
   let program = match program with Some p -> p | None -> Filename.basename Sys.executable_name in
   (* the launcher's control channel, once known: a usage error goes there
      too ("error 2 TEXT"), so that the launcher's failure message has it *)
@@ -406,15 +411,16 @@ let run ?program ~schema (types : 'a service_type list) =
     match String.rindex_opt t '.' with Some i -> String.sub t (i + 1) (String.length t - i - 1) | None -> t
   in
   let type_of name = List.find (fun t -> t.type_name = name) types in
-  (* (instance name, type, params) *)
+  (* (instance name, type, params, placement) *)
   let source, instances =
     match (List.rev !picked, Sys.getenv_opt "MYCELIUM_SERVICES") with
     | [], Some text -> (
       match Services.parse ~offered:(List.map (fun t -> t.type_name) types) text with
       | Error e -> usage_error "%s" e
       | Ok xs ->
-        ("MYCELIUM_SERVICES", List.map (fun (i : Services.instance) -> (i.name, type_of i.type_name, i.params)) xs))
-    | [], None -> ("one of each type", List.map (fun t -> (default_name t.type_name, t, Params.empty)) types)
+        ( "MYCELIUM_SERVICES",
+          List.map (fun (i : Services.instance) -> (i.name, type_of i.type_name, i.params, i.placement)) xs ))
+    | [], None -> ("one of each type", List.map (fun t -> (default_name t.type_name, t, Params.empty, Svc.Pool)) types)
     | xs, _ ->
       ( "--service",
       List.map
@@ -425,13 +431,13 @@ let run ?program ~schema (types : 'a service_type list) =
             let name = String.sub s 0 i and ty = String.sub s (i + 1) (String.length s - i - 1) in
             if name = "" then usage_error "--service '%s': the name is empty" s;
             match List.find_opt (fun t -> t.type_name = ty) types with
-            | Some t -> (name, t, Params.empty)
+            | Some t -> (name, t, Params.empty, Svc.Pool)
             | None -> usage_error "--service '%s': this program has no service type '%s' (it has: %s)" s ty type_names))
         xs )
   in
   List.iteri
-    (fun i (n, _, _) ->
-      if List.exists (fun (m, _, _) -> m = n) (List.filteri (fun j _ -> j > i) instances) then
+    (fun i (n, _, _, _) ->
+      if List.exists (fun (m, _, _, _) -> m = n) (List.filteri (fun j _ -> j > i) instances) then
         usage_error "two services are named '%s'" n)
     instances;
   let node =
@@ -450,12 +456,18 @@ let run ?program ~schema (types : 'a service_type list) =
     (Printf.sprintf "mycelium-ocaml-node %s: services (%s): %s" node source
        (match instances with
         | [] -> "none"
-        | _ -> String.concat ", " (List.map (fun (n, t, _) -> n ^ " (" ^ t.type_name ^ ")") instances)));
+        | _ ->
+          String.concat ", "
+            (List.map
+               (fun (n, t, _, pl) -> Printf.sprintf "%s (%s, %s)" n t.type_name (Svc.placement_to_string pl))
+               instances)));
   let ctl_fd = Option.map (fun fd -> Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:true fd) ctl_fd in
-  let services = List.map (fun (name, t, _) -> t.make name) instances in
-  let params = List.map (fun (name, _, p) -> (name, p)) instances in
+  let services = List.map (fun (name, t, _, _) -> t.make name) instances in
+  let params = List.map (fun (name, _, p, _) -> (name, p)) instances in
+  let placements = List.map (fun (name, _, _, pl) -> (name, pl)) instances in
   let code =
     Lwt_main.run
-      (main ~params ~schema ~node ~links ~ctl_fd ~ready_timeout:(float_of_int !ready_timeout_ms /. 1000.) services)
+      (main ~params ~placements ~schema ~node ~links ~ctl_fd
+         ~ready_timeout:(float_of_int !ready_timeout_ms /. 1000.) services)
   in
   exit code

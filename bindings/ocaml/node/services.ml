@@ -12,18 +12,16 @@
 
 module Params = Mycelium_lwt.Params
 
-type placement = Pool | Loop
+type placement = Mycelium_lwt.Service.placement = Pool | Loop
 
 type instance = {
   name : string;
   type_name : string;
-  placement : placement;
-      (** pool or loop for a C++ node; an OCaml node runs every service on
-          its one Lwt loop either way *)
+  placement : placement;  (** where its handlers run (Service, docs/ocaml.md "Placement") *)
   params : Params.t;
 }
 
-let placement_to_string = function Pool -> "pool" | Loop -> "loop"
+let placement_to_string = Mycelium_lwt.Service.placement_to_string
 
 exception Bad of string
 

@@ -55,6 +55,17 @@ value mycelium_shm_fence(value unit) {
   return Val_unit;
 }
 
+/* A spin-wait hint between two polls of a ring (x86 pause). */
+value mycelium_shm_cpu_relax(value unit) {
+  (void) unit;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+  return Val_unit;
+}
+
 /* Plain little-endian u32 of a record header (the ring's release/acquire
    on head and tail orders it). */
 value mycelium_shm_get_u32(value ba, value off) {

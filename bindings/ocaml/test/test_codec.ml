@@ -9,6 +9,55 @@ open Testutil.Util
 
 let golden_dir () = env "MYCELIUM_GOLDEN_DIR"
 
+(* -- in place: decoding from and encoding into a bigstring --------------------- *)
+
+let pad = 13
+
+(* [s] at an odd offset of a bigstring, between guard bytes (as a frame in a
+   shared-memory ring, which the link decodes in place) *)
+let big_of s =
+  let n = String.length s in
+  let b = Bigarray.Array1.create Bigarray.char Bigarray.c_layout (n + (2 * pad)) in
+  Bigarray.Array1.fill b '\xAA';
+  String.iteri (fun i c -> b.{pad + i} <- c) s;
+  b
+
+let string_of_big b off len = String.init len (fun i -> b.{off + i})
+
+(* Decodes [s] with [fields] from the string and in place from a bigstring:
+   both must give the same value, or the same error. *)
+let decode_both name fields s =
+  let r = Mycelium.Tlv.decode_with fields s in
+  let rb = Mycelium.Tlv.decode_with_big fields ~off:pad ~len:(String.length s) (big_of s) in
+  if compare r rb <> 0 then
+    Alcotest.failf "%s: the in-place decode disagrees with the string decode (%s vs %s)" name
+      (match r with Ok _ -> "ok" | Error e -> E.to_string e)
+      (match rb with Ok _ -> "ok" | Error e -> E.to_string e);
+  r
+
+(* Encodes [x] into a bigstring area as well: the same bytes as the string
+   encoder, and an area one byte too short raises Overflow. *)
+let encode_both name efields x =
+  let s = Mycelium.Tlv.encode_with efields x in
+  let n = String.length s in
+  let b = Bigarray.Array1.create Bigarray.char Bigarray.c_layout (n + (2 * pad)) in
+  Bigarray.Array1.fill b '\xAA';
+  let w = Mycelium.Tlv.big_writer () in
+  Mycelium.Tlv.target w b ~off:pad ~cap:n;
+  efields w x;
+  Alcotest.(check int) (name ^ ": in-place length") n (Mycelium.Tlv.length w);
+  Alcotest.check bytes_hex (name ^ ": in-place bytes") s (string_of_big b pad n);
+  Alcotest.(check bool) (name ^ ": guard bytes untouched") true
+    (string_of_big b 0 pad = String.make pad '\xAA' && string_of_big b (pad + n) pad = String.make pad '\xAA');
+  if n > 0 then begin
+    Mycelium.Tlv.target w b ~off:pad ~cap:(n - 1);
+    match efields w x with
+    | () -> Alcotest.failf "%s: encoded into an area one byte short" name
+    | exception Mycelium.Tlv.Overflow -> ()
+  end;
+  s
+
+
 let all_scalars_golden =
   {
     T.All_scalars.a_u8 = 255;
@@ -40,6 +89,16 @@ let test_golden (file, seq, value) () =
   let bytes = read_hex (Filename.concat (golden_dir ()) file) in
   Alcotest.check bytes_hex (file ^ ": encoded") bytes
     (Mycelium.Frame.encode_data T.descriptor ~sequence:seq value);
+  (* in place, as from a ring: the header and the payload from a bigstring *)
+  (match Mycelium.Frame.read_header_big ~off:pad ~max_payload:(1 lsl 20) (big_of bytes) with
+   | Error e -> Alcotest.failf "%s: in-place header: %s" file (E.to_string e)
+   | Ok h -> (
+     match
+       Mycelium.Tlv.decode_with_big (T.descriptor.decode_fields h.type_id) ~off:(pad + 24) ~len:h.payload_length
+         (big_of bytes)
+     with
+     | Ok v -> Alcotest.(check bool) (file ^ ": decoded in place") true (v = value)
+     | Error e -> Alcotest.failf "%s: in-place decode: %s" file (E.to_string e)));
   match Mycelium.Frame.decode_data T.descriptor bytes with
   | Error e -> Alcotest.failf "%s: decode failed: %s" file (E.to_string e)
   | Ok (h, v) ->
@@ -65,13 +124,13 @@ let test_digests () =
   Alcotest.(check string) "package" "mycelium.test" T.package;
   Alcotest.(check int) "schema digest size" 32 (String.length T.schema_digest)
 
-let roundtrip name enc dec x =
-  match dec (enc x) with
-  | Ok y -> Alcotest.(check bool) (name ^ " round trip") true (y = x)
+let roundtrip name efields dfields x =
+  match decode_both name dfields (encode_both name efields x) with
+  | Ok y -> Alcotest.(check bool) (name ^ " round trip") true (compare y x = 0)
   | Error e -> Alcotest.failf "%s: %s" name (E.to_string e)
 
 let test_scalars () =
-  let rt = roundtrip "all_scalars" T.All_scalars.encode (fun s -> T.All_scalars.decode s) in
+  let rt = roundtrip "all_scalars" T.All_scalars.encode_fields T.All_scalars.decode_fields in
   rt all_scalars_golden;
   rt T.All_scalars.default;
   rt
@@ -90,21 +149,21 @@ let test_scalars () =
     };
   (* NaN and negative zero keep their bit patterns *)
   let x = { T.All_scalars.default with a_f64 = Int64.float_of_bits 0x7ff8_0000_0000_1234L; a_f32 = -0. } in
-  match T.All_scalars.decode (T.All_scalars.encode x) with
+  match decode_both "NaN and -0." T.All_scalars.decode_fields (T.All_scalars.encode x) with
   | Ok y ->
     Alcotest.(check int64) "f64 NaN payload" 0x7ff8_0000_0000_1234L (Int64.bits_of_float y.a_f64);
     Alcotest.(check int32) "f32 -0" 0x8000_0000l (Int32.bits_of_float y.a_f32)
   | Error e -> Alcotest.fail (E.to_string e)
 
 let test_texts () =
-  let rt = roundtrip "texts" T.Texts.encode (fun s -> T.Texts.decode s) in
+  let rt = roundtrip "texts" T.Texts.encode_fields T.Texts.decode_fields in
   rt { name = ""; blob = "" };
   rt { name = "a\x00b"; blob = String.make 8 '\xff' };
   rt { name = String.make 16 'x'; blob = "" };
   rt { name = "\xf0\x9f\x8d\x84 \xe2\x82\xac"; blob = "\x00" }
 
 let test_collections () =
-  let rt = roundtrip "collections" T.Collections.encode (fun s -> T.Collections.decode s) in
+  let rt = roundtrip "collections" T.Collections.encode_fields T.Collections.decode_fields in
   rt T.Collections.default;
   rt { levels = [| -0.5; 1e300; 0. |]; ids = [| 0; 4294967295; 7; 8 |]; flags = [||]; side = Buy };
   rt { T.Collections.default with flags = [| true; true; false; true |] };
@@ -112,14 +171,14 @@ let test_collections () =
 
 let test_nested_and_any () =
   let o = { T.Order.leg = { venue = "XPAR"; qty = -3 }; side = Sell; px = -0.25 } in
-  roundtrip "order" T.Order.encode (fun s -> T.Order.decode s) o;
+  roundtrip "order" T.Order.encode_fields T.Order.decode_fields o;
   let frame = Mycelium.Frame.encode_data T.descriptor ~sequence:9L (T.Order o) in
   (match Mycelium.Frame.decode_data T.descriptor frame with
    | Ok (h, T.Order o') ->
      Alcotest.(check int) "type id in header" 5 h.type_id;
      Alcotest.(check bool) "same order" true (T.Order.equal o o')
    | _ -> Alcotest.fail "decode_data did not give the order back");
-  roundtrip "ping" T.Ping.encode (fun s -> T.Ping.decode s) { seq = 42L }
+  roundtrip "ping" T.Ping.encode_fields T.Ping.decode_fields { seq = 42L }
 
 let test_tricky () =
   let module K = Tricky_names in
@@ -127,7 +186,7 @@ let test_tricky () =
     { K.Holder.other = 1; uint32_t = 2; kind = K.Kind.Class; class_ = "abc"; type_id = 2.5;
       nested = { inner = 5L } }
   in
-  roundtrip "tricky holder" K.Holder.encode (fun s -> K.Holder.decode s) h;
+  roundtrip "tricky holder" K.Holder.encode_fields K.Holder.decode_fields h;
   Alcotest.(check bool) "enum default int" true (K.Holder.default.kind = K.Kind.Int);
   Alcotest.(check int64) "i64 min default" Int64.min_int K.Inner.default.inner;
   Alcotest.(check (float 0.)) "f32 default" 2. K.Holder.default.type_id
@@ -136,17 +195,17 @@ let test_wide_and_locals () =
   let module W = Ocaml_names in
   let w = W.Wide.default in
   let w = { w with f1 = -200; f2 = 70000; f3 = -5L; f9 = 9; f68 = 2.5; f69 = true; f70 = "abc" } in
-  roundtrip "70 fields" W.Wide.encode (fun s -> W.Wide.decode s) w;
+  roundtrip "70 fields" W.Wide.encode_fields W.Wide.decode_fields w;
   (* a duplicate of field 70 (past the 62 of an int mask) is still caught *)
   let p = W.Wide.encode w ^ "\x34\x02\x00\x00\x00\x00" in
-  (match W.Wide.decode p with
+  (match decode_both "duplicate field 70" W.Wide.decode_fields p with
    | Error E.Duplicate_field -> ()
    | Ok _ -> Alcotest.fail "duplicate field 70 decoded"
    | Error e -> Alcotest.failf "duplicate field 70: %s" (E.to_string e));
   let l = { W.Locals.r = 1; tag = 2; wt = 3; seen = 4; w = 5; x = 6; default = 7; upper = 8;
             type_id = 9; encode = 10; color = W.Color.Red_ } in
-  roundtrip "fields named like the decoder's locals" W.Locals.encode (fun s -> W.Locals.decode s) l;
-  roundtrip "nested" W.Locals2.encode (fun s -> W.Locals2.decode s) { inner = l };
+  roundtrip "fields named like the decoder's locals" W.Locals.encode_fields W.Locals.decode_fields l;
+  roundtrip "nested" W.Locals2.encode_fields W.Locals2.decode_fields { inner = l };
   Alcotest.(check bool) "enum values Red and red" true (W.Color.to_int W.Color.Red_ = 4 && W.Color.to_string W.Color.Red_ = "Red")
 
 let test_unknown_and_order () =
@@ -158,7 +217,7 @@ let test_unknown_and_order () =
      ^ "0c01 03000000 616263" (* unknown ids 8191, 8191(wt1), 31, 33, 33 *)
      ^ "0c00 0e000000 0c00 02000000 4142 1200 09000000")
   in
-  match T.Order.decode p with
+  match decode_both "any order, unknown fields" T.Order.decode_fields p with
   | Ok o ->
     Alcotest.(check bool) "side" true (o.side = T.Side.Buy);
     Alcotest.(check string) "venue" "AB" o.leg.venue;
@@ -184,7 +243,17 @@ let frame_of ?(flags = 0) ?(r0 = 0) ?(r1 = 0) ?(len = -1) type_id payload =
   Bytes.blit_string payload 0 b 24 (String.length payload);
   Bytes.to_string b
 
-let dec_frame ?max_payload s = Mycelium.Frame.decode_data T.descriptor ?max_payload s
+(* The header checks (H1-H3) in place on a bigstring give what they give
+   on a string. *)
+let dec_frame ?max_payload s =
+  let mp = Option.value ~default:Mycelium.Frame.default_max_payload max_payload in
+  let on_string = Mycelium.Frame.read_header ~max_payload:mp s in
+  let on_big = Mycelium.Frame.read_header_big ~off:pad ~max_payload:mp (big_of s) in
+  (* a bigstring cut at the frame's end (the ring record's length) *)
+  let exact = Mycelium.Frame.read_header_big ~off:0 ~max_payload:mp (Bigarray.Array1.sub (big_of s) pad (String.length s)) in
+  if compare on_string exact <> 0 then Alcotest.fail "read_header_big disagrees with read_header (exact area)";
+  if String.length s >= 24 && compare on_string on_big <> 0 then Alcotest.fail "read_header_big disagrees with read_header";
+  Mycelium.Frame.decode_data T.descriptor ?max_payload s
 
 let test_header_errors () =
   expect_error "H1 short header" E.Truncated (dec_frame (String.make 23 '\000'));
@@ -197,10 +266,10 @@ let test_header_errors () =
   expect_error "H6 unknown type" E.Unknown_type (dec_frame (frame_of 99 ""));
   expect_error "H6 type 0" E.Unknown_type (dec_frame (frame_of 0 ""))
 
-let order p = T.Order.decode (unhex p)
-let scal p = T.All_scalars.decode (unhex p)
-let texts p = T.Texts.decode (unhex p)
-let coll p = T.Collections.decode (unhex p)
+let order p = decode_both p T.Order.decode_fields (unhex p)
+let scal p = decode_both p T.All_scalars.decode_fields (unhex p)
+let texts p = decode_both p T.Texts.decode_fields (unhex p)
+let coll p = decode_both p T.Collections.decode_fields (unhex p)
 
 let test_payload_errors () =
   expect_error "P1 tag cut" E.Truncated (order "1b");

@@ -351,10 +351,12 @@ let test_service_params () =
   Lwt_main.run
     (let l, theirs = launcher () in
      let seen = ref (0, 0., false, "", []) in
+     let placed = ref [] in
      let reader =
        { Svc.name = "limits";
          on_start =
            (fun ctx ->
+             placed := (Svc.name ctx, Svc.placement ctx) :: !placed;
              let p = Svc.params ctx in
              seen :=
                ( P.int p "max_qty" ~default:0,
@@ -365,17 +367,25 @@ let test_service_params () =
              Lwt.return_unit);
          on_stop = (fun _ -> Lwt.return_unit) }
      in
-     let params =
+     let echo_placed =
+       { echo with on_start = (fun ctx -> placed := (Svc.name ctx, Svc.placement ctx) :: !placed; echo.on_start ctx) }
+     in
+     let params, placements =
        match S.parse ~offered services_sample with
-       | Ok (a :: _) -> [ (a.name, a.params) ]
+       | Ok (a :: _) -> ([ (a.name, a.params) ], [ (a.name, a.placement) ])
        | Ok [] -> Alcotest.fail "no services"
        | Error e -> Alcotest.fail e
      in
-     let code = N.main ~params ~schema:LT.descriptor ~node:"t" ~links:[] ~ctl_fd:(Some theirs) ~ready_timeout:5. [ reader; echo ] in
+     let code =
+       N.main ~params ~placements ~schema:LT.descriptor ~node:"t" ~links:[] ~ctl_fd:(Some theirs) ~ready_timeout:5.
+         [ reader; echo_placed ]
+     in
      expect_line l "started" >>= fun x ->
      Alcotest.(check string) "started" "started" x;
      Alcotest.(check bool) "the service read its params" true
        (!seen = (100, 1.5e6, true, "fx spot=1%", [ "A"; "B" ]));
+     Alcotest.(check bool) "the topology's placement (loop); pool without one" true
+       (List.sort compare !placed = [ ("echo", Svc.Pool); ("limits", Svc.Loop) ]);
      say l "stop" >>= fun () ->
      within code "the node's exit code" >>= fun c ->
      Alcotest.(check int) "exit code after stop" 0 c;
@@ -412,4 +422,5 @@ let () =
         [ Alcotest.test_case "MYCELIUM_SERVICES lines, params of each kind, defaults, type mismatches" `Quick
             test_services;
           Alcotest.test_case "bad lines refused with line, service and key" `Quick test_services_refused;
-          Alcotest.test_case "a service reads its params; a mismatch is error 3" `Quick test_service_params ] ) ]
+          Alcotest.test_case "a service reads its params and placement; a mismatch is error 3" `Quick
+            test_service_params ] ) ]

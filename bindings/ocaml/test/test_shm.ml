@@ -125,6 +125,70 @@ let test_sleep_flag () =
   ignore (Ring.write w (frame_bytes 1 8) 0 8);
   Alcotest.(check bool) "data pending: do not sleep" true (Ring.prepare_sleep r)
 
+(* Claim/commit: frames written in place into the claimed slot, sizes that
+   wrap at the ring's end (a wrap record at the commit), interleaved with
+   copying writes; an uncommitted claim leaves nothing visible. *)
+let test_claim_commit () =
+  let s0, s1 = pair ~capacity:256 () in
+  let w = Ring.writer s1 and r = Ring.reader s0 in
+  let put_in_place i n =
+    match Ring.claim w ~min_n:n with
+    | Ring.Claimed ->
+      Alcotest.(check bool) (Printf.sprintf "claim %d: at least %d granted" i n) true (Ring.granted w >= n);
+      let b = frame_bytes i n in
+      Mycelium.Tlv.blit_string_to_big (Bytes.unsafe_to_string b) 0 s1.map (Ring.slot w) n;
+      Ring.commit w n;
+      b
+    | Ring.Claim_full -> Alcotest.failf "claim %d (%d bytes) refused on an empty ring" i n
+    | Ring.Claim_corrupt t -> Alcotest.failf "claim %d: %s" i t
+  in
+  for i = 1 to 500 do
+    let n = 1 + (i * 29 mod 110) in
+    let b =
+      if i mod 3 = 0 then begin
+        let b = frame_bytes i n in
+        Alcotest.(check bool) "copying write" true (Ring.write w b 0 n = Ring.Written);
+        b
+      end
+      else put_in_place i n
+    in
+    match Ring.peek r with
+    | Ring.Frame (pos, len) ->
+      Alcotest.(check int) "length" n len;
+      Alcotest.(check bool) (Printf.sprintf "frame %d intact" i) true (Ring.copy_out r pos len = b);
+      Ring.release r len
+    | Ring.Empty -> Alcotest.failf "frame %d missing" i
+    | Ring.Bad t -> Alcotest.failf "frame %d: %s" i t
+  done;
+  (match Ring.claim w ~min_n:16 with
+   | Ring.Claimed -> Alcotest.(check bool) "an uncommitted claim is invisible" true (Ring.peek r = Ring.Empty)
+   | _ -> Alcotest.fail "claim on an empty ring");
+  (match Ring.commit w (Ring.granted w + 1) with
+   | () -> Alcotest.fail "committed more than granted"
+   | exception Invalid_argument _ -> ());
+  (* on fresh rings, 4 records of 64 bytes fill 256 *)
+  let s0, s1 = pair ~capacity:256 () in
+  let w2 = Ring.writer s1 and r = Ring.reader s0 in
+  for i = 1 to 4 do
+    match Ring.claim w2 ~min_n:56 with
+    | Ring.Claimed -> Ring.commit w2 56
+    | _ -> Alcotest.failf "record %d does not fit" i
+  done;
+  Alcotest.(check bool) "full" true (Ring.claim w2 ~min_n:8 = Ring.Claim_full);
+  (match Ring.peek r with Ring.Frame (_, len) -> Ring.release r len | _ -> Alcotest.fail "no frame");
+  (match Ring.claim w2 ~min_n:56 with
+   | Ring.Claimed -> Alcotest.(check bool) "room after a release (the tail reloaded)" true (Ring.granted w2 >= 56)
+   | _ -> Alcotest.fail "no room after a release");
+  Alcotest.(check bool) "over max_frame" true (Ring.claim w2 ~min_n:(s1.max_frame + 1) = Ring.Claim_full);
+  (* a tail the consumer could not have written *)
+  A.store_release_u64 s1.map (Seg.ring_offset s1 1 + Seg.off_tail) 100000;
+  let w3 = Ring.writer s1 in
+  w3.Ring.tail_seen <- 0;
+  w3.Ring.head <- 256;
+  (match Ring.claim w3 ~min_n:8 with
+   | Ring.Claim_corrupt _ -> ()
+   | _ -> Alcotest.fail "an impossible tail was not refused")
+
 let test_remove_stale () =
   (* a pid that surely is dead: a child that exited and was reaped *)
   let pid = Unix.create_process "true" [| "true" |] Unix.stdin Unix.stdout Unix.stderr in
@@ -142,8 +206,10 @@ let test_remove_stale () =
 
 let shm_cfg node = { L.default_config with node; service = "t"; pid = 1; shm = true }
 
-let up_pair () =
-  let a = L.create ~schema:LT.descriptor ~config:(shm_cfg "a") ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:0.
+let rec up_pair () = up_pair_with (shm_cfg "a")
+
+and up_pair_with cfg =
+  let a = L.create ~schema:LT.descriptor ~config:cfg ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:0.
       ~interest:[ LT.Pong.type_id ] () in
   let b = L.create ~schema:LT.descriptor ~config:{ (shm_cfg "b") with shm = false }
       ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:0. () in
@@ -163,8 +229,10 @@ let attach_payload seg bell =
   Mycelium.Control.encode_shm_attach w ~segment:seg ~doorbell:bell;
   Mycelium.Tlv.contents w
 
-let offered () =
-  let a, _ = up_pair () in
+let rec offered () = offered_with (shm_cfg "a")
+
+and offered_with cfg =
+  let a, _ = up_pair_with cfg in
   Alcotest.(check bool) "not up before the attach" false (L.is_up a);
   ignore (events a);
   feed a (frame Mycelium.Frame.shm_attach 2L (attach_payload "mycelium-x" "bell"));
@@ -213,15 +281,104 @@ let test_core_shm () =
   feed a (frame Mycelium.Frame.shm_attach 2L "");
   Alcotest.(check bool) "undecodable offer" true (closed a = Some E.Truncated)
 
+(* The core in shm mode, in place: a data frame encoded straight into a
+   claimed slot (send_in_place) and decoded straight from the mapping
+   (receive_ring_frame_big), through a real ring. *)
+let test_core_in_place () =
+  let a = offered () in
+  ignore (L.take_output a);
+  ignore (events a);
+  (* the peer's interest, in the ring *)
+  ring a (frame Mycelium.Frame.subscribe 1L "\x0a\x00\x01\x00\x00\x00");
+  Alcotest.(check bool) "peer wants pings" true (L.peer_interested a LT.Ping.type_id);
+  (* our subscribe (ring sequence 1) is pending in the core's ring output:
+     earlier frames go first *)
+  let slot = Mycelium.Tlv.big_writer () in
+  let s0, s1 = pair ~capacity:4096 () in
+  let w = Ring.writer s1 and r = Ring.reader s0 in
+  let claim () =
+    match Ring.claim w ~min_n:24 with
+    | Ring.Claimed -> Mycelium.Tlv.target slot s1.map ~off:(Ring.slot w) ~cap:(Ring.granted w)
+    | _ -> Alcotest.fail "no room"
+  in
+  claim ();
+  let ping = LT.Ping { seq = 7L; payload = String.make 300 'p' } in
+  Alcotest.(check bool) "behind pending ring output: does not fit" true (L.send_in_place a slot ping = L.Does_not_fit);
+  let pending = L.swap_ring_output a (Mycelium.Tlv.writer ()) in
+  Alcotest.(check bool) "the subscribe was pending" true (Mycelium.Tlv.length pending > 0);
+  claim ();
+  Alcotest.(check bool) "placed" true (L.send_in_place a slot ping = L.Placed);
+  let n = Mycelium.Tlv.length slot in
+  Alcotest.(check int) "frame length" (24 + String.length (LT.Ping.encode { seq = 7L; payload = String.make 300 'p' })) n;
+  Ring.commit w n;
+  (* what went into the ring is the frame [send] would have framed, ring sequence 2 *)
+  (match Ring.peek r with
+   | Ring.Frame (pos, len) ->
+     let b = Bytes.unsafe_to_string (Ring.copy_out r pos len) in
+     (match Mycelium.Frame.read_header ~max_payload:(1 lsl 20) b with
+      | Ok h -> Alcotest.(check int64) "ring sequence after the subscribe" 2L h.sequence
+      | Error e -> Alcotest.failf "header: %s" (E.to_string e));
+     (* and a second core decodes it in place from the mapping *)
+     let b2 = offered () in
+     ignore (events b2);
+     ring b2 (frame Mycelium.Frame.subscribe 1L "\x0a\x00\x01\x00\x00\x00");
+     (* b2 took a subscribe as ring sequence 1, as [a] wrote one: the ping is 2 *)
+     L.receive_ring_frame_big b2 ~now:0. s0.map pos len;
+     Alcotest.(check bool) "decoded in place" true
+       (List.exists (function L.Message (_, x) -> x = ping | _ -> false) (events b2));
+     Ring.release r len
+   | _ -> Alcotest.fail "nothing in the ring");
+  (* a frame larger than the granted area: nothing written, no sequence used *)
+  claim ();
+  Mycelium.Tlv.target slot s1.map ~off:(Ring.slot w) ~cap:64;
+  Alcotest.(check bool) "too big for the area" true
+    (L.send_in_place a slot (LT.Ping { seq = 8L; payload = String.make 100 'q' }) = L.Does_not_fit);
+  claim ();
+  Alcotest.(check bool) "the next one placed" true (L.send_in_place a slot (LT.Ping { seq = 9L; payload = "" }) = L.Placed);
+  Ring.commit w (Mycelium.Tlv.length slot);
+  (match Ring.peek r with
+   | Ring.Frame (pos, len) ->
+     (match Mycelium.Frame.read_header ~max_payload:(1 lsl 20) (Bytes.unsafe_to_string (Ring.copy_out r pos len)) with
+      | Ok h -> Alcotest.(check int64) "no sequence lost to the frame that did not fit" 3L h.sequence
+      | Error e -> Alcotest.failf "header: %s" (E.to_string e));
+     Ring.release r len
+   | _ -> Alcotest.fail "nothing in the ring");
+  (* over max_payload: refused and counted, as by send *)
+  let small = offered_with { (shm_cfg "a") with max_payload = 10 } in
+  ring small (frame Mycelium.Frame.subscribe 1L "\x0a\x00\x01\x00\x00\x00");
+  ignore (L.swap_ring_output small (Mycelium.Tlv.writer ()));
+  claim ();
+  Alcotest.(check bool) "over max_payload" true
+    (L.send_in_place small slot (LT.Ping { seq = 1L; payload = String.make 20 'x' }) = L.Refused L.Too_large);
+  Alcotest.(check int) "counted" 1 (L.stats small).frames_too_large;
+  (* undecodable data in place is dropped and counted, corrupt headers close *)
+  let c = offered () in
+  ignore (events c);
+  let bad = frame ~control:false LT.Ping.type_id 1L "\x0d\x00" in
+  let b = Bigarray.Array1.create Bigarray.char Bigarray.c_layout (String.length bad + 8) in
+  String.iteri (fun i ch -> b.{8 + i} <- ch) bad;
+  L.receive_ring_frame_big c ~now:0. b 8 (String.length bad);
+  Alcotest.(check bool) "undecodable: dropped and counted" true
+    (List.exists (function L.Bad_frame (_, E.Bad_wire_type) -> true | _ -> false) (events c) && (L.stats c).bad_frames = 1);
+  let bad_hdr = Bytes.of_string (frame ~control:false LT.Ping.type_id 2L "") in
+  Bytes.set_uint16_le bad_hdr 18 1;
+  String.iteri (fun i ch -> b.{8 + i} <- ch) (Bytes.to_string bad_hdr);
+  L.receive_ring_frame_big c ~now:0. b 8 24;
+  Alcotest.(check bool) "corrupt header in place: closed" true (closed c = Some E.Bad_frame_header);
+  Seg.close s0; Seg.close s1
+
 let () =
   Alcotest.run "shm"
     [
       ( "segment and rings",
         [ Alcotest.test_case "create, attach and its checks" `Quick test_attach;
           Alcotest.test_case "records wrap around" `Quick test_ring_wrap;
+          Alcotest.test_case "claim and commit in place" `Quick test_claim_commit;
           Alcotest.test_case "full ring, frame over max_frame" `Quick test_ring_full_and_too_large;
           Alcotest.test_case "corrupt records refused" `Quick test_ring_corrupt;
           Alcotest.test_case "consumer_sleeping handshake" `Quick test_sleep_flag;
           Alcotest.test_case "stale segments removed" `Quick test_remove_stale ] );
-      ("link core", [ Alcotest.test_case "offer, accept, ring frames" `Quick test_core_shm ]);
+      ( "link core",
+        [ Alcotest.test_case "offer, accept, ring frames" `Quick test_core_shm;
+          Alcotest.test_case "in place: encode into a slot, decode from the mapping" `Quick test_core_in_place ] );
     ]

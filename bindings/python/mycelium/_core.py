@@ -6,7 +6,7 @@ from __future__ import annotations
 
 try:
     from _mycelium_core import (EVENT_MESSAGE, EVENT_REQUEST, EVENT_STOP, Handle, RawSchema,
-                                Runtime, embedded, node_main)
+                                Runtime, embedded, node_main, noop)
 except ImportError as e:  # pragma: no cover - exercised by the install test
     raise ImportError(
         "the mycelium C++ extension (_mycelium_core) is not importable: %s. Build it "
@@ -15,4 +15,4 @@ except ImportError as e:  # pragma: no cover - exercised by the install test
         "(codec, link, aio) work without it" % e) from e
 
 __all__ = ["EVENT_MESSAGE", "EVENT_REQUEST", "EVENT_STOP", "Handle", "RawSchema", "Runtime",
-           "embedded", "node_main"]
+           "embedded", "node_main", "noop"]

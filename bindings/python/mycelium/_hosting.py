@@ -111,8 +111,9 @@ def _serve(type_name: str, handle: Any) -> None:
     responders: Dict[int, Tuple[Type[Message], str]] = cls._responders
     failed = False
     bad_payloads = 0
+    spin = float(cls.spin)
     while True:
-        ev = handle.next(None)
+        ev = handle.next(None, spin)
         if ev is None:
             continue
         kind, type_id, request_id, payload, _text = ev

@@ -62,11 +62,12 @@ class Subscription(Generic[M]):
     `stats()["queue_dropped"]`). `close` (or leaving a ``with`` block)
     ends it."""
 
-    def __init__(self, node: "Node", cls: Type[M], handle: Any) -> None:
+    def __init__(self, node: "Node", cls: Type[M], handle: Any, spin: float = 0.0) -> None:
         self._node = node
         self._cls = cls
         self._handle = handle
         self._closed = False
+        self._spin = spin
 
     @property
     def message_class(self) -> Type[M]:
@@ -85,7 +86,7 @@ class Subscription(Generic[M]):
         the main thread within 100 ms."""
         if self._closed:
             raise LinkClosed(Errc.none, "the subscription is closed")
-        ev = self._handle.next(timeout)
+        ev = self._handle.next(timeout, self._spin)
         if ev is None:
             raise TimeoutError("no %s within %s s" % (self._cls.type_name, timeout))
         msg = self._decode(ev)
@@ -277,9 +278,11 @@ class Node:
         except CoreError as e:
             raise from_core(e) from None
 
-    def subscribe(self, cls: Type[M], *, capacity: int = 65536) -> Subscription[M]:
+    def subscribe(self, cls: Type[M], *, capacity: int = 65536,
+                  spin: float = 0.0) -> Subscription[M]:
         """A `Subscription` to read messages of `cls` from (its own queue of
-        `capacity` messages)."""
+        `capacity` messages). `spin`: seconds `get` polls before it sleeps
+        (see `Service.spin`)."""
         # One service name for all subscriptions: counters are kept per name
         # for the bus's lifetime, so a name per subscription would grow them.
         h = self._rt.open_client("%s.python.sub" % self.name, capacity)
@@ -288,7 +291,7 @@ class Node:
         except CoreError as e:
             h.quit()
             raise from_core(e) from None
-        return Subscription(self, cls, h)
+        return Subscription(self, cls, h, spin)
 
     def on(self, cls: Type[M], callback: Callable[[M], Any]) -> CallbackSubscription:
         """Calls `callback` for every `cls`, on the node's callback thread

@@ -69,7 +69,7 @@ py::tuple as_tuple(const inbox_event& ev) {
 /// Waits for the next event without the GIL. On Python's main thread it
 /// waits in slices of 50 ms and checks for signals between them, so Ctrl-C
 /// interrupts a blocking receive within 100 ms (KeyboardInterrupt).
-py::object next_event(py_handle& h, std::optional<double> timeout) {
+py::object next_event(py_handle& h, std::optional<double> timeout, double spin) {
   auto deadline = std::chrono::steady_clock::now()
                   + (timeout ? seconds(*timeout) : std::chrono::nanoseconds{std::chrono::hours{24 * 365}});
   bool main = PyThread_get_thread_ident() == main_thread_ident;
@@ -82,8 +82,9 @@ py::object next_event(py_handle& h, std::optional<double> timeout) {
     bool got;
     {
       py::gil_scoped_release nogil;
-      got = h.inbox->pop(ev, slice);
+      got = h.inbox->pop(ev, slice, spin > 0 ? seconds(spin) : std::chrono::nanoseconds{0});
     }
+    spin = 0; // spin once, before the first sleep
     if (got)
       return as_tuple(ev);
     if (PyErr_CheckSignals() != 0)
@@ -562,9 +563,9 @@ void define_core(py::module_& m, bool embedded) {
              raise(r.error());
            return py::make_tuple(r->type_id, as_bytes(r->payload));
          })
-    .def("next", &next_event, py::arg("timeout") = py::none(),
+    .def("next", &next_event, py::arg("timeout") = py::none(), py::arg("spin") = 0.0,
          "The next event (kind, type_id, request_id, payload, text), or None after "
-         "`timeout` seconds (None: wait for ever)")
+         "`timeout` seconds (None: wait for ever); polls for `spin` seconds first")
     .def("drain",
          [](py_handle& h, size_t max) {
            py::list out;
@@ -635,6 +636,8 @@ void define_core(py::module_& m, bool embedded) {
     .def("topics", &runtime::topics)
     .def("services", &runtime::services)
     .def("stop", &runtime::stop);
+
+  m.def("noop", [] {}, "Does nothing: the cost of a bare pybind11 call (benchmarks)");
 
   m.def(
     "node_main",

@@ -26,6 +26,10 @@ struct embedded_interpreter::impl {
 
   void run() {
     py::initialize_interpreter(false); // no signal handlers: the node has them
+    // Where the mycelium package is when PYTHONPATH does not say: installed
+    // next to this library, or the source tree it was built from.
+    py::module_::import("sys").attr("path").attr("extend")(
+      py::str(MYCELIUM_PYTHON_FALLBACK_PATH).attr("split")(":"));
     auto* state = PyEval_SaveThread(); // the GIL is free for service threads
     {
       std::unique_lock<std::mutex> guard{mtx};

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "mycelium/actors/log.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
 
 namespace mycelium::python {
 
@@ -38,11 +39,13 @@ void inbox::push(inbox_event&& ev, bool droppable) {
     }
     was_empty = events_.empty();
     events_.push_back(std::move(ev));
+    count_.store(events_.size(), std::memory_order_release);
     if (events_.size() > high_water_)
       high_water_ = events_.size();
     efd = efd_;
   }
-  cv_.notify_one();
+  if (sleepers_.load(std::memory_order_seq_cst) > 0)
+    cv_.notify_one();
   if (was_empty && efd >= 0) {
     uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(efd, &one, sizeof(one));
@@ -73,12 +76,29 @@ void inbox::push_stop(std::string reason) {
   push(std::move(ev), false);
 }
 
-bool inbox::pop(inbox_event& out, std::chrono::nanoseconds timeout) {
+bool inbox::pop(inbox_event& out, std::chrono::nanoseconds timeout,
+                std::chrono::nanoseconds spin) {
+  if (spin.count() > 0) {
+    auto until = std::chrono::steady_clock::now() + std::min(spin, timeout);
+    do {
+      for (int i = 0; i < 64; ++i) {
+        if (count_.load(std::memory_order_acquire) > 0)
+          return try_pop(out) || pop(out, timeout, {});
+        detail::cpu_relax();
+      }
+    } while (std::chrono::steady_clock::now() < until);
+  }
   std::unique_lock<std::mutex> guard{mtx_};
-  if (!cv_.wait_for(guard, timeout, [this] { return !events_.empty(); }))
+  // Counted before the check under the lock, so a push either sees the
+  // sleeper (and notifies) or happened before the check.
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  bool got = cv_.wait_for(guard, timeout, [this] { return !events_.empty(); });
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  if (!got)
     return false;
   out = std::move(events_.front());
   events_.pop_front();
+  count_.store(events_.size(), std::memory_order_release);
   return true;
 }
 
@@ -88,6 +108,7 @@ bool inbox::try_pop(inbox_event& out) {
     return false;
   out = std::move(events_.front());
   events_.pop_front();
+  count_.store(events_.size(), std::memory_order_release);
   return true;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -41,8 +42,12 @@ public:
   void push_request(uint64_t id, uint32_t type_id, const uint8_t* p, size_t n);
   void push_stop(std::string reason);
 
-  /// Waits up to `timeout` for an event; false on timeout.
-  bool pop(inbox_event& out, std::chrono::nanoseconds timeout);
+  /// Waits up to `timeout` for an event; false on timeout. With `spin`
+  /// set, polls the queue for that long before it sleeps (no wake-up
+  /// system call on either side when an event comes within it; costs a
+  /// CPU meanwhile).
+  bool pop(inbox_event& out, std::chrono::nanoseconds timeout,
+           std::chrono::nanoseconds spin = std::chrono::nanoseconds{0});
 
   /// Takes an event if one is there.
   bool try_pop(inbox_event& out);
@@ -69,6 +74,8 @@ private:
   size_t capacity_;
   mutable std::mutex mtx_;
   std::condition_variable cv_;      ///< events arrived
+  std::atomic<size_t> count_{0};    ///< events_.size(), readable without the lock
+  std::atomic<int> sleepers_{0};    ///< consumers waiting on cv_
   std::condition_variable done_cv_; ///< the consumer finished
   std::deque<inbox_event> events_;
   uint64_t dropped_ = 0;

@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""Benchmark of the pybind11 runtime (issue 12): each figure beside a bare
+pybind11 call and the C++ <-> C++ figure from the same run.
+
+  in process   mycelium-bench-py-node (Python embedded in a C++ node):
+               - a bare pybind11 call, `encode()` of a 16-byte-field ping,
+                 and `Service.publish` (the call itself, a C++ subscriber);
+               - Python publish -> C++ handler entry (one way);
+               - C++ publish -> Python handler entry (one way);
+               - the same two hops between two C++ services of that node.
+  shm          round trips between this Python process (mycelium.Node with a
+               shared-memory link) and a C++ mycelium-link-peer that echoes,
+               beside C++ <-> C++ round trips through the same kind of link
+               (mycelium-link-peer --rtt against the same echo peer).
+
+One-way samples are handler entry minus the publisher's CLOCK_MONOTONIC
+stamp. Prints median, p99, p99.9 per path and the ratios, and writes JSON
+(default benchmarks/results/python-inprocess.json) and a text table.
+
+    PYTHONPATH=bindings/python:build/python:build/tests/python/generated:benchmarks/python \\
+      /usr/bin/python3 benchmarks/python/python_inprocess.py --build build
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY_WAIT = os.environ.get("PY_WAIT", "busy_poll")
+PY_SPIN = float(os.environ.get("PY_SPIN", "0.0001"))
+
+
+def summary(ns: List[int]) -> Dict[str, float]:
+    s = sorted(ns)
+
+    def pct(p: float) -> float:
+        return s[min(len(s) - 1, int(p * len(s)))] / 1000.0
+
+    return {"median_us": statistics.median(s) / 1000.0, "p99_us": pct(0.99),
+            "p999_us": pct(0.999), "n": len(s)}
+
+
+def in_process(build: str, rounds: int, calls: int, pin: str) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="myc-pybench-") as d:
+        out = {k: os.path.join(d, k) for k in ("driver.json", "reflector.txt", "a.txt", "b.txt")}
+        topo = os.path.join(d, "bench.toml")
+        with open(topo, "w") as f:
+            f.write('''socket_dir = "%s/sock"
+[[nodes]]
+name = "bench"
+services = ["reflector", "cpp_a", "cpp_b", "driver"]
+[services.reflector]
+type = "bench.reflector"
+params = { out = "%s" }
+[services.cpp_a]
+type = "bench.cpp_a"
+params = { out = "%s" }
+[services.cpp_b]
+type = "bench.cpp_b"
+params = { out = "%s" }
+[services.driver]
+type = "python:bench_py_services:Driver"
+params = { rounds = %d, calls = %d, out = "%s" }
+''' % (d, out["reflector.txt"], out["a.txt"], out["b.txt"], rounds, calls, out["driver.json"]))
+        cmd = [os.path.join(build, "apps", "mycelium-run"), "run", topo, "--quiet", "--binary",
+               os.path.join(build, "benchmarks", "mycelium-bench-py-node"), "--until-exit", "driver"]
+        if pin:
+            cmd = ["taskset", "-c", pin] + cmd
+        subprocess.run(cmd, check=True, timeout=600)
+        with open(out["driver.json"]) as f:
+            drv = json.load(f)
+
+        def samples(name: str) -> List[int]:
+            with open(out[name]) as f:
+                return [int(x) for x in f.read().split()]
+
+        res: Dict[str, Any] = {
+            "bare_pybind11_call_ns": drv["noop_ns"],
+            "clock_read_ns": drv["clock_ns"],
+            "encode_ping_ns": drv["encode_ns"],
+            "publish_call_ns": drv["publish_ns"],
+            "publish_bytes_ns": drv["publish_bytes_ns"],
+            "publish_no_subscriber_ns": drv["publish_nosub_ns"],
+            "py_to_cpp": summary(samples("reflector.txt")[rounds // 10:]),
+            "cpp_to_py": summary(drv["cpp_to_py_ns"][rounds // 10:]),
+            "cpp_to_cpp": summary(samples("b.txt")[rounds // 10:] + samples("a.txt")[rounds // 10:]),
+        }
+        return res
+
+
+def shm_round_trips(build: str, rounds: int, pin: str) -> Dict[str, Any]:
+    import link_test as lt
+    import mycelium
+    peer_bin = os.path.join(build, "tests", "conformance", "mycelium-link-peer")
+    with tempfile.TemporaryDirectory(prefix="myc-pyshm-") as d:
+        path = os.path.join(d, "echo.shm")
+        pre = ["taskset", "-c", pin.split(",")[0]] if pin else []
+        echo = subprocess.Popen(pre + [peer_bin, "--kind", "shm", "--listen", path, "--name", "echo",
+                                       "--services", "echo", "--wait", "busy_poll", "--placement", "loop",
+                                       "--node-defaults"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert echo.stdout is not None
+            line = echo.stdout.readline()
+            assert "ready" in line, line
+            # C++ <-> C++ through the same echo.
+            pre2 = ["taskset", "-c", pin.split(",")[-1]] if pin else []
+            r = subprocess.run(pre2 + [peer_bin, "--kind", "shm", "--connect", path, "--services",
+                                       "none", "--rtt", str(rounds), "--rtt-size", "16", "--wait",
+                                       "busy_poll", "--placement", "loop", "--node-defaults", "--name", "cpp-rtt"],
+                               capture_output=True, text=True, timeout=600, check=True)
+            cpp = [int(x) for x in r.stdout.split("rtt ns", 1)[1].split()]
+            # Python <-> C++.
+            # Not pinned: this process has two busy threads (the caller,
+            # polling its queue, and the link's I/O loop); on one CPU they
+            # would take turns of a scheduler slice.
+            node = mycelium.Node("py-rtt", lt)
+            try:
+                pongs = node.subscribe(lt.pong, spin=0.001)
+                lk = node.connect("shm", path, wait=PY_WAIT, spin=PY_SPIN)
+                assert lk.wait_up(20) and lk.wait_peer_interest(lt.ping, 20)
+                payload = b"\x5a" * 16
+                clock = time.monotonic_ns
+                py: List[int] = []
+                for i in range(rounds):
+                    t0 = clock()
+                    node.publish(lt.ping(seq=i, payload=payload))
+                    pongs.get(timeout=10)
+                    py.append(clock() - t0)
+            finally:
+                node.stop()
+        finally:
+            assert echo.stdin is not None
+            echo.stdin.close()
+            echo.wait(timeout=30)
+    return {"cpp_cpp": summary(cpp[rounds // 10:]), "py_cpp": summary(py[rounds // 10:])}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build", default="build", help="the CMake build directory")
+    p.add_argument("--rounds", type=int, default=20000)
+    p.add_argument("--calls", type=int, default=200000)
+    p.add_argument("--pin", default="", help="CPUs to pin to, e.g. 0,1 (taskset -c)")
+    p.add_argument("--json", default=os.path.join(HERE, "..", "results", "python-inprocess.json"))
+    a = p.parse_args()
+    a.build = os.path.abspath(a.build)
+    # mycelium-run starts the node in the topology's directory.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(x) for x in os.environ.get("PYTHONPATH", "").split(os.pathsep) if x)
+    res = {"in_process": in_process(a.build, a.rounds, a.calls, a.pin),
+           "shm": shm_round_trips(a.build, a.rounds, a.pin),
+           "rounds": a.rounds, "pin": a.pin, "when": time.strftime("%Y-%m-%d %H:%M")}
+    ip, shm = res["in_process"], res["shm"]
+    lines = [
+        "Python in process (embedded), %d rounds, pin %s" % (a.rounds, a.pin or "none"),
+        "  bare pybind11 call      %8.0f ns" % ip["bare_pybind11_call_ns"],
+        "  encode() of a ping      %8.0f ns" % ip["encode_ping_ns"],
+        "  Service.publish call    %8.0f ns  (%.1fx a bare call)"
+        % (ip["publish_call_ns"], ip["publish_call_ns"] / ip["bare_pybind11_call_ns"]),
+        "    of which: pre-encoded bytes %6.0f ns; no subscriber (no hand-off) %6.0f ns"
+        % (ip["publish_bytes_ns"], ip["publish_no_subscriber_ns"]),
+        "  one way, us             median      p99    p99.9",
+    ]
+    for k, label in (("py_to_cpp", "Python -> C++"), ("cpp_to_py", "C++ -> Python"),
+                     ("cpp_to_cpp", "C++ -> C++ (same run)")):
+        s = ip[k]
+        lines.append("  %-22s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
+    lines.append("  ratio py->cpp / cpp->cpp median: %.2f" % (ip["py_to_cpp"]["median_us"]
+                                                           / ip["cpp_to_cpp"]["median_us"]))
+    lines.append("shm round trips, 16 B, busy_poll, us   median      p99    p99.9")
+    for k, label in (("cpp_cpp", "C++ <-> C++"), ("py_cpp", "Python <-> C++")):
+        s = shm[k]
+        lines.append("  %-30s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
+    lines.append("  Python adds %.2f us per round trip (median)"
+                 % (shm["py_cpp"]["median_us"] - shm["cpp_cpp"]["median_us"]))
+    text = "\n".join(lines)
+    print(text)
+    with open(a.json, "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.splitext(a.json)[0] + ".txt", "w") as f:
+        f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

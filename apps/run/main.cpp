@@ -150,12 +150,20 @@ int cmd_plan(const std::string& file, const std::string& binary, bool json) {
     return error(mycelium::render(l.error()));
   tp::service_interest interest;
   for (auto& n : l->t.nodes) {
-    if (n.runtime != tp::node_runtime::cpp)
+    // C++ and Python nodes run the same node main, which can describe;
+    // command nodes (OCaml, ...) cannot.
+    std::vector<std::string> argv;
+    if (n.runtime == tp::node_runtime::cpp)
+      argv = {n.binary};
+    else if (n.runtime == tp::node_runtime::python)
+      argv = {"/usr/bin/python3", "-m", "mycelium.node"};
+    else
       continue;
+    for (auto* a : {"--describe", "--topology", l->t.file.c_str(), "--node", n.name.c_str()})
+      argv.emplace_back(a);
     std::string out;
     std::string err;
-    auto st = capture({n.binary, "--describe", "--topology", l->t.file, "--node", n.name},
-                      out, err);
+    auto st = capture(argv, out, err);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
       return error(fmt::format("node '{}': its services did not start for --describe: {}",
                                n.name, err));

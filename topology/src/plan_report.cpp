@@ -149,7 +149,7 @@ std::string plan_table(const topology& t, const deployment_plan& p,
                      types});
   }
   out += "links (the first node connects to the second):\n" + render_table(links);
-  out += "\n'?' = the node did not report its subscriptions (not a C++ node, or "
+  out += "\n'?' = the node did not report its subscriptions (a command node, or "
          "its binary was not run)\n";
   return out;
 }

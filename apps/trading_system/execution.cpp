@@ -10,7 +10,8 @@
 // to end, and when risk reports risk_done writes its journal (param `out`,
 // JSON: fills, final positions, counts, latency samples in ns) and ends.
 //
-// Params: key (the risk key), out (journal path), deployment (a label).
+// Params: key (the risk key), out (journal path), deployment (a label),
+// progress_every (log a progress line every N fills, default 500; 0: never).
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -56,6 +57,7 @@ public:
     key_ = caf::get_or(params(), "key", std::string{"mycelium-risk-key"});
     out_ = caf::get_or(params(), "out", std::string{"journal.json"});
     deployment_ = caf::get_or(params(), "deployment", std::string{""});
+    progress_every_ = static_cast<size_t>(caf::get_or(params(), "progress_every", int64_t{500}));
     subscribe<ts::bar>([this](const ts::bar& b) {
       closes_[b.seq] = b.close;
       ++bars_;
@@ -117,7 +119,7 @@ private:
     risk_exec_.push_back(t_in - o.t_risk_out);
     end_to_end_.push_back(t_in - o.t_md);
     publish(ts::fill{o.order_id, o.bar_seq, o.symbol, o.side, o.qty, px, pos});
-    if (fills_.size() % 500 == 0)
+    if (progress_every_ > 0 && fills_.size() % progress_every_ == 0)
       mycelium::log(mycelium::log_level::info, service_name(),
                     fmt::format("fills={} orders waiting for their bar={}", fills_.size(),
                                 waiting_.size()));
@@ -172,6 +174,7 @@ private:
   std::string key_;
   std::string out_;
   std::string deployment_;
+  size_t progress_every_ = 500;
   std::unordered_map<uint64_t, double> closes_;
   std::deque<pending> waiting_;
   std::map<std::string, int64_t> positions_;

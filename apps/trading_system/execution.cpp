@@ -3,7 +3,8 @@
 // fill is at the close of the order's bar, so fills do not depend on
 // timing: an order that arrives before its bar waits for it. Only orders
 // that risk checked are accepted: `order::check` must be risk's keyed hash
-// (order_check.hpp); any other order is refused and counted.
+// (order_check.hpp), and its `risk_epoch` the epoch of the risk incarnation
+// running now (the last risk_hello); any other order is refused and counted.
 //
 // It answers risk_hello with its positions (a restarted risk starts from
 // them), measures the tick-to-order latency of every order, per hop and end
@@ -79,6 +80,15 @@ private:
   };
 
   void on_order(const ts::order& o, uint64_t t_in) {
+    if (o.risk_epoch != epoch_ && trading::order_check(key_, o) == o.check) {
+      // Checked by an incarnation of risk that is gone (it arrived late):
+      // the one running now may not count it in its positions.
+      ++refused_stale_;
+      mycelium::log(mycelium::log_level::warning, service_name(),
+                    fmt::format("refused order {}: from risk epoch {}, not the current {}",
+                                o.order_id, o.risk_epoch, epoch_));
+      return;
+    }
     if (trading::order_check(key_, o) != o.check) {
       ++refused_unchecked_;
       mycelium::log(mycelium::log_level::warning, service_name(),
@@ -126,12 +136,17 @@ private:
   }
 
   void on_hello(const ts::risk_hello& h) {
-    ++hellos_;
-    if (hellos_ > 1)
-      mycelium::log(mycelium::log_level::warning, service_name(),
-                    fmt::format("risk (re)started with epoch {} (start {}): sending it "
-                                "{} position(s), last order id {}",
-                                h.epoch, hellos_, positions_.size(), last_order_id_));
+    // Risk repeats its hello until a snapshot reached it: answer each one,
+    // count each epoch once.
+    if (h.epoch != epoch_) {
+      ++hellos_;
+      epoch_ = h.epoch;
+      if (hellos_ > 1)
+        mycelium::log(mycelium::log_level::warning, service_name(),
+                      fmt::format("risk (re)started with epoch {} (start {}): sending it "
+                                  "{} position(s), last order id {}",
+                                  h.epoch, hellos_, positions_.size(), last_order_id_));
+    }
     auto count = static_cast<uint32_t>(positions_.size());
     if (count == 0) {
       publish(ts::position_snapshot{h.epoch, "", 0, 0, 0, last_order_id_});
@@ -156,6 +171,7 @@ private:
     std::ofstream f{out_};
     f << "{\"deployment\":" << json_str(deployment_) << ",\"bars\":" << bars_
       << ",\"orders_filled\":" << fills_.size() << ",\"refused_unchecked\":" << refused_unchecked_
+      << ",\"refused_stale\":" << refused_stale_
       << ",\"risk_starts\":" << hellos_ << ",\"risk_epochs\":" << epochs_.size()
       << ",\"risk_orders\":" << risk_done_.orders << ",\"risk_rejections\":"
       << risk_done_.rejections << ",\"risk_signals\":" << risk_done_.signals
@@ -183,6 +199,8 @@ private:
   std::set<uint64_t> epochs_;
   uint64_t bars_ = 0;
   uint64_t refused_unchecked_ = 0;
+  uint64_t refused_stale_ = 0;
+  uint64_t epoch_ = 0; ///< of the last risk_hello answered
   uint64_t last_order_id_ = 0;
   uint64_t hellos_ = 0;
   ts::risk_done risk_done_;

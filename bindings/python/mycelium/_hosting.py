@@ -111,7 +111,8 @@ def _serve(type_name: str, handle: Any) -> None:
     responders: Dict[int, Tuple[Type[Message], str]] = cls._responders
     failed = False
     bad_payloads = 0
-    spin = float(cls.spin)
+    # The service param `spin` (seconds) overrides the class attribute.
+    spin = float(handle.params.get("spin", cls.spin))
     while True:
         ev = handle.next(None, spin)
         if ev is None:

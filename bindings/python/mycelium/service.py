@@ -89,7 +89,8 @@ class Service:
     #: Seconds the instance's thread polls its queue before it sleeps: 0
     #: (default) sleeps at once; a few tens of microseconds save the
     #: wake-up of a sleeping thread per message (tens of microseconds on a
-    #: VM) at the price of a busy CPU meanwhile.
+    #: VM) at the price of a busy CPU meanwhile. The service parameter
+    #: `spin` overrides it per instance.
     spin: ClassVar[float] = 0.0
     _handlers: ClassVar[Dict[int, Tuple[Type[Message], str]]] = {}
     _responders: ClassVar[Dict[int, Tuple[Type[Message], str]]] = {}

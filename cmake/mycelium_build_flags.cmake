@@ -35,6 +35,24 @@ function(mycelium_sanitizer_env test)
   endif()
 endfunction()
 
+# mycelium_python_sanitizer_env(<test>): a test whose processes run Python
+# with the sanitized extension (or embed CPython): an ASan build preloads
+# the ASan runtime into /usr/bin/python3 and suppresses CPython's own
+# leaks at exit (tests/sanitizers/lsan-python.supp).
+function(mycelium_python_sanitizer_env test)
+  if(MYCELIUM_SANITIZE STREQUAL "address")
+    execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libasan.so
+                    OUTPUT_VARIABLE asan OUTPUT_STRIP_TRAILING_WHITESPACE)
+    execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libubsan.so
+                    OUTPUT_VARIABLE ubsan OUTPUT_STRIP_TRAILING_WHITESPACE)
+    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
+      "LD_PRELOAD=${asan}:${ubsan}" "PYTHONMALLOC=malloc"
+      "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
+      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+      "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/lsan-python.supp:print_suppressions=0")
+  endif()
+endfunction()
+
 if(_san)
   target_compile_options(mycelium_build_flags INTERFACE ${_san})
   target_link_options(mycelium_build_flags INTERFACE ${_san})

@@ -8,6 +8,10 @@
 #   DEPLOYMENTS=isolated scripts/run-trading-system.sh
 #   BARS=2000 RATE=0 scripts/run-trading-system.sh # fewer bars, unpaced
 #   SKIP_BUILD=1 ...                               # use the existing build
+#   BENCH=1 scripts/run-trading-system.sh          # benchmark mode: a synthetic
+#       stream of 3 symbols, 20,000 bars at 2,000/s, a fast model (2/5 bars) so
+#       that about every fifth bar makes an order; results and plots go to
+#       benchmarks/results/trading-system-*
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
@@ -26,16 +30,26 @@ for d in $DEPLOYMENTS; do
   src="$ROOT/apps/trading_system/topologies/$d.toml"
   [ -f "$src" ] || { echo "run-trading-system: no deployment '$d' ($src)" >&2; exit 2; }
   # The topology's relative paths are the source tree's; the copy runs in WORK.
-  sed -e "s|\"../../../tests/|\"$ROOT/tests/|" \
-      -e "s|rate = 2000|rate = ${RATE:-2000}|" \
-      -e "s|source = \"csv\"|source = \"csv\", bars = ${BARS:-0}|" \
-      -e "s|^socket_dir.*||" "$src" > "$WORK/$d.toml"
+  if [ -n "${BENCH:-}" ]; then
+    sed -e "s|source = \"csv\", file = \"[^\"]*\", rate = 2000|source = \"synthetic\", symbols = [\"AAA\", \"BBB\", \"CCC\"], bars = ${BARS:-20000}, rate = ${RATE:-2000}|" \
+        -e "s|fast = 10, slow = 30|fast = 2, slow = 5|" "$src" > "$WORK/$d.toml"
+  else
+    sed -e "s|\"../../../tests/|\"$ROOT/tests/|" \
+        -e "s|rate = 2000|rate = ${RATE:-2000}|" \
+        -e "s|source = \"csv\"|source = \"csv\", bars = ${BARS:-0}|" "$src" > "$WORK/$d.toml"
+  fi
   echo "== mycelium-run $d.toml"
   "$RUN" "$WORK/$d.toml" --until-exit execution --quiet
   journals+=("$WORK/journal-$d.json")
 done
 echo "== tick-to-order latency ($WORK)"
-/usr/bin/python3 "$ROOT/apps/trading_system/report.py" "${journals[@]}"
+if [ -n "${BENCH:-}" ]; then
+  /usr/bin/python3 "$ROOT/apps/trading_system/report.py" "${journals[@]}" \
+    --png-dir "$ROOT/benchmarks/results" --json "$ROOT/benchmarks/results/trading-system.json" \
+    | tee "$ROOT/benchmarks/results/trading-system.txt"
+else
+  /usr/bin/python3 "$ROOT/apps/trading_system/report.py" "${journals[@]}"
+fi
 if [ ${#journals[@]} -gt 1 ]; then
   /usr/bin/python3 - "${journals[@]}" <<'PY'
 import json, sys

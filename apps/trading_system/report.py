@@ -90,7 +90,7 @@ def main() -> int:
             x = s[k]
             print("  %-40s %9.2f %9.2f %9.2f" % (label, x["median_us"], x["p99_us"], x["p999_us"]))
         png = os.path.join(a.png_dir or os.path.dirname(os.path.abspath(path)),
-                           "latency-%s.png" % name)
+                           ("trading-system-%s.png" if a.png_dir else "latency-%s.png") % name)
         try:
             plot(j, png)
             print("  plot: %s" % png)

@@ -113,6 +113,18 @@ public:
   }
 };
 
+/// Quits in its pong handler (after answering with a price_reply).
+class quitter : public service {
+public:
+  using service::service;
+  void on_start() override {
+    subscribe<t::pong>([this](const t::pong& p) {
+      publish(t::price_reply{"quit", static_cast<double>(p.seq)});
+      quit();
+    });
+  }
+};
+
 using test_support::factory_of;
 using test_support::listen;
 using test_support::next;
@@ -240,6 +252,34 @@ TEST_CASE("between two loop services a message never leaves the loop thread") {
     REQUIRE(where_ran[name].size() == 1);
     CHECK(*where_ran[name].begin() == loop_thread(sys));
   }
+  n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("a loop service that quits in a handler run as a direct call terminates") {
+  // The accumulator (on the loop) answers a ping with a pong on the loop's
+  // thread; the idle quitter gets it as a direct call and quits there. The
+  // quit must complete without another message reaching the quitter.
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "quit"};
+  REQUIRE(n.start(factory_of<accumulator>(), "quit-acc", {}, {}, placement::loop));
+  auto q = n.start(factory_of<quitter>(), "quit-quitter", {}, {}, placement::loop);
+  REQUIRE(q);
+  caf::scoped_actor self{sys};
+  self->monitor(*q);
+  auto sub = listen<t::price_reply>(n, self);
+  auto* loop = mt::io_loop::of(sys);
+  REQUIRE(loop != nullptr);
+  auto before = loop->stats();
+  REQUIRE(n.publish(t::ping{3}) == publish_status::ok);
+  CHECK(next<t::price_reply>(self).symbol == "quit");
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == q->address(); },
+                caf::after(timeout) >> [] {});
+  CHECK_MESSAGE(down, "the quitter did not terminate after quit() in a direct handler");
+  if (!down)
+    caf::anon_send(*q, t::pong{0}); // any message lets CAF finish the quit: no hang
+  CHECK(loop->stats().resumed - before.resumed < 10);
   n.bus().unsubscribe(sub);
 }
 

@@ -46,18 +46,28 @@ public:
 
   bool try_receive(uint32_t type_id, const void* value) override {
     if (loop_ == nullptr || std::this_thread::get_id() != loop_->thread_id()
-        || this->getf(caf::abstract_actor::is_terminated_flag)
-        || !this->mailbox().blocked())
+        || ending() || !this->mailbox().blocked())
       return false;
     auto& core = this->participant_core();
     if (!core.run_direct(type_id, value))
       return false;
     // A failure must surface inside CAF's resume (exception handler,
-    // supervisor), and a `quit` from the handler finishes only there.
-    if (core.failed_directly() || this->getf(caf::abstract_actor::is_terminated_flag))
+    // supervisor): a wake-up message rethrows it there.
+    if (core.failed_directly()) {
       enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
                                         direct_wake_atom::value),
               loop_);
+      return true;
+    }
+    // `quit` only marks the actor as shutting down; CAF terminates an actor
+    // at the end of the resume that quit, and a later resume refuses an
+    // actor without behavior (`activate`), so it would never end. Nobody
+    // resumes this instance now (this is its loop's thread, its mailbox is
+    // empty), so finish the termination here, as that resume would have.
+    if (ending()) {
+      this->context(loop_);
+      this->finalize();
+    }
     return true;
   }
 
@@ -87,6 +97,12 @@ public:
 
   caf::resumable::subtype_t subtype() const override {
     return loop_ != nullptr ? caf::resumable::io_actor : Base::subtype();
+  }
+
+  /// Whether `quit` was called or the actor terminated.
+  bool ending() const noexcept {
+    return this->getf(caf::abstract_actor::is_shutting_down_flag
+                      | caf::abstract_actor::is_terminated_flag);
   }
 
   /// Whether this instance runs on the I/O loop.

@@ -1,44 +1,26 @@
 #!/usr/bin/env bash
 # The README's "run" command: installs dependencies, builds, and runs the
-# example deployment under mycelium-run: the trading example as three
-# processes on this host (apps/examples/trading/topologies/three-processes.toml),
-# showing `mycelium-run plan` first and `mycelium-run status` while it runs.
+# flagship example under mycelium-run: the multi-language trading system
+# (docs/deployment.md), C++ market data -> Python signals -> OCaml risk ->
+# C++ execution, in its three deployments (fast, isolated, distributed). It
+# shows `mycelium-run plan` of the isolated deployment first, and ends with
+# the tick-to-order latency of each deployment and the check that all three
+# gave the same fills and positions.
 #
-#   scripts/run-example.sh                      # three processes
-#   TOPOLOGY=one-process scripts/run-example.sh # or distributed
-#   scripts/run-example.sh --json               # extra args go to mycelium-run
+#   scripts/run-example.sh                         # all three deployments
+#   DEPLOYMENTS=fast scripts/run-example.sh        # one of them
+#   BENCH=1 scripts/run-example.sh                 # the benchmark mode
+# The single-language trading example (apps/examples/trading) runs with
+# scripts/run-trading-example.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/install-deps.sh"
 BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/build.sh" -DCMAKE_BUILD_TYPE=Release \
   -DMYCELIUM_BUILD_TESTS=OFF -DMYCELIUM_BUILD_FUZZ=OFF -DMYCELIUM_BUILD_BENCHMARKS=OFF \
-  -DMYCELIUM_BUILD_OCAML=OFF
-RUN="$BUILD_DIR/apps/mycelium-run"
-export PATH="$BUILD_DIR/apps/examples:$PATH"   # the topology names mycelium-example-node
-WORK="${WORK:-$(mktemp -d /tmp/mycelium-example.XXXXXX)}"
-cp "$ROOT"/apps/examples/trading/topologies/*.toml "$WORK/"
-TOPO="$WORK/${TOPOLOGY:-three-processes}.toml"
-
-echo "== mycelium-run plan $TOPO"
-"$RUN" plan "$TOPO"
-
-echo "== mycelium-run $TOPO --until-exit journal"
-"$RUN" "$TOPO" --until-exit journal "$@" &
-launcher=$!
-trap 'kill $launcher 2>/dev/null || true' EXIT
-# Ask for the status once every node is ready (the launcher answers on its
-# control socket; give it up to 30 s to get there).
-for _ in $(seq 300); do
-  if out=$("$RUN" status "$TOPO" 2>/dev/null) && grep -q " running for " <<< "$out"; then
-    echo "== mycelium-run status $TOPO"
-    echo "$out"
-    break
-  fi
-  kill -0 $launcher 2>/dev/null || break
-  sleep 0.1
-done
-wait $launcher
-trap - EXIT
-echo "== the journal the deployment wrote ($WORK)"
-tail -n 3 "$WORK"/journal-*.txt
+  -DMYCELIUM_BUILD_OCAML=ON
+export PATH="$BUILD_DIR/apps/trading_system:$BUILD_DIR/bindings/ocaml/bin:$PATH"
+export PYTHONPATH="$ROOT/bindings/python:$BUILD_DIR/python:$BUILD_DIR/apps/trading_system/python:$ROOT/apps/trading_system/python${PYTHONPATH:+:$PYTHONPATH}"
+echo "== mycelium-run plan apps/trading_system/topologies/isolated.toml"
+"$BUILD_DIR/apps/mycelium-run" plan "$ROOT/apps/trading_system/topologies/isolated.toml"
+SKIP_BUILD=1 BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/run-trading-system.sh"

@@ -26,6 +26,13 @@ def env_path(name: str) -> str:
     return value
 
 
+def main_thread_sleeping(pid: int) -> bool:
+    """Whether the main thread of process `pid` sleeps (state S): the child
+    of a Ctrl-C test blocks in its receive."""
+    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
 def golden(name: str) -> bytes:
     """The bytes of tests/data/golden/NAME (hex, '#' comments)."""
     path = os.path.join(env_path("MYCELIUM_SOURCE_DIR"), "tests", "data", "golden", name)

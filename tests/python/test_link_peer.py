@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 import pytest
 
 import link_test as lt
-from conftest import Peer, env_path
+from conftest import Peer, env_path, main_thread_sleeping
 from mycelium import (AuthFailed, Errc, HandshakeRefused, LinkClosed, RequestTimeout, SchemaMismatch, aio,
                       link)
 
@@ -351,11 +351,6 @@ lk.close()
 '''
 
 
-def _main_thread_sleeping(pid: int) -> bool:
-    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "S"
-
-
 def test_ctrl_c_interrupts_a_blocking_get_within_100_ms(peers: List[Peer], scratch: str) -> None:
     peer = start_peer(peers, scratch, "unix")
     child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD, peer.address],  # type: ignore[attr-defined]
@@ -364,7 +359,7 @@ def test_ctrl_c_interrupts_a_blocking_get_within_100_ms(peers: List[Peer], scrat
         assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
         # bounded wait until the child's main thread sleeps (inside get)
         deadline = time.monotonic() + 10
-        while not _main_thread_sleeping(child.pid):
+        while not main_thread_sleeping(child.pid):
             assert time.monotonic() < deadline, "the child never blocked"
             os.sched_yield()
         sent = time.monotonic()

@@ -21,7 +21,7 @@ import pytest
 import link_test as lt
 import link_test_other as lto
 import mycelium
-from conftest import Peer, env_path
+from conftest import Peer, env_path, main_thread_sleeping
 from mycelium import CoreError, Errc, NoResponder, RequestTimeout, Service, on, serves
 from py_services import BadStart, Echo, Failer, Reporter
 
@@ -275,18 +275,13 @@ print("stopped", flush=True)
 '''
 
 
-def _main_thread_sleeping(pid: int) -> bool:
-    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "S"
-
-
 def test_ctrl_c_interrupts_a_blocking_receive_within_100_ms() -> None:
     child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
         deadline = time.monotonic() + 10
-        while not _main_thread_sleeping(child.pid):
+        while not main_thread_sleeping(child.pid):
             assert time.monotonic() < deadline, "the child never blocked"
             os.sched_yield()
         sent = time.monotonic()

@@ -49,7 +49,8 @@ int error(const std::string& text, int code = 2) {
 
 /// Runs `argv` and returns its exit status; its stdout goes to `out`, its
 /// stderr to `err`.
-int capture(const std::vector<std::string>& args, std::string& out, std::string& err) {
+int capture(const std::vector<std::string>& args, std::string& out, std::string& err,
+            const std::string& cwd = {}) {
   int o[2];
   int e[2];
   if (::pipe2(o, O_CLOEXEC) != 0 || ::pipe2(e, O_CLOEXEC) != 0) {
@@ -60,6 +61,11 @@ int capture(const std::vector<std::string>& args, std::string& out, std::string&
   if (pid == 0) {
     ::dup2(o[1], 1);
     ::dup2(e[1], 2);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+      std::fprintf(stderr, "cannot enter the node's directory %s: %s\n", cwd.c_str(),
+                   ::strerror(errno));
+      ::_exit(127);
+    }
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(const_cast<char*>(a.c_str()));
@@ -163,7 +169,12 @@ int cmd_plan(const std::string& file, const std::string& binary, bool json) {
       argv.emplace_back(a);
     std::string out;
     std::string err;
-    auto st = capture(argv, out, err);
+    // In the node's directory, as when it runs: relative paths in params
+    // (data files) resolve the same way.
+    auto workdir = n.workdir.empty()
+                     ? std::filesystem::path{l->t.file}.parent_path().string()
+                     : n.workdir;
+    auto st = capture(argv, out, err, workdir);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
       return error(fmt::format("node '{}': its services did not start for --describe: {}",
                                n.name, err));

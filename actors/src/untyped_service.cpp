@@ -295,38 +295,51 @@ void untyped_handle::unsubscribe(uint32_t type_id) {
   state_->bus->unsubscribe(sub);
 }
 
-publish_status untyped_handle::publish(uint32_t type_id, caf::message msg) {
-  auto* t = state_->schema->find(type_id);
+namespace {
+
+/// Fans `msg` out from the service of `st`: false (nothing published) once
+/// the service has ended. One lock for the routing snapshot and the sender.
+bool deliver_from(untyped_handle::state& st, uint32_t type_id, caf::message msg,
+                  publish_status& status) {
   routing_table_ptr routes;
   caf::strong_actor_ptr sender;
   {
-    std::lock_guard<std::mutex> guard{state_->mtx};
-    if (state_->ended)
-      return publish_status::no_subscriber; // see publish(type_id, payload)
-    auto v = state_->bus->version();
-    if (!state_->routes || v != state_->routes_version) {
-      state_->routes = state_->bus->snapshot();
-      state_->routes_version = v;
+    std::lock_guard<std::mutex> guard{st.mtx};
+    if (st.ended)
+      return false;
+    auto v = st.bus->version();
+    if (!st.routes || v != st.routes_version) {
+      st.routes = st.bus->snapshot();
+      st.routes_version = v;
     }
-    routes = state_->routes;
-    if (!state_->ended)
-      sender = caf::actor_cast<caf::strong_actor_ptr>(state_->self);
+    routes = st.routes;
+    sender = caf::actor_cast<caf::strong_actor_ptr>(st.self);
   }
-  mycelium::detail::bump(state_->counters->published);
-  return state_->bus->deliver(*routes, type_id, t == nullptr ? "?" : t->name.c_str(),
-                              std::move(msg), sender.get(), nullptr);
+  // Any thread may publish through a handle: not a single-writer counter.
+  st.counters->published.fetch_add(1, std::memory_order_relaxed);
+  status = st.bus->deliver(*routes, type_id, st.type_name(type_id), std::move(msg),
+                           sender.get(), nullptr);
+  return true;
+}
+
+} // namespace
+
+publish_status untyped_handle::publish(uint32_t type_id, caf::message msg) {
+  auto status = publish_status::no_subscriber;
+  deliver_from(*state_, type_id, std::move(msg), status);
+  return status;
 }
 
 errc untyped_handle::publish(uint32_t type_id, const uint8_t* payload, size_t n,
                              publish_status* status) {
   if (state_->schema->find(type_id) == nullptr)
     return errc::unknown_type;
-  if (!alive())
-    return errc::service_failed; // the service (or its node) has stopped
   caf::message msg;
   if (auto e = state_->schema->decode(type_id, payload, n, msg); e != errc::none)
     return e;
-  auto st = publish(type_id, std::move(msg));
+  auto st = publish_status::no_subscriber;
+  if (!deliver_from(*state_, type_id, std::move(msg), st))
+    return errc::service_failed; // the service (or its node) has stopped
   if (status != nullptr)
     *status = st;
   return errc::none;

@@ -80,7 +80,8 @@ private:
   };
 
   void on_order(const ts::order& o, uint64_t t_in) {
-    if (o.risk_epoch != epoch_ && trading::order_check(key_, o) == o.check) {
+    bool checked = trading::order_check(key_, o) == o.check;
+    if (checked && o.risk_epoch != epoch_) {
       // Checked by an incarnation of risk that is gone (it arrived late):
       // the one running now may not count it in its positions.
       ++refused_stale_;
@@ -89,7 +90,7 @@ private:
                                 o.order_id, o.risk_epoch, epoch_));
       return;
     }
-    if (trading::order_check(key_, o) != o.check) {
+    if (!checked) {
       ++refused_unchecked_;
       mycelium::log(mycelium::log_level::warning, service_name(),
                     fmt::format("refused order {} ({} {} {}): its check is not risk's; "

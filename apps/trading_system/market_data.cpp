@@ -133,16 +133,15 @@ private:
   }
 
   void tick() {
-    uint64_t due = bars_.size();
+    // Paced: the bars due by now. Unpaced: one bar per message, so that
+    // other messages of this service (and the worker's other actors)
+    // interleave.
+    uint64_t due = sent_ + 1;
     if (rate_ > 0) {
       auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_);
-      due = std::min<uint64_t>(bars_.size(),
-                               static_cast<uint64_t>(elapsed.count() * rate_) + 1);
+      due = static_cast<uint64_t>(elapsed.count() * rate_) + 1;
     }
-    // One bar per message when unpaced, so that other messages of this
-    // service (and the worker's other actors) interleave.
-    if (rate_ <= 0)
-      due = std::min<uint64_t>(bars_.size(), sent_ + 1);
+    due = std::min<uint64_t>(due, bars_.size());
     while (sent_ < due) {
       auto b = bars_[sent_];
       b.seq = ++sent_;

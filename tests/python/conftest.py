@@ -26,11 +26,34 @@ def env_path(name: str) -> str:
     return value
 
 
-def main_thread_sleeping(pid: int) -> bool:
-    """Whether the main thread of process `pid` sleeps (state S): the child
-    of a Ctrl-C test blocks in its receive."""
-    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+def ctrl_c_child(argv: List[str]) -> List[str]:
+    """Runs a Python child that prints "waiting", then blocks in a receive
+    on its main thread; sends SIGINT once that thread sleeps (state S), and
+    checks that the child reports "interrupted <CLOCK_MONOTONIC>" within
+    100 ms and exits 0. Returns the child's later stdout lines. The child is
+    killed if anything fails."""
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
+        deadline = time.monotonic() + 10
+        while True:
+            with open("/proc/%d/task/%d/stat" % (child.pid, child.pid)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "S":
+                    break
+            assert time.monotonic() < deadline, "the child never blocked"
+            os.sched_yield()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline().split()
+        assert line[0] == "interrupted", line
+        assert float(line[1]) - sent < 0.1  # CLOCK_MONOTONIC is shared by processes
+        rest = [x.strip() for x in child.stdout]
+        assert child.wait(timeout=10) == 0
+        return rest
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def golden(name: str) -> bytes:

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
-from typing import Iterator, List, Tuple
+from typing import Iterator, Tuple
 
 import pytest
 
@@ -146,7 +146,6 @@ def test_a_python_type_in_a_node_without_python_is_refused(work: str) -> None:
 @pytest.mark.parametrize("kind", ["shm", "unix", "tcp"])
 def test_python_node_and_cpp_node_across_processes(kind: str, work: str) -> None:
     out = os.path.join(work, "trips.json")
-    port = "port = 0\n" if kind != "tcp" else ""
     code, log = run(work, '''
 [[nodes]]
 name = "cpp"
@@ -173,7 +172,6 @@ params = { rounds = 500, chats = 3, out = "%(out)s" }
         d = json.load(f)
     assert d["pongs"] == list(range(1, 501)) and d["chats"] == 3
     assert (d["nodes"], d["node"]) == (2, "py")
-    del port
 
 
 def tcp_port(_: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 import pytest
 
 import link_test as lt
-from conftest import Peer, env_path, main_thread_sleeping
+from conftest import Peer, ctrl_c_child, env_path
 from mycelium import (AuthFailed, Errc, HandshakeRefused, LinkClosed, RequestTimeout, SchemaMismatch, aio,
                       link)
 
@@ -353,25 +353,7 @@ lk.close()
 
 def test_ctrl_c_interrupts_a_blocking_get_within_100_ms(peers: List[Peer], scratch: str) -> None:
     peer = start_peer(peers, scratch, "unix")
-    child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD, peer.address],  # type: ignore[attr-defined]
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
-        # bounded wait until the child's main thread sleeps (inside get)
-        deadline = time.monotonic() + 10
-        while not main_thread_sleeping(child.pid):
-            assert time.monotonic() < deadline, "the child never blocked"
-            os.sched_yield()
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        line = child.stdout.readline().split()
-        assert line[0] == "interrupted", line
-        assert float(line[1]) - sent < 0.1  # CLOCK_MONOTONIC is shared by processes
-        assert child.wait(timeout=10) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    ctrl_c_child([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD, peer.address])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import subprocess
-import sys
 import time
 import weakref
 from typing import Any, Iterator, List
@@ -21,7 +19,7 @@ import pytest
 import link_test as lt
 import link_test_other as lto
 import mycelium
-from conftest import Peer, env_path, main_thread_sleeping
+from conftest import Peer, ctrl_c_child, env_path
 from mycelium import CoreError, Errc, NoResponder, RequestTimeout, Service, on, serves
 from py_services import BadStart, Echo, Failer, Reporter
 
@@ -69,7 +67,7 @@ def test_request_reply_and_its_errors(node: mycelium.Node) -> None:
     assert rep.token == 77 and rep.chats == 3
 
     class Slow(Service):
-        @serves(lt.price_request if hasattr(lt, "price_request") else lt.report_request)
+        @serves(lt.report_request)
         def slow(self, r: Any) -> Any:
             time.sleep(0.5)
             return lt.report(token=r.token)
@@ -276,25 +274,7 @@ print("stopped", flush=True)
 
 
 def test_ctrl_c_interrupts_a_blocking_receive_within_100_ms() -> None:
-    child = subprocess.Popen([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
-        deadline = time.monotonic() + 10
-        while not main_thread_sleeping(child.pid):
-            assert time.monotonic() < deadline, "the child never blocked"
-            os.sched_yield()
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        line = child.stdout.readline().split()
-        assert line[0] == "interrupted", line
-        assert float(line[1]) - sent < 0.1
-        assert child.stdout.readline().strip() == "stopped"
-        assert child.wait(timeout=10) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    assert ctrl_c_child([env_path("MYCELIUM_PYTHON"), "-c", CTRL_C_CHILD]) == ["stopped"]
 
 
 EXIT_IN_FLIGHT_CHILD = '''

@@ -63,38 +63,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ImportError as e:
         print("mycelium.node: error: %s" % e, file=sys.stderr)
         return USAGE_EXIT
-    passed = [a for a in args]
     # --schema is ours: the C++ main does not know it.
-    if known.schema is not None:
-        i = passed.index("--schema") if "--schema" in passed else -1
-        if i >= 0:
-            del passed[i:i + 2]
-        else:
-            passed = [a for a in passed if not a.startswith("--schema=")]
+    passed: List[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--schema":
+            skip = True
+        elif not a.startswith("--schema="):
+            passed.append(a)
     schema: Optional[Schema] = None
     try:
         if known.schema:
-            mod = importlib.import_module(known.schema)
-            schema = getattr(mod, "SCHEMA")
+            schema = getattr(importlib.import_module(known.schema), "SCHEMA")
         elif known.topology and known.node:
             schema = _schema_from_topology(known.topology, known.node)
     except Exception as e:  # a clear one-line error, as the C++ node gives
         print("mycelium.node: error: %s" % e, file=sys.stderr)
         return USAGE_EXIT
-    if schema is None:
-        if known.help or "--list-types" in passed:
-            from .codec import Schema as S
-            schema = S("mycelium.none", bytes(32), {})
-        else:
-            print("mycelium.node: error: give --topology FILE and --node NAME (or --help)",
-                  file=sys.stderr)
-            return USAGE_EXIT
-    if not schema.types:
-        # --help / --list-types without a schema: any announcement will do.
-        from ._core import RawSchema
-        rs = RawSchema("mycelium.none", bytes(32), [(1, "none", bytes(32))])
-    else:
+    if schema is not None:
         rs = raw_schema(schema)
+    elif known.help or "--list-types" in passed:
+        # Neither needs the schema: any announcement will do.
+        rs = _core.RawSchema("mycelium.none", bytes(32), [(1, "none", bytes(32))])
+    else:
+        print("mycelium.node: error: give --topology FILE and --node NAME (or --help)",
+              file=sys.stderr)
+        return USAGE_EXIT
     return int(_core.node_main(["python3 -m mycelium.node"] + passed, rs))
 
 

@@ -13,6 +13,7 @@
 
 #include "inbox.hpp"
 #include "mycelium/actors/node.hpp"
+#include "mycelium/actors/placement.hpp"
 #include "mycelium/actors/untyped_service.hpp"
 #include "mycelium/errc.hpp"
 #include "mycelium/raw_schema.hpp"
@@ -203,7 +204,7 @@ public:
                      const py::dict& params, const std::string& where,
                      size_t max_restarts, double window) {
     placement p = placement::pool;
-    if (auto err = parse_placement(where, p))
+    if (auto err = mycelium::parse_placement(where, p))
       raise(err);
     restart_policy rp;
     rp.max_restarts = max_restarts;
@@ -328,17 +329,6 @@ public:
   }
 
 private:
-  static caf::error parse_placement(const std::string& s, placement& out) {
-    if (s == "pool")
-      out = placement::pool;
-    else if (s == "loop")
-      out = placement::loop;
-    else
-      return make_error(errc::config_invalid,
-                        "placement '" + s + "' is not one of pool, loop");
-    return caf::none;
-  }
-
   void make_system(const py::dict& options) {
     cfg_ = std::make_unique<system_config>();
     cfg_->set("logger.console", caf::atom("none"));

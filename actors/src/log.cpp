@@ -1,10 +1,21 @@
 #include "mycelium/actors/log.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 
 namespace mycelium {
+
+namespace {
+
+std::atomic<log_tap> the_tap{nullptr};
+
+} // namespace
+
+void set_log_tap(log_tap tap) noexcept {
+  the_tap.store(tap, std::memory_order_release);
+}
 
 void log(log_level level, const std::string& who, const std::string& text) {
   const char* lv = level == log_level::error     ? "ERROR"
@@ -18,6 +29,8 @@ void log(log_level level, const std::string& who, const std::string& text) {
   std::strftime(ts, sizeof ts, "%H:%M:%S", &tm);
   std::string line = std::string{ts} + " mycelium " + lv + " [" + who + "] " + text + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
+  if (auto tap = the_tap.load(std::memory_order_acquire))
+    tap(who, line);
 }
 
 } // namespace mycelium

@@ -322,11 +322,13 @@ private:
                  || (n.state == node_state::backoff && clock::now() >= n.restart_at);
       if (!due)
         continue;
-      if (!n.spec->local()) {
-        fail(fmt::format("node '{}' is on host {}: starting nodes on other hosts "
-                         "needs a node daemon there (not in this version); run "
-                         "it on a loopback address or start it yourself",
-                         n.spec->name, n.spec->host));
+      if (!n.spec->local() && t_.daemon_for(*n.spec) == nullptr) {
+        fail(fmt::format("node '{}' is on host {}: start the node binary there as "
+                         "its node daemon (`{} --serve {}:PORT --secret-file FILE`) "
+                         "and add a [[daemons]] entry with host = \"{}\", that port "
+                         "and secret_file (docs/topology.md section 7)",
+                         n.spec->name, n.spec->host, n.spec->binary, n.spec->host,
+                         n.spec->host));
         return;
       }
       std::vector<std::string> extra;

@@ -133,6 +133,41 @@ class Launcher:
                 pass
 
 
+class Daemon:
+    """A node daemon (the example's node binary with --serve), in the test's
+    directory; its stderr is read on a thread."""
+
+    def __init__(self, test, address, *args):
+        self.lines = []
+        self.q = queue.Queue()
+        env = dict(os.environ)
+        env["PATH"] = node_path()
+        self.proc = subprocess.Popen(
+            ["mycelium-example-node", "--serve", address, *args], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=env, cwd=test.tmp,
+            start_new_session=True)
+        test.addCleanup(self.kill)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    _read = Launcher._read
+    wait_for = Launcher.wait_for
+
+    def stop(self, timeout=20):
+        """SIGTERM, and the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        self.proc.stdout.close()
+
+
 class LauncherTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="myc-run-")
@@ -372,6 +407,133 @@ class LauncherTest(unittest.TestCase):
             self.assertEqual(j, reference, f"seed {seed} gave another journal")
             orders.add(next(x for x in l.lines if "--shuffle: starting nodes" in x))
         self.assertGreater(len(orders), 3, "the seeds should give several start orders")
+
+    # -- node daemons -----------------------------------------------------------------
+
+    def daemons_topology(self, secret=None, **kw):
+        """daemons.toml with free ports and, with `secret`, a secret for the
+        daemon of 127.0.0.2; returns the path and the daemons' addresses."""
+        path = self.topology("daemons", **kw)
+        with open(path) as f:
+            text = f.read()
+        if secret is not None:
+            secret_path = os.path.join(self.tmp, "daemon.secret")
+            with open(secret_path, "w") as f:
+                f.write(secret + "\n")
+            text = text.replace('[[daemons]]\nhost = "127.0.0.2"\n',
+                                '[[daemons]]\nhost = "127.0.0.2"\n'
+                                f'secret_file = "{secret_path}"\n', 1)
+            with open(path, "w") as f:
+                f.write(text)
+        daemons = re.findall(r'\[\[daemons\]\]\nhost = "([^"]+)"\n(?:secret_file = "[^"]+"\n)?'
+                             r'port = (\d+)', text)
+        self.assertEqual(len(daemons), 2, text)
+        return path, [f"{h}:{p}" for h, p in daemons]
+
+    def start_daemons(self, addresses, *first_args):
+        ds = [Daemon(self, addresses[0], *first_args), Daemon(self, addresses[1])]
+        for d, a in zip(ds, addresses):
+            d.wait_for(r"mycelium-node daemon listening on " + re.escape(a))
+        return ds
+
+    def test_daemons_same_journal(self):
+        one = Launcher(self, self.topology("one-process"), "--until-exit", "journal")
+        self.assertEqual(one.wait(), 0, "\n".join(one.lines[-40:]))
+        path, addresses = self.daemons_topology(secret="daemon-test-secret")
+        ds = self.start_daemons(addresses, "--secret-file",
+                                os.path.join(self.tmp, "daemon.secret"))
+        l = Launcher(self, path, "--until-exit", "journal")
+        rc = l.wait()
+        out = "\n".join(l.lines)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.journal("daemons"), self.journal("one-process"))
+        # The launcher's logs cover the nodes in the daemons.
+        self.assertRegex(out, r"\[alpha\] .* starts in the node daemon at 127\.0\.0\.2:")
+        self.assertRegex(out, r"\[exec\] .*\[exec\] started 2 service\(s\), 2 link\(s\)")
+        self.assertRegex(out, r"\[exec\] .*\[journal\] session complete: 352 fills")
+        for d, node in zip(ds, ["alpha", "exec"]):
+            d.wait_for(rf"\[daemon\] node '{node}' ended", timeout=10)
+            self.assertIsNone(d.proc.poll(), "the daemon outlives the deployment")
+        self.assert_nothing_left(l)
+        for d in ds:
+            self.assertEqual(d.stop(), 0, "\n".join(d.lines[-20:]))
+
+    def test_daemon_refuses_launchers_without_the_secret(self):
+        path, addresses = self.daemons_topology(secret="not-the-daemons-secret")
+        with open(path) as f:
+            text = f.read()
+        # One attempt: a refusal does not get better by restarting.
+        text = text.replace('name = "alpha"\n', 'name = "alpha"\nmax_restarts = 0\n')
+        with open(path, "w") as f:
+            f.write(text)
+        right = os.path.join(self.tmp, "right.secret")
+        with open(right, "w") as f:
+            f.write("the-daemons-secret\n")
+        ds = self.start_daemons(addresses, "--secret-file", right)
+        l = Launcher(self, path)
+        self.assertEqual(l.wait(), 1)
+        out = "\n".join(l.lines)
+        self.assertIn("node 'alpha': the node daemon at " + addresses[0] + " refused this "
+                      "launcher: auth_failed: the node daemon refused the proof", out)
+        self.assertIn("(exit code 7: ", out)
+        ds[0].wait_for(r"refused a peer with a wrong secret")
+        # A daemon on an address other than loopback needs a secret.
+        env = dict(os.environ)
+        env["PATH"] = node_path()
+        r = subprocess.run(["mycelium-example-node", "--serve", "0.0.0.0:0"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("refusing to listen on 0.0.0.0 without authentication", r.stderr)
+        for d in ds:
+            self.assertEqual(d.stop(), 0)
+
+    def test_daemon_nodes_restart_and_stop_with_their_launcher(self):
+        path, addresses = self.daemons_topology(quotes=10**8, rate=20000)
+        ds = self.start_daemons(addresses)
+        l = Launcher(self, path)
+        l.wait_for(r"all 3 nodes ready")
+        # Status covers the nodes in the daemons.
+        r = self.cli("status", path, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+        self.assertEqual(nodes["exec"]["state"], "ready")
+        self.assertEqual(nodes["exec"]["host"], "127.0.0.3")
+        self.assertEqual(nodes["exec"]["status"]["pid"], ds[1].proc.pid)
+        self.assertEqual({x["name"] for x in nodes["exec"]["status"]["links"]},
+                         {"exec->md", "exec->alpha"})
+        # kill -9 of a node's stand-in: the daemon stops the node, the
+        # launcher restarts the stand-in, the daemon starts the node again.
+        os.kill(l.node_pids()["alpha"], signal.SIGKILL)
+        l.wait_for(r"restarted node 'alpha'")
+        l.wait_for(r"\[alpha\] .*\[alpha\] ready$")
+        ds[0].wait_for(r"\[daemon\] node 'alpha' ended")
+        # kill -9 of the launcher: the stand-ins go, and the daemons stop
+        # their nodes.
+        pids = l.node_pids()
+        l.proc.kill()
+        l.proc.wait()
+        for node, pid in pids.items():
+            wait_until(lambda: not pid_alive(pid), 10, f"orphan node {node} to exit")
+        for d, node in zip(ds, ["alpha", "exec"]):
+            d.wait_for(rf"\[daemon\] node '{node}' ended", timeout=15)
+        # The daemons take the next deployment: the same daemons, a short
+        # session, fresh node ports.
+        with open(path) as f:
+            text = f.read()
+        text = text.replace("quotes = 100000000, seed = 42, rate = 20000",
+                            "quotes = 5000, seed = 42")
+        for node in ("md", "alpha", "exec"):
+            text = re.sub(rf'(name = "{node}"\n(?:.*\n)*?port = )\d+',
+                          rf"\g<1>{free_port()}", text, count=1)
+        again = os.path.join(self.tmp, "again.toml")
+        with open(again, "w") as f:
+            f.write(text)
+        l2 = Launcher(self, again, "--until-exit", "journal")
+        self.assertEqual(l2.wait(), 0, "\n".join(l2.lines[-40:]))
+        self.assertIn("session complete: 5000 quotes", self.journal("daemons"))
+        self.assert_nothing_left(l2)
+        for d in ds:
+            self.assertEqual(d.stop(), 0)
 
     # -- stopping ---------------------------------------------------------------------
 

@@ -150,7 +150,7 @@ TEST_CASE("topology: every loader error names file:line:column and what to do") 
     CHECK_HAS(error_of("socket_dri = \"x\"\n[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"),
               "/etc/demo/t.toml:1:14: top-level unknown key 'socket_dri' (known keys: "
               "name, socket_dir, shm_dir, binary, log_dir, nodes, services, "
-              "link_defaults, links; did you mean 'socket_dir'?)");
+              "link_defaults, links, daemons; did you mean 'socket_dir'?)");
   }
   SUBCASE("unknown node key, with a suggestion") {
     CHECK_HAS(error_of("[[nodes]]\nname = \"a\"\nservice = [\"s\"]\n"),
@@ -257,6 +257,74 @@ TEST_CASE("topology: every loader error names file:line:column and what to do") 
     CHECK(second != std::string::npos);
     CHECK(first < second);
   }
+}
+
+TEST_CASE("topology: [[daemons]] start the nodes of their host, with checks") {
+  char secret[] = "/tmp/myc-topology-secret-XXXXXX";
+  int fd = ::mkstemp(secret);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "s3cret\n", 7) == 7);
+  ::close(fd);
+  const std::string nodes = "[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nport = 7000\n"
+                            "[[nodes]]\nname = \"b\"\nservices = [\"t\"]\n"
+                            "host = \"10.0.0.2\"\nport = 7001\n";
+  SUBCASE("a daemon serves the nodes whose host is its host") {
+    auto t = must_load(nodes + "[[daemons]]\nhost = \"10.0.0.2\"\nport = 7100\n"
+                               "secret_file = \"" + secret + "\"\n");
+    REQUIRE(t.daemons.size() == 1);
+    CHECK(t.daemons[0].port == 7100);
+    CHECK(t.daemons[0].secret_file == secret);
+    CHECK(t.daemon_for(*t.find_node("b")) == &t.daemons[0]);
+    CHECK(t.daemon_for(*t.find_node("a")) == nullptr);
+    auto plan = plan_deployment(t);
+    REQUIRE_MESSAGE(plan, (plan ? "" : render(plan.error())));
+    CHECK_HAS(plan_table(t, *plan, {}), "b     10.0.0.2   cpp      the node binary in the daemon at 10.0.0.2:7100");
+  }
+  SUBCASE("a loopback daemon needs no secret") {
+    auto t = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
+                       "host = \"127.0.0.2\"\nport = 7001\n"
+                       "[[daemons]]\nhost = \"127.0.0.2\"\nport = 7100\n");
+    CHECK(t.daemon_for(t.nodes[0]) != nullptr);
+  }
+  SUBCASE("another address needs a secret") {
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nhost = \"10.0.0.2\"\nport = 7100\n"),
+              "t.toml:10:1: the daemon of host '10.0.0.2' is not on loopback and has "
+              "no secret_file");
+  }
+  SUBCASE("host and port are required; one daemon per host") {
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nport = 7100\n"),
+              "[[daemons]] entry without a host");
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nhost = \"127.0.0.1\"\n"),
+              "[[daemons]] entry for host '127.0.0.1' without a port");
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nhost = \"10.0.0.2\"\nport = 7100\n"
+                               "secret_file = \"" + secret + "\"\n"
+                               "[[daemons]]\nhost = \"10.0.0.2\"\nport = 7101\n"
+                               "secret_file = \"" + secret + "\"\n"),
+              "a second [[daemons]] entry for host '10.0.0.2' (the first is at line 10)");
+  }
+  SUBCASE("a daemon for a host no node has") {
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nhost = \"10.0.0.3\"\nport = 7100\n"
+                               "secret_file = \"" + secret + "\"\n"),
+              "no node has host = \"10.0.0.3\", so this daemon starts nothing; did "
+              "you mean '10.0.0.2'?");
+  }
+  SUBCASE("what cannot apply inside a daemon") {
+    auto with = [&](const std::string& extra) {
+      return error_of("[[nodes]]\nname = \"b\"\nservices = [\"t\"]\n"
+                      "host = \"127.0.0.2\"\nport = 7001\n" + extra
+                      + "[[daemons]]\nhost = \"127.0.0.2\"\nport = 7100\n");
+    };
+    CHECK_HAS(with("runtime = \"python\"\n"),
+              "node 'b' starts through the daemon of host '127.0.0.2' (line 7), inside "
+              "the daemon's process: a daemon runs C++ nodes only");
+    CHECK_HAS(with("env = { A = \"1\" }\n"), "env cannot apply there");
+    CHECK_HAS(with("workdir = \"/tmp\"\n"), "workdir cannot apply there");
+  }
+  SUBCASE("a daemon's keys are checked") {
+    CHECK_HAS(error_of(nodes + "[[daemons]]\nhost = \"10.0.0.2\"\nprot = 7100\n"),
+              "[[daemons]] unknown key 'prot'");
+  }
+  ::unlink(secret);
 }
 
 TEST_CASE("topology: service types must be registered by the node's binary") {

@@ -1,325 +1,29 @@
 #include "mycelium/topology/node_main.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <iostream>
-#include <map>
 #include <set>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "mycelium/actors/log.hpp"
 #include "mycelium/actors/service_registry.hpp"
-#include "mycelium/detail/json.hpp"
 #include "mycelium/errc.hpp"
-#include "mycelium/topology/control_channel.hpp"
 #include "mycelium/topology/topology_loader.hpp"
 #include "mycelium/topology/topology_node.hpp"
 #include "mycelium/transports/system_config.hpp"
+
+#include "node_daemon.hpp"
+#include "node_session.hpp"
+#include "node_stand_in.hpp"
 
 namespace mycelium {
 
 namespace {
 
-using namespace std::chrono_literals;
-using detail::json_quote;
-using topology::control_channel;
-
-enum exit_code : int {
-  exit_ok = 0,
-  exit_usage = 2,
-  exit_start = 3,
-  exit_peers = 4,
-  exit_supervisor = 5,
-  exit_orphaned = 6,
-};
-
-/// Writes "down NAME REASON" into a pipe when a watched actor ends, so the
-/// main thread's poll wakes up. Runs on CAF's workers.
-caf::behavior down_watcher(caf::event_based_actor* self, int fd,
-                           std::map<caf::actor_addr, std::string> names) {
-  auto left = std::make_shared<std::map<caf::actor_addr, std::string>>(std::move(names));
-  for (auto& kv : *left)
-    self->monitor(caf::actor_cast<caf::actor>(kv.first));
-  self->set_down_handler([self, fd, left](caf::down_msg& dm) {
-    auto i = left->find(dm.source);
-    if (i == left->end())
-      return;
-    auto line = fmt::format("{} {}\n", i->second, dm.reason ? "error" : "normal");
-    [[maybe_unused]] auto n = ::write(fd, line.data(), line.size());
-    left->erase(i);
-    if (left->empty())
-      self->quit();
-  });
-  return {[](caf::unit_t) {}};
-}
-
-std::string ids_text(const std::vector<uint32_t>& ids) {
-  std::string out;
-  for (auto id : ids)
-    out += (out.empty() ? "" : ",") + std::to_string(id);
-  return out;
-}
-
-std::vector<uint32_t> parse_ids(const std::string& text) {
-  std::vector<uint32_t> out;
-  std::stringstream ss{text};
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty())
-      out.push_back(static_cast<uint32_t>(std::stoul(item)));
-  return out;
-}
-
-struct node_options {
-  std::string topology_file;
-  std::string node_name;
-  bool list_types = false;
-  bool describe = false;
-  int control_fd = -1;
-  int64_t ready_timeout_ms = 30000;
-};
-
-int fail(control_channel& ctl, int code, const std::string& text) {
-  std::cerr << "mycelium-node: error: " << text << "\n";
-  ctl.send("error " + std::to_string(code) + " " + text);
-  return code;
-}
-
-int run_node(const node_options& o, const topology::topology& t,
-             const topology::deployment_plan& plan, const schema_descriptor& schema) {
-  control_channel ctl{o.control_fd};
-  // Signals go to a signalfd read by this thread; CAF's threads, created
-  // below, inherit the blocked mask and never see them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  int sfd = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-  int down_pipe[2];
-  if (sfd < 0 || ::pipe2(down_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
-    return fail(ctl, exit_start, "cannot create the signal fd or pipe");
-
-  system_config cfg;
-  cfg.set("logger.console", caf::atom("none"));
-  if (schema.add_message_types != nullptr)
-    schema.add_message_types(cfg);
-  caf::actor_system sys{cfg};
-  auto started = topology::topology_node::start(sys, t, plan, o.node_name, schema);
-  if (!started)
-    return fail(ctl, exit_start, render(started.error()));
-  auto& tn = **started;
-  ctl.send("started");
-  log(log_level::info, o.node_name,
-      fmt::format("started {} service(s), {} link(s)",
-                  t.services_of(o.node_name).size(), tn.links().size()));
-  // Watch the supervisor (escalation) and each service (a normal exit is a
-  // service that finished; failures are the supervisor's business).
-  std::map<caf::actor_addr, std::string> watched;
-  watched.emplace(tn.node().supervisor().address(), "supervisor");
-  for (auto& [name, actor] : tn.service_actors())
-    watched.emplace(actor.address(), "service " + name);
-  auto watcher = sys.spawn(down_watcher, down_pipe[1], watched);
-
-  auto timeout = std::chrono::milliseconds{o.ready_timeout_ms};
-  std::string why;
-  // Waiting for peers takes turns of 100 ms, so that a signal, "stop" or the
-  // launcher's end interrupt it at once. Lines other than "stop" that come
-  // meanwhile ("expect", "go") are kept for the loop below.
-  std::vector<std::string> early;
-  bool stop_early = false;
-  bool orphaned = false;
-  auto interrupted = [&] {
-    signalfd_siginfo si{};
-    if (::read(sfd, &si, sizeof(si)) == sizeof(si)) {
-      log(log_level::info, o.node_name,
-          fmt::format("signal {} while starting: stopping", si.ssi_signo));
-      stop_early = true;
-    }
-    if (ctl.open()) {
-      bool closed = false;
-      for (auto& line : ctl.receive(closed)) {
-        if (line == "stop")
-          stop_early = true;
-        else
-          early.push_back(line);
-      }
-      if (closed) {
-        log(log_level::error, o.node_name,
-            "the launcher went away (control channel closed) while starting: stopping");
-        stop_early = orphaned = true;
-      }
-    }
-    return stop_early;
-  };
-  auto await_in_turns = [&](auto&& step) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-      if (step(std::clamp(left, std::chrono::milliseconds{0},
-                          std::chrono::milliseconds{100})))
-        return true;
-      if (interrupted() || left.count() <= 0)
-        return false;
-    }
-  };
-  auto stopped_while_starting = [&] {
-    anon_send_exit(watcher, caf::exit_reason::user_shutdown);
-    tn.stop();
-    ctl.send("stopped");
-    return orphaned ? exit_orphaned : exit_ok;
-  };
-  if (!await_in_turns([&](std::chrono::milliseconds d) { return tn.await_links(d, why); })) {
-    if (stop_early)
-      return stopped_while_starting();
-    return fail(ctl, exit_peers,
-                fmt::format("node '{}': peers not reached within {} ms: {}",
-                            o.node_name, o.ready_timeout_ms, why));
-  }
-  bool ready = false;
-  std::map<std::string, std::vector<uint32_t>> expected;
-  auto check_ready = [&] {
-    if (ready)
-      return true;
-    if (!await_in_turns([&](std::chrono::milliseconds d) {
-          return tn.await_peer_interest(expected, d, why);
-        })) {
-      if (stop_early)
-        return false;
-      fail(ctl, exit_peers,
-           fmt::format("node '{}': {} within {} ms", o.node_name, why,
-                       o.ready_timeout_ms));
-      return false;
-    }
-    ready = true;
-    if (!ctl.open()) // alone: nobody else to wait for
-      tn.announce_ready(1);
-    ctl.send("ready");
-    log(log_level::info, o.node_name, "ready");
-    return true;
-  };
-  if (ctl.open()) {
-    ctl.send("links-up " + ids_text(tn.local_interest()));
-  } else if (!check_ready()) {
-    return stop_early ? stopped_while_starting() : exit_peers;
-  }
-
-  int code = exit_ok;
-  bool running = !stop_early;
-  auto handle_line = [&](const std::string& line) {
-    auto [verb, arg] = topology::split_verb(line);
-    if (verb == "expect") {
-      auto [peer, ids] = topology::split_verb(arg);
-      expected[peer] = parse_ids(ids);
-    } else if (verb == "go") {
-      if (!check_ready()) {
-        code = orphaned ? exit_orphaned : stop_early ? exit_ok : exit_peers;
-        running = false;
-      }
-    } else if (verb == "all-ready") {
-      // Every node of the deployment is ready (the launcher knows).
-      tn.announce_ready(static_cast<uint32_t>(std::stoul(arg.empty() ? "1" : arg)));
-    } else if (verb == "status") {
-      // One tab-separated row per link for the launcher's table, then the
-      // whole status as JSON.
-      for (auto& l : tn.links()) {
-        auto st = l.stats();
-        ctl.send(fmt::format("link {}\t{}\t{}\t{}\t{}\t{}\t{}", st.name,
-                             transports::to_string(st.state), st.peers,
-                             st.frames_received, st.frames_sent,
-                             st.dropped_overflow + st.back_pressured
-                               + st.dropped_link_down + st.frames_too_large,
-                             st.queued));
-      }
-      ctl.send(fmt::format("status {{\"node\":{},\"pid\":{},\"ready\":{},\"links\":{}}}",
-                           json_quote(o.node_name), ::getpid(),
-                           ready ? "true" : "false", tn.links_json()));
-    } else if (verb == "stop") {
-      running = false;
-    } else {
-      log(log_level::warning, o.node_name,
-          "unknown control line from the launcher: " + line);
-    }
-  };
-  for (auto& line : early)
-    if (running)
-      handle_line(line);
-  while (running) {
-    pollfd fds[3] = {{sfd, POLLIN, 0}, {down_pipe[0], POLLIN, 0}, {ctl.fd(), POLLIN, 0}};
-    int n = ::poll(fds, ctl.open() ? 3 : 2, -1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo si{};
-      [[maybe_unused]] auto r = ::read(sfd, &si, sizeof(si));
-      log(log_level::info, o.node_name,
-          fmt::format("signal {}: stopping", si.ssi_signo));
-      running = false;
-    }
-    if (fds[1].revents & POLLIN) {
-      char buf[512];
-      auto r = ::read(down_pipe[0], buf, sizeof(buf));
-      std::string lines(buf, r > 0 ? static_cast<size_t>(r) : 0);
-      std::stringstream ss{lines};
-      std::string line;
-      bool supervisor_down = false;
-      while (std::getline(ss, line)) {
-        if (line.rfind("supervisor", 0) == 0) {
-          supervisor_down = true;
-        } else if (line.rfind("service ", 0) == 0) {
-          // "service NAME normal|error": a normal exit is a service that
-          // finished its work (a failure is the supervisor's to restart).
-          auto rest = line.substr(8);
-          auto sp = rest.rfind(' ');
-          if (rest.substr(sp + 1) == "normal") {
-            log(log_level::info, o.node_name, "service " + rest.substr(0, sp) + " finished");
-            ctl.send("service-done " + rest.substr(0, sp));
-          }
-        }
-      }
-      if (supervisor_down) {
-        auto reason = tn.node().await_stopped(0ms);
-        code = fail(ctl, exit_supervisor,
-                    fmt::format("node '{}': the supervisor stopped ({}); a "
-                                "service failed more often than its restart "
-                                "policy allows (see the log above)",
-                                o.node_name, render(reason)));
-        running = false;
-      }
-    }
-    if (ctl.open() && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
-      bool closed = false;
-      for (auto& line : ctl.receive(closed))
-        handle_line(line);
-      if (closed && running) {
-        log(log_level::error, o.node_name,
-            "the launcher went away (control channel closed): stopping");
-        code = exit_orphaned;
-        running = false;
-      }
-    }
-  }
-  anon_send_exit(watcher, caf::exit_reason::user_shutdown);
-  tn.stop();
-  log(log_level::info, o.node_name, "stopped");
-  ctl.send("stopped");
-  ::close(sfd);
-  ::close(down_pipe[0]);
-  ::close(down_pipe[1]);
-  return code;
-}
+using namespace topology;
 
 int describe(const node_options& o, const topology::topology& t,
              const topology::deployment_plan& plan, const schema_descriptor& schema) {
@@ -366,10 +70,31 @@ int node_main(int argc, char** argv, const schema_descriptor& schema) {
   app.add_option("--ready-timeout", o.ready_timeout_ms,
                  "milliseconds to wait for every peer before giving up")
     ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  app.add_option("--serve", o.serve,
+                 "run as the node daemon of this host on HOST:PORT (or PORT, on "
+                 "127.0.0.1): mycelium-run starts the nodes of a topology's "
+                 "[[daemons]] entry for this host in this process");
+  app.add_option("--secret-file", o.secret_file,
+                 "with --serve: accept only launchers that know this shared "
+                 "secret (required on an address other than loopback)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? exit_ok : exit_usage;
+  }
+  if (!o.serve.empty()) {
+    if (!o.topology_file.empty() || !o.node_name.empty() || o.describe || o.list_types) {
+      std::cerr << "mycelium-node: error: --serve runs a node daemon; it takes no "
+                   "--topology, --node, --describe or --list-types (the launcher "
+                   "sends the topology)\n";
+      return exit_usage;
+    }
+    return serve_daemon(o, schema);
+  }
+  if (!o.secret_file.empty()) {
+    std::cerr << "mycelium-node: error: --secret-file goes with --serve; a node "
+                 "reads its secrets from the topology\n";
+    return exit_usage;
   }
   if (o.list_types) {
     for (auto& name : service_registry::global().names())
@@ -407,7 +132,22 @@ int node_main(int argc, char** argv, const schema_descriptor& schema) {
   }
   if (o.describe)
     return describe(o, *t, *plan, schema);
-  return run_node(o, *t, *plan, schema);
+  if (auto* n = t->find_node(o.node_name); n != nullptr)
+    if (auto* d = t->daemon_for(*n))
+      return run_via_daemon(o, *t, *d, schema);
+  auto stop = signal_stop_source();
+  if (stop.fd < 0) {
+    std::cerr << "mycelium-node: error: cannot create the signal fd\n";
+    return exit_start;
+  }
+  system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  if (schema.add_message_types != nullptr)
+    schema.add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto code = run_node_session(o, *t, *plan, schema, sys, o.control_fd, stop);
+  ::close(stop.fd);
+  return code;
 }
 
 } // namespace mycelium

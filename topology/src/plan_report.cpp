@@ -56,7 +56,10 @@ std::string host_of(const node_spec& n) {
   return n.host.empty() ? "localhost" : n.host;
 }
 
-std::string process_of(const node_spec& n) {
+std::string process_of(const topology& t, const node_spec& n) {
+  if (auto* d = t.daemon_for(n))
+    return fmt::format("{} in the daemon at {}:{}",
+                       n.binary.empty() ? "the node binary" : n.binary, d->host, d->port);
   switch (n.runtime) {
     case node_runtime::cpp:
       return n.binary.empty() ? "<no binary: set binary = ...>" : n.binary;
@@ -112,7 +115,7 @@ std::string plan_table(const topology& t, const deployment_plan& p,
     {"NODE", "HOST", "RUNTIME", "PROCESS", "RESTART"}};
   for (auto& name : p.start_order) {
     auto& n = *t.find_node(name);
-    nodes.push_back({n.name, host_of(n), to_string(n.runtime), process_of(n),
+    nodes.push_back({n.name, host_of(n), to_string(n.runtime), process_of(t, n),
                      fmt::format("{} (max {} in {}s)", to_string(n.restart.mode),
                                  n.restart.max_restarts,
                                  n.restart.window.count() / 1000)});
@@ -170,7 +173,7 @@ std::string plan_json(const topology& t, const deployment_plan& p,
     out += fmt::format("{}{{\"name\":{},\"host\":{},\"runtime\":{},\"process\":{},"
                        "\"restart\":{},\"max_restarts\":{},\"services\":{}}}",
                        first ? "" : ",", json_quote(n.name), json_quote(host_of(n)),
-                       json_quote(to_string(n.runtime)), json_quote(process_of(n)),
+                       json_quote(to_string(n.runtime)), json_quote(process_of(t, n)),
                        json_quote(to_string(n.restart.mode)), n.restart.max_restarts,
                        json_list(svc));
     first = false;

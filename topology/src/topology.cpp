@@ -137,6 +137,15 @@ std::string node_spec::address() const {
   return host.empty() || host == "localhost" ? std::string{"127.0.0.1"} : host;
 }
 
+const daemon_spec* topology::daemon_for(const node_spec& n) const {
+  if (n.host.empty())
+    return nullptr;
+  for (auto& d : daemons)
+    if (d.host == n.host)
+      return &d;
+  return nullptr;
+}
+
 const node_spec* topology::find_node(const std::string& n) const {
   for (auto& x : nodes)
     if (x.name == n)

@@ -11,6 +11,7 @@
 
 #include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
+#include "mycelium/transports/remote_auth.hpp"
 
 namespace mycelium::topology {
 
@@ -26,7 +27,8 @@ source_ref ref(const toml_value& v) {
 
 const std::vector<std::string> top_keys{"name",  "socket_dir",    "shm_dir",
                                         "binary", "log_dir",      "nodes",
-                                        "services", "link_defaults", "links"};
+                                        "services", "link_defaults", "links",
+                                        "daemons"};
 const std::vector<std::string> node_keys{
   "name",    "services", "host",    "port",         "endpoint",
   "runtime", "binary",   "command", "env",          "workdir",
@@ -120,7 +122,16 @@ public:
         for (auto& e : l->as_array())
           read_link(e);
     }
+    if (auto* d = toml_reader::find(&root, "daemons")) {
+      if (!d->is_array())
+        r_.fail_key(*d, "top-level key", "daemons",
+                    "must be an array of tables: write [[daemons]] before each entry");
+      else
+        for (auto& e : d->as_array())
+          read_daemon(e);
+    }
     check_nodes();
+    check_daemons();
     if (!r_.ok())
       return r_.error();
     return std::move(t_);
@@ -471,21 +482,31 @@ private:
       if (auto d = r_.duration(*v, ctx, "peer_timeout"))
         out.peer_timeout = ms(*d);
     if (auto* v = toml_reader::find(&t, "secret_file"))
-      if (auto s = r_.nonempty_string(*v, ctx, "secret_file")) {
-        auto p = path(*s);
-        std::ifstream probe{p, std::ios::binary};
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(p, ec) || !probe)
-          r_.fail_key(*v, ctx, "secret_file",
-                      fmt::format("cannot read '{}' (resolved to '{}'): create it "
-                                  "with the shared secret, readable by the nodes",
-                                  *s, p));
-        else if (std::filesystem::file_size(p, ec) == 0)
-          r_.fail_key(*v, ctx, "secret_file",
-                      fmt::format("'{}' is empty; put the shared secret in it", p));
-        else
-          out.secret_file = p;
-      }
+      if (auto p = secret_file(*v, ctx))
+        out.secret_file = *p;
+  }
+
+  /// A `secret_file` value: resolved, readable and not empty.
+  std::optional<std::string> secret_file(const toml_value& v, const std::string& ctx) {
+    auto s = r_.nonempty_string(v, ctx, "secret_file");
+    if (!s)
+      return std::nullopt;
+    auto p = path(*s);
+    std::ifstream probe{p, std::ios::binary};
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec) || !probe) {
+      r_.fail_key(v, ctx, "secret_file",
+                  fmt::format("cannot read '{}' (resolved to '{}'): create it "
+                              "with the shared secret, readable by the nodes",
+                              *s, p));
+      return std::nullopt;
+    }
+    if (std::filesystem::file_size(p, ec) == 0) {
+      r_.fail_key(v, ctx, "secret_file",
+                  fmt::format("'{}' is empty; put the shared secret in it", p));
+      return std::nullopt;
+    }
+    return p;
   }
 
   void read_link(const toml_value& e) {
@@ -537,6 +558,92 @@ private:
       }
     read_link_settings(e, ctx, out.settings);
     t_.links.push_back(std::move(out));
+  }
+
+  // -- daemons ----------------------------------------------------------------------
+
+  void read_daemon(const toml_value& e) {
+    if (!e.is_table()) {
+      r_.fail(e, "each [[daemons]] entry must be a table");
+      return;
+    }
+    r_.check_keys(e, "[[daemons]]", {"host", "port", "secret_file"});
+    daemon_spec out;
+    out.at = ref(e);
+    const std::string ctx = "[[daemons]] key";
+    if (auto* v = toml_reader::find(&e, "host")) {
+      if (auto s = r_.nonempty_string(*v, ctx, "host"))
+        out.host = *s;
+    } else {
+      r_.fail(e, "[[daemons]] entry without a host: add host = \"...\", the "
+                 "host of the nodes it starts");
+    }
+    if (auto* v = toml_reader::find(&e, "port")) {
+      if (auto p = r_.integer(*v, ctx, "port", 1, 65535))
+        out.port = static_cast<uint16_t>(*p);
+    } else {
+      r_.fail(e, fmt::format("[[daemons]] entry for host '{}' without a port: add "
+                             "port = N, the port of its --serve HOST:PORT", out.host));
+    }
+    if (auto* v = toml_reader::find(&e, "secret_file"))
+      if (auto p = secret_file(*v, ctx))
+        out.secret_file = *p;
+    if (!out.host.empty() && out.secret_file.empty()
+        && !transports::is_loopback(out.host)
+        && toml_reader::find(&e, "secret_file") == nullptr)
+      r_.fail(e, fmt::format("the daemon of host '{}' is not on loopback and has no "
+                             "secret_file: a daemon on another address refuses to "
+                             "start without one; add secret_file = \"...\" (the "
+                             "file its --secret-file reads)", out.host));
+    for (auto& d : t_.daemons)
+      if (!out.host.empty() && d.host == out.host)
+        r_.fail(e, fmt::format("a second [[daemons]] entry for host '{}' (the first "
+                               "is at line {}); a host has one daemon",
+                               out.host, d.at.line));
+    t_.daemons.push_back(std::move(out));
+  }
+
+  void check_daemons() {
+    for (auto& d : t_.daemons) {
+      if (d.host.empty())
+        continue;
+      bool used = false;
+      for (auto& n : t_.nodes) {
+        if (n.host != d.host)
+          continue;
+        used = true;
+        auto refuse = [&](const std::string& what) {
+          r_.fail_at(n.at.line, n.at.column,
+                     fmt::format("node '{}' starts through the daemon of host '{}' "
+                                 "(line {}), inside the daemon's process: {}",
+                                 n.name, d.host, d.at.line, what));
+        };
+        if (n.runtime != node_runtime::cpp)
+          refuse(fmt::format("a daemon runs C++ nodes only, and this one has runtime "
+                             "= \"{}\"; run it on a host of its own without a daemon",
+                             to_string(n.runtime)));
+        if (!n.env.empty())
+          refuse("env cannot apply there; set the variables where the daemon starts, "
+                 "or remove env");
+        if (!n.workdir.empty())
+          refuse("workdir cannot apply there (relative paths resolve against the "
+                 "daemon's working directory); remove workdir");
+        if (n.port == d.port)
+          refuse(fmt::format("the node and the daemon both use port {}", d.port));
+      }
+      if (!used) {
+        std::vector<std::string> hosts;
+        for (auto& n : t_.nodes)
+          if (!n.host.empty())
+            hosts.push_back(n.host);
+        auto near = config::closest(hosts, d.host);
+        r_.fail_at(d.at.line, d.at.column,
+                   fmt::format("no node has host = \"{}\", so this daemon starts "
+                               "nothing{}", d.host,
+                               near.empty() ? "; fix the host or remove the entry"
+                                            : fmt::format("; did you mean '{}'?", near)));
+      }
+    }
   }
 
   std::vector<std::string> node_names() const {

@@ -13,18 +13,15 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-
 #include "mycelium/backtest/instance.hpp"
 #include "mycelium/errc.hpp"
+#include "mycelium/transports/remote_auth.hpp"
 
 namespace mycelium::backtest {
 
 using prepare_atom = caf::atom_constant<caf::atom("btprepare")>;
 using run_atom = caf::atom_constant<caf::atom("btrun")>;
 using result_atom = caf::atom_constant<caf::atom("btresult")>;
-using auth_atom = caf::atom_constant<caf::atom("btauth")>;
 
 void add_remote_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<bar>("mycelium.backtest.bar");
@@ -39,99 +36,32 @@ void add_remote_types(caf::actor_system_config& cfg) {
 
 namespace {
 
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
-
-/// The proof that a driver knows `secret`: HMAC-SHA256 over a label and the
-/// worker's nonce, as hex.
-std::string auth_proof(const std::string& secret, const std::string& nonce) {
-  std::string msg = "mycelium-backtest-auth-v1:" + nonce;
-  unsigned char out[32];
-  unsigned int len = sizeof(out);
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
-  return hex(out, len);
-}
-
-bool same(const std::string& a, const std::string& b) {
-  if (a.size() != b.size())
-    return false;
-  unsigned char diff = 0; // constant time: no early exit on the first byte
-  for (size_t i = 0; i < a.size(); ++i)
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
+/// Separates a worker's proofs from those of other services.
+constexpr char auth_label[] = "mycelium-backtest-auth-v1";
 
 struct worker_state {
   std::map<uint64_t, bar_series_ptr> sessions;
   size_t threads = 0;
-  std::string secret; ///< empty: no authentication (loopback only)
-  std::map<caf::node_id, std::string> nonces;
-  std::set<caf::node_id> trusted;
+  transports::remote_gate gate{{}, auth_label, "worker"};
   static inline const char* name = "mycelium.backtest.worker";
 
   /// Whether the sender's node may use the worker.
   bool allowed(const caf::strong_actor_ptr& sender) const {
-    return secret.empty() || (sender && trusted.count(sender->node()) != 0);
+    return gate.allows(sender);
   }
 };
-
-caf::error unauthenticated() {
-  return make_error(errc::auth_failed,
-                    "this worker requires authentication: pass the driver the "
-                    "worker's --secret-file");
-}
 
 /// Runs on its own thread (spawned detached): a chunk blocks it while the
 /// local pool computes.
 caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, size_t threads,
                            std::string secret) {
   self->state.threads = threads;
-  self->state.secret = std::move(secret);
-  return {
-    // Challenge: a fresh nonce for the asking node.
-    [self](auth_atom) -> caf::result<std::string> {
-      unsigned char raw[16];
-      if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return make_error(errc::auth_failed, "the worker has no random numbers");
-      auto nonce = hex(raw, sizeof(raw));
-      if (auto& s = self->current_sender())
-        self->state.nonces[s->node()] = nonce;
-      return nonce;
-    },
-    // Response: the proof for that nonce; trusted from then on.
-    [self](auth_atom, const std::string& proof) -> caf::result<caf::atom_value> {
-      auto& s = self->current_sender();
-      if (!s)
-        return unauthenticated();
-      auto i = self->state.nonces.find(s->node());
-      if (self->state.secret.empty())
-        return caf::atom("ok");
-      if (i == self->state.nonces.end()
-          || !same(proof, auth_proof(self->state.secret, i->second))) {
-        if (i != self->state.nonces.end())
-          self->state.nonces.erase(i);
-        std::fprintf(stderr, "mycelium-backtest worker: refused a driver with a "
-                             "wrong secret\n");
-        return make_error(errc::auth_failed,
-                          "the worker refused the proof: the driver's secret "
-                          "differs from the worker's --secret-file");
-      }
-      self->state.nonces.erase(i); // one nonce, one proof
-      self->state.trusted.insert(s->node());
-      return caf::atom("ok");
-    },
+  self->state.gate = transports::remote_gate{std::move(secret), auth_label, "worker"};
+  return transports::remote_auth_handler(self, self->state.gate).or_else(caf::message_handler{
     [self](prepare_atom, uint64_t session, const std::vector<bar>& bars)
       -> caf::result<caf::atom_value> {
       if (!self->state.allowed(self->current_sender()))
-        return unauthenticated();
+        return self->state.gate.refusal();
       self->state.sessions[session] = std::make_shared<const bar_series>(bars);
       return caf::atom("ok");
     },
@@ -139,7 +69,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, size_t threa
            const std::vector<crossover_params>& sets)
       -> caf::result<result_atom, uint64_t, std::vector<run_metrics>> {
       if (!self->state.allowed(self->current_sender()))
-        return unauthenticated();
+        return self->state.gate.refusal();
       auto i = self->state.sessions.find(session);
       if (i == self->state.sessions.end())
         return make_error(errc::config_invalid,
@@ -160,7 +90,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, size_t threa
         return failure;
       return {result_atom::value, first, std::move(out)};
     },
-  };
+  });
 }
 
 } // namespace
@@ -182,21 +112,10 @@ caf::error run_remote(const std::vector<std::string>& workers,
   };
   std::vector<remote> peers;
   for (auto& w : workers) {
-    auto colon = w.rfind(':');
-    if (colon == std::string::npos || colon + 1 == w.size())
-      return make_error(errc::config_invalid,
-                        "--workers: '" + w + "' is not host:port");
-    auto host = w.substr(0, colon);
-    uint16_t port = 0;
-    try {
-      auto p = std::stoul(w.substr(colon + 1));
-      if (p == 0 || p > 65535)
-        throw std::out_of_range{"port"};
-      port = static_cast<uint16_t>(p);
-    } catch (const std::exception&) {
-      return make_error(errc::config_invalid,
-                        "--workers: '" + w + "' has no valid port (1..65535)");
-    }
+    auto where = transports::parse_host_port(w, "--workers");
+    if (!where)
+      return where.error();
+    auto& [host, port] = *where;
     auto h = sys.middleman().remote_actor(host, port);
     if (!h)
       return make_error(errc::config_invalid,
@@ -212,17 +131,10 @@ caf::error run_remote(const std::vector<std::string>& workers,
     self->monitor(p.handle);
     caf::error err;
     if (!secret.empty()) {
-      std::string nonce;
-      self->request(p.handle, std::chrono::seconds(30), auth_atom::value)
-        .receive([&](std::string& n) { nonce = std::move(n); },
-                 [&](caf::error& e) { err = e; });
-      if (!err)
-        self->request(p.handle, std::chrono::seconds(30), auth_atom::value,
-                      auth_proof(secret, nonce))
-          .receive([](caf::atom_value) {}, [&](caf::error& e) { err = e; });
-      if (err)
+      if (auto e = transports::remote_authenticate(self, p.handle, secret, auth_label,
+                                                    std::chrono::seconds(30)))
         return make_error(errc::auth_failed,
-                          "worker " + p.name + " refused the driver: " + render(err));
+                          "worker " + p.name + " refused the driver: " + render(e));
     }
     self->request(p.handle, std::chrono::seconds(60), prepare_atom::value, session, data)
       .receive([](caf::atom_value) {}, [&](caf::error& e) { err = e; });
@@ -284,13 +196,9 @@ caf::error run_remote(const std::vector<std::string>& workers,
   return failure;
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
-
 caf::error serve_worker(const std::string& host, uint16_t port, size_t threads,
                         const std::string& secret) {
-  if (!is_loopback(host) && secret.empty())
+  if (!transports::is_loopback(host) && secret.empty())
     return make_error(errc::config_invalid,
                       "refusing to listen on " + host + " without authentication: "
                         "anyone who reaches the port could use this worker. Pass "

@@ -123,11 +123,24 @@ struct node_spec {
   std::vector<std::string> services; ///< instance names, in file order
   source_ref at;
 
-  /// True if the node runs on the launcher's host.
+  /// True if the node runs on the launcher's host (without a daemon, the
+  /// launcher starts exactly these).
   bool local() const noexcept;
 
   /// The address peers reach it at: `host`, or 127.0.0.1 for this host.
   std::string address() const;
+};
+
+/// A `[[daemons]]` entry: the node daemon of one host (the node binary run
+/// there as `NODE_BINARY --serve HOST:PORT`). The launcher starts every node
+/// whose `host` is this one through it: the node's services run inside the
+/// daemon's process, and a local stand-in process relays the control
+/// protocol and the logs (docs/topology.md section 7). Plain data.
+struct daemon_spec {
+  std::string host;        ///< the nodes' `host` it serves, and its address
+  uint16_t port = 0;       ///< its listening port
+  std::string secret_file; ///< resolved; "" = no authentication (loopback only)
+  source_ref at;
 };
 
 /// A whole topology file, validated. Plain data.
@@ -142,12 +155,15 @@ struct topology {
   std::vector<service_spec> services;    ///< in node, then list order
   link_settings link_defaults;           ///< `[link_defaults]`
   std::vector<link_override> links;      ///< `[[links]]`
+  std::vector<daemon_spec> daemons;      ///< `[[daemons]]`
   std::map<std::string, source_ref> key_at; ///< where top-level keys are
 
   const node_spec* find_node(const std::string& name) const;
   const service_spec* find_service(const std::string& name) const;
   /// The services of `node`, in order.
   std::vector<const service_spec*> services_of(const std::string& node) const;
+  /// The daemon that starts `n`, or null (the launcher starts it itself).
+  const daemon_spec* daemon_for(const node_spec& n) const;
   /// True if both nodes run on one host.
   bool same_host(const node_spec& a, const node_spec& b) const;
 };

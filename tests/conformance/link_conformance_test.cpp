@@ -622,8 +622,10 @@ TEST_CASE_TEMPLATE("CAF remote actor systems: a service spawned by name on a rem
   REQUIRE(!bad);
   CHECK(contains(mycelium::render(bad.error()), "linktest.nope"));
   CHECK(contains(mycelium::render(bad.error()), "unknown_service"));
+  caf::settings params;
+  params["offset"] = int64_t{1000}; // the pong tells that it arrived
   auto echo = mt::remote_spawn(h.sys, "127.0.0.1", basp, "linktest.echo", "echo1", 10s,
-                               Link::where);
+                               Link::where, params);
   REQUIRE(echo);
   CHECK(echo->node() != h.sys.node()); // a proxy of an actor over there
   // Wired into the remote bus: it answers pings that reach that bus over a
@@ -634,7 +636,7 @@ TEST_CASE_TEMPLATE("CAF remote actor systems: a service spawned by name on a rem
   h.node.publish(lt::ping{42, {4, 2}});
   REQUIRE(h.box->wait([&] { return h.box->pongs.size() == 1; }));
   std::lock_guard<std::mutex> guard{h.box->mtx};
-  CHECK(h.box->pongs[0].seq == 42);
+  CHECK(h.box->pongs[0].seq == 1042);
   auto nobody = mt::remote_spawn(h.sys, "127.0.0.1", 1, "linktest.echo", "", 5s);
   REQUIRE(!nobody);
   CHECK(contains(mycelium::render(nobody.error()), "no exposed Mycelium node at 127.0.0.1:1"));

@@ -159,8 +159,11 @@ public:
   using service::service;
 
   void on_start() override {
-    subscribe<lt::ping>([this](const lt::ping& p) {
-      publish(lt::pong{p.seq, p.payload});
+    // `offset` (a parameter, default 0) is added to each pong's seq, so that
+    // a test can tell that parameters arrived.
+    auto offset = static_cast<uint64_t>(caf::get_or(params(), "offset", int64_t{0}));
+    subscribe<lt::ping>([this, offset](const lt::ping& p) {
+      publish(lt::pong{p.seq + offset, p.payload});
     });
   }
 };

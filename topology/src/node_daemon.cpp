@@ -335,10 +335,9 @@ int serve_daemon(const node_options& o, const schema_descriptor& schema) {
     std::cerr << "mycelium-node: error: cannot create the signal fd or pipe\n";
     return exit_start;
   }
+  fd_set_closer closer{done_pipe[0], done_pipe[1], stop.fd}; // after `sys`
   system_config cfg;
-  cfg.set("logger.console", caf::atom("none"));
-  if (schema.add_message_types != nullptr)
-    schema.add_message_types(cfg);
+  prepare_node_config(cfg, schema);
   caf::actor_system sys{cfg};
   set_log_tap(route_log_line);
   auto d = sys.spawn(daemon, secret, &schema);
@@ -389,9 +388,6 @@ int serve_daemon(const node_options& o, const schema_descriptor& schema) {
     routes().daemon = nullptr;
   }
   log(log_level::info, "daemon", "stopped");
-  ::close(done_pipe[0]);
-  ::close(done_pipe[1]);
-  ::close(stop.fd);
   return exit_ok;
 }
 

@@ -28,9 +28,7 @@ using namespace topology;
 int describe(const node_options& o, const topology::topology& t,
              const topology::deployment_plan& plan, const schema_descriptor& schema) {
   system_config cfg;
-  cfg.set("logger.console", caf::atom("none"));
-  if (schema.add_message_types != nullptr)
-    schema.add_message_types(cfg);
+  prepare_node_config(cfg, schema);
   caf::actor_system sys{cfg};
   auto started = topology::topology_node::start(sys, t, plan, o.node_name, schema, false);
   if (!started) {
@@ -141,9 +139,7 @@ int node_main(int argc, char** argv, const schema_descriptor& schema) {
     return exit_start;
   }
   system_config cfg;
-  cfg.set("logger.console", caf::atom("none"));
-  if (schema.add_message_types != nullptr)
-    schema.add_message_types(cfg);
+  prepare_node_config(cfg, schema);
   caf::actor_system sys{cfg};
   auto code = run_node_session(o, *t, *plan, schema, sys, o.control_fd, stop);
   ::close(stop.fd);

@@ -38,6 +38,12 @@ std::string stop_source::take() const {
   return {};
 }
 
+fd_set_closer::~fd_set_closer() {
+  for (int fd : fds_)
+    if (fd >= 0)
+      ::close(fd);
+}
+
 stop_source signal_stop_source() {
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -49,6 +55,12 @@ stop_source signal_stop_source() {
   out.fd = ::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
   out.signals = true;
   return out;
+}
+
+void prepare_node_config(caf::actor_system_config& cfg, const schema_descriptor& schema) {
+  cfg.set("logger.console", caf::atom("none"));
+  if (schema.add_message_types != nullptr)
+    schema.add_message_types(cfg);
 }
 
 int fail(control_channel& ctl, int code, const std::string& text) {

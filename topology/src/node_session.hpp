@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -50,11 +52,29 @@ struct stop_source {
   std::string take() const;
 };
 
+/// Closes the file descriptors it holds when it goes (-1 entries are
+/// skipped). Declare it before an actor system whose threads use them, so
+/// that they close only after the system has stopped. Not thread-safe.
+class fd_set_closer {
+public:
+  explicit fd_set_closer(std::initializer_list<int> fds) : fds_(fds) {}
+  ~fd_set_closer();
+  fd_set_closer(const fd_set_closer&) = delete;
+  fd_set_closer& operator=(const fd_set_closer&) = delete;
+
+private:
+  std::vector<int> fds_;
+};
+
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (threads created later
 /// inherit the mask and never see them) and returns a stop source that
 /// reads them from a signalfd; its fd is -1 if that failed. Call it from
 /// main before any other thread exists.
 stop_source signal_stop_source();
+
+/// Sets up `cfg` for an actor system that runs nodes of `schema`: no console
+/// log of CAF's own, and the schema's message types.
+void prepare_node_config(caf::actor_system_config& cfg, const schema_descriptor& schema);
 
 /// Prints "mycelium-node: error: TEXT", sends "error CODE TEXT" on the
 /// control channel and returns `code`.

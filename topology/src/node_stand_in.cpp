@@ -77,6 +77,7 @@ int run_via_daemon(const node_options& o, const topology& t, const daemon_spec& 
   int exit_pipe[2];
   if (stop.fd < 0 || ::pipe2(exit_pipe, O_CLOEXEC) != 0)
     return fail(ctl, exit_start, "cannot create the signal fd or pipe");
+  fd_set_closer closer{exit_pipe[0], exit_pipe[1], stop.fd}; // after `sys` below
   std::string secret;
   if (!d.secret_file.empty()) {
     auto s = config::read_secret_file(d.secret_file);
@@ -124,9 +125,6 @@ int run_via_daemon(const node_options& o, const topology& t, const daemon_spec& 
     .receive([](caf::atom_value) {}, [&](caf::error& e) { err = std::move(e); });
   auto end = [&](int code) {
     caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
-    ::close(exit_pipe[0]);
-    ::close(exit_pipe[1]);
-    ::close(stop.fd);
     return code;
   };
   if (err) {

@@ -24,7 +24,8 @@ caf::behavior node_manager(caf::event_based_actor* self, caf::actor supervisor,
     // The placement travels as its name, so that a value this node does not
     // know is refused with the accepted ones, not misread.
     [=](remote_spawn_atom, const std::string& type, const std::string& instance,
-        const std::string& where_text) -> caf::result<caf::message> {
+        const std::string& where_text,
+        const caf::config_value& params) -> caf::result<caf::message> {
       auto factory = service_registry::global().find(type);
       if (!factory)
         return make_error(errc::unknown_service,
@@ -36,9 +37,16 @@ caf::behavior node_manager(caf::event_based_actor* self, caf::actor supervisor,
                           "node '" + node_name + "', service '" + type
                             + "': unknown placement '" + where_text
                             + "': use pool or loop");
+      auto* settings = caf::get_if<caf::settings>(&params);
+      if (settings == nullptr)
+        return make_error(errc::config_invalid,
+                          "node '" + node_name + "', service '" + type
+                            + "': parameters must be a dictionary, got "
+                            + caf::to_string(params));
       auto spec = std::make_shared<child_spec>();
       spec->type = type;
-      spec->context = service_context{instance.empty() ? type : instance, b, {}, where};
+      spec->context = service_context{instance.empty() ? type : instance, b, *settings,
+                                      where};
       spec->factory = std::move(factory);
       log(log_level::info, node_name,
           "remote request: starting service '" + spec->context.name + "' ("
@@ -76,7 +84,8 @@ caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
                                        const std::string& type,
                                        const std::string& instance,
                                        std::chrono::milliseconds timeout,
-                                       placement where_placed) {
+                                       placement where_placed,
+                                       const caf::settings& params) {
   auto where = host + ":" + std::to_string(port);
   if (!sys.has_middleman())
     return make_error(errc::config_invalid,
@@ -89,7 +98,7 @@ caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
   caf::expected<caf::actor> result{caf::error{}};
   caf::scoped_actor self{sys};
   self->request(*mgr, timeout, remote_spawn_atom::value, type, instance,
-                std::string{to_string(where_placed)})
+                std::string{to_string(where_placed)}, caf::config_value{params})
     .receive([&](caf::actor& a) { result = std::move(a); },
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout)

@@ -7,6 +7,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
+#include <caf/settings.hpp>
 
 #include "mycelium/actors/placement.hpp"
 
@@ -30,7 +31,8 @@ caf::expected<uint16_t> expose(node& n, uint16_t port,
 
 /// Starts service type `type` (a registry name on the remote side) as
 /// `instance` (empty: the type name) on the node exposed at `host`:`port`
-/// on CAF's worker pool or on that node's I/O loop (`where`), and returns
+/// on CAF's worker pool or on that node's I/O loop (`where`), with `params`
+/// as its parameters (`service::params()`), and returns
 /// its actor handle (a BASP proxy). Returns once the service's on_start has
 /// run there, so its subscriptions are in place. Errors name the remote node
 /// and the service: unknown type, start failure, no node listening, timeout.
@@ -40,6 +42,7 @@ caf::expected<caf::actor> remote_spawn(caf::actor_system& sys,
                                        const std::string& type,
                                        const std::string& instance,
                                        std::chrono::milliseconds timeout,
-                                       placement where = placement::pool);
+                                       placement where = placement::pool,
+                                       const caf::settings& params = {});
 
 } // namespace mycelium::transports

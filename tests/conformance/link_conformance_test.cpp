@@ -253,7 +253,12 @@ TEST_CASE_TEMPLATE_DEFINE("links deliver in order, both ways, complete",
                           Link, delivers_in_order) {
   harness<Link> h;
   auto [peer, port, basp_unused] = h.start_peer();
-  auto l = h.connect(h.link_to(port));
+  auto c = h.link_to(port);
+  // Policy block: a publisher waits for room. On a loaded machine (or under
+  // a sanitizer) the peer may stall longer than the default 100 ms, which
+  // would refuse a message; this case is about order, not overflow.
+  c.block_timeout = 10s;
+  auto l = h.connect(c);
   REQUIRE(l.await_up(10s));
   REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
   constexpr uint64_t n = 100000;

@@ -188,11 +188,16 @@ void connection::on_tick(uint64_t epoch) {
     close(errc::peer_lost, gone);
     return;
   }
+  // Over shared memory the data does not cross the socket: a peer that
+  // moves its rings is alive even if its socket heartbeats are late.
+  if (shm_.peer_progressed())
+    last_rx_ = now;
   if (now - last_rx_ > cfg.peer_timeout) {
     auto silent = duration_cast<milliseconds>(now - last_rx_).count();
     close(errc::peer_lost,
-          "no frame from " + proto_.peer_name() + " for "
-            + std::to_string(silent) + " ms (peer_timeout "
+          "no frame from " + proto_.peer_name()
+            + (shm_.attached() ? " and no progress in the shared-memory rings" : "")
+            + " for " + std::to_string(silent) + " ms (peer_timeout "
             + std::to_string(cfg.peer_timeout.count())
             + " ms): the peer crashed, hangs or the network is down");
     return;

@@ -78,6 +78,9 @@ public:
   /// Heartbeat into the segment and the peer's liveness: a text when the
   /// peer's process is gone, empty otherwise (and when not attached).
   std::string check_peer();
+  /// Whether the peer showed life in the rings or segment since the last
+  /// call (see shm_endpoint::peer_progressed); false when not attached.
+  bool peer_progressed() noexcept { return ep_ && ep_->peer_progressed(); }
 
   /// The connection closes: delivers the frames the peer wrote before it
   /// left (they still count) and stops polling.

@@ -128,6 +128,21 @@ std::string shm_endpoint::check_peer() {
   return {};
 }
 
+bool shm_endpoint::peer_progressed() noexcept {
+  auto& seg = channel_->seg();
+  uint64_t now[3] = {
+    seg.incoming().head.load(std::memory_order_acquire),
+    seg.outgoing().tail.load(std::memory_order_acquire),
+    seg.header().heartbeat[1 - seg.side()].load(std::memory_order_relaxed),
+  };
+  bool moved = false;
+  for (int i = 0; i < 3; ++i) {
+    moved = moved || now[i] != peer_marks_[i];
+    peer_marks_[i] = now[i];
+  }
+  return moved;
+}
+
 size_t shm_endpoint::poll() {
   return take(batch);
 }

@@ -72,6 +72,13 @@ public:
   /// text when the peer's process is gone.
   std::string check_peer();
 
+  /// True if the peer showed life since the last call: it wrote into our
+  /// incoming ring, consumed from our outgoing ring, or beat the segment.
+  /// A peer whose I/O loop is busy with our stream (and late with its
+  /// heartbeats over the socket) is alive; a hung one moves none of them.
+  /// Loop thread only.
+  bool peer_progressed() noexcept;
+
   // -- poller --------------------------------------------------------------------
   size_t poll() override;
   bool arm() noexcept override;
@@ -95,6 +102,9 @@ private:
   frame_reader frames_; ///< the link core's checks, for the incoming ring
   std::string peer_text_; ///< "shared-memory segment NAME", for errors
   bool failed_ = false;
+  /// The peer's positions at the last `peer_progressed`: our incoming
+  /// ring's head, our outgoing ring's tail, its heartbeat.
+  uint64_t peer_marks_[3] = {0, 0, 0};
 };
 
 } // namespace mycelium::transports::shm::detail

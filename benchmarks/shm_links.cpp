@@ -53,6 +53,11 @@
 //     writes the TSC reading of its handler start into the pong, so that A
 //     can split each round trip into A -> B and B -> A (and time its own
 //     `publish` call). The TSC is one clock for both processes here.
+//  4. Segment set-up, in A alone before the scenarios: `segment` times
+//     shm::segment::create, attach and both destructors per cycle; `posix`,
+//     its raw baseline, makes the same system calls (shm_open, ftruncate,
+//     mmap, munmap, shm_unlink) without the class. The two alternate in
+//     rounds.
 //
 // Beside each path's figures the program reads, from /proc, the context
 // switches and the on-CPU time of every thread of BOTH processes during the
@@ -81,6 +86,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -88,8 +94,10 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -163,6 +171,8 @@ struct options {
                                       "caf"};
   int64_t block_timeout_ms = 100;
   size_t diag_roundtrips = 20000; // stamped round trips per mode; 0: no breakdown
+  size_t setup_cycles = 1000;     // segment create / attach / destroy cycles per path; 0: none
+  bool setup_only = false;        // only the segment set-up, no scenario
   bool skip_latency = false;
   bool skip_tput = false;
   bool quick = false;
@@ -1131,6 +1141,187 @@ std::vector<breakdown> run_breakdown(const options& opt, caf::actor_system& sys,
   return out;
 }
 
+// -- segment set-up ----------------------------------------------------------------------
+
+/// `segment`: what a link does to set up and tear down its segment, less the
+/// control-socket messages: `shm::segment::create` (side 0), `attach` (side
+/// 1), then both destructors (the creator's removes the name).
+class segment_setup {
+public:
+  segment_setup(std::string name, uint64_t capacity)
+    : name_(std::move(name)), capacity_(capacity) {}
+
+  void create() {
+    a_ = check(shm::segment::create(name_, capacity_, mb::descriptor().digest), "create");
+  }
+  void attach() { b_ = check(shm::segment::attach(name_, mb::descriptor().digest), "attach"); }
+  void destroy() {
+    b_ = shm::segment{};
+    a_ = shm::segment{};
+  }
+
+private:
+  shm::segment check(caf::expected<shm::segment> s, const char* what) {
+    if (!s)
+      throw bench_error(fmt::format("segment set-up: {} {}: {}", what, name_,
+                                    mycelium::render(s.error())));
+    return std::move(*s);
+  }
+
+  std::string name_;
+  uint64_t capacity_;
+  shm::segment a_, b_;
+};
+
+/// `posix`, the raw baseline: the same system calls without the segment
+/// class (the calls segment.cpp made before it used Boost.Interprocess):
+/// shm_open (O_EXCL, 0600), fchmod, ftruncate, mmap, close and the header's
+/// first writes; shm_open, fstat, mmap, close and a magic check; munmap
+/// twice and shm_unlink.
+class posix_setup {
+public:
+  posix_setup(std::string name, uint64_t capacity)
+    : path_("/" + std::move(name)), capacity_(capacity), size_(shm::segment_size(capacity)) {}
+  posix_setup(const posix_setup&) = delete;
+  posix_setup& operator=(const posix_setup&) = delete;
+  ~posix_setup() { destroy(); }
+
+  void create() {
+    int fd = ::shm_open(path_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+      throw bench_error("posix set-up: shm_open " + path_ + ": " + std::strerror(errno));
+    ::fchmod(fd, 0600);
+    if (::ftruncate(fd, static_cast<off_t>(size_)) != 0) {
+      ::close(fd);
+      throw bench_error("posix set-up: ftruncate: " + std::string{std::strerror(errno)});
+    }
+    a_ = map(fd, size_);
+    auto* hdr = new (a_) shm::segment_header{};
+    new (static_cast<uint8_t*>(a_) + shm::ring_offset(capacity_, 0)) shm::ring_control{};
+    new (static_cast<uint8_t*>(a_) + shm::ring_offset(capacity_, 1)) shm::ring_control{};
+    hdr->magic = shm::segment_magic;
+    hdr->capacity = capacity_;
+    hdr->state.store(static_cast<uint32_t>(shm::segment_state::ready),
+                     std::memory_order_release);
+  }
+
+  void attach() {
+    int fd = ::shm_open(path_.c_str(), O_RDWR | O_CLOEXEC, 0);
+    struct stat st;
+    if (fd < 0 || ::fstat(fd, &st) != 0)
+      throw bench_error("posix set-up: attach " + path_ + ": " + std::strerror(errno));
+    b_size_ = static_cast<size_t>(st.st_size);
+    b_ = map(fd, b_size_);
+    if (static_cast<shm::segment_header*>(b_)->magic != shm::segment_magic)
+      throw bench_error("posix set-up: bad magic");
+  }
+
+  void destroy() {
+    if (b_ != nullptr)
+      ::munmap(b_, b_size_);
+    if (a_ != nullptr) {
+      ::munmap(a_, size_);
+      ::shm_unlink(path_.c_str());
+    }
+    a_ = b_ = nullptr;
+  }
+
+private:
+  /// Maps `fd` (closed here) read-write and shared.
+  static void* map(int fd, size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED)
+      throw bench_error("posix set-up: mmap: " + std::string{std::strerror(errno)});
+    return p;
+  }
+
+  std::string path_;
+  uint64_t capacity_;
+  size_t size_;
+  size_t b_size_ = 0;
+  void* a_ = nullptr;
+  void* b_ = nullptr;
+};
+
+/// One set-up path's cycles: each phase and the whole cycle (ns).
+struct setup_stats {
+  std::string path;
+  rtt_stats create, attach, destroy, cycle;
+};
+
+/// Runs `cycles` create / attach / destroy cycles of `p`, appending each
+/// phase's time (ns).
+template <class Path>
+void time_setup(Path& p, size_t cycles, std::array<std::vector<uint32_t>, 4>& out) {
+  for (size_t i = 0; i < cycles; ++i) {
+    auto t0 = now_ns();
+    p.create();
+    auto t1 = now_ns();
+    p.attach();
+    auto t2 = now_ns();
+    p.destroy();
+    auto t3 = now_ns();
+    out[0].push_back(static_cast<uint32_t>(t1 - t0));
+    out[1].push_back(static_cast<uint32_t>(t2 - t1));
+    out[2].push_back(static_cast<uint32_t>(t3 - t2));
+    out[3].push_back(static_cast<uint32_t>(t3 - t0));
+  }
+}
+
+/// Segment set-up cost, `segment` against `posix` in alternating rounds
+/// (`--setup-cycles` in all per path, rings of `--ring-capacity` bytes), in
+/// this process with no peer running.
+std::vector<setup_stats> run_setup(const options& opt) {
+  auto prefix = peer_prefix(::getpid()); // both paths remove their name, also on errors
+  segment_setup seg{prefix + "setup-segment", opt.ring_capacity};
+  posix_setup raw{prefix + "setup-posix", opt.ring_capacity};
+  std::array<std::vector<uint32_t>, 4> seg_ns, raw_ns;
+  size_t rounds = std::max<size_t>(1, std::min(opt.rounds, opt.setup_cycles));
+  time_setup(seg, std::min<size_t>(50, opt.setup_cycles), seg_ns); // warm-up
+  time_setup(raw, std::min<size_t>(50, opt.setup_cycles), raw_ns);
+  seg_ns = {};
+  raw_ns = {};
+  for (size_t r = 0; r < rounds; ++r) {
+    auto n = opt.setup_cycles / rounds + (r < opt.setup_cycles % rounds ? 1 : 0);
+    if (r % 2 == 0) {
+      time_setup(seg, n, seg_ns);
+      time_setup(raw, n, raw_ns);
+    } else {
+      time_setup(raw, n, raw_ns);
+      time_setup(seg, n, seg_ns);
+    }
+  }
+  auto stats = [](const char* name, std::array<std::vector<uint32_t>, 4>& ns) {
+    return setup_stats{name, make_stats(std::move(ns[0]), 0), make_stats(std::move(ns[1]), 0),
+                       make_stats(std::move(ns[2]), 0), make_stats(std::move(ns[3]), 0)};
+  };
+  return {stats("segment", seg_ns), stats("posix", raw_ns)};
+}
+
+void print_setup(const options& opt, const std::vector<setup_stats>& all) {
+  if (all.empty())
+    return;
+  fmt::print("\nSEGMENT SET-UP, us (median / p99 of {} cycles per path, rings of {} bytes; "
+             "segment: shm::segment create + attach + both destructors; posix: the same "
+             "system calls without the class; ratio: segment / posix of the medians)\n",
+             all[0].cycle.round_trips, opt.ring_capacity);
+  fmt::print("{:>8} | {:>15} {:>15} {:>15} | {:>15}\n", "path", "create", "attach", "destroy",
+             "cycle");
+  auto cell = [](const rtt_stats& s) {
+    return fmt::format("{:.2f} / {:.2f}", s.median / 1000.0, s.p99 / 1000.0);
+  };
+  for (auto& s : all)
+    fmt::print("{:>8} | {:>15} {:>15} {:>15} | {:>15}\n", s.path, cell(s.create),
+               cell(s.attach), cell(s.destroy), cell(s.cycle));
+  if (all.size() == 2 && all[1].cycle.median > 0)
+    fmt::print("{:>8} | {:>15.2f} {:>15.2f} {:>15.2f} | {:>15.2f}\n", "ratio",
+               all[0].create.median / all[1].create.median,
+               all[0].attach.median / all[1].attach.median,
+               all[0].destroy.median / all[1].destroy.median,
+               all[0].cycle.median / all[1].cycle.median);
+}
+
 // -- results -----------------------------------------------------------------------------
 
 struct scenario_result {
@@ -1592,8 +1783,8 @@ void print_goals(const std::vector<scenario_result>& all) {
 }
 
 void write_json(const options& opt, const std::vector<scenario_result>& all,
-                const std::string& timer_text, const std::string& started,
-                const std::string& load0, double total_s) {
+                const std::vector<setup_stats>& setup, const std::string& timer_text,
+                const std::string& started, const std::string& load0, double total_s) {
   std::ostringstream o;
   o << "{\n  \"benchmark\": \"mycelium-bench-shm\",\n";
   o << "  \"started\": " << json_str(started) << ",\n";
@@ -1617,7 +1808,20 @@ void write_json(const options& opt, const std::vector<scenario_result>& all,
     << ", \"tput_messages\": " << opt.tput_msgs << ", \"tput_caf_messages\": "
     << opt.tput_caf_msgs << ", \"tput_rounds\": " << opt.tput_rounds
     << ", \"tput_payload\": " << opt.tput_payload
+    << ", \"setup_cycles\": " << opt.setup_cycles
     << ", \"quick\": " << (opt.quick ? "true" : "false") << "},\n";
+  o << "  \"segment_setup_ns\": {";
+  for (size_t i = 0; i < setup.size(); ++i) {
+    auto& st = setup[i];
+    auto phase = [](const rtt_stats& x) {
+      return fmt::format("{{\"median\": {:.0f}, \"p99\": {:.0f}, \"mean\": {:.0f}}}", x.median,
+                         x.p99, x.mean);
+    };
+    o << (i ? ", " : "") << json_str(st.path) << ": {\"cycles\": " << st.cycle.round_trips
+      << ", \"create\": " << phase(st.create) << ", \"attach\": " << phase(st.attach)
+      << ", \"destroy\": " << phase(st.destroy) << ", \"cycle\": " << phase(st.cycle) << "}";
+  }
+  o << "},\n";
   o << "  \"scenarios\": [\n";
   for (size_t si = 0; si < all.size(); ++si) {
     auto& r = all[si];
@@ -1736,14 +1940,20 @@ int run_driver(options& opt) {
 #ifndef NDEBUG
   fmt::print("WARNING: built without NDEBUG (not a Release build)\n");
 #endif
+  std::vector<setup_stats> setup;
+  if (opt.setup_cycles > 0)
+    setup = run_setup(opt);
   std::vector<scenario_result> results;
-  for (auto& sc : scs)
-    results.push_back(run_scenario(opt, sc));
+  if (!opt.setup_only)
+    for (auto& sc : scs)
+      results.push_back(run_scenario(opt, sc));
+  print_setup(opt, setup);
   for (auto& r : results)
     print_scenario(opt, r);
-  print_goals(results);
+  if (!results.empty())
+    print_goals(results);
   auto total_s = static_cast<double>(now_ns() - t_start) / 1e9;
-  write_json(opt, results, timer_text, started, load0, total_s);
+  write_json(opt, results, setup, timer_text, started, load0, total_s);
   fmt::print("total run time {:.1f} s\n", total_s);
   return 0;
 }
@@ -1820,12 +2030,17 @@ int main(int argc, char** argv) {
   app.add_option("--diag-roundtrips", opt.diag_roundtrips,
                  "stamped 16 B bus round trips per wait mode for the breakdown (A->B, B->A, "
                  "publish call); 0: none");
+  app.add_option("--setup-cycles", opt.setup_cycles,
+                 "segment create / attach / destroy cycles per set-up path (segment, posix), "
+                 "before the scenarios; 0: none");
+  app.add_flag("--setup-only", opt.setup_only, "only the segment set-up, no scenario");
   app.add_flag("--skip-latency", opt.skip_latency, "skip the round-trip part");
   app.add_flag("--skip-throughput", opt.skip_tput, "skip the throughput part");
   app.add_flag("--quick", opt.quick,
                "smoke run (~5 s): sizes 16,4096,65536, 3 rounds, 3,000 / 600 round trips, "
-               "200,000 messages x 2 rounds, 2,000 stamped round trips, first scenario only, JSON to "
-               "$TMPDIR/mycelium-shm-quick.json; options given explicitly win");
+               "200,000 messages x 2 rounds, 2,000 stamped round trips, 200 set-up cycles, first "
+               "scenario only, JSON to $TMPDIR/mycelium-shm-quick.json; options given "
+               "explicitly win");
   app.add_option("--timer", opt.timer, "tsc (rdtsc calibrated against steady_clock) or steady")
     ->check(CLI::IsMember({"tsc", "steady"}));
   app.add_option("--json", opt.json, "JSON output file");
@@ -1880,6 +2095,8 @@ int main(int argc, char** argv) {
         opt.scenarios.resize(1);
       if (unset("--diag-roundtrips"))
         opt.diag_roundtrips = 2000;
+      if (unset("--setup-cycles"))
+        opt.setup_cycles = 200;
       if (unset("--json")) // a smoke run does not touch benchmarks/results/
         opt.json = (std::filesystem::temp_directory_path() / "mycelium-shm-quick.json").string();
     }

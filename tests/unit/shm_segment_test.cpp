@@ -1,12 +1,14 @@
 // Shared-memory segments: creation (owner-only, exclusive), attaching with
-// every check, heartbeats and pid liveness, and stale segments left by a
-// process killed with SIGKILL being found and removed.
+// every check (and refusing strangers' files), heartbeats and pid liveness,
+// and stale segments left by a process killed with SIGKILL being found and
+// removed.
 #include <doctest/doctest.h>
 
 #include <csignal>
 #include <cstdio>
 #include <string>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +98,32 @@ TEST_CASE("shm segment: bad names and capacities are refused with the reason") {
   auto none = segment::attach(unique_name("missing"), digest(1));
   REQUIRE(!none);
   CHECK(render(none.error()).find("No such file") != std::string::npos);
+}
+
+TEST_CASE("shm segment: attach refuses a file too small, a bad magic and a wrong size") {
+  auto name = unique_name("refused");
+  auto path = "/dev/shm/" + name;
+  auto refusal = [&] {
+    auto s = segment::attach(name, digest(1));
+    REQUIRE(!s);
+    return render(s.error());
+  };
+  { // A stranger's small file.
+    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, 16) == 0);
+    ::close(fd);
+  }
+  CHECK(refusal().find("too small to be a segment") != std::string::npos);
+  REQUIRE(::truncate(path.c_str(), 4096) == 0); // zeros: no magic
+  CHECK(refusal().find("bad magic") != std::string::npos);
+  REQUIRE(::unlink(path.c_str()) == 0);
+  // A real segment whose file grew: its size no longer matches its capacity.
+  auto a = segment::create(name, 4096, digest(1));
+  REQUIRE(a);
+  REQUIRE(::truncate(path.c_str(), static_cast<off_t>(segment_size(4096) + 4096)) == 0);
+  CHECK(refusal().find("does not match its size") != std::string::npos);
+  CHECK(a->header().state.load() == static_cast<uint32_t>(segment_state::ready));
 }
 
 TEST_CASE("shm segment: a segment left by a killed process is listed as stale and removed") {

@@ -9,18 +9,40 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
 
 #include "mycelium/errc.hpp"
 
 namespace mycelium::transports::shm {
 
+namespace bip = boost::interprocess;
+
 namespace {
 
-caf::error os_error(const std::string& what) {
-  return make_error(errc::io_failed, what + ": " + std::strerror(errno));
+/// `io_failed` for a failed step, with the system's reason (Boost puts
+/// strerror's text in `what()`).
+caf::error io_error(const std::string& doing, const bip::interprocess_exception& e) {
+  return make_error(errc::io_failed, doing + ": " + e.what());
+}
+
+/// Opens the shared-memory object `name` read-write: if `creating`, a new
+/// one (O_CREAT | O_EXCL) owner-only (0600 whatever the umask: Boost
+/// fchmods), else an existing one. Boost opens without O_CLOEXEC; the
+/// descriptor is marked close-on-exec at once (it lives only until the
+/// segment is mapped, and a child exec'd meanwhile must not keep it).
+/// Throws `interprocess_exception`.
+bip::shared_memory_object open_object(const std::string& name, bool creating) {
+  auto obj = creating ? bip::shared_memory_object{bip::create_only, name.c_str(),
+                                                  bip::read_write,
+                                                  bip::permissions{S_IRUSR | S_IWUSR}}
+                      : bip::shared_memory_object{bip::open_only, name.c_str(),
+                                                  bip::read_write};
+  ::fcntl(obj.get_mapping_handle().handle, F_SETFD, FD_CLOEXEC);
+  return obj;
 }
 
 std::string shm_path(const std::string& name) {
@@ -58,16 +80,17 @@ bool process_alive(uint32_t pid) noexcept {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
 }
 
-segment segment::take_side(const std::string& name, segment_header* hdr,
-                           size_t size, int side, segment_state next) {
+segment segment::take_side(const std::string& name, bip::mapped_region region,
+                           int side, segment_state next) {
+  auto* hdr = static_cast<segment_header*>(region.get_address());
   hdr->owner_pid[side].store(static_cast<uint32_t>(::getpid()), std::memory_order_relaxed);
   hdr->heartbeat[side].store(monotonic_ns(), std::memory_order_relaxed);
   hdr->state.store(static_cast<uint32_t>(next), std::memory_order_release);
   segment s;
   s.name_ = name;
   s.side_ = side;
+  s.region_ = std::move(region);
   s.hdr_ = hdr;
-  s.size_ = size;
   return s;
 }
 
@@ -79,41 +102,37 @@ caf::expected<segment> segment::create(const std::string& name, uint64_t capacit
     return make_error(errc::config_invalid,
                       "ring capacity " + std::to_string(capacity)
                         + " must be a power of two from 64 bytes to 1 GiB");
-  int fd = ::shm_open(shm_path(name).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
-                      S_IRUSR | S_IWUSR);
-  if (fd < 0) {
-    if (errno == EEXIST)
-      return make_error(errc::address_in_use,
-                        "shared-memory segment /dev/shm/" + name
-                          + " exists; remove stale ones with `mycelium-shm clean`");
-    return os_error("shm_open /dev/shm/" + name);
-  }
-  ::fchmod(fd, S_IRUSR | S_IWUSR); // whatever the umask
+  auto where = "/dev/shm/" + name;
   auto size = segment_size(capacity);
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    auto err = os_error("sizing /dev/shm/" + name + " to " + std::to_string(size)
-                        + " bytes");
-    ::close(fd);
-    ::shm_unlink(shm_path(name).c_str());
-    return err;
+  std::string doing = "shm_open " + where;
+  bool created = false;
+  try {
+    auto obj = open_object(name, true);
+    created = true;
+    doing = "sizing " + where + " to " + std::to_string(size) + " bytes";
+    obj.truncate(static_cast<bip::offset_t>(size));
+    doing = "mapping " + where;
+    bip::mapped_region region{obj, bip::read_write, 0, size};
+    // A fresh mapping is zero-filled: construct the atomics in place.
+    auto* p = static_cast<uint8_t*>(region.get_address());
+    auto* hdr = new (p) segment_header{};
+    new (p + ring_offset(capacity, 0)) ring_control{};
+    new (p + ring_offset(capacity, 1)) ring_control{};
+    hdr->magic = segment_magic;
+    hdr->layout_version = segment_layout_version;
+    hdr->capacity = capacity;
+    hdr->max_frame = max_frame_for(capacity);
+    std::memcpy(hdr->schema_digest, schema_digest.data(), 32);
+    return take_side(name, std::move(region), 0, segment_state::ready);
+  } catch (const bip::interprocess_exception& e) {
+    if (created)
+      bip::shared_memory_object::remove(name.c_str());
+    if (e.get_error_code() == bip::already_exists_error)
+      return make_error(errc::address_in_use,
+                        "shared-memory segment " + where
+                          + " exists; remove stale ones with `mycelium-shm clean`");
+    return io_error(doing, e);
   }
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) {
-    auto err = os_error("mapping /dev/shm/" + name);
-    ::shm_unlink(shm_path(name).c_str());
-    return err;
-  }
-  // A fresh mapping is zero-filled: construct the atomics in place.
-  auto* hdr = new (p) segment_header{};
-  new (static_cast<uint8_t*>(p) + ring_offset(capacity, 0)) ring_control{};
-  new (static_cast<uint8_t*>(p) + ring_offset(capacity, 1)) ring_control{};
-  hdr->magic = segment_magic;
-  hdr->layout_version = segment_layout_version;
-  hdr->capacity = capacity;
-  hdr->max_frame = max_frame_for(capacity);
-  std::memcpy(hdr->schema_digest, schema_digest.data(), 32);
-  return take_side(name, hdr, size, 0, segment_state::ready);
 }
 
 caf::expected<segment> segment::attach(const std::string& name,
@@ -121,53 +140,53 @@ caf::expected<segment> segment::attach(const std::string& name,
   if (!valid_name(name))
     return bad_name(name);
   auto where = "shared-memory segment /dev/shm/" + name;
-  int fd = ::shm_open(shm_path(name).c_str(), O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0)
-    return os_error("opening " + where);
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(segment_header))) {
-    ::close(fd);
-    return make_error(errc::protocol_violation, where + " is too small to be a segment");
+  std::string doing = "opening " + where;
+  try {
+    auto obj = open_object(name, false);
+    bip::offset_t file_size = 0;
+    if (!obj.get_size(file_size)
+        || file_size < static_cast<bip::offset_t>(sizeof(segment_header)))
+      return make_error(errc::protocol_violation, where + " is too small to be a segment");
+    auto size = static_cast<size_t>(file_size);
+    doing = "mapping " + where;
+    bip::mapped_region region{obj, bip::read_write, 0, size};
+    auto* hdr = static_cast<segment_header*>(region.get_address());
+    // On failure `region` unmaps on the way out.
+    auto fail = [&](errc code, const std::string& text) {
+      return make_error(code, where + ": " + text);
+    };
+    if (hdr->magic != segment_magic)
+      return fail(errc::bad_magic, "not a Mycelium segment (bad magic)");
+    if (hdr->layout_version != segment_layout_version)
+      return fail(errc::version_mismatch,
+                  "layout version " + std::to_string(hdr->layout_version)
+                    + ", this build uses " + std::to_string(segment_layout_version));
+    if (hdr->state.load(std::memory_order_acquire)
+        != static_cast<uint32_t>(segment_state::ready))
+      return fail(errc::protocol_violation,
+                  "state " + std::to_string(hdr->state.load()) + " (expected ready): "
+                    "it is being created, already attached or closed");
+    if (!valid_capacity(hdr->capacity) || segment_size(hdr->capacity) != size)
+      return fail(errc::protocol_violation,
+                  "capacity " + std::to_string(hdr->capacity) + " does not match its size "
+                    + std::to_string(size));
+    if (std::memcmp(hdr->schema_digest, schema_digest.data(), 32) != 0) {
+      wire::digest256 theirs;
+      std::memcpy(theirs.data(), hdr->schema_digest, 32);
+      return fail(errc::schema_mismatch,
+                  "schema digest " + wire::to_hex(theirs) + ", ours is "
+                    + wire::to_hex(schema_digest)
+                    + "; rebuild both sides from the same schema file");
+    }
+    return take_side(name, std::move(region), 1, segment_state::attached);
+  } catch (const bip::interprocess_exception& e) {
+    return io_error(doing, e);
   }
-  auto size = static_cast<size_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED)
-    return os_error("mapping " + where);
-  auto* hdr = static_cast<segment_header*>(p);
-  auto fail = [&](errc code, const std::string& text) {
-    ::munmap(p, size);
-    return make_error(code, where + ": " + text);
-  };
-  if (hdr->magic != segment_magic)
-    return fail(errc::bad_magic, "not a Mycelium segment (bad magic)");
-  if (hdr->layout_version != segment_layout_version)
-    return fail(errc::version_mismatch,
-                "layout version " + std::to_string(hdr->layout_version) + ", this build uses "
-                  + std::to_string(segment_layout_version));
-  if (hdr->state.load(std::memory_order_acquire)
-      != static_cast<uint32_t>(segment_state::ready))
-    return fail(errc::protocol_violation,
-                "state " + std::to_string(hdr->state.load()) + " (expected ready): "
-                  "it is being created, already attached or closed");
-  if (!valid_capacity(hdr->capacity) || segment_size(hdr->capacity) != size)
-    return fail(errc::protocol_violation,
-                "capacity " + std::to_string(hdr->capacity) + " does not match its size "
-                  + std::to_string(size));
-  if (std::memcmp(hdr->schema_digest, schema_digest.data(), 32) != 0) {
-    wire::digest256 theirs;
-    std::memcpy(theirs.data(), hdr->schema_digest, 32);
-    return fail(errc::schema_mismatch,
-                "schema digest " + wire::to_hex(theirs) + ", ours is "
-                  + wire::to_hex(schema_digest)
-                  + "; rebuild both sides from the same schema file");
-  }
-  return take_side(name, hdr, size, 1, segment_state::attached);
 }
 
 segment::segment(segment&& other) noexcept
-  : name_(std::move(other.name_)), side_(other.side_), hdr_(other.hdr_),
-    size_(other.size_), unlinked_(other.unlinked_) {
+  : name_(std::move(other.name_)), side_(other.side_),
+    region_(std::move(other.region_)), hdr_(other.hdr_), unlinked_(other.unlinked_) {
   other.hdr_ = nullptr;
   other.unlinked_ = true;
 }
@@ -187,8 +206,7 @@ segment::~segment() {
                     std::memory_order_release);
   if (side_ == 0) // the creator owns the name
     unlink();
-  ::munmap(hdr_, size_);
-}
+} // region_ unmaps
 
 ring_control& segment::outgoing() noexcept {
   return *reinterpret_cast<ring_control*>(reinterpret_cast<uint8_t*>(hdr_)
@@ -228,7 +246,7 @@ bool segment::peer_alive() const noexcept {
 
 void segment::unlink() noexcept {
   if (!unlinked_) {
-    ::shm_unlink(shm_path(name_).c_str());
+    bip::shared_memory_object::remove(name_.c_str());
     unlinked_ = true;
   }
 }
@@ -290,7 +308,7 @@ std::vector<segment_info> list_segments(const std::string& prefix) {
 std::vector<std::string> remove_stale_segments(const std::string& prefix) {
   std::vector<std::string> removed;
   for (auto& s : list_segments(prefix))
-    if (s.stale && ::shm_unlink(shm_path(s.name).c_str()) == 0)
+    if (s.stale && bip::shared_memory_object::remove(s.name.c_str()))
       removed.push_back(s.name);
   return removed;
 }

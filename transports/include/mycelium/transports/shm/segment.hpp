@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/interprocess/mapped_region.hpp>
 #include <caf/expected.hpp>
 
 #include "mycelium/transports/shm/segment_layout.hpp"
@@ -13,8 +14,9 @@
 namespace mycelium::transports::shm {
 
 /// A mapped shared-memory segment holding two rings (one per direction)
-/// under /dev/shm, created owner-only (0600). Move-only; unmaps on
-/// destruction. Links remove the name with `unlink()` as soon as both sides
+/// under /dev/shm, created owner-only (0600), mapped with
+/// Boost.Interprocess (`shared_memory_object`, `mapped_region`). Move-only;
+/// unmaps on destruction. Links remove the name with `unlink()` as soon as both sides
 /// mapped it (either side may), so a crash leaves nothing behind; the
 /// creator (side 0) also removes it on destruction.
 ///
@@ -67,13 +69,16 @@ public:
 private:
   /// Records this process as `side` (pid, first heartbeat), moves the state
   /// to `next` (release: the header is complete) and wraps the mapping.
-  static segment take_side(const std::string& name, segment_header* hdr,
-                           size_t size, int side, segment_state next);
+  static segment take_side(const std::string& name,
+                           boost::interprocess::mapped_region region, int side,
+                           segment_state next);
 
   std::string name_;
   int side_ = 0;
-  segment_header* hdr_ = nullptr;
-  size_t size_ = 0;
+  /// The whole segment, mapped read-write and shared; unmapped when the
+  /// segment (or the region moved out of it) is destroyed.
+  boost::interprocess::mapped_region region_;
+  segment_header* hdr_ = nullptr; ///< the start of `region_`
   bool unlinked_ = false;
 };
 

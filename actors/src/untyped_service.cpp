@@ -68,7 +68,7 @@ namespace {
 /// thread and hands it to the foreign host encoded, answers the
 /// supervisor's start handshake once the foreign side started, and turns
 /// requests into `foreign_host::request` calls with response promises.
-class untyped_service_actor : public caf::event_based_actor, public direct_receiver {
+class untyped_service_actor : public caf::event_based_actor, public port {
 public:
   untyped_service_actor(caf::actor_config& cfg, service_context ctx,
                         std::shared_ptr<foreign_host> host)
@@ -85,32 +85,24 @@ public:
 
   const char* name() const override { return state_->name.c_str(); }
 
-  /// Every delivery is taken here, on the publisher's thread: the host only
-  /// queues, so nothing waits for the foreign side.
-  bool try_receive(uint32_t type_id, const void* value) override {
+  /// Every delivery is taken here, on the publisher's thread (`handled`:
+  /// this counts `delivered`): the host only queues, so nothing waits for
+  /// the foreign side.
+  offer_result offer(uint32_t type_id, const void* value) noexcept override {
     {
       std::lock_guard<std::mutex> guard{state_->mtx};
       auto i = state_->subs.find(type_id);
       if (state_->ended || i == state_->subs.end())
-        return true; // unsubscribed meanwhile: counted as dropped by the bus
+        return offer_result::handled; // unsubscribed meanwhile: counted as dropped
       i->second->delivered.fetch_add(1, std::memory_order_relaxed);
     }
-    thread_local std::vector<uint8_t> buf;
-    buf.clear();
-    wire::writer w{buf};
-    if (type_id == deployment_ready::type_id) {
-      // Node-local, not in any schema: field 1 node, field 2 nodes.
-      auto& r = *static_cast<const deployment_ready*>(value);
-      w.string(1, r.node);
-      w.scalar(2, r.nodes);
-    } else if (!state_->schema->encode_value(type_id, value, w)) {
+    try {
+      hand_over(type_id, value);
+    } catch (const std::exception& e) { // out of memory: the message is lost
       log(log_level::error, state_->who(),
-          "cannot encode a message of type id " + std::to_string(type_id)
-            + " for the foreign service; dropped");
-      return true;
+          std::string{"cannot hand a message to the foreign service: "} + e.what());
     }
-    host_->deliver(type_id, buf.data(), buf.size());
-    return true;
+    return offer_result::handled;
   }
 
   caf::behavior make_behavior() override {
@@ -186,6 +178,25 @@ public:
   std::shared_ptr<untyped_handle::state> state() const { return state_; }
 
 private:
+  /// Encodes `*value` and hands it to the host.
+  void hand_over(uint32_t type_id, const void* value) {
+    thread_local std::vector<uint8_t> buf;
+    buf.clear();
+    wire::writer w{buf};
+    if (type_id == deployment_ready::type_id) {
+      // Node-local, not in any schema: field 1 node, field 2 nodes.
+      auto& r = *static_cast<const deployment_ready*>(value);
+      w.string(1, r.node);
+      w.scalar(2, r.nodes);
+    } else if (!state_->schema->encode_value(type_id, value, w)) {
+      log(log_level::error, state_->who(),
+          "cannot encode a message of type id " + std::to_string(type_id)
+            + " for the foreign service; dropped");
+      return;
+    }
+    host_->deliver(type_id, buf.data(), buf.size());
+  }
+
   caf::result<caf::message> on_request(caf::message msg) {
     std::vector<uint8_t> buf;
     uint32_t type_id = 0;
@@ -273,7 +284,7 @@ caf::error untyped_handle::subscribe(uint32_t type_id) {
   auto who = caf::actor_cast<caf::strong_actor_ptr>(state_->self);
   if (!who)
     return make_error(errc::service_failed, "service '" + state_->name + "' has ended");
-  auto* receiver = static_cast<direct_receiver*>(
+  auto* receiver = static_cast<port*>(
     static_cast<untyped_service_actor*>(caf::actor_cast<caf::abstract_actor*>(who)));
   // The bus calls watchers on this thread, outside its own lock; they only
   // post messages, so holding ours is fine.

@@ -39,6 +39,23 @@ using test_support::factory_of;
 using test_support::listen;
 using test_support::next;
 
+/// A link's port for these tests: answers every offer with `answer` and
+/// counts the offers (a socket link's send gate answers `enqueue` or
+/// `refused`, a shared-memory link `delivered` or `refused`).
+class test_port final : public port {
+public:
+  explicit test_port(offer_result answer = offer_result::enqueue) : answer(answer) {
+  }
+
+  offer_result offer(uint32_t, const void*) noexcept override {
+    ++offers;
+    return answer.load();
+  }
+
+  std::atomic<offer_result> answer;
+  std::atomic<int> offers{0};
+};
+
 /// Echoes every ping as a pong with seq * 10 + its "id" parameter, and
 /// records the address of the payload it received.
 std::mutex addr_mtx;
@@ -343,8 +360,7 @@ TEST_CASE("bus: a link never gets back what it published; a full link queue refu
   node n{sys, "links"};
   caf::scoped_actor link_actor{sys};
   caf::scoped_actor local{sys};
-  auto gate = std::make_shared<send_gate>(1, overflow_policy::drop_newest,
-                                          std::chrono::nanoseconds{0});
+  auto gate = std::make_shared<test_port>();
   auto link_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_actor);
   auto lsub = n.bus().subscribe_link(t::ping::type_id, t::ping::type_name, link_ptr,
                                      gate, "link:test");
@@ -354,24 +370,50 @@ TEST_CASE("bus: a link never gets back what it published; a full link queue refu
   CHECK(n.bus().deliver(*table, t::ping::type_id, t::ping::type_name,
                         caf::make_message(t::ping{1}), link_ptr.get(), nullptr)
         == publish_status::no_subscriber);
-  CHECK(gate->depth() == 0);
-  // A local publish goes to the link and takes its only slot ...
+  CHECK(gate->offers == 0);
+  // A local publish goes to the link's port, which leaves it to the mailbox ...
   CHECK(n.publish(t::ping{2}) == publish_status::ok);
   CHECK(next<t::ping>(link_actor).seq == 2);
-  CHECK(gate->depth() == 1); // the link releases it once written
-  // ... so the next one is refused by drop_newest, counted on the gate and
-  // on the topic, while a local subscriber still gets it.
+  CHECK(gate->offers == 1);
+  // ... until its queue is full: then the link refuses, counted on the
+  // topic, while a local subscriber still gets it.
+  gate->answer = offer_result::refused;
   auto sub = listen<t::ping>(n, local);
   CHECK(n.publish(t::ping{3}) == publish_status::back_pressured);
   CHECK(next<t::ping>(local).seq == 3);
-  CHECK(gate->dropped() == 1);
   CHECK(n.bus().topic(t::ping::type_id).refused == 1);
-  gate->release();
+  gate->answer = offer_result::enqueue;
   CHECK(n.publish(t::ping{4}) == publish_status::ok);
   CHECK(next<t::ping>(link_actor).seq == 4);
   CHECK(next<t::ping>(local).seq == 4);
   n.bus().unsubscribe(lsub);
   n.bus().unsubscribe(sub);
+}
+
+TEST_CASE("bus: a port that takes a message counts it delivered; a refusal is not enqueued") {
+  caf::actor_system sys{config()};
+  node n{sys, "ports"};
+  caf::scoped_actor link_actor{sys};
+  auto ring = std::make_shared<test_port>(offer_result::delivered);
+  auto link_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_actor);
+  auto lsub = n.bus().subscribe_link(t::ping::type_id, t::ping::type_name, link_ptr,
+                                     ring, "link:ring");
+  CHECK(n.publish(t::ping{1}) == publish_status::ok);
+  ring->answer = offer_result::refused;
+  CHECK(n.publish(t::ping{2}) == publish_status::back_pressured);
+  auto st = n.bus().topic(t::ping::type_id);
+  CHECK(st.published == 2);
+  CHECK(st.enqueued == 1);
+  CHECK(st.delivered == 1);
+  CHECK(st.refused == 1);
+  CHECK(st.no_subscriber == 0);
+  CHECK(ring->offers == 2);
+  // Neither reached the link's mailbox: a later mailbox message comes first.
+  ring->answer = offer_result::enqueue;
+  CHECK(n.publish(t::ping{3}) == publish_status::ok);
+  CHECK(next<t::ping>(link_actor).seq == 3);
+  CHECK(n.bus().topic(t::ping::type_id).enqueued == 2);
+  n.bus().unsubscribe(lsub);
 }
 
 TEST_CASE("bus: interest excludes the asking link and watchers hear every change") {
@@ -382,7 +424,7 @@ TEST_CASE("bus: interest excludes the asking link and watchers hear every change
   std::atomic<int> changes{0};
   auto id = n.bus().watch([&] { ++changes; });
   auto link_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_actor);
-  auto gate = std::make_shared<send_gate>(8, overflow_policy::block, 1ms);
+  auto gate = std::make_shared<test_port>();
   auto lsub = n.bus().subscribe_link(t::order::type_id, t::order::type_name, link_ptr,
                                      gate, "link:test");
   auto sub = listen<t::ping>(n, local);
@@ -406,7 +448,7 @@ TEST_CASE("bus: a link of a mesh neither relays messages nor advertises other li
   caf::scoped_actor local{sys};
   auto a_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_a);
   auto b_ptr = caf::actor_cast<caf::strong_actor_ptr>(link_b);
-  auto gate = std::make_shared<send_gate>(8, overflow_policy::block, 1ms);
+  auto gate = std::make_shared<test_port>();
   // Link b's peer wants pings; a local service wants orders.
   auto bsub = n.bus().subscribe_link(t::ping::type_id, t::ping::type_name, b_ptr,
                                      gate, "link:b");
@@ -420,14 +462,13 @@ TEST_CASE("bus: a link of a mesh neither relays messages nor advertises other li
                         caf::make_message(t::ping{7}), a_ptr.get(), nullptr)
         == publish_status::ok);
   CHECK(next<t::ping>(link_b).seq == 7);
-  gate->release();
   mycelium::payload_ref p;
   p.type_id = t::ping::type_id;
   p.boxed = caf::make_message(t::ping{8});
   p.value = const_cast<void*>(p.boxed.at(0));
   CHECK(n.bus().deliver(*table, t::ping::type_name, p, a_ptr.get(), nullptr, false)
         == publish_status::no_subscriber);
-  CHECK(gate->depth() == 0);
+  CHECK(gate->offers == 1);
   // Local subscribers still get what a mesh link delivers.
   mycelium::payload_ref q;
   q.type_id = t::order::type_id;

@@ -8,9 +8,10 @@
 #include <future>
 #include <thread>
 
-#include "mycelium/bus/send_gate.hpp"
+#include "mycelium/transports/send_gate.hpp"
 
 using namespace mycelium;
+using mycelium::transports::send_gate;
 using namespace std::chrono_literals;
 
 TEST_CASE("send_gate: drop_newest admits up to capacity and counts the rest") {
@@ -26,6 +27,16 @@ TEST_CASE("send_gate: drop_newest admits up to capacity and counts the rest") {
   CHECK(g.admit());
   CHECK(g.depth() == 2);
   CHECK(g.back_pressured() == 0);
+}
+
+TEST_CASE("send_gate: as a link's port it leaves admitted messages to the mailbox") {
+  send_gate g{1, overflow_policy::drop_newest, 0ns};
+  mycelium::port& p = g;
+  CHECK(p.offer(1, nullptr) == offer_result::enqueue);
+  CHECK(p.offer(1, nullptr) == offer_result::refused);
+  CHECK(g.dropped() == 1);
+  g.release();
+  CHECK(p.offer(1, nullptr) == offer_result::enqueue);
 }
 
 TEST_CASE("send_gate: disconnect fires once per episode until re-armed") {

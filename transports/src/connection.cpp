@@ -336,15 +336,13 @@ void connection::on_interest(uint32_t type_id, bool add) {
               + " subscribed before the shared-memory segment was attached");
       return;
     }
-    if (subs_.count(type_id) == 0)
-      subs_.emplace(type_id,
-                    shm_.attached()
-                      ? sh_->bus->subscribe_link(
-                          type_id, t->name, caf::strong_actor_ptr{self_->ctrl()},
-                          nullptr, "link:" + sh_->cfg.name, shm_.channel())
-                      : sh_->bus->subscribe_link(
-                          type_id, t->name, caf::strong_actor_ptr{self_->ctrl()},
-                          gate_, "link:" + sh_->cfg.name));
+    if (subs_.count(type_id) == 0) {
+      std::shared_ptr<port> p = shm_.attached() ? std::shared_ptr<port>{shm_.channel()}
+                                                : std::shared_ptr<port>{gate_};
+      subs_.emplace(type_id, sh_->bus->subscribe_link(
+                               type_id, t->name, caf::strong_actor_ptr{self_->ctrl()},
+                               std::move(p), "link:" + sh_->cfg.name));
+    }
   } else if (auto i = subs_.find(type_id); i != subs_.end()) {
     sh_->bus->unsubscribe(i->second);
     subs_.erase(i);

@@ -17,6 +17,7 @@
 #include "mycelium/transports/link_config.hpp"
 #include "mycelium/transports/link_protocol.hpp"
 #include "mycelium/transports/link_stats.hpp"
+#include "mycelium/transports/send_gate.hpp"
 
 namespace mycelium::transports::detail {
 

@@ -56,7 +56,7 @@ public:
   /// `attached()`.
   wire::shm_attach offer() const { return ep_->offer(); }
 
-  /// The sink that the bus's link subscriptions get. Requires `attached()`.
+  /// The port that the bus's link subscriptions get. Requires `attached()`.
   std::shared_ptr<shm::detail::shm_channel> channel() const {
     return ep_->channel();
   }

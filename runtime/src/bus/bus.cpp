@@ -8,10 +8,6 @@
 
 namespace mycelium {
 
-link_sink::~link_sink() = default;
-
-direct_receiver::~direct_receiver() = default;
-
 subscription::subscription(caf::strong_actor_ptr who,
                            std::shared_ptr<detail::topic_counters> t,
                            std::shared_ptr<detail::service_counters> s)
@@ -121,19 +117,19 @@ bus::~bus() {
 subscription_ptr bus::subscribe(uint32_t type_id, const std::string& type_name,
                                 const caf::strong_actor_ptr& who,
                                 const std::string& service_name,
-                                direct_receiver* direct) {
-  return add_subscription(type_id, type_name, who, nullptr, nullptr, service_name,
-                          direct);
+                                mycelium::port* direct) {
+  return add_subscription(type_id, type_name, who, service_name, direct, nullptr,
+                          false);
 }
 
 subscription_ptr bus::subscribe_link(uint32_t type_id,
                                      const std::string& type_name,
                                      const caf::strong_actor_ptr& link,
-                                     std::shared_ptr<send_gate> gate,
-                                     const std::string& link_name,
-                                     std::shared_ptr<link_sink> sink) {
-  return add_subscription(type_id, type_name, link, std::move(gate),
-                          std::move(sink), link_name, nullptr);
+                                     std::shared_ptr<mycelium::port> port,
+                                     const std::string& link_name) {
+  auto* raw = port.get();
+  return add_subscription(type_id, type_name, link, link_name, raw, std::move(port),
+                          true);
 }
 
 namespace {
@@ -176,10 +172,10 @@ private:
 subscription_ptr bus::add_subscription(uint32_t type_id,
                                        const std::string& type_name,
                                        const caf::strong_actor_ptr& who,
-                                       std::shared_ptr<send_gate> gate,
-                                       std::shared_ptr<link_sink> sink,
                                        const std::string& service_name,
-                                       direct_receiver* direct) {
+                                       mycelium::port* port,
+                                       std::shared_ptr<mycelium::port> owner,
+                                       bool link) {
   subscription_ptr sub;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
@@ -188,9 +184,9 @@ subscription_ptr bus::add_subscription(uint32_t type_id,
       svc = std::make_shared<detail::service_counters>(service_name);
     sub = std::make_shared<subscription>(who, state_->topic(type_id, type_name),
                                          svc);
-    sub->gate = std::move(gate);
-    sub->sink = std::move(sink);
-    sub->direct = direct;
+    sub->port = port;
+    sub->port_owner = std::move(owner);
+    sub->link = link;
     state_->subs[type_id].push_back(sub);
     state_->rebuild();
   }
@@ -234,7 +230,7 @@ std::vector<uint32_t> bus::interest(const caf::actor_control_block* exclude,
   for (auto& [id, v] : state_->subs)
     for (auto& s : v)
       if (s->subscriber.get() != exclude
-          && !(local_only && (s->gate || s->sink))) {
+          && !(local_only && s->link)) {
         out.push_back(id);
         break;
       }
@@ -246,7 +242,7 @@ std::map<std::string, std::vector<std::string>> bus::subscriptions() const {
   std::lock_guard<std::mutex> guard{state_->mtx};
   for (auto& [id, v] : state_->subs)
     for (auto& s : v)
-      if (!s->gate && !s->sink && s->service)
+      if (!s->link && s->service)
         out[s->service->name].push_back(s->topic->name);
   return out;
 }

@@ -10,6 +10,16 @@
 
 namespace mycelium::transports::shm::detail {
 
+namespace {
+
+/// What the bus hears of a message the channel took (sent, or dropped and
+/// counted by the link) or not (refused by the overflow policy).
+constexpr offer_result taken(bool yes) noexcept {
+  return yes ? offer_result::delivered : offer_result::refused;
+}
+
+} // namespace
+
 shm_channel::shm_channel(std::shared_ptr<transports::detail::link_shared> sh,
                          segment seg, std::function<void(errc)> trouble)
   : sh_(std::move(sh)), seg_(std::move(seg)), out_ctl_(&seg_.outgoing()),
@@ -67,7 +77,7 @@ bool shm_channel::push_interest(uint32_t type_id, bool add) {
   return true;
 }
 
-bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
+offer_result shm_channel::offer(uint32_t type_id, const void* value) noexcept {
   auto& sh = *sh_;
   constexpr size_t hdr = wire::frame_header::size;
   try {
@@ -85,17 +95,17 @@ bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
         mycelium::detail::bump(frames_sent_); // under mtx_: one writer
         mycelium::detail::bump(bytes_sent_, hdr + n);
         wake_peer();
-        return true;
+        return offer_result::delivered;
       }
       if (e == errc::unknown_type || e == errc::frame_too_large) {
         guard.unlock();
-        return refuse(type_id, e, n);
+        return taken(refuse(type_id, e, n));
       }
       // truncated: more than the run left before the ring wraps or fills.
     }
   } catch (...) { // out of memory in the encoder: counted as unencodable
     sh.bad_frames.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return offer_result::delivered;
   }
   // Slow path: encode aside, then wait for room by the overflow policy.
   thread_local std::vector<uint8_t> payload;
@@ -105,9 +115,9 @@ bool shm_channel::push(uint32_t type_id, const void* value) noexcept {
   } catch (...) { // out of memory: counted like an unencodable message
   }
   if (e != errc::none)
-    return refuse(type_id, e, payload.size());
+    return taken(refuse(type_id, e, payload.size()));
   std::unique_lock<mycelium::detail::spinlock> guard{mtx_};
-  return write_locked(guard, type_id, payload);
+  return taken(write_locked(guard, type_id, payload));
 }
 
 bool shm_channel::refuse(uint32_t type_id, errc e, size_t payload_size) noexcept {

@@ -8,7 +8,7 @@
 
 #include "../link_shared.hpp"
 #include "../loop/doorbell.hpp"
-#include "mycelium/bus/link_sink.hpp"
+#include "mycelium/bus/port.hpp"
 #include "mycelium/detail/spinlock.hpp"
 #include "mycelium/transports/frame_writer.hpp"
 #include "mycelium/transports/shm/segment.hpp"
@@ -20,10 +20,11 @@ namespace mycelium::transports::shm::detail {
 /// I/O-thread hop), under a mutex that makes the ring's single producer.
 /// Applies the link's overflow policy when the ring is full and rings the
 /// peer's doorbell when its I/O loop sleeps. Also owns the mapped segment,
-/// so the mapping lives as long as any routing snapshot can still push.
+/// so the mapping lives as long as any routing snapshot can still offer.
+/// It is the link's port on the bus.
 ///
-/// Thread-safety: `push` from any thread; the rest from the link's broker.
-class shm_channel final : public link_sink,
+/// Thread-safety: `offer` from any thread; the rest from the link's broker.
+class shm_channel final : public port,
                           public transports::detail::channel_source {
 public:
   /// `trouble` runs (on the publisher's thread) when the link must be reset:
@@ -32,7 +33,11 @@ public:
   shm_channel(std::shared_ptr<transports::detail::link_shared> sh, segment seg,
               std::function<void(errc)> trouble);
 
-  bool push(uint32_t type_id, const void* value) noexcept override;
+  /// Writes the frame into the ring on the publisher's thread: `delivered`,
+  /// or `refused` by the overflow policy. A message dropped for another
+  /// reason (link down, too large, unencodable) is counted by the link and
+  /// also answers `delivered`.
+  offer_result offer(uint32_t type_id, const void* value) noexcept override;
 
   /// Writes a subscribe (`add`) or unsubscribe frame for `type_id` into the
   /// ring, in order with the data (so the peer applies our interest before
@@ -44,7 +49,7 @@ public:
   /// (frames may have been written before the peer's doorbell was known).
   void set_peer_doorbell(const std::string& name);
 
-  /// Refuses further pushes (they count as `dropped_link_down`), and counts
+  /// Refuses further offers (they count as `dropped_link_down`), and counts
   /// the frames the peer has not consumed yet as `dropped_link_down` too (an
   /// upper bound: a live peer may still read some of them).
   void close();

@@ -65,7 +65,7 @@ public:
   /// may have left frames), stops polling and closes the channel.
   void finish();
 
-  /// The sink that `bus::subscribe_link` gets.
+  /// The port that `bus::subscribe_link` gets.
   std::shared_ptr<shm_channel> channel() const { return channel_; }
 
   /// Heartbeat into the segment header and the peer's liveness; returns a

@@ -18,9 +18,7 @@
 #include <caf/message.hpp>
 
 #include "mycelium/bus/bus_stats.hpp"
-#include "mycelium/bus/direct_receiver.hpp"
-#include "mycelium/bus/link_sink.hpp"
-#include "mycelium/bus/send_gate.hpp"
+#include "mycelium/bus/port.hpp"
 #include "mycelium/detail/tsan.hpp"
 #include "mycelium/errc.hpp"
 
@@ -40,16 +38,15 @@ struct subscription {
   subscription& operator=(const subscription&) = delete;
 
   caf::strong_actor_ptr subscriber;
-  /// Set for links only: bounds their send queue, and marks the subscriber
-  /// as a link, which never gets back what it published itself (no echo).
-  std::shared_ptr<send_gate> gate;
-  /// Set for links that take messages on the publisher's thread (no gate,
-  /// no mailbox; also never echoed to).
-  std::shared_ptr<link_sink> sink;
-  /// Set for loop-placed services: may handle a message on the delivering
-  /// thread without the mailbox (points into the subscriber actor, which
-  /// `subscriber` keeps alive).
-  direct_receiver* direct = nullptr;
+  /// Where messages are offered before the mailbox; null: the mailbox only.
+  /// Kept alive by `port_owner`, or else by `subscriber` (a service that is
+  /// its own port).
+  mycelium::port* port = nullptr;
+  std::shared_ptr<mycelium::port> port_owner;
+  /// Whether the subscriber is a link to another bus: it never gets back
+  /// what it published itself (no echo), and a delivery with `relay` false
+  /// skips it.
+  bool link = false;
   std::shared_ptr<detail::topic_counters> topic;
   std::shared_ptr<detail::service_counters> service;
   alignas(64) std::atomic<uint64_t> enqueued{0};
@@ -121,21 +118,22 @@ public:
   // -- subscriptions -----------------------------------------------------------
 
   /// Adds `who` as a subscriber of `type_id`. The subscription ends by
-  /// `unsubscribe` or automatically when `who` terminates.
+  /// `unsubscribe` or automatically when `who` terminates. A non-null
+  /// `direct` is offered every message first (a loop-placed service running
+  /// its handler on the delivering thread); `who` must keep it alive.
   subscription_ptr subscribe(uint32_t type_id, const std::string& type_name,
                              const caf::strong_actor_ptr& who,
                              const std::string& service_name,
-                             direct_receiver* direct = nullptr);
+                             mycelium::port* direct = nullptr);
 
   /// Adds a link's interest in `type_id` on behalf of its peer: like
-  /// `subscribe`, plus the link's `gate` (bounded send queue) or `sink`
-  /// (takes messages on the publisher's thread; then `gate` is null). A link
-  /// never receives what it published itself.
+  /// `subscribe`, with the link's `port` (its bounded send queue, or a ring
+  /// it writes on the publisher's thread), which the subscription keeps
+  /// alive. A link never receives what it published itself.
   subscription_ptr subscribe_link(uint32_t type_id, const std::string& type_name,
                                   const caf::strong_actor_ptr& link,
-                                  std::shared_ptr<send_gate> gate,
-                                  const std::string& link_name,
-                                  std::shared_ptr<link_sink> sink = nullptr);
+                                  std::shared_ptr<mycelium::port> port,
+                                  const std::string& link_name);
 
   void unsubscribe(const subscription_ptr& sub);
 
@@ -206,11 +204,13 @@ public:
       return publish_status::no_subscriber;
     if (r->subscribers.size() == 1) {
       auto* s = r->subscribers.front();
-      if (!s->gate && !s->sink) {
-        // Counted first: a direct handler counts `delivered` as it runs.
-        s->enqueued.fetch_add(1, std::memory_order_relaxed);
-        if (s->direct != nullptr && s->direct->try_receive(value_type::type_id, &x))
-          return publish_status::ok;
+      if (!s->link) { // a link gets a shared message (fan_out)
+        if (s->port == nullptr)
+          s->enqueued.fetch_add(1, std::memory_order_relaxed);
+        else if (auto res = offer(*r, *s, value_type::type_id, &x);
+                 res != offer_result::enqueue)
+          return res == offer_result::refused ? publish_status::back_pressured
+                                              : publish_status::ok;
         auto elem = caf::make_mailbox_element(caf::strong_actor_ptr{sender},
                                               caf::make_message_id(), {},
                                               std::forward<T>(x));
@@ -318,51 +318,43 @@ private:
                           ctx);
   }
 
-  /// Hands `p` to every subscriber of `r`: links taking it on this thread
-  /// (`sink`) and direct receivers read the value; everyone else shares one
-  /// immutable message, made once when the first of them needs it.
+  /// Offers `*value` to the port of `s` and counts the outcome on `s` and
+  /// on the topic of `r` (see `port`).
+  static offer_result offer(const routing_table::route& r, subscription& s,
+                            uint32_t type_id, const void* value) noexcept {
+    s.enqueued.fetch_add(1, std::memory_order_relaxed);
+    auto res = s.port->offer(type_id, value);
+    if (res == offer_result::delivered) {
+      s.delivered.fetch_add(1, std::memory_order_relaxed);
+    } else if (res == offer_result::refused) {
+      s.enqueued.fetch_sub(1, std::memory_order_relaxed);
+      r.topic->refused.fetch_add(1, std::memory_order_relaxed);
+    }
+    return res;
+  }
+
+  /// Hands `p` to every subscriber of `r`: each port is offered the value
+  /// first; everyone it leaves to the mailbox shares one immutable message,
+  /// made once when the first of them needs it.
   publish_status fan_out(const routing_table::route& r, payload_ref& p,
                          caf::actor_control_block* sender,
                          caf::execution_unit* ctx, bool relay = true) {
     auto result = publish_status::ok;
     size_t handed = 0;
     for (auto* s : r.subscribers) {
-      if (!relay && (s->sink || s->gate))
-        continue; // arrived over a link of a mesh: no other link gets it
-      if (s->sink) {
-        if (s->subscriber.get() == sender)
-          continue; // never echo a link's frame back to it
-        if (!s->sink->push(p.type_id, p.value)) {
-          r.topic->refused.fetch_add(1, std::memory_order_relaxed);
-          result = publish_status::back_pressured;
-          continue;
-        }
-        // Taken on this thread: handed over and delivered at once.
-        ++handed;
+      if (s->link && (!relay || s->subscriber.get() == sender))
+        continue; // no echo; from a link of a mesh no other link gets it
+      if (s->port == nullptr) {
         s->enqueued.fetch_add(1, std::memory_order_relaxed);
-        s->delivered.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      if (s->direct != nullptr) {
-        // Counted first: a direct handler counts `delivered` as it runs.
-        ++handed;
-        s->enqueued.fetch_add(1, std::memory_order_relaxed);
-        if (s->direct->try_receive(p.type_id, p.value))
-          continue;
-        enqueue(*s, p, sender, ctx);
-        continue;
-      }
-      if (s->gate) {
-        if (s->subscriber.get() == sender)
-          continue; // never echo a link's frame back to it
-        if (!s->gate->admit()) {
-          r.topic->refused.fetch_add(1, std::memory_order_relaxed);
+      } else if (auto res = offer(r, *s, p.type_id, p.value);
+                 res != offer_result::enqueue) {
+        if (res == offer_result::refused)
           result = publish_status::back_pressured;
-          continue;
-        }
+        else
+          ++handed;
+        continue;
       }
       ++handed;
-      s->enqueued.fetch_add(1, std::memory_order_relaxed);
       enqueue(*s, p, sender, ctx);
     }
     if (handed == 0 && result == publish_status::ok) {
@@ -375,10 +367,10 @@ private:
 
   subscription_ptr add_subscription(uint32_t type_id, const std::string& type_name,
                                     const caf::strong_actor_ptr& who,
-                                    std::shared_ptr<send_gate> gate,
-                                    std::shared_ptr<link_sink> sink,
                                     const std::string& service_name,
-                                    direct_receiver* direct);
+                                    mycelium::port* port,
+                                    std::shared_ptr<mycelium::port> owner,
+                                    bool link);
   void notify_watchers();
 
   void count_unrouted(uint32_t type_id, const char* type_name);

@@ -25,9 +25,9 @@ const char* to_string(overflow_policy x) noexcept;
 caf::error parse_overflow_policy(const std::string& text, overflow_policy& out);
 
 /// The overflow policy of one link connection, applied in one place with one
-/// set of counters, whatever the bound is: `send_gate` (message slots of a
-/// socket link) and the shared-memory channel (ring bytes) both ask it what
-/// to do when they are full.
+/// set of counters, whatever the bound is: a socket link's send gate
+/// (message slots) and the shared-memory channel (ring bytes), both in
+/// transports/, ask it what to do when they are full.
 ///
 /// Thread-safety: every member may run on any number of threads at once.
 class overflow_guard {
@@ -46,7 +46,7 @@ public:
   };
 
   /// The bound is full for one message. `may_wait` is false where the
-  /// publisher must not block (an I/O loop, see `send_gate::no_block_scope`):
+  /// publisher must not block (an I/O loop, see transports' `no_block_scope`):
   /// then `block` counts `back_pressured` at once. On `wait`, `deadline` is
   /// set; if room does not come by then, call `timed_out`.
   [[nodiscard]] verdict on_full(bool may_wait,

@@ -6,7 +6,7 @@
 
 #include <caf/error.hpp>
 
-#include "mycelium/bus/send_gate.hpp"
+#include "mycelium/bus/overflow_guard.hpp"
 #include "mycelium/transports/loop/idle_strategy.hpp"
 #include "mycelium/transports/shm/spsc_ring.hpp"
 #include "mycelium/wire/frame_header.hpp"

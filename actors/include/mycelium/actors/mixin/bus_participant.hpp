@@ -145,7 +145,7 @@ public:
 protected:
   /// Where the bus may hand messages without the mailbox; none by default
   /// (`mixin::placeable` offers one for loop placement).
-  virtual direct_receiver* direct_port() noexcept { return nullptr; }
+  virtual port* direct_port() noexcept { return nullptr; }
 
   mycelium::detail::participant_core& participant_core() noexcept { return core_; }
   const mycelium::detail::participant_core& participant_core() const noexcept {

@@ -10,7 +10,7 @@
 
 #include "mycelium/actors/detail/participant_core.hpp"
 #include "mycelium/actors/placement.hpp"
-#include "mycelium/bus/direct_receiver.hpp"
+#include "mycelium/bus/port.hpp"
 
 namespace mycelium::mixin {
 
@@ -27,16 +27,16 @@ namespace mycelium::mixin {
 /// loop service publishing) is resumed on the same thread in the same turn
 /// of the loop, without a system call.
 ///
-/// Better still, a loop-placed instance is a `direct_receiver`: when the bus
-/// delivers on the loop's thread while the instance is idle (mailbox empty,
-/// no handler running, not terminating), the handler runs at once as a
-/// function call, in place of mailbox element, message and resume. Order
+/// Better still, a loop-placed instance is its own `port` on the bus: when
+/// the bus delivers on the loop's thread while the instance is idle (mailbox
+/// empty, no handler running, not terminating), the handler runs at once as
+/// a function call, in place of mailbox element, message and resume. Order
 /// per publisher is kept: a non-empty mailbox always takes the message.
 ///
-/// Thread-safety: as CAF actors; `enqueue` and `try_receive` from any
-/// thread (`try_receive` refuses off the loop's thread).
+/// Thread-safety: as CAF actors; `enqueue` and `offer` from any thread
+/// (`offer` leaves the message to the mailbox off the loop's thread).
 template <class Base, class Subtype>
-class placeable : public Base, public direct_receiver {
+class placeable : public Base, public port {
 public:
   template <class... Ts>
   explicit placeable(Ts&&... xs) : Base(std::forward<Ts>(xs)...) {
@@ -44,20 +44,22 @@ public:
       loop_ = &this->home_system().middleman().backend();
   }
 
-  bool try_receive(uint32_t type_id, const void* value) override {
+  /// Runs the handler of `type_id` now (`handled`: it counts `delivered`),
+  /// or leaves the message to the mailbox (`enqueue`).
+  offer_result offer(uint32_t type_id, const void* value) noexcept override {
     if (loop_ == nullptr || std::this_thread::get_id() != loop_->thread_id()
         || ending() || !this->mailbox().blocked())
-      return false;
+      return offer_result::enqueue;
     auto& core = this->participant_core();
     if (!core.run_direct(type_id, value))
-      return false;
+      return offer_result::enqueue;
     // A failure must surface inside CAF's resume (exception handler,
     // supervisor): a wake-up message rethrows it there.
     if (core.failed_directly()) {
       enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
                                         direct_wake_atom::value),
               loop_);
-      return true;
+      return offer_result::handled;
     }
     // `quit` only marks the actor as shutting down; CAF terminates an actor
     // at the end of the resume that quit, and a later resume refuses an
@@ -68,7 +70,7 @@ public:
       this->context(loop_);
       this->finalize();
     }
-    return true;
+    return offer_result::handled;
   }
 
   using Base::enqueue;
@@ -109,7 +111,7 @@ public:
   bool on_loop() const noexcept { return loop_ != nullptr; }
 
 protected:
-  direct_receiver* direct_port() noexcept override {
+  port* direct_port() noexcept override {
     return loop_ != nullptr ? this : nullptr;
   }
 

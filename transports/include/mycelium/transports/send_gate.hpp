@@ -10,19 +10,21 @@
 #include <thread>
 
 #include "mycelium/bus/overflow_guard.hpp"
+#include "mycelium/bus/port.hpp"
 #include "mycelium/errc.hpp"
 
-namespace mycelium {
+namespace mycelium::transports {
 
-/// Bounds the messages in flight towards one link: a publisher claims a slot
-/// before it enqueues into the link's mailbox, the link releases the slot once
-/// the frame has been handed to the operating system (or was discarded and
-/// counted). When no slot is free its `overflow_guard` applies the policy.
+/// Bounds the messages in flight towards one socket link, and is the link's
+/// port on the bus: a publisher claims a slot before the bus enqueues into
+/// the link's mailbox, the link releases the slot once the frame has been
+/// handed to the operating system (or was discarded and counted). When no
+/// slot is free its `overflow_guard` applies the policy.
 ///
-/// Thread-safety: `admit` may run on any number of publisher threads at once;
-/// `release`, `reset` and the counters are safe from any thread. Waiting
-/// publishers block on a condition variable, never spin.
-class send_gate {
+/// Thread-safety: `admit` (and `offer`) may run on any number of publisher
+/// threads at once; `release`, `rearm` and the counters are safe from any
+/// thread. Waiting publishers block on a condition variable, never spin.
+class send_gate final : public port {
 public:
   /// `on_overflow` runs once per overflow episode under policy `disconnect`
   /// (on the publisher's thread); it should only post a message to the link.
@@ -39,6 +41,11 @@ public:
     if (depth_.fetch_add(1, std::memory_order_acq_rel) < capacity_)
       return true;
     return admit_slow();
+  }
+
+  /// Admitted: the bus enqueues into the link's mailbox; else refused.
+  offer_result offer(uint32_t, const void*) noexcept override {
+    return admit() ? offer_result::enqueue : offer_result::refused;
   }
 
   /// Returns `n` slots (frames written or discarded).
@@ -103,4 +110,4 @@ private:
   std::thread::id drain_thread_{};
 };
 
-} // namespace mycelium
+} // namespace mycelium::transports

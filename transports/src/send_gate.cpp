@@ -1,6 +1,6 @@
-#include "mycelium/bus/send_gate.hpp"
+#include "mycelium/transports/send_gate.hpp"
 
-namespace mycelium {
+namespace mycelium::transports {
 
 namespace {
 
@@ -58,4 +58,4 @@ void send_gate::wake() noexcept {
   cv_.notify_all();
 }
 
-} // namespace mycelium
+} // namespace mycelium::transports

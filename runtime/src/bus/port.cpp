@@ -1,0 +1,7 @@
+#include "mycelium/bus/port.hpp"
+
+namespace mycelium {
+
+port::~port() = default;
+
+} // namespace mycelium

@@ -31,7 +31,8 @@ function(mycelium_sanitizer_env test)
   elseif(MYCELIUM_SANITIZE STREQUAL "address")
     set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
-      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+      "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/sanitizers/lsan-caf.supp:print_suppressions=0")
   endif()
 endfunction()
 

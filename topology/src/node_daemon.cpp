@@ -82,7 +82,6 @@ struct spawn_request {
 /// run as in a node process) and a thread reading its control lines, which
 /// go to the stand-in's relay. Belongs to the daemon actor.
 struct session {
-  std::string node;
   caf::actor relay;
   control_channel ctl; ///< the daemon's end of the node's control channel
   int stop_fd = -1;    ///< an eventfd: the daemon is stopping
@@ -157,7 +156,6 @@ caf::error start_session(daemon_actor* self, spawn_request req) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     return make_error(errc::io_failed, where + ": cannot create a socket pair");
   auto s = std::make_unique<session>();
-  s->node = req.node;
   s->relay = req.relay;
   s->ctl = control_channel{pair[1]};
   s->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -188,7 +186,6 @@ caf::error start_session(daemon_actor* self, spawn_request req) {
                            daemon = caf::actor_cast<caf::actor>(self),
                            done = code->get_future()]() mutable {
     caf::scoped_actor me{sys};
-    std::string partial;
     for (;;) {
       pollfd p{ctl->fd(), POLLIN, 0};
       if (::poll(&p, 1, -1) < 0 && errno != EINTR)

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <deque>
 #include <map>
-#include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>

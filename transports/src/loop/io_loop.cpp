@@ -59,6 +59,23 @@ struct io_loop::counters {
 
 namespace {
 
+/// What another thread sends through CAF's pipe to wake a sleeping loop: its
+/// resume does nothing, the woken loop takes its inbox. One instance for
+/// every loop, never destroyed (CAF's multiplexer releases what is left in
+/// its pipe when it is destroyed, after our members).
+class wake_token final : public caf::resumable {
+public:
+  subtype_t subtype() const override { return function_object; }
+  resume_result resume(caf::execution_unit*, size_t) override { return done; }
+  void intrusive_ptr_add_ref_impl() override {}
+  void intrusive_ptr_release_impl() override {}
+};
+
+wake_token* the_wake_token() {
+  static auto* token = new wake_token;
+  return token;
+}
+
 /// Single-writer counter bump (the loop thread), read by anyone.
 void bump(std::atomic<uint64_t>& x, uint64_t n = 1) noexcept {
   x.store(x.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -76,6 +93,13 @@ io_loop::~io_loop() {
   for (auto& ptr : posted_)
     caf::scheduler::abstract_coordinator::cleanup_and_release(ptr.release());
   posted_.clear();
+  std::vector<caf::resumable*> left;
+  {
+    std::lock_guard<std::mutex> guard{inbox_mtx_};
+    left.swap(inbox_);
+  }
+  for (auto* ptr : left) // not under our lock: a release may take CAF's
+    caf::scheduler::abstract_coordinator::cleanup_and_release(ptr);
 }
 
 io_loop* io_loop::of(caf::actor_system& sys) noexcept {
@@ -109,8 +133,30 @@ void io_loop::exec_later(caf::resumable* ptr) {
       return;
     }
     woke_pool_ = true;
+    default_multiplexer::exec_later(ptr);
+    return;
   }
-  default_multiplexer::exec_later(ptr);
+  if (!ours) {
+    default_multiplexer::exec_later(ptr); // CAF's scheduler
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> guard{inbox_mtx_};
+    inbox_.push_back(ptr); // adopts the caller's reference
+  }
+  // Dekker style with `sleep`: the loop marks itself sleeping, then checks
+  // the inbox; we fill the inbox, then check the mark.
+  inbox_ready_.store(true, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst))
+    default_multiplexer::exec_later(the_wake_token());
+}
+
+void io_loop::take_inbox() {
+  inbox_ready_.store(false, std::memory_order_seq_cst);
+  std::lock_guard<std::mutex> guard{inbox_mtx_};
+  for (auto* ptr : inbox_)
+    posted_.emplace_back(ptr, false);
+  inbox_.clear();
 }
 
 size_t io_loop::add_entry(poller* p, idle_strategy idle) {
@@ -200,16 +246,24 @@ size_t io_loop::poll_pollers() {
   for (size_t i = 0; i < entries_.size(); ++i)
     if (auto* p = entries_[i].p; p != nullptr && entries_[i].live)
       work += p->poll();
-  if (work > 0)
+  if (work > 0) {
     bump(counters_->polled, work);
+    // What the pollers handled may have written to a scribe: its write
+    // interest must reach epoll before the loop sleeps.
+    handle_internal_events();
+  }
   return work;
 }
 
 void io_loop::sleep() {
   // Dekker style with the producers: each poller marks itself sleeping,
   // fences and re-checks; a producer that sees the mark rings the doorbell.
+  // Pending epoll changes (a scribe's write interest) take effect only when
+  // applied; CAF applies them after an event, which may never come.
+  handle_internal_events();
   size_t armed = 0;
-  bool ready = !posted_.empty();
+  sleeping_.store(true, std::memory_order_seq_cst);
+  bool ready = !posted_.empty() || inbox_ready_.load(std::memory_order_seq_cst);
   for (; armed < entries_.size() && !ready; ++armed)
     if (auto* p = entries_[armed].p; p != nullptr && entries_[armed].live)
       ready = !p->arm();
@@ -217,6 +271,7 @@ void io_loop::sleep() {
     bump(counters_->sleeps);
     poll_once(true);
   }
+  sleeping_.store(false, std::memory_order_relaxed);
   // Entries removed meanwhile are gone; new ones were never armed.
   for (size_t i = 0; i < armed && i < entries_.size(); ++i)
     if (auto* p = entries_[i].p; p != nullptr && entries_[i].live)
@@ -224,14 +279,18 @@ void io_loop::sleep() {
 }
 
 void io_loop::run() {
-  max_throughput_ = caf::get_or(system().config(), "scheduler.max-throughput",
-                                caf::defaults::scheduler::max_throughput);
+  max_throughput_ = std::min(
+    resume_batch, caf::get_or(system().config(), "scheduler.max-throughput",
+                              caf::defaults::scheduler::max_throughput));
   uint32_t turns = 0;
   uint32_t idle_turns = 0;
   bool just_slept = false;
   auto idle_since = std::chrono::steady_clock::now();
-  while (num_socket_handlers() > 0 || !posted_.empty()) {
+  while (num_socket_handlers() > 0 || !posted_.empty()
+         || inbox_ready_.load(std::memory_order_relaxed)) {
     bump(counters_->turns);
+    if (inbox_ready_.load(std::memory_order_relaxed))
+      take_inbox();
     size_t work = run_posted();
     work += poll_pollers();
     // Right after a blocking epoll the sockets were just serviced.
@@ -276,6 +335,10 @@ void io_loop::run() {
         break;
     }
     idle_turns = 0;
+    // This turn's epoll round may have applied the removal of the last
+    // socket (e.g. CAF's shutdown closing its pipe): nothing could wake us.
+    if (num_socket_handlers() == 0)
+      continue; // the loop's condition decides
     sleep();
     just_slept = true;
   }

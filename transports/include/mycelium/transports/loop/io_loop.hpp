@@ -1,8 +1,10 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,8 +35,7 @@ struct io_loop_stats {
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
 /// thread) turned into a loop that, on every turn and in one place,
 ///
-///  1. resumes the actors posted to it from its own thread (loop services,
-///     link brokers) without a system call,
+///  1. resumes the actors posted to it (loop services, link brokers),
 ///  2. calls every registered `poller` (shared-memory rings),
 ///  3. polls the sockets through epoll (without blocking, every turn when no
 ///     poller is registered, otherwise every `socket_poll_interval` turns),
@@ -50,8 +51,11 @@ struct io_loop_stats {
 ///     mycelium::transports::load_io_loop(cfg);
 ///     // = cfg.load<caf::io::middleman, mycelium::transports::io_loop>()
 ///
-/// Actors posted from other threads reach the loop through CAF's pipe
-/// (one write and one epoll wake-up).
+/// Actors posted from other threads (a pool service's message to a link's
+/// broker, a timer) go into the loop's inbox, which it takes on its next
+/// turn without a system call; only a loop that sleeps is woken, through
+/// CAF's pipe (one write and one epoll wake-up). Either way they are resumed
+/// by the loop itself, at most `resume_batch` messages at a time.
 ///
 /// Thread-safety: `add_poller`, `request_idle` and `doorbell_name` belong to
 /// the loop's thread; `stats` and `of` are safe from any thread.
@@ -60,6 +64,15 @@ public:
   /// Turns between two non-blocking socket polls while pollers are
   /// registered: an epoll_wait costs about as much as a ring round trip.
   static constexpr uint32_t socket_poll_interval = 32;
+
+  /// Messages one resume of a posted actor (a link's broker, a loop
+  /// service) handles at most before the loop goes on with its pollers and
+  /// sockets (fewer if `scheduler.max-throughput` says so). CAF's default is
+  /// unlimited, and a broker whose publishers on other threads keep its
+  /// mailbox full would otherwise keep the loop from its sockets, rings and
+  /// heartbeats (CAF's own pipe path resumes without a bound; posts now
+  /// reach the loop through its inbox instead).
+  static constexpr size_t resume_batch = 256;
 
   explicit io_loop(caf::actor_system* sys);
   ~io_loop() override;
@@ -105,6 +118,8 @@ private:
   size_t add_entry(poller* p, idle_strategy idle);
   void remove_entry(size_t slot) noexcept;
   void recompute_idle() noexcept;
+  /// Moves what other threads posted into `posted_`.
+  void take_inbox();
   size_t run_posted();
   size_t poll_pollers();
   /// Arms the pollers, re-checks, blocks in epoll, disarms.
@@ -120,6 +135,10 @@ private:
   std::string doorbell_name_;
   std::unique_ptr<detail::doorbell_receiver> doorbell_;
   bool doorbell_active_ = false;
+  std::mutex inbox_mtx_;
+  std::vector<caf::resumable*> inbox_; ///< from other threads; one reference each
+  std::atomic<bool> inbox_ready_{false}; ///< `inbox_` has something
+  std::atomic<bool> sleeping_{false};    ///< the loop is (about to be) in epoll
   struct counters;
   std::unique_ptr<counters> counters_;
 };

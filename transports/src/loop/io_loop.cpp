@@ -126,18 +126,16 @@ io_loop_stats io_loop::stats() const noexcept {
 void io_loop::exec_later(caf::resumable* ptr) {
   auto st = ptr->subtype();
   bool ours = st == caf::resumable::io_actor || st == caf::resumable::function_object;
-  if (on_loop_thread()) {
-    if (ours) {
-      // Same thread: resumed at the start of the next turn, no pipe write.
-      posted_.emplace_back(ptr, false); // adopts the caller's reference
-      return;
-    }
-    woke_pool_ = true;
+  bool here = on_loop_thread();
+  if (!ours) { // for CAF's worker pool
+    if (here)
+      woke_pool_ = true; // loop thread only
     default_multiplexer::exec_later(ptr);
     return;
   }
-  if (!ours) {
-    default_multiplexer::exec_later(ptr); // CAF's scheduler
+  if (here) {
+    // Same thread: resumed at the start of the next turn, no pipe write.
+    posted_.emplace_back(ptr, false); // adopts the caller's reference
     return;
   }
   {

@@ -80,12 +80,12 @@ public:
   /// Overflow episodes that triggered a disconnect.
   uint64_t disconnects() const noexcept { return guard_.disconnects(); }
 
-  /// While alive on a thread, `admit` on that thread never waits (links
-  /// forwarding into other links run on CAF's I/O thread and must not stall
-  /// it); a full `block` gate then counts `back_pressured` at once.
   /// Whether this thread may wait for room (false inside a `no_block_scope`).
   static bool blocking_allowed() noexcept;
 
+  /// While alive on a thread, `admit` on that thread never waits (links
+  /// forwarding into other links run on CAF's I/O thread and must not stall
+  /// it); a full `block` gate then counts `back_pressured` at once.
   class no_block_scope {
   public:
     no_block_scope() noexcept;

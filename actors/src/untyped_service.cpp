@@ -21,6 +21,10 @@ namespace mycelium {
 
 foreign_host::~foreign_host() = default;
 
+bool foreign_host::deliver_value(uint32_t, const void*) {
+  return false;
+}
+
 namespace {
 
 using ustarted_atom = caf::atom_constant<caf::atom("mustarted")>;
@@ -178,8 +182,10 @@ public:
   std::shared_ptr<untyped_handle::state> state() const { return state_; }
 
 private:
-  /// Encodes `*value` and hands it to the host.
+  /// Hands `*value` to the host as the struct if it takes it, else encoded.
   void hand_over(uint32_t type_id, const void* value) {
+    if (host_->deliver_value(type_id, value))
+      return;
     thread_local std::vector<uint8_t> buf;
     buf.clear();
     wire::writer w{buf};
@@ -335,10 +341,13 @@ bool deliver_from(untyped_handle::state& st, uint32_t type_id, caf::message msg,
 
 } // namespace
 
-publish_status untyped_handle::publish(uint32_t type_id, caf::message msg) {
-  auto status = publish_status::no_subscriber;
-  deliver_from(*state_, type_id, std::move(msg), status);
-  return status;
+errc untyped_handle::publish(uint32_t type_id, caf::message msg, publish_status* status) {
+  auto st = publish_status::no_subscriber;
+  if (!deliver_from(*state_, type_id, std::move(msg), st))
+    return errc::service_failed;
+  if (status != nullptr)
+    *status = st;
+  return errc::none;
 }
 
 errc untyped_handle::publish(uint32_t type_id, const uint8_t* payload, size_t n,

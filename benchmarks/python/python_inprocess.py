@@ -48,7 +48,7 @@ def summary(ns: List[int]) -> Dict[str, float]:
             "p999_us": pct(0.999), "n": len(s)}
 
 
-def in_process(build: str, rounds: int, calls: int, pin: str) -> Dict[str, Any]:
+def in_process(build: str, rounds: int, calls: int, pin: str, placement: str) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="myc-pybench-") as d:
         out = {k: os.path.join(d, k) for k in ("driver.json", "reflector.txt", "a.txt", "b.txt")}
         topo = os.path.join(d, "bench.toml")
@@ -59,17 +59,21 @@ name = "bench"
 services = ["reflector", "cpp_a", "cpp_b", "driver"]
 [services.reflector]
 type = "bench.reflector"
+placement = "%s"
 params = { out = "%s" }
 [services.cpp_a]
 type = "bench.cpp_a"
+placement = "%s"
 params = { out = "%s" }
 [services.cpp_b]
 type = "bench.cpp_b"
+placement = "%s"
 params = { out = "%s" }
 [services.driver]
 type = "python:bench_py_services:Driver"
 params = { rounds = %d, calls = %d, out = "%s" }
-''' % (d, out["reflector.txt"], out["a.txt"], out["b.txt"], rounds, calls, out["driver.json"]))
+''' % (d, placement, out["reflector.txt"], placement, out["a.txt"], placement, out["b.txt"],
+       rounds, calls, out["driver.json"]))
         cmd = [os.path.join(build, "apps", "mycelium-run"), "run", topo, "--quiet", "--binary",
                os.path.join(build, "benchmarks", "mycelium-bench-py-node"), "--until-exit", "driver"]
         if pin:
@@ -87,6 +91,9 @@ params = { rounds = %d, calls = %d, out = "%s" }
             "clock_read_ns": drv["clock_ns"],
             "encode_ping_ns": drv["encode_ns"],
             "publish_call_ns": drv["publish_ns"],
+            "publish_codec_ns": drv["publish_codec_ns"],
+            "bridged": drv["bridged"],
+            "placement": placement,
             "publish_bytes_ns": drv["publish_bytes_ns"],
             "publish_no_subscriber_ns": drv["publish_nosub_ns"],
             "py_to_cpp": summary(samples("reflector.txt")[rounds // 10:]),
@@ -144,28 +151,51 @@ def shm_round_trips(build: str, rounds: int, pin: str) -> Dict[str, Any]:
     return {"cpp_cpp": summary(cpp[rounds // 10:]), "py_cpp": summary(py[rounds // 10:])}
 
 
+def median_of(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per figure, the median over the runs (this VM's speed drifts between
+    runs by up to 2x; one run is not a measurement)."""
+    out: Dict[str, Any] = {}
+    for k, v in runs[0].items():
+        if isinstance(v, dict):
+            out[k] = {f: statistics.median(r[k][f] for r in runs) for f in v}
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = statistics.median(r[k] for r in runs)
+        else:
+            out[k] = v
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default="build", help="the CMake build directory")
     p.add_argument("--rounds", type=int, default=20000)
     p.add_argument("--calls", type=int, default=200000)
     p.add_argument("--pin", default="", help="CPUs to pin to, e.g. 0,1 (taskset -c)")
+    p.add_argument("--placement", default="loop", choices=("loop", "pool"),
+                   help="where the C++ services of the in-process run sit (default loop)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="in-process runs; the table shows each figure's median over them")
     p.add_argument("--json", default=os.path.join(HERE, "..", "results", "python-inprocess.json"))
     a = p.parse_args()
     a.build = os.path.abspath(a.build)
     # mycelium-run starts the node in the topology's directory.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         os.path.abspath(x) for x in os.environ.get("PYTHONPATH", "").split(os.pathsep) if x)
-    res = {"in_process": in_process(a.build, a.rounds, a.calls, a.pin),
+    runs = [in_process(a.build, a.rounds, a.calls, a.pin, a.placement)
+            for _ in range(max(1, a.repeat))]
+    res = {"in_process": median_of(runs), "in_process_runs": runs,
            "shm": shm_round_trips(a.build, a.rounds, a.pin),
            "rounds": a.rounds, "pin": a.pin, "when": time.strftime("%Y-%m-%d %H:%M")}
     ip, shm = res["in_process"], res["shm"]
     lines = [
-        "Python in process (embedded), %d rounds, pin %s" % (a.rounds, a.pin or "none"),
+        "Python in process (embedded), %d rounds, pin %s, C++ services on the %s; "
+        "median of %d runs" % (a.rounds, a.pin or "none", a.placement, len(runs)),
         "  bare pybind11 call      %8.0f ns" % ip["bare_pybind11_call_ns"],
         "  encode() of a ping      %8.0f ns" % ip["encode_ping_ns"],
-        "  Service.publish call    %8.0f ns  (%.1fx a bare call)"
-        % (ip["publish_call_ns"], ip["publish_call_ns"] / ip["bare_pybind11_call_ns"]),
+        "  Service.publish call    %8.0f ns  (%.1fx a bare call; %s)"
+        % (ip["publish_call_ns"], ip["publish_call_ns"] / ip["bare_pybind11_call_ns"],
+           "the bridge: no encoding" if ip["bridged"] else "NOT bridged: encoded"),
+        "    the same through the codec (encode + bytes) %6.0f ns" % ip["publish_codec_ns"],
         "    of which: pre-encoded bytes %6.0f ns; no subscriber (no hand-off) %6.0f ns"
         % (ip["publish_bytes_ns"], ip["publish_no_subscriber_ns"]),
         "  one way, us             median      p99    p99.9",
@@ -176,6 +206,11 @@ def main() -> int:
         lines.append("  %-22s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
     lines.append("  ratio py->cpp / cpp->cpp median: %.2f" % (ip["py_to_cpp"]["median_us"]
                                                            / ip["cpp_to_cpp"]["median_us"]))
+    lines.append("  per run: publish call %s ns; py->cpp %s us; cpp->py %s us; bare call %s ns" % (
+        ", ".join("%.0f" % r["publish_call_ns"] for r in runs),
+        ", ".join("%.2f" % r["py_to_cpp"]["median_us"] for r in runs),
+        ", ".join("%.2f" % r["cpp_to_py"]["median_us"] for r in runs),
+        ", ".join("%.0f" % r["bare_pybind11_call_ns"] for r in runs)))
     lines.append("shm round trips, 16 B, busy_poll, us   median      p99    p99.9")
     for k, label in (("cpp_cpp", "C++ <-> C++"), ("py_cpp", "Python <-> C++")):
         s = shm[k]

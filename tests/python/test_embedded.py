@@ -61,6 +61,8 @@ params = { rounds = 300, chats = 7, out = "%s", nested = { a = [1, 2.5, "x"], b 
     assert (d["token"], d["chats"]) == (42, 7)
     assert d["params"]["nested"] == {"a": [1, 2.5, "x"], "b": True}
     assert (d["nodes"], d["node"]) == (1, "host")
+    # Both ways through the bridge (structs, not TLV bytes; docs/python.md section 9).
+    assert d["bridged"] == [True, True]
 
 
 def test_a_computing_python_handler_leaves_cpp_latency_alone(work: str) -> None:

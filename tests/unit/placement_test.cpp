@@ -2,7 +2,9 @@
 // node's I/O loop gives the same results; loop handlers run on the loop's
 // thread (also between two loop services); a loop handler over its budget is
 // logged and counted; loop placement without a middleman is refused.
-// Synchronisation is by messages with timeouts; there are no sleeps.
+// An idle request from outside the loop holds its strategy. Synchronisation
+// is by messages (or the loop's state) with timeouts; one test counts the
+// loop's turns over a 20 ms window.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -20,6 +22,7 @@
 
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/service.hpp"
+#include "mycelium/transports/loop/idle_request.hpp"
 #include "mycelium/transports/loop/io_loop.hpp"
 #include "mycelium/transports/system_config.hpp"
 #include "service_test_support.hpp"
@@ -360,4 +363,45 @@ TEST_CASE("loop placement without CAF's middleman is refused with what to do") {
   auto text = render(r.error());
   CHECK(text.find("placement loop") != std::string::npos);
   CHECK(text.find("load_io_loop") != std::string::npos);
+}
+
+TEST_CASE("an idle request from outside the loop holds the loop's strategy until reset") {
+  // What a node with loop services holds (topology_node): the loop spins
+  // for its inbox, and polls epoll only one turn in socket_poll_interval,
+  // since nothing waits on a socket.
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  auto* loop = mt::io_loop::of(sys);
+  REQUIRE(loop != nullptr);
+  auto wait_for_mode = [&](mt::wait_mode m) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (loop->current_mode() != m && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    return loop->current_mode() == m;
+  };
+  auto req = mt::idle_request::make(sys, mt::idle_strategy::busy());
+  REQUIRE(req);
+  REQUIRE(wait_for_mode(mt::wait_mode::busy_poll));
+  auto before = loop->stats();
+  // The loop turns without work meanwhile: a window to count its turns in.
+  std::this_thread::sleep_for(20ms);
+  auto after = loop->stats();
+  auto turns = after.turns - before.turns;
+  auto polls = after.socket_polls - before.socket_polls;
+  CAPTURE(turns);
+  CAPTURE(polls);
+  CHECK(turns > 100);
+  CHECK(polls * 8 < turns); // 1 in 32 (was every turn)
+  req->reset();
+  CHECK(wait_for_mode(mt::wait_mode::block));
+}
+
+TEST_CASE("an idle request needs the I/O loop") {
+  caf::actor_system_config cfg;
+  cfg.set("logger.console", caf::atom("none"));
+  cfg.load<caf::io::middleman>(); // CAF's own backend, not the loop
+  caf::actor_system sys{cfg};
+  auto req = mt::idle_request::make(sys, mt::idle_strategy::busy());
+  REQUIRE_FALSE(req);
+  CHECK(render(req.error()).find("load_io_loop") != std::string::npos);
 }

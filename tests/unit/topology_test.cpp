@@ -6,9 +6,11 @@
 #include <fstream>
 #include <string>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "mycelium/errc.hpp"
+#include "mycelium/topology/control_channel.hpp"
 #include "mycelium/topology/deployment_plan.hpp"
 #include "mycelium/topology/plan_report.hpp"
 #include "mycelium/topology/topology_loader.hpp"
@@ -83,6 +85,8 @@ backoff_min = "50ms"
 backoff_max = "1s"
 env = { LEVEL = "debug" }
 workdir = "work"
+loop_wait = "spin_then_block"
+loop_spin = "250us"
 
 [[nodes]]
 name = "risk"
@@ -122,7 +126,11 @@ send_queue = 100
   CHECK(md.env.at("LEVEL") == "debug");
   CHECK(md.workdir == "/etc/demo/work");
   CHECK(md.binary == "/etc/demo/bin/node");
+  CHECK(md.loop_wait == transports::wait_mode::spin_then_block);
+  CHECK(md.loop_spin == std::chrono::microseconds{250});
   auto& risk = t.nodes[1];
+  CHECK_FALSE(risk.loop_wait);
+  CHECK_FALSE(risk.loop_spin);
   CHECK(risk.runtime == node_runtime::command);
   CHECK(risk.command == std::vector<std::string>{"risk-node", "--fast"});
   CHECK(risk.host == "10.0.0.2");
@@ -139,6 +147,29 @@ send_queue = 100
   REQUIRE(t.links.size() == 1);
   CHECK(t.links[0].settings.overflow == overflow_policy::drop_newest);
   CHECK(t.links[0].settings.send_queue == 100);
+}
+
+TEST_CASE("topology: a node's loop_wait takes only the idle strategies") {
+  CHECK_HAS(error_of("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nloop_wait = \"spin\"\n"),
+            "loop_wait");
+  CHECK_HAS(error_of("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nloop_wait = \"spin\"\n"),
+            "busy_poll");
+  CHECK_HAS(error_of("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nloop_spin = \"fast\"\n"),
+            "loop_spin");
+}
+
+TEST_CASE("topology: a control line with line breaks stays one line") {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  control_channel ch{sv[0]};
+  REQUIRE(ch.send("failed Traceback (most recent call last):\n  File x\r\nTypeError: y"));
+  ch.close(); // read_lines then ends at end of stream
+  std::string partial;
+  std::vector<std::string> lines;
+  (void) read_lines(sv[1], partial, lines);
+  ::close(sv[1]);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] == "failed Traceback (most recent call last): |   File x | TypeError: y");
 }
 
 TEST_CASE("topology: every loader error names file:line:column and what to do") {

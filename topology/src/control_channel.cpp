@@ -44,7 +44,15 @@ void control_channel::close() {
 bool control_channel::send(const std::string& line) {
   if (fd_ < 0)
     return false;
-  std::string buf = line + "\n";
+  std::string buf;
+  buf.reserve(line.size() + 1);
+  for (char c : line) {
+    if (c == '\n')
+      buf += " | ";
+    else if (c != '\r')
+      buf += c;
+  }
+  buf += '\n';
   size_t off = 0;
   while (off < buf.size()) {
     auto n = ::send(fd_, buf.data() + off, buf.size() - off, MSG_NOSIGNAL);

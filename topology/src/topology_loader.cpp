@@ -33,7 +33,7 @@ const std::vector<std::string> node_keys{
   "name",    "services", "host",    "port",         "endpoint",
   "runtime", "binary",   "command", "env",          "workdir",
   "restart", "max_restarts", "restart_window", "backoff_min", "backoff_max",
-  "after", "control"};
+  "after", "control", "loop_wait", "loop_spin"};
 const std::vector<std::string> service_keys{"type", "params", "placement",
                                             "max_restarts", "restart_window"};
 const std::vector<std::string> link_setting_keys{
@@ -340,6 +340,7 @@ private:
     if (auto* v = toml_reader::find(&n, "control"))
       if (auto b = r_.boolean(*v, ctx, "control"))
         out.control = *b;
+    read_idle(n, ctx, "loop_wait", "loop_spin", out.loop_wait, out.loop_spin);
     if (auto* v = toml_reader::find(&n, "after"))
       if (auto xs = r_.string_array(*v, ctx, "after")) {
         out.after = *xs;
@@ -435,17 +436,25 @@ private:
 
   // -- links ------------------------------------------------------------------------
 
-  void read_link_settings(const toml_value& t, const std::string& ctx,
-                          link_settings& out) {
-    if (auto* v = toml_reader::find(&t, "wait"))
-      if (auto s = r_.choice(*v, ctx, "wait", {"busy_poll", "spin_then_block", "block"})) {
+  /// An idle strategy's keys (a link's `wait`/`spin`, a node's
+  /// `loop_wait`/`loop_spin`).
+  void read_idle(const toml_value& t, const std::string& ctx, const char* wait_key,
+                 const char* spin_key, std::optional<transports::wait_mode>& wait,
+                 std::optional<std::chrono::microseconds>& spin) {
+    if (auto* v = toml_reader::find(&t, wait_key))
+      if (auto s = r_.choice(*v, ctx, wait_key, {"busy_poll", "spin_then_block", "block"})) {
         transports::wait_mode m{};
         (void) transports::parse_wait_mode(*s, m);
-        out.wait = m;
+        wait = m;
       }
-    if (auto* v = toml_reader::find(&t, "spin"))
-      if (auto d = r_.duration(*v, ctx, "spin", std::chrono::microseconds{1}))
-        out.spin = std::chrono::duration_cast<std::chrono::microseconds>(*d);
+    if (auto* v = toml_reader::find(&t, spin_key))
+      if (auto d = r_.duration(*v, ctx, spin_key, std::chrono::microseconds{1}))
+        spin = std::chrono::duration_cast<std::chrono::microseconds>(*d);
+  }
+
+  void read_link_settings(const toml_value& t, const std::string& ctx,
+                          link_settings& out) {
+    read_idle(t, ctx, "wait", "spin", out.wait, out.spin);
     if (auto* v = toml_reader::find(&t, "ring_capacity"))
       if (auto n = r_.byte_size(*v, ctx, "ring_capacity")) {
         if (*n < 64 || *n > (uint64_t{1} << 30) || (*n & (*n - 1)) != 0)

@@ -95,6 +95,26 @@ topology_node::start(caf::actor_system& sys, const topology& t,
   std::unique_ptr<topology_node> self{new topology_node(sys, *spec)};
   self->schema_ = &schema;
   self->node_->use_schema(schema); // for services of other languages
+  bool loop_services = false;
+  for (auto* s : t.services_of(node_name))
+    loop_services = loop_services || s->where == placement::loop;
+  if (loop_services || spec->loop_wait) {
+    // Loop services hear other threads (pool services, Python, timers)
+    // through the loop's inbox: a blocked loop pays a thread wake-up per
+    // message. The loop idles as the node says, else as links do.
+    auto mode = spec->loop_wait ? *spec->loop_wait
+                                : t.link_defaults.wait.value_or(transports::wait_mode::spin_then_block);
+    auto spin = spec->loop_spin ? *spec->loop_spin
+                                : t.link_defaults.spin.value_or(std::chrono::microseconds{100});
+    transports::idle_strategy idle{mode, spin};
+    if (mode != transports::wait_mode::spin_then_block)
+      idle.spin = {};
+    auto req = transports::idle_request::make(sys, idle);
+    if (!req)
+      return make_error(errc::config_invalid,
+                        fmt::format("node '{}': {}", node_name, render(req.error())));
+    self->loop_idle_ = std::move(*req);
+  }
   for (auto* s : t.services_of(node_name)) {
     auto started = self->node_->start(s->type, s->params, s->name, s->restart, s->where);
     if (!started)
@@ -238,6 +258,7 @@ void topology_node::stop(std::chrono::milliseconds drain) {
                    left(deadline));
   for (auto& l : links_)
     l.stop();
+  loop_idle_.reset();
 }
 
 } // namespace mycelium::topology

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type
 from . import _core
 from .codec import Message
 from .errors import DecodeError
-from .service import DEPLOYMENT_READY_TYPE_ID, Service
+from .service import DEPLOYMENT_READY_TYPE_ID, Service, message_of
 
 _log = logging.getLogger("mycelium")
 
@@ -87,7 +87,8 @@ def _make(type_name: str, handle: Any) -> Service:
     svc = cls.__new__(cls)
     svc._bind(handle, schema)
     svc.__init__()  # type: ignore[misc]
-    for type_id in cls._handlers:
+    for type_id, (message_class, _method) in cls._handlers.items():
+        handle.bind(message_class)
         handle.subscribe(type_id)
     if cls.on_ready is not Service.on_ready:
         handle.subscribe(DEPLOYMENT_READY_TYPE_ID)
@@ -149,7 +150,7 @@ def _serve(type_name: str, handle: Any) -> None:
                                    % (handle.name, type_id))
             continue  # unsubscribed meanwhile
         try:
-            msg = mc.decode(payload)
+            msg = message_of(mc, payload)
         except DecodeError as e:
             bad_payloads += 1
             _log.warning("service %s: dropped an undecodable %s (%s); %d so far",

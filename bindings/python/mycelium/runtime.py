@@ -26,7 +26,7 @@ from . import _core
 from ._hosting import type_name_of
 from .codec import Message, Schema
 from .errors import CoreError, LinkClosed, Errc, from_core
-from .service import PUBLISH_OK, Service, request_via, schema_of
+from .service import Service, message_of, request_via, schema_of
 
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
@@ -78,7 +78,7 @@ class Subscription(Generic[M]):
         if kind == _core.EVENT_STOP:
             self._closed = True
             return None
-        return self._cls.decode(payload)
+        return message_of(self._cls, payload)
 
     def get(self, timeout: Optional[float] = None) -> M:
         """The next message; `TimeoutError` after `timeout` seconds (None:
@@ -157,10 +157,10 @@ class CallbackSubscription:
     """A callback registered with `Node.on(cls, callback)`; `close`
     removes it (the node lets go of the callback)."""
 
-    def __init__(self, node: "Node", type_id: int, fn: Callable[[bytes], Any]) -> None:
+    def __init__(self, node: "Node", type_id: int, fn: Callable[[Any], Any]) -> None:
         self._node = node
         self._type_id = type_id
-        self._fn: Optional[Callable[[bytes], Any]] = fn
+        self._fn: Optional[Callable[[Any], Any]] = fn
 
     def close(self) -> None:
         if self._fn is not None:
@@ -274,7 +274,7 @@ class Node:
     def publish(self, msg: Message) -> bool:
         """Publishes `msg`; False when nobody subscribed or a link refused it."""
         try:
-            return cast(int, self._main_handle().publish(msg.type_id, msg.encode())) == PUBLISH_OK
+            return cast(bool, self._main_handle().publish_object(msg))
         except CoreError as e:
             raise from_core(e) from None
 
@@ -287,6 +287,7 @@ class Node:
         # for the bus's lifetime, so a name per subscription would grow them.
         h = self._rt.open_client("%s.python.sub" % self.name, capacity)
         try:
+            h.bind(cls)
             h.subscribe(cls.type_id)
         except CoreError as e:
             h.quit()
@@ -307,15 +308,16 @@ class Node:
                     target=self._run_callbacks, name="mycelium/%s/callbacks" % self.name,
                     daemon=True)
                 self._callback_thread.start()
-            def call(payload: bytes, c: Type[M] = cls, f: Callable[[M], Any] = callback) -> Any:
-                return f(c.decode(payload))
+            def call(payload: Any, c: Type[M] = cls, f: Callable[[M], Any] = callback) -> Any:
+                return f(message_of(c, payload))
             table = dict(self._callback_table)
             table[cls.type_id] = table.get(cls.type_id, []) + [call]
             self._callback_table = table
+            self._callbacks.bind(cls)
             self._callbacks.subscribe(cls.type_id)
             return CallbackSubscription(self, cls.type_id, call)
 
-    def _remove_callback(self, type_id: int, fn: Callable[[bytes], Any]) -> None:
+    def _remove_callback(self, type_id: int, fn: Callable[[Any], Any]) -> None:
         with self._lock:
             table = dict(self._callback_table)
             left = [f for f in table.get(type_id, []) if f is not fn]

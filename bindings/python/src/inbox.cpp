@@ -60,6 +60,14 @@ void inbox::push_message(uint32_t type_id, const uint8_t* p, size_t n) {
   push(std::move(ev), true);
 }
 
+void inbox::push_value(uint32_t type_id, caf::message msg) {
+  inbox_event ev;
+  ev.kind = inbox_event::message;
+  ev.type_id = type_id;
+  ev.value = std::move(msg);
+  push(std::move(ev), true);
+}
+
 void inbox::push_request(uint64_t id, uint32_t type_id, const uint8_t* p, size_t n) {
   inbox_event ev;
   ev.kind = inbox_event::request;

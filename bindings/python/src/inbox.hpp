@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/message.hpp>
+
 namespace mycelium::python {
 
 /// One thing for a Python consumer to handle: a message of a subscribed
@@ -18,7 +20,10 @@ struct inbox_event {
   kind_t kind = message;
   uint32_t type_id = 0;
   uint64_t request_id = 0;
-  std::vector<uint8_t> payload;
+  std::vector<uint8_t> payload; ///< TLV bytes, when `value` is empty
+  /// message: the C++ struct itself (the Python bridge has its type); the
+  /// consumer makes the Python object from it
+  caf::message value;
   std::string text; ///< stop: the reason ("" for a normal stop)
 };
 
@@ -39,6 +44,8 @@ public:
   inbox& operator=(const inbox&) = delete;
 
   void push_message(uint32_t type_id, const uint8_t* p, size_t n);
+  /// A message as the C++ struct (`msg` holds one value of `type_id`).
+  void push_value(uint32_t type_id, caf::message msg);
   void push_request(uint64_t id, uint32_t type_id, const uint8_t* p, size_t n);
   void push_stop(std::string reason);
 

@@ -12,6 +12,21 @@ namespace py = pybind11;
 
 namespace mycelium::python {
 
+namespace {
+
+/// Queues the struct itself when the bridge has its type.
+bool queue_value(const std::atomic<const schema_bridge*>& bridge, inbox& in,
+                 uint32_t type_id, const void* value) {
+  auto* b = bridge.load(std::memory_order_acquire);
+  const bridge_entry* e = b != nullptr ? b->find(type_id) : nullptr;
+  if (e == nullptr)
+    return false;
+  in.push_value(type_id, e->copy(value));
+  return true;
+}
+
+} // namespace
+
 python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in)
   : type_(std::move(type)), inbox_(std::move(in)) {
 }
@@ -19,6 +34,7 @@ python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inb
 python_host::~python_host() = default;
 
 void python_host::start(std::shared_ptr<untyped_handle> h) {
+  bridge_.store(bridge_registry::global().find(h->schema().digest), std::memory_order_release);
   std::string failure;
   // PyGILState rather than pybind11's gil_scoped_acquire: this is a CAF
   // worker that may never have run Python, and pybind11 (2.10) looks up its
@@ -41,6 +57,10 @@ void python_host::deliver(uint32_t type_id, const uint8_t* payload, size_t n) {
   inbox_->push_message(type_id, payload, n);
 }
 
+bool python_host::deliver_value(uint32_t type_id, const void* value) {
+  return queue_value(bridge_, *inbox_, type_id, value);
+}
+
 void python_host::request(uint64_t id, uint32_t type_id, const uint8_t* payload,
                           size_t n) {
   inbox_->push_request(id, type_id, payload, n);
@@ -61,12 +81,17 @@ client_host::client_host(std::shared_ptr<mycelium::python::inbox> in)
 }
 
 void client_host::start(std::shared_ptr<untyped_handle> h) {
+  bridge_.store(bridge_registry::global().find(h->schema().digest), std::memory_order_release);
   handle_ = h;
   h->started();
 }
 
 void client_host::deliver(uint32_t type_id, const uint8_t* payload, size_t n) {
   inbox_->push_message(type_id, payload, n);
+}
+
+bool client_host::deliver_value(uint32_t type_id, const void* value) {
+  return queue_value(bridge_, *inbox_, type_id, value);
 }
 
 void client_host::request(uint64_t id, uint32_t, const uint8_t*, size_t) {

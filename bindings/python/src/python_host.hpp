@@ -1,13 +1,16 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "inbox.hpp"
 #include "runtime_gate.hpp"
 #include "mycelium/actors/foreign_host.hpp"
 #include "mycelium/actors/untyped_service.hpp"
+#include "mycelium/python/message_bridge.hpp"
 
 namespace mycelium::python {
 
@@ -15,11 +18,32 @@ namespace mycelium::python {
 /// and the queue its deliveries arrive in. Copyable; thread-safe as its
 /// parts.
 struct py_handle {
+  /// The Python classes a handle's deliveries become without the codec
+  /// (the Python bridge), by type id. Thread-safety: GIL-bound.
+  struct bridged_classes {
+    bool looked_up = false;
+    const schema_bridge* bridge = nullptr; ///< of the handle's schema, or null
+    std::unordered_map<uint32_t, const class_info*> by_type;
+    /// The class the last publish bound (null info: not bridged).
+    PyTypeObject* last_type = nullptr;
+    const class_info* last_info = nullptr;
+  };
+
   std::shared_ptr<untyped_handle> handle;
   std::shared_ptr<mycelium::python::inbox> inbox;
   /// Set when the runtime belongs to a Python `Node` (which can be
   /// stopped); null in a C++ node, whose runtime outlives Python.
   std::shared_ptr<runtime_gate> gate;
+  std::shared_ptr<bridged_classes> classes = std::make_shared<bridged_classes>();
+
+  /// The bridge of the handle's schema, or null (GIL held).
+  const schema_bridge* bridge() const {
+    if (!classes->looked_up) {
+      classes->bridge = bridge_registry::global().find(handle->schema().digest);
+      classes->looked_up = true;
+    }
+    return classes->bridge;
+  }
 };
 
 /// The foreign host of one Python service instance (`type` is
@@ -37,12 +61,15 @@ public:
 
   void start(std::shared_ptr<untyped_handle> h) override;
   void deliver(uint32_t type_id, const uint8_t* payload, size_t n) override;
+  bool deliver_value(uint32_t type_id, const void* value) override;
   void request(uint64_t id, uint32_t type_id, const uint8_t* payload, size_t n) override;
   void stop(const caf::error& reason) override;
 
 private:
   std::string type_;
   std::shared_ptr<mycelium::python::inbox> inbox_;
+  /// The bridge of the node's schema (set in `start`), or null.
+  std::atomic<const schema_bridge*> bridge_{nullptr};
   bool running_ = false;
 };
 
@@ -55,6 +82,7 @@ public:
 
   void start(std::shared_ptr<untyped_handle> h) override;
   void deliver(uint32_t type_id, const uint8_t* payload, size_t n) override;
+  bool deliver_value(uint32_t type_id, const void* value) override;
   void request(uint64_t id, uint32_t type_id, const uint8_t* payload, size_t n) override;
   void stop(const caf::error& reason) override;
 
@@ -63,6 +91,7 @@ public:
 
 private:
   std::shared_ptr<mycelium::python::inbox> inbox_;
+  std::atomic<const schema_bridge*> bridge_{nullptr};
   std::shared_ptr<untyped_handle> handle_;
 };
 

@@ -127,7 +127,7 @@ public:
       << "// Package " << s.package << ", schema digest " << to_hex(sd) << "\n"
       << "#pragma once\n\n"
       << "#include <array>\n#include <cstdint>\n#include <string>\n"
-      << "#include <vector>\n\n"
+      << "#include <tuple>\n#include <vector>\n\n"
       << "#include <caf/actor_system_config.hpp>\n"
       << "#include <caf/meta/type_name.hpp>\n\n"
       << "#include \"mycelium/codec.hpp\"\n\n"
@@ -368,6 +368,14 @@ private:
     for (size_t i = 0; i < s.messages.size(); ++i)
       o << "    case " << s.messages[i].id << ": return " << i << ";\n";
     o << "    default: return -1;\n  }\n}\n\n"
+      << "/// Every message type of the schema, by ascending type id: for code\n"
+      << "/// that is instantiated per type (the Python bridge,\n"
+      << "/// mycelium/python/message_bridge.hpp).\n"
+      << "using message_types = std::tuple<";
+    auto cpp_ns = cpp_namespace(s);
+    for (size_t i = 0; i < s.messages.size(); ++i)
+      o << (i ? ", " : "") << qualified(cpp_ns, s.messages[i].name);
+    o << ">;\n\n"
       << "} // namespace detail\n\n"
       << "/// Registers every message type of this schema with CAF.\n"
       << "inline void add_message_types(caf::actor_system_config& cfg) {\n";

@@ -157,15 +157,17 @@ void io_loop::take_inbox() {
   inbox_.clear();
 }
 
-size_t io_loop::add_entry(poller* p, idle_strategy idle) {
+size_t io_loop::add_entry(poller* p, idle_strategy idle, bool sockets) {
   size_t slot = 0;
   while (slot < entries_.size() && entries_[slot].live)
     ++slot;
   if (slot == entries_.size())
     entries_.emplace_back();
-  entries_[slot] = entry{p, idle, true};
+  entries_[slot] = entry{p, idle, true, sockets};
   if (p != nullptr)
     ++live_pollers_;
+  if (sockets)
+    ++socket_requests_;
   recompute_idle();
   return slot;
 }
@@ -175,6 +177,8 @@ void io_loop::remove_entry(size_t slot) noexcept {
     return;
   if (entries_[slot].p != nullptr)
     --live_pollers_;
+  if (entries_[slot].sockets)
+    --socket_requests_;
   entries_[slot] = entry{}; // the slot is free; a running poll pass skips it
   recompute_idle();
   if (doorbell_active_ && live_pollers_ == 0) {
@@ -193,8 +197,8 @@ loop_registration io_loop::add_poller(poller& p, idle_strategy idle) {
   return loop_registration{this, add_entry(&p, idle)};
 }
 
-loop_registration io_loop::request_idle(idle_strategy idle) {
-  return loop_registration{this, add_entry(nullptr, idle)};
+loop_registration io_loop::request_idle(idle_strategy idle, bool sockets) {
+  return loop_registration{this, add_entry(nullptr, idle, sockets)};
 }
 
 const std::string& io_loop::doorbell_name() {
@@ -212,6 +216,7 @@ void io_loop::recompute_idle() noexcept {
     if (e.live)
       merged = idle_strategy::merge(merged, e.idle);
   idle_ = merged;
+  mode_.store(merged.mode, std::memory_order_release);
 }
 
 size_t io_loop::run_posted() {
@@ -291,8 +296,14 @@ void io_loop::run() {
       take_inbox();
     size_t work = run_posted();
     work += poll_pollers();
-    // Right after a blocking epoll the sockets were just serviced.
-    if (!just_slept && (live_pollers_ == 0 || ++turns >= socket_poll_interval)) {
+    // Right after a blocking epoll the sockets were just serviced. Every
+    // turn when sockets are all there is to poll: socket links wait on
+    // them, and a loop that blocks next polls them right after its work
+    // anyway. Else (rings, or loop services fed through the inbox) every
+    // `socket_poll_interval` turns.
+    bool sockets_first = live_pollers_ == 0
+                         && (socket_requests_ > 0 || idle_.mode == wait_mode::block);
+    if (!just_slept && (sockets_first || ++turns >= socket_poll_interval)) {
       turns = 0;
       bump(counters_->socket_polls);
       if (poll_once(false))

@@ -30,6 +30,13 @@ public:
   /// A message of a type the foreign side subscribed to.
   virtual void deliver(uint32_t type_id, const uint8_t* payload, size_t n) = 0;
 
+  /// A message as the generated C++ struct (`value` points to one of
+  /// `type_id`, valid during the call), for a host that converts the struct
+  /// itself instead of decoding bytes (the Python bridge). Returns false
+  /// when it does not take this type: `deliver` then gets the encoded
+  /// payload. The default takes none.
+  virtual bool deliver_value(uint32_t type_id, const void* value);
+
   /// A request of a type the foreign side serves; it answers with
   /// `untyped_handle::reply` (or `reply_error`) and `id`.
   virtual void request(uint64_t id, uint32_t type_id, const uint8_t* payload,

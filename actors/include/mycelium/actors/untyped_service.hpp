@@ -92,8 +92,10 @@ public:
                              publish_status* status = nullptr);
 
   /// Publishes a message holding one value of the schema (its type id is
-  /// `type_id`), without encoding (`no_subscriber` once the service ended).
-  publish_status publish(uint32_t type_id, caf::message msg);
+  /// `type_id`), without encoding. Returns `errc::none` and sets `*status`,
+  /// or `service_failed` once the service has ended.
+  [[nodiscard]] errc publish(uint32_t type_id, caf::message msg,
+                             publish_status* status = nullptr);
 
   // -- request / reply ---------------------------------------------------------
 

@@ -27,7 +27,9 @@ public:
   int fd() const noexcept { return fd_; }
   bool open() const noexcept { return fd_ >= 0; }
 
-  /// Sends `line` (a newline is added); false once the peer is gone.
+  /// Sends `line` (a newline is added); false once the peer is gone. A
+  /// line break inside `line` (a traceback in a failure text) becomes " | ",
+  /// so that the message stays one line of the protocol.
   bool send(const std::string& line);
 
   /// Reads what is available without blocking and returns the complete

@@ -121,6 +121,10 @@ struct node_spec {
   /// Nodes that must be ready before this one starts (by name).
   std::vector<std::string> after;
   std::vector<std::string> services; ///< instance names, in file order
+  /// How the node's I/O loop idles while loop-placed services run
+  /// (`loop_wait`, `loop_spin`); unset: as `[link_defaults]` says for links.
+  std::optional<transports::wait_mode> loop_wait;
+  std::optional<std::chrono::microseconds> loop_spin;
   source_ref at;
 
   /// True if the node runs on the launcher's host (without a daemon, the

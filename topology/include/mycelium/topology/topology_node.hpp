@@ -14,6 +14,7 @@
 #include "mycelium/topology/deployment_plan.hpp"
 #include "mycelium/topology/topology.hpp"
 #include "mycelium/transports/link.hpp"
+#include "mycelium/transports/loop/idle_request.hpp"
 
 namespace mycelium::topology {
 
@@ -92,6 +93,8 @@ private:
   std::unique_ptr<mycelium::node> node_;
   std::vector<transports::link> links_;
   std::map<std::string, caf::actor> services_;
+  /// Keeps the loop from blocking while loop services run (`loop_wait`).
+  transports::idle_request loop_idle_;
   std::vector<size_t> expected_peers_; ///< per link
   std::vector<std::vector<std::string>> peer_names_; ///< per link
   const schema_descriptor* schema_ = nullptr;

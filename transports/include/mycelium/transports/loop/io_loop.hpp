@@ -85,12 +85,20 @@ public:
   [[nodiscard]] loop_registration add_poller(poller& p, idle_strategy idle);
 
   /// Asks the loop to idle at least as eagerly as `idle` until the
-  /// registration ends (socket links, whose data arrive through epoll).
+  /// registration ends. `sockets`: the requester's data arrive through
+  /// epoll (a socket link), so a loop without pollers polls the sockets on
+  /// every turn; a request for work that arrives through the inbox (loop
+  /// services, `idle_request`) leaves that to one turn in
+  /// `socket_poll_interval`, since an epoll_wait costs more than a turn.
   /// Loop thread only.
-  [[nodiscard]] loop_registration request_idle(idle_strategy idle);
+  [[nodiscard]] loop_registration request_idle(idle_strategy idle, bool sockets = true);
 
   /// The strategy the loop follows now (the merge of all registrations).
+  /// Loop thread only.
   idle_strategy current_idle() const noexcept { return idle_; }
+
+  /// Its mode, readable from any thread (diagnostics and tests).
+  wait_mode current_mode() const noexcept { return mode_.load(std::memory_order_acquire); }
 
   /// The abstract socket name producers ring to wake this loop (created on
   /// first use; empty, with errno set, if no socket could be made). Loop
@@ -113,9 +121,10 @@ private:
     poller* p = nullptr; ///< null for idle requests and free slots
     idle_strategy idle;
     bool live = false;
+    bool sockets = false; ///< an idle request for data through epoll
   };
 
-  size_t add_entry(poller* p, idle_strategy idle);
+  size_t add_entry(poller* p, idle_strategy idle, bool sockets = false);
   void remove_entry(size_t slot) noexcept;
   void recompute_idle() noexcept;
   /// Moves what other threads posted into `posted_`.
@@ -127,7 +136,9 @@ private:
 
   std::vector<entry> entries_;
   size_t live_pollers_ = 0;
+  size_t socket_requests_ = 0; ///< live entries with `sockets`
   idle_strategy idle_ = idle_strategy::blocking();
+  std::atomic<wait_mode> mode_{wait_mode::block}; ///< idle_.mode, for other threads
   std::vector<caf::intrusive_ptr<caf::resumable>> posted_;
   std::vector<caf::intrusive_ptr<caf::resumable>> running_;
   size_t max_throughput_ = 0;

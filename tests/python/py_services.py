@@ -5,6 +5,7 @@ Python node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -147,3 +148,63 @@ class Watcher(Service):
             with open(self.params["out"], "w") as f:
                 json.dump(self.seen, f)
             self.quit()
+
+
+class AsyncEcho(Service):
+    """``async def`` handlers on the instance's asyncio loop: answers each
+    ping after an await, serves report_request, starts a task that
+    outlives its handler on command "later", and raises on "fail"."""
+
+    async def on_start(self) -> None:
+        await asyncio.sleep(0)
+        self.publish(lt.chat(origin="async-start", seq=0))  # this incarnation is up
+
+    @on(lt.ping)
+    async def ping(self, p: lt.ping) -> None:
+        await asyncio.sleep(0.0005)
+        self.publish(lt.pong(seq=p.seq, payload=p.payload))
+
+    @serves(lt.report_request)
+    async def report(self, r: lt.report_request) -> lt.report:
+        await asyncio.sleep(0)
+        return lt.report(token=r.token, chats=42)
+
+    @on(lt.command)
+    async def command(self, c: lt.command) -> None:
+        if c.text == "later":
+            async def later() -> None:
+                await asyncio.sleep(0.01)
+                self.publish(lt.chat(origin="task", seq=1))
+            asyncio.get_running_loop().create_task(later())
+        elif c.text == "fail":
+            raise RuntimeError("async failing on purpose")
+
+    async def on_stop(self) -> None:
+        await asyncio.sleep(0)
+        self.publish(lt.chat(origin="async-stop", seq=0))
+
+
+class AsyncAsker(Service):
+    """On command "ask": `arequest`s a report (from AsyncEcho) and publishes
+    its token as a chat. Handlers of one instance run one at a time, so a
+    handler must not await a reply from its own instance."""
+
+    @on(lt.command)
+    async def command(self, c: lt.command) -> None:
+        if c.text == "ask":
+            rep = await self.arequest(lt.report_request(token=9), lt.report, timeout=5)
+            self.publish(lt.chat(origin="asked", seq=rep.token))
+
+
+class SyncWithAsyncHandler(Service):
+    """A service without asyncio that adds an ``async def`` handler at run
+    time: its first chat fails the instance with a text that says what to
+    set."""
+
+    schema = lt
+
+    def on_start(self) -> None:
+        self.subscribe(lt.chat, self.chat)
+
+    async def chat(self, c: lt.chat) -> None:
+        pass

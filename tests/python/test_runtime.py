@@ -21,7 +21,7 @@ import link_test_other as lto
 import mycelium
 from conftest import Peer, ctrl_c_child, env_path
 from mycelium import CoreError, Errc, NoResponder, RequestTimeout, Service, on, serves
-from py_services import BadStart, Echo, Failer, Reporter
+from py_services import AsyncAsker, AsyncEcho, BadStart, Echo, Failer, Reporter, SyncWithAsyncHandler
 
 KINDS = ["shm", "unix", "tcp"]
 
@@ -171,6 +171,53 @@ def test_a_raising_handler_is_logged_and_restarted_by_the_supervisor(
     assert "restart" in err
     stats = {s["name"]: s for s in node.services()}["failer"]
     assert stats["handler_errors"] == 1 and stats["restarts"] == 1
+
+
+def test_async_handlers_run_in_order_on_the_instances_loop(node: mycelium.Node,
+                                                          capfd: Any) -> None:
+    assert AsyncEcho.uses_asyncio() and not Echo.uses_asyncio()
+    pongs = node.subscribe(lt.pong)
+    chats = node.subscribe(lt.chat)
+    node.start(AsyncEcho, "aecho", max_restarts=3)
+    assert chats.get(timeout=5).origin == "async-start"  # the async on_start ran
+    for i in range(1, 51):
+        node.publish(lt.ping(seq=i, payload=b"x"))
+    # Each handler is awaited before the next: publish order is kept.
+    assert [pongs.get(timeout=5).seq for _ in range(50)] == list(range(1, 51))
+    rep = node.request(lt.report_request(token=3), lt.report, timeout=5)
+    assert (rep.token, rep.chats) == (3, 42)
+    # An async handler awaits a reply from an async responder.
+    node.start(AsyncAsker, "asker")
+    node.publish(lt.command(text="ask"))
+    c = chats.get(timeout=5)
+    assert (c.origin, c.seq) == ("asked", 9)
+    # A task outlives the handler that started it.
+    node.publish(lt.command(text="later"))
+    assert chats.get(timeout=5).origin == "task"
+    # A raising async handler fails the instance like a plain one; the
+    # async on_stop runs, and the supervisor restarts it.
+    node.publish(lt.command(text="fail"))
+    assert chats.get(timeout=5).origin == "async-stop"
+    assert chats.get(timeout=5).origin == "async-start"  # the next incarnation is up
+    assert node.publish(lt.ping(seq=77))
+    assert pongs.get(timeout=5).seq == 77
+    err = capfd.readouterr().err
+    assert "AsyncEcho.command(command)" in err and "RuntimeError: async failing on purpose" in err
+    stats = {s["name"]: s for s in node.services()}["aecho"]
+    assert stats["handler_errors"] == 1 and stats["restarts"] == 1
+
+
+def test_an_async_handler_in_a_service_without_asyncio_says_what_to_set(
+        node: mycelium.Node, capfd: Any) -> None:
+    node.start(SyncWithAsyncHandler, "mixed", max_restarts=0)
+    node.publish(lt.chat(origin="t", seq=1))
+    deadline = time.monotonic() + 5
+    err = ""
+    while "use_asyncio = True" not in err and time.monotonic() < deadline:
+        err += capfd.readouterr().err
+        time.sleep(0.01)
+    assert "is a coroutine function, but the service runs without asyncio" in err
+    assert "use_asyncio = True" in err
 
 
 # -- across processes -------------------------------------------------------------

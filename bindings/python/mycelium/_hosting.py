@@ -8,8 +8,11 @@ import, checks, ``__init__``, ``on_start``, the handlers, ``on_stop``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import logging
+import os
 import threading
 import traceback
 from typing import Any, Callable, Dict, Optional, Tuple, Type
@@ -72,8 +75,8 @@ def run_service(type_name: str, handle: Any) -> None:
     t.start()
 
 
-def _make(type_name: str, handle: Any) -> Service:
-    cls = resolve(type_name)
+def _make(cls: Type[Service], handle: Any,
+          loop: Optional[asyncio.AbstractEventLoop]) -> Service:
     schema = cls.schema_object()
     if schema is None:
         raise TypeError("service class %s has no handlers and no `schema` attribute; set "
@@ -94,87 +97,194 @@ def _make(type_name: str, handle: Any) -> Service:
         handle.subscribe(DEPLOYMENT_READY_TYPE_ID)
     for type_id in cls._responders:
         handle.serve(type_id)
-    svc.on_start()
+    started = svc.on_start()
+    if inspect.isawaitable(started):
+        if loop is None:  # not reached: an async on_start makes the class use asyncio
+            raise TypeError("on_start of %s is a coroutine but the service runs without "
+                            "asyncio" % cls.__qualname__)
+        loop.run_until_complete(started)
     return svc
 
 
-def _serve(type_name: str, handle: Any) -> None:
-    try:
-        svc = _make(type_name, handle)
-    except BaseException:
-        handle.started("Python service %r (%s) failed to start:\n%s"
-                       % (handle.name, type_name, traceback.format_exc().rstrip()))
-        handle.finish()
-        return
-    handle.started(None)
-    cls = type(svc)
-    handlers: Dict[int, Tuple[Type[Message], str]] = cls._handlers
-    responders: Dict[int, Tuple[Type[Message], str]] = cls._responders
-    failed = False
-    bad_payloads = 0
-    # The service param `spin` (seconds) overrides the class attribute.
-    spin = float(handle.params.get("spin", cls.spin))
-    while True:
-        ev = handle.next(None, spin)
-        if ev is None:
-            continue
+_STOP = object()
+
+
+class _Dispatcher:
+    """Turns the events of one instance's queue into calls of its handlers,
+    the same for both ways of running it (its own thread, or an asyncio
+    loop on that thread): what a handler returns, what it raises, replies,
+    and the instance's failure. Used by the instance's thread only."""
+
+    def __init__(self, svc: Service, handle: Any, asynchronous: bool) -> None:
+        cls = type(svc)
+        self.svc = svc
+        self.handle = handle
+        self.asynchronous = asynchronous
+        self.handlers: Dict[int, Tuple[Type[Message], str]] = cls._handlers
+        self.responders: Dict[int, Tuple[Type[Message], str]] = cls._responders
+        self.failed = False
+        self.bad_payloads = 0
+
+    def fail(self, text: str, request_id: Optional[int] = None) -> None:
+        if request_id is not None:
+            self.handle.reply_error(request_id, text)
+        self.handle.fail(text)  # the C++ side logs it and tells the supervisor
+        self.failed = True
+
+    def event(self, ev: Any) -> Any:
+        """Handles one event: `_STOP` for the order to stop, None when done,
+        or (asyncio) a coroutine that finishes it."""
         kind, type_id, request_id, payload, _text = ev
         if kind == _core.EVENT_STOP:
-            break
+            return _STOP
         is_request = kind == _core.EVENT_REQUEST
-        if type_id == DEPLOYMENT_READY_TYPE_ID and not failed:
+        handle = self.handle
+        if type_id == DEPLOYMENT_READY_TYPE_ID and not self.failed:
             # Field 1 the node (string), field 2 the node count: its last 4 bytes.
-            try:
-                svc.on_ready(int.from_bytes(payload[-4:], "little"))
-            except Exception:
-                text = "Python on_ready of service %r raised:\n%s" % (
-                    handle.name, traceback.format_exc().rstrip())
-                handle.fail(text)
-                failed = True
-            continue
-        if failed:
+            return self.finish(lambda: self.svc.on_ready(int.from_bytes(payload[-4:], "little")),
+                               "Python on_ready of service %r" % handle.name, None)
+        if self.failed:
             if is_request:
                 handle.reply_error(request_id, "service %r has failed" % handle.name)
-            continue
+            return None
         fn: Optional[Callable[[Any], Any]] = None
         mc: Optional[Type[Message]] = None
-        entry = (responders if is_request else handlers).get(type_id)
+        entry = (self.responders if is_request else self.handlers).get(type_id)
         if entry is not None:
             mc, method = entry
-            fn = getattr(svc, method)
-        elif not is_request and hasattr(svc, "_dynamic") and type_id in svc._dynamic:
-            mc, fn = svc._dynamic[type_id]
+            fn = getattr(self.svc, method)
+        elif not is_request and hasattr(self.svc, "_dynamic") and type_id in self.svc._dynamic:
+            mc, fn = self.svc._dynamic[type_id]
         if fn is None or mc is None:
             if is_request:
                 handle.reply_error(request_id, "service %r serves no type id %d"
                                    % (handle.name, type_id))
-            continue  # unsubscribed meanwhile
+            return None  # unsubscribed meanwhile
         try:
             msg = message_of(mc, payload)
         except DecodeError as e:
-            bad_payloads += 1
+            self.bad_payloads += 1
             _log.warning("service %s: dropped an undecodable %s (%s); %d so far",
-                         handle.name, mc.type_name, e, bad_payloads)
+                         handle.name, mc.type_name, e, self.bad_payloads)
             if is_request:
                 handle.reply_error(request_id, "undecodable request: %s" % e)
-            continue
+            return None
+        call = fn
+        what = "Python handler %s(%s) of service %r" % (
+            getattr(fn, "__qualname__", fn), mc.type_name, handle.name)
+        return self.finish(lambda: call(msg), what, request_id if is_request else None)
+
+    def finish(self, call: Callable[[], Any], what: str, request_id: Optional[int]) -> Any:
         try:
-            result = fn(msg)
-            if is_request:
-                if not isinstance(result, Message):
-                    raise TypeError("responder %s returned %r, not a message"
-                                    % (getattr(fn, "__qualname__", fn), result))
-                handle.reply(request_id, result.type_id, result.encode())
+            result = call()
         except Exception:
-            text = ("Python handler %s(%s) of service %r raised:\n%s"
-                    % (getattr(fn, "__qualname__", fn), mc.type_name, handle.name,
-                       traceback.format_exc().rstrip()))
-            if is_request:
-                handle.reply_error(request_id, text)
-            handle.fail(text)  # the C++ side logs it and tells the supervisor
-            failed = True
+            self.fail("%s raised:\n%s" % (what, traceback.format_exc().rstrip()), request_id)
+            return None
+        if inspect.isawaitable(result):
+            if self.asynchronous:
+                return self.finish_async(result, what, request_id)
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: no warning, no half-run handler
+            self.fail("%s is a coroutine function, but the service runs without asyncio: "
+                      "set `use_asyncio = True` on its class" % what, request_id)
+            return None
+        self.answer(result, what, request_id)
+        return None
+
+    async def finish_async(self, result: Any, what: str, request_id: Optional[int]) -> None:
+        try:
+            value = await result
+        except Exception:
+            self.fail("%s raised:\n%s" % (what, traceback.format_exc().rstrip()), request_id)
+            return
+        self.answer(value, what, request_id)
+
+    def answer(self, result: Any, what: str, request_id: Optional[int]) -> None:
+        if request_id is None:
+            return
+        try:
+            if not isinstance(result, Message):
+                raise TypeError("%s returned %r, not a message" % (what, result))
+            self.handle.reply(request_id, result.type_id, result.encode())
+        except Exception:
+            self.fail("%s raised:\n%s" % (what, traceback.format_exc().rstrip()), request_id)
+
+
+def _serve(type_name: str, handle: Any) -> None:
+    loop: Optional[asyncio.AbstractEventLoop] = None
     try:
-        svc.on_stop()
+        cls = resolve(type_name)
+        if cls.uses_asyncio():
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        svc = _make(cls, handle, loop)
+    except BaseException:
+        handle.started("Python service %r (%s) failed to start:\n%s"
+                       % (handle.name, type_name, traceback.format_exc().rstrip()))
+        if loop is not None:
+            _close_loop(loop)
+        handle.finish()
+        return
+    handle.started(None)
+    d = _Dispatcher(svc, handle, loop is not None)
+    if loop is None:
+        # The service param `spin` (seconds) overrides the class attribute.
+        spin = float(handle.params.get("spin", cls.spin))
+        while True:
+            ev = handle.next(None, spin)
+            if ev is not None and d.event(ev) is _STOP:
+                break
+    else:
+        loop.run_until_complete(_serve_async(d, handle))
+    try:
+        stopped = svc.on_stop()
+        if loop is not None and inspect.isawaitable(stopped):
+            loop.run_until_complete(stopped)
     except Exception:
         _log.error("service %s: on_stop raised:\n%s", handle.name, traceback.format_exc())
+    if loop is not None:
+        _close_loop(loop)
     handle.finish()
+
+
+async def _serve_async(d: _Dispatcher, handle: Any) -> None:
+    """The queue on the instance's asyncio loop: woken through the queue's
+    eventfd (no polling); handlers run one at a time in queue order, each
+    awaited before the next, while the tasks they started run meanwhile."""
+    loop = asyncio.get_running_loop()
+    fd = handle.event_fd()
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            ready.clear()
+            try:
+                os.read(fd, 8)  # reset first: a push after the drain signals again
+            except BlockingIOError:
+                pass
+            batch = handle.drain(256)
+            for ev in batch:
+                r = d.event(ev)
+                if r is _STOP:
+                    return
+                if r is not None:
+                    await r
+            if len(batch) < 256:
+                await ready.wait()
+    finally:
+        loop.remove_reader(fd)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancels what the handlers left running, then closes the loop."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

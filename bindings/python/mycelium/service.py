@@ -24,9 +24,11 @@ thread.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 import types
-from typing import (Any, Callable, ClassVar, Dict, Optional, Tuple, Type, TypeVar, Union,
+from typing import (Any, Awaitable, Callable, ClassVar, Dict, Optional, Tuple, Type, TypeVar, Union,
                     cast)
 
 from .codec import Message, Schema
@@ -92,6 +94,13 @@ class Service:
     #: VM) at the price of a busy CPU meanwhile. The service parameter
     #: `spin` overrides it per instance.
     spin: ClassVar[float] = 0.0
+    #: Whether the instance's thread runs an asyncio loop, so that handlers,
+    #: responders and on_start/on_ready/on_stop may be ``async def`` (they
+    #: are awaited one at a time, in queue order, and the tasks they start
+    #: run meanwhile). None (default): when any of them is ``async def``.
+    #: The queue then wakes the loop through an eventfd; `spin` does not
+    #: apply.
+    use_asyncio: ClassVar[Optional[bool]] = None
     _handlers: ClassVar[Dict[int, Tuple[Type[Message], str]]] = {}
     _responders: ClassVar[Dict[int, Tuple[Type[Message], str]]] = {}
 
@@ -114,6 +123,15 @@ class Service:
     _handle: Any
     _schema: Schema
     _classes: Dict[int, Type[Message]]
+
+    @classmethod
+    def uses_asyncio(cls) -> bool:
+        """Whether instances run on an asyncio loop (see `use_asyncio`)."""
+        if cls.use_asyncio is not None:
+            return cls.use_asyncio
+        names = [m for _, m in list(cls._handlers.values()) + list(cls._responders.values())]
+        names += ["on_start", "on_ready", "on_stop"]
+        return any(inspect.iscoroutinefunction(getattr(cls, n, None)) for n in names)
 
     @classmethod
     def schema_object(cls) -> Optional[Schema]:
@@ -150,18 +168,24 @@ class Service:
         """The instance's parameters (topology ``params`` or `Node.start`)."""
         return cast(Dict[str, Any], self._handle.params)
 
-    def on_start(self) -> None:
+    # The three hooks may be overridden by plain or ``async def`` methods
+    # (the latter make the instance use asyncio, see `use_asyncio`).
+
+    def on_start(self) -> Optional[Awaitable[None]]:
         """Runs once before any handler, on the instance's thread."""
+        return None
 
-    def on_stop(self) -> None:
+    def on_stop(self) -> Optional[Awaitable[None]]:
         """Runs once when the instance ends (stop, failure or quit)."""
+        return None
 
-    def on_ready(self, nodes: int) -> None:
+    def on_ready(self, nodes: int) -> Optional[Awaitable[None]]:
         """Override it to hear when the whole deployment is ready (C++'s
         `deployment_ready`): every node started and linked, so what is
         published from now on reaches every subscriber. `nodes` is the
         number of nodes. A service that produces data from nothing starts
         here."""
+        return None
 
     # -- what it does ------------------------------------------------------------
 
@@ -177,6 +201,13 @@ class Service:
         """Sends `req` to the node's responder of its type and waits for the
         reply: `RequestTimeout`, `NoResponder`, or the responder's error."""
         return request_via(self._handle, req, reply_class, timeout)
+
+    async def arequest(self, req: Message, reply_class: Type[R], timeout: float = 1.0) -> R:
+        """`request` for ``async def`` handlers: waits on the loop's
+        executor, so the instance's other tasks go on meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, request_via, self._handle, req, reply_class,
+                                          timeout)
 
     def subscribe(self, message_class: Type[M], fn: Callable[[M], Any]) -> None:
         """Adds a handler at run time (call from this instance's thread)."""

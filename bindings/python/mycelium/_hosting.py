@@ -9,13 +9,14 @@ import, checks, ``__init__``, ``on_start``, the handlers, ``on_stop``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
 import os
 import threading
 import traceback
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, AsyncGenerator, Callable, Dict, Optional, Tuple, Type
 
 from . import _core
 from .codec import Message
@@ -247,32 +248,42 @@ def _serve(type_name: str, handle: Any) -> None:
     handle.finish()
 
 
-async def _serve_async(d: _Dispatcher, handle: Any) -> None:
-    """The queue on the instance's asyncio loop: woken through the queue's
-    eventfd (no polling); handlers run one at a time in queue order, each
-    awaited before the next, while the tasks they started run meanwhile."""
+async def queue_events(handle: Any, batch: int,
+                       closed: Callable[[], bool] = lambda: False) -> AsyncGenerator[Any, None]:
+    """The events of `handle`'s queue on the running asyncio loop, woken
+    through the queue's eventfd that the C++ side signals when the queue
+    stops being empty (no polling); `closed` is asked before each batch."""
     loop = asyncio.get_running_loop()
     fd = handle.event_fd()
     ready = asyncio.Event()
     loop.add_reader(fd, ready.set)
     try:
-        while True:
+        while not closed():
             ready.clear()
             try:
                 os.read(fd, 8)  # reset first: a push after the drain signals again
             except BlockingIOError:
                 pass
-            batch = handle.drain(256)
-            for ev in batch:
-                r = d.event(ev)
-                if r is _STOP:
-                    return
-                if r is not None:
-                    await r
-            if len(batch) < 256:
+            events = handle.drain(batch)
+            for ev in events:
+                yield ev
+            if len(events) < batch:
                 await ready.wait()
     finally:
         loop.remove_reader(fd)
+
+
+async def _serve_async(d: _Dispatcher, handle: Any) -> None:
+    """The queue on the instance's asyncio loop: handlers run one at a time
+    in queue order, each awaited before the next, while the tasks they
+    started run meanwhile."""
+    async with contextlib.aclosing(queue_events(handle, 256)) as events:
+        async for ev in events:
+            r = d.event(ev)
+            if r is _STOP:
+                return
+            if r is not None:
+                await r
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -15,15 +15,15 @@ Thread-safety: every method may be called from any thread. A
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import os
 import threading
 import types
 from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Optional,
                     Type, TypeVar, Union, cast)
 
 from . import _core
-from ._hosting import type_name_of
+from ._hosting import queue_events, type_name_of
 from .codec import Message, Schema
 from .errors import CoreError, LinkClosed, Errc, from_core
 from .service import Service, message_of, request_via, schema_of
@@ -107,27 +107,14 @@ class Subscription(Generic[M]):
     async def __aiter__(self) -> AsyncIterator[M]:
         """Woken by the event loop through an eventfd that the C++ side
         signals when the queue stops being empty (no polling)."""
-        loop = asyncio.get_running_loop()
-        fd = self._handle.event_fd()
-        ready = asyncio.Event()
-        loop.add_reader(fd, ready.set)
-        try:
-            while not self._closed:
-                ready.clear()
-                try:
-                    os.read(fd, 8)  # reset first: a push after the drain signals again
-                except BlockingIOError:
-                    pass
-                batch = self._handle.drain(1024)
-                for ev in batch:
-                    msg = self._decode(ev)
-                    if msg is None:
-                        return
-                    yield msg
-                if len(batch) < 1024:
-                    await ready.wait()
-        finally:
-            loop.remove_reader(fd)
+        # aclosing: leaving early removes the eventfd's reader at once.
+        async with contextlib.aclosing(queue_events(self._handle, 1024,
+                                                    lambda: self._closed)) as events:
+            async for ev in events:
+                msg = self._decode(ev)
+                if msg is None:
+                    return
+                yield msg
 
     async def aget(self, timeout: Optional[float] = None) -> M:
         """`get` on asyncio."""

@@ -11,6 +11,7 @@
 #include "link_messages.hpp"
 #include "mycelium/actors/log.hpp"
 #include "mycelium/transports/link_event.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 
 namespace mycelium::transports::detail {
 
@@ -31,10 +32,14 @@ connection::connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
       [weak = caf::weak_actor_ptr{self->ctrl()}] {
         post_if_alive(weak, overflow_atom::value);
       })),
-    sock_(self, sh_, gate_), shm_(self, sh_) {
+    sock_(self, sh_, gate_,
+          [this](const char* data, size_t size) { on_polled_bytes(data, size); }),
+    shm_(self, sh_) {
   // A loop service publishing into this link must not wait for room: only
-  // this very thread (the I/O loop) makes room.
+  // this very thread (the I/O loop) makes room. It writes its frames itself.
   gate_->drained_by(self->home_system().middleman().backend().thread_id());
+  if (!is_shm() && io_loop::of(self->home_system()) != nullptr)
+    gate_->write_directly_to(this); // shm: the ring's channel is the port
   std::lock_guard<std::mutex> guard{sh_->mtx};
   sh_->gates.push_back(gate_);
 }
@@ -44,6 +49,7 @@ connection::connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
 void connection::on_connected(caf::io::connection_handle hdl) {
   fault_ = errc::none;
   fault_text_.clear();
+  polled_end_ = false;
   established_ = false;
   up_ = false;
   ++epoch_;
@@ -88,6 +94,7 @@ void connection::close(errc reason, const std::string& text) {
 }
 
 void connection::on_exit() {
+  gate_->write_directly_to(nullptr); // publishers may hold the gate longer
   if (up_) {
     up_ = false;
     publish_event(false, errc::none, "the link was stopped");
@@ -110,6 +117,7 @@ void connection::say_goodbye() {
     return;
   proto_.write_goodbye(sock_.new_batch());
   sock_.send(false);
+  sock_.write_held(); // the broker quits before the loop's turn ends
 }
 
 void connection::leave_bus() {
@@ -160,7 +168,27 @@ void connection::publish_peer_interest_locked() {
 
 void connection::on_bytes(const std::vector<char>& buf) {
   last_rx_ = steady_clock::now();
-  bool ok = sock_.read(buf, proto_, *this);
+  close_if_ended(sock_.read(buf.data(), buf.size(), proto_, *this));
+}
+
+void connection::on_polled_bytes(const char* data, size_t size) {
+  last_rx_ = steady_clock::now();
+  bool ok = sock_.read(data, size, proto_, *this);
+  if (ok && fault_ == errc::none)
+    return;
+  polled_end_ = !ok;
+  // A broker quits only from its own message handling: close from there.
+  // No more polled reads meanwhile (the protocol has ended).
+  sock_.stop_polling();
+  post_to_self(self_, polled_close_atom::value, epoch_);
+}
+
+void connection::on_polled_close(uint64_t epoch) {
+  if (epoch == epoch_)
+    close_if_ended(!polled_end_);
+}
+
+void connection::close_if_ended(bool ok) {
   if (!ok && connected())
     close(close_reason_, close_text_);
   else if (fault_ != errc::none && connected()) {
@@ -239,25 +267,48 @@ void connection::on_bus_message(const caf::message& msg) {
     if (auto i = subs_.find(proto_.last_type_id()); i != subs_.end())
       mycelium::detail::bump(i->second->delivered); // counted as handled
   if (e != errc::none) {
-    gate_->release();
-    if (e == errc::frame_too_large) {
-      auto* t = sh_->schema.find(proto_.last_type_id());
-      auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
-                  + std::to_string(proto_.last_payload_size())
-                  + " payload bytes is larger than max_payload "
-                  + std::to_string(sh_->cfg.max_payload)
-                  + ": not sent (raise max_payload on both sides)";
-      // The text first: whoever sees the counter move finds it set.
-      sh_->set_error(text);
-      if (sh_->frames_too_large.fetch_add(1, std::memory_order_relaxed) == 0)
-        log(log_level::error, sh_->who(), text);
-    } else {
-      sh_->bad_frames.fetch_add(1, std::memory_order_relaxed);
-    }
+    count_unsent(e);
     return;
   }
   sh_->frames_sent.fetch_add(1, std::memory_order_relaxed);
   sock_.send(true);
+}
+
+void connection::write(uint32_t type_id, const void* value) noexcept {
+  // The bus counts it delivered (offer_result::delivered).
+  if (!established_ || !sock_.is_open()) { // a publisher's older routing snapshot
+    sh_->dropped_link_down.fetch_add(1, std::memory_order_relaxed);
+    gate_->release();
+    return;
+  }
+  try {
+    if (auto e = sock_.write_value(proto_, type_id, value); e != errc::none) {
+      count_unsent(e);
+      return;
+    }
+  } catch (...) { // out of memory while encoding: counted as unencodable
+    count_unsent(errc::unknown_type);
+    return;
+  }
+  sh_->frames_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+void connection::count_unsent(errc e) {
+  gate_->release();
+  if (e != errc::frame_too_large) {
+    sh_->bad_frames.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto* t = sh_->schema.find(proto_.last_type_id());
+  auto text = "a '" + (t ? t->name : std::string{"?"}) + "' message of "
+              + std::to_string(proto_.last_payload_size())
+              + " payload bytes is larger than max_payload "
+              + std::to_string(sh_->cfg.max_payload)
+              + ": not sent (raise max_payload on both sides)";
+  // The text first: whoever sees the counter move finds it set.
+  sh_->set_error(text);
+  if (sh_->frames_too_large.fetch_add(1, std::memory_order_relaxed) == 0)
+    log(log_level::error, sh_->who(), text);
 }
 
 void connection::advertise_interest() {
@@ -471,6 +522,7 @@ caf::behavior connection_behavior(caf::io::broker* self,
       c->close(errc::peer_lost, "the peer closed the connection");
     },
     [c](tick_atom, uint64_t epoch) { c->on_tick(epoch); },
+    [c](polled_close_atom, uint64_t epoch) { c->on_polled_close(epoch); },
     [c](interest_atom) { c->advertise_interest(); },
     [c](overflow_atom) { c->on_overflow(); },
     [c](ring_fault_atom, uint64_t epoch, uint8_t code, const std::string& text) {

@@ -22,6 +22,7 @@
 #include <caf/message_handler.hpp>
 
 #include "link_shared.hpp"
+#include "mycelium/transports/direct_writer.hpp"
 #include "mycelium/transports/link_listener.hpp"
 #include "mycelium/transports/link_protocol.hpp"
 #include "shm_transport.hpp"
@@ -48,7 +49,7 @@ public:
 ///
 /// Thread-safety: touched only by its broker (the send gate it creates is
 /// shared with publishers, see send_gate).
-class connection final : public link_listener {
+class connection final : public link_listener, private direct_writer {
 public:
   /// `r`: the connector that made it, or null for an accepted connection.
   connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
@@ -75,6 +76,10 @@ public:
   // -- broker events -----------------------------------------------------------------
 
   void on_bytes(const std::vector<char>& buf);
+  /// Bytes the loop's poller read (outside the broker's message handling):
+  /// an end they cause is posted to the broker (`on_polled_close`).
+  void on_polled_bytes(const char* data, size_t size);
+  void on_polled_close(uint64_t epoch);
   void on_transferred(uint64_t n) { sock_.on_transferred(n); }
   void on_tick(uint64_t epoch);
   void on_ring_fault(uint64_t epoch, errc code, const std::string& text);
@@ -82,6 +87,10 @@ public:
 
   /// A message from the bus (a subscription of the peer), to send.
   void on_bus_message(const caf::message& msg);
+
+  /// A message from a publisher on the I/O loop, handed over by the send
+  /// gate (see direct_writer), to send.
+  void write(uint32_t type_id, const void* value) noexcept override;
 
   /// The local bus's interest changed: tells the peer.
   void advertise_interest();
@@ -127,6 +136,14 @@ private:
 
   void deliver(mycelium::payload_ref& p);
 
+  /// Counts a data frame that could not be written (`e` from the link core)
+  /// and frees its slot.
+  void count_unsent(errc e);
+
+  /// Closes after `read` returned `ok` false or a callback faulted; no-op
+  /// otherwise.
+  void close_if_ended(bool ok);
+
   /// Resets the connection once the current batch of bytes is handled (for
   /// failures inside protocol callbacks that cannot fail themselves).
   void fault(errc code, std::string text);
@@ -160,6 +177,7 @@ private:
   std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;
   std::string close_text_;
+  bool polled_end_ = false; ///< a polled read ended the protocol
   errc fault_ = errc::none;
   std::string fault_text_;
 };

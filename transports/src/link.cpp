@@ -237,6 +237,9 @@ link_stats link::stats() const {
   r.connect_failures = rd(sh.connect_failures);
   r.refusals_sent = rd(sh.refusals_sent);
   r.refusals_received = rd(sh.refusals_received);
+  r.socket_writes = rd(sh.socket_writes);
+  r.scribe_writes = rd(sh.scribe_writes);
+  r.polled_reads = rd(sh.polled_reads);
   std::lock_guard<std::mutex> guard{sh.mtx};
   // Under the lock: a retiring channel moves its counts in atomically.
   r.frames_sent = rd(sh.frames_sent);

@@ -24,6 +24,9 @@ using connected_atom = caf::atom_constant<caf::atom("mlConnOk")>;
 using connect_failed_atom = caf::atom_constant<caf::atom("mlConnFail")>;
 using overflow_atom = caf::atom_constant<caf::atom("mlOverflow")>;
 using ring_fault_atom = caf::atom_constant<caf::atom("mlRingErr")>;
+/// Bytes the loop's socket poller read ended the connection (closed from
+/// the broker's own message handling, with the connection's epoch).
+using polled_close_atom = caf::atom_constant<caf::atom("mlPollEnd")>;
 
 /// The broker as a destination. Messages to self go without a sender: CAF
 /// 0.17's broker cleanup does not drain the mailbox, so a pending message

@@ -58,6 +58,9 @@ struct link_shared {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> refusals_sent{0};
   std::atomic<uint64_t> refusals_received{0};
+  std::atomic<uint64_t> socket_writes{0};
+  std::atomic<uint64_t> scribe_writes{0};
+  std::atomic<uint64_t> polled_reads{0};
 
   mutable std::mutex mtx;
   std::condition_variable cv;

@@ -2,6 +2,8 @@
 
 namespace mycelium::transports {
 
+direct_writer::~direct_writer() = default;
+
 namespace {
 
 thread_local bool no_block_flag = false;

@@ -21,6 +21,8 @@ namespace mycelium::transports {
 
 poller::~poller() = default;
 
+flusher::~flusher() = default;
+
 loop_registration::loop_registration(loop_registration&& other) noexcept
   : loop_(other.loop_), slot_(other.slot_) {
   other.loop_ = nullptr;
@@ -55,6 +57,7 @@ struct io_loop::counters {
   std::atomic<uint64_t> polled{0};
   std::atomic<uint64_t> sleeps{0};
   std::atomic<uint64_t> socket_polls{0};
+  std::atomic<uint64_t> flushes{0};
 };
 
 namespace {
@@ -120,6 +123,7 @@ io_loop_stats io_loop::stats() const noexcept {
   r.polled = rd(counters_->polled);
   r.sleeps = rd(counters_->sleeps);
   r.socket_polls = rd(counters_->socket_polls);
+  r.flushes = rd(counters_->flushes);
   return r;
 }
 
@@ -157,17 +161,47 @@ void io_loop::take_inbox() {
   inbox_.clear();
 }
 
-size_t io_loop::add_entry(poller* p, idle_strategy idle, bool sockets) {
+void io_loop::flush_at_turn_end(flusher& f) {
+  if (std::find(flushers_.begin(), flushers_.end(), &f) == flushers_.end())
+    flushers_.push_back(&f);
+}
+
+void io_loop::cancel_flush(flusher& f) noexcept {
+  auto drop = [&f](std::vector<flusher*>& xs) {
+    xs.erase(std::remove(xs.begin(), xs.end(), &f), xs.end());
+  };
+  drop(flushers_);
+  // Running flushers may end others (a flush that closes a connection).
+  std::replace(flushing_.begin(), flushing_.end(), &f, static_cast<flusher*>(nullptr));
+}
+
+void io_loop::run_flushers() {
+  if (flushers_.empty())
+    return;
+  flushing_.swap(flushers_);
+  for (size_t i = 0; i < flushing_.size(); ++i) // by index: see cancel_flush
+    if (auto* f = flushing_[i]; f != nullptr)
+      f->flush();
+  bump(counters_->flushes, flushing_.size());
+  flushing_.clear();
+  // A flush that handed bytes to a scribe registered write interest.
+  handle_internal_events();
+}
+
+size_t io_loop::add_entry(poller* p, idle_strategy idle, bool sockets,
+                          bool every_turn) {
   size_t slot = 0;
   while (slot < entries_.size() && entries_[slot].live)
     ++slot;
   if (slot == entries_.size())
     entries_.emplace_back();
-  entries_[slot] = entry{p, idle, true, sockets};
+  entries_[slot] = entry{p, idle, true, sockets, every_turn};
   if (p != nullptr)
     ++live_pollers_;
   if (sockets)
     ++socket_requests_;
+  if (every_turn)
+    ++socket_watches_;
   recompute_idle();
   return slot;
 }
@@ -179,6 +213,8 @@ void io_loop::remove_entry(size_t slot) noexcept {
     --live_pollers_;
   if (entries_[slot].sockets)
     --socket_requests_;
+  if (entries_[slot].every_turn)
+    --socket_watches_;
   entries_[slot] = entry{}; // the slot is free; a running poll pass skips it
   recompute_idle();
   if (doorbell_active_ && live_pollers_ == 0) {
@@ -199,6 +235,10 @@ loop_registration io_loop::add_poller(poller& p, idle_strategy idle) {
 
 loop_registration io_loop::request_idle(idle_strategy idle, bool sockets) {
   return loop_registration{this, add_entry(nullptr, idle, sockets)};
+}
+
+loop_registration io_loop::watch_sockets() {
+  return loop_registration{this, add_entry(nullptr, idle_strategy::blocking(), false, true)};
 }
 
 const std::string& io_loop::doorbell_name() {
@@ -266,7 +306,8 @@ void io_loop::sleep() {
   handle_internal_events();
   size_t armed = 0;
   sleeping_.store(true, std::memory_order_seq_cst);
-  bool ready = !posted_.empty() || inbox_ready_.load(std::memory_order_seq_cst);
+  bool ready = !posted_.empty() || !flushers_.empty()
+               || inbox_ready_.load(std::memory_order_seq_cst);
   for (; armed < entries_.size() && !ready; ++armed)
     if (auto* p = entries_[armed].p; p != nullptr && entries_[armed].live)
       ready = !p->arm();
@@ -289,7 +330,7 @@ void io_loop::run() {
   uint32_t idle_turns = 0;
   bool just_slept = false;
   auto idle_since = std::chrono::steady_clock::now();
-  while (num_socket_handlers() > 0 || !posted_.empty()
+  while (num_socket_handlers() > 0 || !posted_.empty() || !flushers_.empty()
          || inbox_ready_.load(std::memory_order_relaxed)) {
     bump(counters_->turns);
     if (inbox_ready_.load(std::memory_order_relaxed))
@@ -297,12 +338,15 @@ void io_loop::run() {
     size_t work = run_posted();
     work += poll_pollers();
     // Right after a blocking epoll the sockets were just serviced. Every
-    // turn when sockets are all there is to poll: socket links wait on
-    // them, and a loop that blocks next polls them right after its work
-    // anyway. Else (rings, or loop services fed through the inbox) every
+    // turn while a socket link watches them (its scribe writes only when
+    // epoll reports the socket writable), and when sockets are all there is
+    // to poll: socket links wait on them, and a loop that blocks next polls
+    // them right after its work anyway. Else (rings, socket links read by
+    // their pollers, or loop services fed through the inbox) every
     // `socket_poll_interval` turns.
-    bool sockets_first = live_pollers_ == 0
-                         && (socket_requests_ > 0 || idle_.mode == wait_mode::block);
+    bool sockets_first = socket_watches_ > 0
+                         || (live_pollers_ == 0
+                             && (socket_requests_ > 0 || idle_.mode == wait_mode::block));
     if (!just_slept && (sockets_first || ++turns >= socket_poll_interval)) {
       turns = 0;
       bump(counters_->socket_polls);
@@ -310,6 +354,9 @@ void io_loop::run() {
         ++work;
     }
     just_slept = false;
+    // Everything this turn wrote goes to the kernel now, in one call per
+    // socket.
+    run_flushers();
     if (woke_pool_) {
       // Work handed to CAF's workers woke a thread that often shares this
       // CPU: let it run now instead of at the end of our time slice.

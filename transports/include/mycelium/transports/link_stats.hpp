@@ -51,6 +51,10 @@ struct link_stats {
   uint64_t connect_failures = 0;  ///< connect attempts that failed
   uint64_t refusals_sent = 0;     ///< peers we refused (digest, auth, ...)
   uint64_t refusals_received = 0; ///< times a peer refused us
+  // How the socket was driven (diagnostics; on the node's I/O loop only):
+  uint64_t socket_writes = 0;     ///< batches the loop wrote with one send()
+  uint64_t scribe_writes = 0;     ///< batches (or their rest) left to CAF's scribe
+  uint64_t polled_reads = 0;      ///< reads by the loop's poller, not epoll
   std::string last_error;         ///< newest error text, "" if none
 };
 

@@ -12,6 +12,7 @@
 #include "mycelium/bus/overflow_guard.hpp"
 #include "mycelium/bus/port.hpp"
 #include "mycelium/errc.hpp"
+#include "mycelium/transports/direct_writer.hpp"
 
 namespace mycelium::transports {
 
@@ -19,7 +20,9 @@ namespace mycelium::transports {
 /// port on the bus: a publisher claims a slot before the bus enqueues into
 /// the link's mailbox, the link releases the slot once the frame has been
 /// handed to the operating system (or was discarded and counted). When no
-/// slot is free its `overflow_guard` applies the policy.
+/// slot is free its `overflow_guard` applies the policy. A publisher on the
+/// draining thread (the link's I/O loop) hands an admitted message to the
+/// link's `direct_writer` instead of its mailbox.
 ///
 /// Thread-safety: `admit` (and `offer`) may run on any number of publisher
 /// threads at once; `release`, `rearm` and the counters are safe from any
@@ -43,10 +46,23 @@ public:
     return admit_slow();
   }
 
-  /// Admitted: the bus enqueues into the link's mailbox; else refused.
-  offer_result offer(uint32_t, const void*) noexcept override {
-    return admit() ? offer_result::enqueue : offer_result::refused;
+  /// Admitted: written by the link's `direct_writer` when the caller is the
+  /// draining thread, else enqueued by the bus into the link's mailbox.
+  /// Refused by the overflow policy otherwise.
+  offer_result offer(uint32_t type_id, const void* value) noexcept override {
+    if (!admit())
+      return offer_result::refused;
+    // The thread first: only the draining thread reads `writer_`.
+    if (std::this_thread::get_id() == drain_thread_ && writer_ != nullptr) {
+      writer_->write(type_id, value);
+      return offer_result::delivered;
+    }
+    return offer_result::enqueue;
   }
+
+  /// Installs (or, with null, removes) the writer that `offer` hands
+  /// messages to on the draining thread. Draining thread only.
+  void write_directly_to(direct_writer* w) noexcept { writer_ = w; }
 
   /// Returns `n` slots (frames written or discarded).
   void release(size_t n = 1) noexcept {
@@ -108,6 +124,7 @@ private:
   std::mutex mtx_;
   std::condition_variable cv_;
   std::thread::id drain_thread_{};
+  direct_writer* writer_ = nullptr; ///< read and written by the draining thread
 };
 
 } // namespace mycelium::transports

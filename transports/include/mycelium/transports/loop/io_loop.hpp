@@ -14,6 +14,7 @@
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/resumable.hpp>
 
+#include "mycelium/transports/loop/flusher.hpp"
 #include "mycelium/transports/loop/idle_strategy.hpp"
 #include "mycelium/transports/loop/poller.hpp"
 
@@ -30,6 +31,7 @@ struct io_loop_stats {
   uint64_t polled = 0;   ///< items the pollers handled (frames, ...)
   uint64_t sleeps = 0;   ///< times the loop blocked in epoll
   uint64_t socket_polls = 0; ///< non-blocking epoll calls
+  uint64_t flushes = 0;  ///< flusher runs at the end of a turn
 };
 
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
@@ -39,7 +41,9 @@ struct io_loop_stats {
 ///  2. calls every registered `poller` (shared-memory rings),
 ///  3. polls the sockets through epoll (without blocking, every turn when no
 ///     poller is registered, otherwise every `socket_poll_interval` turns),
-///  4. and, after a turn without work, idles by the most eager
+///  4. runs the `flusher`s that asked for the end of the turn (socket links
+///     writing a burst's frames in one system call),
+///  5. and, after a turn without work, idles by the most eager
 ///     `idle_strategy` that any registration asked for: busy-poll, spin for
 ///     a duration then block, or block. Blocking arms every poller (so a
 ///     producer rings the loop's doorbell) and waits in epoll.
@@ -57,8 +61,8 @@ struct io_loop_stats {
 /// CAF's pipe (one write and one epoll wake-up). Either way they are resumed
 /// by the loop itself, at most `resume_batch` messages at a time.
 ///
-/// Thread-safety: `add_poller`, `request_idle` and `doorbell_name` belong to
-/// the loop's thread; `stats` and `of` are safe from any thread.
+/// Thread-safety: `add_poller`, `request_idle`, `flush_at_turn_end`,
+/// `cancel_flush` and `doorbell_name` belong to the loop's thread; `stats` and `of` are safe from any thread.
 class io_loop : public caf::io::network::default_multiplexer {
 public:
   /// Turns between two non-blocking socket polls while pollers are
@@ -93,6 +97,21 @@ public:
   /// Loop thread only.
   [[nodiscard]] loop_registration request_idle(idle_strategy idle, bool sockets = true);
 
+  /// Runs `f.flush()` once at the end of the current turn (once however
+  /// often it asks). Loop thread only.
+  void flush_at_turn_end(flusher& f);
+
+  /// Withdraws `f`'s request (idempotent); a flusher calls it before it
+  /// dies. Loop thread only.
+  void cancel_flush(flusher& f) noexcept;
+
+  /// Has the loop poll the sockets through epoll on every turn until the
+  /// registration ends, pollers or not: what a socket link holds while
+  /// CAF's scribe has bytes to write (it writes when epoll reports the
+  /// socket writable) or while its poller saw the end of the stream (the
+  /// scribe reports it). Leaves the idle strategy alone. Loop thread only.
+  [[nodiscard]] loop_registration watch_sockets();
+
   /// The strategy the loop follows now (the merge of all registrations).
   /// Loop thread only.
   idle_strategy current_idle() const noexcept { return idle_; }
@@ -122,25 +141,32 @@ private:
     idle_strategy idle;
     bool live = false;
     bool sockets = false; ///< an idle request for data through epoll
+    bool every_turn = false; ///< `watch_sockets`
   };
 
-  size_t add_entry(poller* p, idle_strategy idle, bool sockets = false);
+  size_t add_entry(poller* p, idle_strategy idle, bool sockets = false,
+                   bool every_turn = false);
   void remove_entry(size_t slot) noexcept;
   void recompute_idle() noexcept;
   /// Moves what other threads posted into `posted_`.
   void take_inbox();
   size_t run_posted();
   size_t poll_pollers();
+  /// Runs the flushers that asked for this turn's end.
+  void run_flushers();
   /// Arms the pollers, re-checks, blocks in epoll, disarms.
   void sleep();
 
   std::vector<entry> entries_;
   size_t live_pollers_ = 0;
   size_t socket_requests_ = 0; ///< live entries with `sockets`
+  size_t socket_watches_ = 0;  ///< live entries with `every_turn`
   idle_strategy idle_ = idle_strategy::blocking();
   std::atomic<wait_mode> mode_{wait_mode::block}; ///< idle_.mode, for other threads
   std::vector<caf::intrusive_ptr<caf::resumable>> posted_;
   std::vector<caf::intrusive_ptr<caf::resumable>> running_;
+  std::vector<flusher*> flushers_;     ///< asked for this turn's end
+  std::vector<flusher*> flushing_;     ///< being run (they may ask again)
   size_t max_throughput_ = 0;
   bool woke_pool_ = false; ///< this turn handed work to CAF's worker pool
   std::string doorbell_name_;

@@ -345,6 +345,9 @@ TEST_CASE_TEMPLATE_DEFINE("the I/O loop writes a burst with one system call and 
   // the socket poll of one turn in 32 (epoll, for the other sockets) comes
   // first.
   c.wait = mt::wait_mode::busy_poll;
+  // No heartbeat of ours in the counted window, however slow the machine.
+  c.heartbeat_interval = 5s;
+  c.peer_timeout = 20s;
   auto l = h.connect(c);
   REQUIRE(l.await_up(10s));
   REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
@@ -366,8 +369,8 @@ TEST_CASE_TEMPLATE_DEFINE("the I/O loop writes a burst with one system call and 
   INFO("socket writes " << after.socket_writes - before.socket_writes << ", scribe writes "
                         << after.scribe_writes - before.scribe_writes);
   // The command's frame, the burst (2 if the kernel took only part), the
-  // report request, perhaps a heartbeat or two on a slow machine.
-  CHECK(writes <= 8);
+  // report request: 3 to 4, with room for a split write or two.
+  CHECK(writes <= 6);
   CHECK(after.socket_writes > before.socket_writes);
   // The peer's 1,000 frames arrive in many reads; nearly all of them are the
   // poller's (one turn in 32 polls epoll first).

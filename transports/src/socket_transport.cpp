@@ -115,18 +115,23 @@ void socket_transport::cancel_flush() noexcept {
 void socket_transport::send(bool gated) {
   if (out_.empty() || !open_)
     return;
-  sh_->bytes_sent.fetch_add(out_.size(), std::memory_order_relaxed);
-  last_tx_ = std::chrono::steady_clock::now();
   if (fd_ < 0) { // no loop of ours: the scribe writes
+    sh_->bytes_sent.fetch_add(out_.size(), std::memory_order_relaxed);
+    last_tx_ = std::chrono::steady_clock::now();
     size_t end = out_.size();
     to_scribe(out_.data(), out_.size(), gated ? &end : nullptr, gated ? 1 : 0);
     out_.clear();
     return;
   }
   held_.insert(held_.end(), out_.begin(), out_.end());
+  note_held(out_.size(), gated);
+  out_.clear();
+}
+
+void socket_transport::note_held(size_t bytes, bool gated) {
+  sh_->bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
   if (gated)
     held_ends_.push_back(held_.size());
-  out_.clear();
   if (!flush_asked_) {
     flush_asked_ = true;
     loop_->flush_at_turn_end(*this);
@@ -146,13 +151,7 @@ errc socket_transport::write_value(link_protocol& proto, uint32_t type_id,
   auto e = proto.write_value(type_id, value, held_); // in place, no copy
   if (e != errc::none)
     return e;
-  held_ends_.push_back(held_.size());
-  sh_->bytes_sent.fetch_add(held_.size() - start, std::memory_order_relaxed);
-  last_tx_ = std::chrono::steady_clock::now();
-  if (!flush_asked_) {
-    flush_asked_ = true;
-    loop_->flush_at_turn_end(*this);
-  }
+  note_held(held_.size() - start, true);
   return errc::none;
 }
 
@@ -168,6 +167,7 @@ void socket_transport::write_held() {
     drop_held();
     return;
   }
+  last_tx_ = std::chrono::steady_clock::now(); // once per turn, not per frame
   size_t n = 0;
   if (appended_ == written_) { // the scribe holds nothing: no reordering
     auto r = ::send(fd_, held_.data(), held_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);

@@ -118,7 +118,7 @@ public:
   /// lost with it, counted as `dropped_link_down`, and their slots freed.
   void drop_pending();
 
-  /// When `send` last wrote (for heartbeats).
+  /// When bytes last went towards the socket (for heartbeats).
   std::chrono::steady_clock::time_point last_tx() const noexcept {
     return last_tx_;
   }
@@ -142,6 +142,10 @@ private:
                  size_t n_ends);
 
   void drop_held() noexcept;
+
+  /// `bytes` more at the end of `held_` (a frame ending there if `gated`):
+  /// counts them and asks for the end of the loop's turn.
+  void note_held(size_t bytes, bool gated);
 
   /// Holds or drops `epoll_watch_` as the scribe's bytes and the poller's
   /// findings require.

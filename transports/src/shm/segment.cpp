@@ -1,6 +1,7 @@
 #include "mycelium/transports/shm/segment.hpp"
 
 #include <cctype>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -118,11 +119,16 @@ caf::expected<segment> segment::create(const std::string& name, uint64_t capacit
     auto* hdr = new (p) segment_header{};
     new (p + ring_offset(capacity, 0)) ring_control{};
     new (p + ring_offset(capacity, 1)) ring_control{};
-    hdr->magic = segment_magic;
+    // Our pid goes in before the magic: another process's `list_segments`
+    // may read the header at any moment, and a valid magic with no owner
+    // would look stale and be removed under us.
+    hdr->owner_pid[0].store(static_cast<uint32_t>(::getpid()), std::memory_order_relaxed);
     hdr->layout_version = segment_layout_version;
     hdr->capacity = capacity;
     hdr->max_frame = max_frame_for(capacity);
     std::memcpy(hdr->schema_digest, schema_digest.data(), 32);
+    std::atomic_thread_fence(std::memory_order_release);
+    hdr->magic = segment_magic;
     return take_side(name, std::move(region), 0, segment_state::ready);
   } catch (const bip::interprocess_exception& e) {
     if (created)
@@ -297,7 +303,11 @@ std::vector<segment_info> list_segments(const std::string& prefix) {
       info.valid = version == segment_layout_version;
       if (!info.valid)
         info.problem = "layout version " + std::to_string(version);
-      info.stale = !process_alive(info.owner_pid[0]) && !process_alive(info.owner_pid[1]);
+      bool no_owner = info.owner_pid[0] == 0 && info.owner_pid[1] == 0;
+      // No owner recorded yet: a segment being created, stale only if old.
+      info.stale = no_owner ? old
+                            : !process_alive(info.owner_pid[0])
+                                && !process_alive(info.owner_pid[1]);
     }
     out.push_back(std::move(info));
   }

@@ -22,6 +22,12 @@
    from a bigarray, one in-place encode of a ping into a bigarray slot, and
    a plain copy of the payload (the floor of each).
 
+   --decode view (default) has the OCaml client take pongs as views
+   (Socket_link.start ~views, Link_test.View: the payload is not copied out
+   of the ring); --decode copy takes them as Message events with the
+   payload copied into an OCaml string (the allocating decoder, what the
+   figures before the views were measured with).
+
    --gc node (default) runs with the GC setting of an OCaml node
    (Mycelium_lwt.Gc_policy: no automatic compaction); --gc default keeps
    OCaml's defaults (what the figures before the policy were measured
@@ -43,6 +49,7 @@ let kind = ref "unix"
 let echo_cpu = ref (-1)
 let client_cpu = ref (-1)
 let gc = ref "node"
+let decode = ref "view"
 
 external monotonic_ns : unit -> int = "mycelium_bench_monotonic_ns" [@@noalloc]
 
@@ -103,27 +110,33 @@ let ocaml_chunk ~work ~gcc path n size =
   let finished, fin_u = Lwt.wait () in
   let sent = ref 0 in
   let lref = ref None in
-  let on_event = function
-    | SL.Message (_, LT.Pong p) ->
-      let entered = monotonic_ns () in
-      let i = Int64.to_int p.seq in
-      samples.{i - 1} <- entered - !sent;
-      if i < n then begin
-        sent := monotonic_ns ();
-        match !lref with
-        | Some l ->
-          Lwt.async (fun () -> SL.publish l (LT.Ping { seq = Int64.of_int (i + 1); payload }) >|= ignore);
-          (* over shared memory the ping is in the ring now (Socket_link
-             writes it from the publishing call when nothing is queued) *)
-          work.{i - 1} <- monotonic_ns () - entered
-        | None -> ()
-      end
-      else Lwt.wakeup_later fin_u ()
-    | _ -> ()
+  let on_pong seq =
+    let entered = monotonic_ns () in
+    let i = Int64.to_int seq in
+    samples.{i - 1} <- entered - !sent;
+    if i < n then begin
+      sent := monotonic_ns ();
+      match !lref with
+      | Some l ->
+        Lwt.async (fun () -> SL.publish l (LT.Ping { seq = Int64.of_int (i + 1); payload }) >|= ignore);
+        (* over shared memory the ping is in the ring now (Socket_link
+           writes it from the publishing call when nothing is queued) *)
+        work.{i - 1} <- monotonic_ns () - entered
+      | None -> ()
+    end
+    else Lwt.wakeup_later fin_u ()
+  in
+  let on_event = function SL.Message (_, LT.Pong p) -> on_pong p.seq | _ -> () in
+  (* --decode view: the pong's payload stays in the ring, as a view *)
+  let views =
+    if !decode = "view" then
+      Some { SL.view_types = [ LT.Pong.type_id ]; decode_view = LT.View.decode_any_fields;
+             on_view = (function LT.View.Pong p -> on_pong p.seq | _ -> ()) }
+    else None
   in
   let before = Gc.quick_stat () in
   Lwt_main.run
-    (SL.start ~schema:LT.descriptor ~interest:[ LT.Pong.type_id ] ~on_event
+    (SL.start ~schema:LT.descriptor ~interest:[ LT.Pong.type_id ] ~on_event ?views
        { SL.default_config with
          address = SL.Unix_path path; log = (fun _ -> ());
          link = { SL.default_config.link with node = "bench-ocaml"; peer_timeout = 10.; shm = (!kind = "shm") } }
@@ -179,6 +192,7 @@ let per_call n f =
 type pieces = {
   decode_ns : float;  (** a pong frame decoded in place from a bigarray (its payload string made) *)
   decode_major_words : float;
+  view_ns : float;  (** the same pong decoded as a view (the payload not copied) *)
   encode_ns : float;  (** a ping encoded in place into a bigarray slot *)
   copy_ns : float;  (** a copy of the payload from a string into a bigarray: the floor of both *)
 }
@@ -200,6 +214,18 @@ let pieces size =
       | _ -> die "in-place decode")
   in
   let decode_ns, _, decode_major_words = per_call n decode in
+  let scope = Mycelium.View.new_scope () in
+  let view () =
+    match Mycelium.Frame.read_header_big ~off:8 ~max_payload:(1 lsl 24) ring with
+    | Error _ -> die "in-place header"
+    | Ok h -> (
+      match
+        Mycelium.Tlv.decode_with_big ~scope (LT.View.decode_any_fields h.type_id) ~off:32 ~len:h.payload_length ring
+      with
+      | Ok (LT.View.Pong p) -> sink := p.seq; Mycelium.View.expire scope
+      | _ -> die "view decode")
+  in
+  let view_ns, _, _ = per_call n view in
   let w = Mycelium.Tlv.big_writer () in
   let ping = LT.Ping { seq = 2L; payload } in
   let encode () =
@@ -212,7 +238,7 @@ let pieces size =
   let encode_ns, _, _ = per_call n encode in
   let copy_ns, _, _ = per_call n (fun () -> Mycelium.Tlv.blit_string_to_big payload 0 ring 8 size) in
   ignore (Sys.opaque_identity !sink);
-  { decode_ns; decode_major_words; encode_ns; copy_ns }
+  { decode_ns; decode_major_words; view_ns; encode_ns; copy_ns }
 
 let decode_minor_words () =
   let frame = Mycelium.Frame.encode_data LT.descriptor ~sequence:1L (LT.Ping { seq = 1L; payload = String.make 16 'x' }) in
@@ -234,16 +260,19 @@ let () =
       ("--kind", Arg.Set_string kind, "unix|shm  link kind (default unix)");
       ("--echo-cpu", Arg.Set_int echo_cpu, "N  pin the C++ echo node to CPU N (taskset)");
       ("--client-cpu", Arg.Set_int client_cpu, "N  pin both clients (this program and the C++ client) to CPU N");
+      ("--decode", Arg.Set_string decode, "view|copy  the OCaml client's pongs as views (default) or copied");
       ("--gc", Arg.Set_string gc, "node|default  GC settings: an OCaml node's (Gc_policy, default) or OCaml's defaults") ]
     (fun a -> die "unexpected argument %s" a)
     "bench_rtt --peer build/tests/conformance/mycelium-link-peer [options]";
   if !peer = "" then die "give --peer PATH/TO/mycelium-link-peer";
   if !kind <> "unix" && !kind <> "shm" then die "--kind: '%s' is not unix or shm" !kind;
+  if !decode <> "view" && !decode <> "copy" then die "--decode: '%s' is not view or copy" !decode;
   (match !gc with
    | "node" -> if not (Mycelium_lwt.Gc_policy.apply ()) then prerr_endline "bench_rtt: OCAMLRUNPARAM sets O: kept"
    | "default" -> ()
    | g -> die "--gc: '%s' is not node or default" g);
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+  Printf.printf "bench_rtt: --kind %s --decode %s --gc %s\n%!" !kind !decode !gc;
   if !client_cpu >= 0 then begin
     let cmd = Printf.sprintf "taskset -pc %d %d > /dev/null" !client_cpu (Unix.getpid ()) in
     if Sys.command cmd <> 0 then die "could not pin this process to CPU %d (%s)" !client_cpu cmd
@@ -288,9 +317,10 @@ let () =
               size wk.median wk.p99 (1000. *. float_of_int gcc.majors /. float_of_int gcc.rtts)
               (1000. *. float_of_int gcc.compactions /. float_of_int gcc.rtts);
             Printf.printf
-              "%6d B  in this process: decode in place %.2f us (%.0f major words), encode in place %.2f us, copy of \
-               the payload %.2f us\n%!"
-              size (pc.decode_ns /. 1000.) pc.decode_major_words (pc.encode_ns /. 1000.) (pc.copy_ns /. 1000.);
+              "%6d B  in this process: decode in place %.2f us (%.0f major words), as a view %.2f us, encode in place \
+               %.2f us, copy of the payload %.2f us\n%!"
+              size (pc.decode_ns /. 1000.) pc.decode_major_words (pc.view_ns /. 1000.) (pc.encode_ns /. 1000.)
+              (pc.copy_ns /. 1000.);
             (size, c, o, wk, gcc, pc))
           (List.map int_of_string (String.split_on_char ',' !sizes))
       in
@@ -302,15 +332,16 @@ let () =
           Printf.sprintf "{\"median_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f, \"msg_per_s\": %.0f, \"round_trips\": %d}"
             x.median x.p99 x.p999 x.max x.rate x.n
         in
-        Printf.fprintf oc "{\n  \"benchmark\": \"bench_rtt\",\n  \"kind\": \"%s\",\n  \"gc\": \"%s\",\n  \"unit\": \"round trip\",\n  \"decode_minor_words_16B_ping\": %.1f,\n  \"sizes\": [\n%s\n  ]\n}\n" !kind !gc words
+        Printf.fprintf oc "{\n  \"benchmark\": \"bench_rtt\",\n  \"kind\": \"%s\",\n  \"decode\": \"%s\",\n  \"gc\": \"%s\",\n  \"unit\": \"round trip\",\n  \"decode_minor_words_16B_ping\": %.1f,\n  \"sizes\": [\n%s\n  ]\n}\n" !kind !decode !gc words
           (String.concat ",\n"
              (List.map (fun (size, c, o, wk, gcc, pc) ->
                   Printf.sprintf
-                    "    {\"payload_bytes\": %d, \"cxx_cxx\": %s, \"ocaml_cxx\": %s, \"ratio_median\": %.3f, \"ocaml_adds_us\": %.3f, \"ocaml_handler_to_send_us\": {\"median\": %.3f, \"p99\": %.3f}, \"gc_per_1000_rtt\": {\"major_cycles\": %.2f, \"compactions\": %.3f}, \"in_process_us\": {\"decode_in_place\": %.3f, \"decode_major_words\": %.0f, \"encode_in_place\": %.3f, \"payload_copy\": %.3f}}"
+                    "    {\"payload_bytes\": %d, \"cxx_cxx\": %s, \"ocaml_cxx\": %s, \"ratio_median\": %.3f, \"ocaml_adds_us\": %.3f, \"ocaml_handler_to_send_us\": {\"median\": %.3f, \"p99\": %.3f}, \"gc_per_1000_rtt\": {\"major_cycles\": %.2f, \"compactions\": %.3f}, \"in_process_us\": {\"decode_in_place\": %.3f, \"decode_major_words\": %.0f, \"decode_view\": %.3f, \"encode_in_place\": %.3f, \"payload_copy\": %.3f}}"
                     size (s c) (s o) (o.median /. c.median) (o.median -. c.median) wk.median wk.p99
                     (1000. *. float_of_int gcc.majors /. float_of_int gcc.rtts)
                     (1000. *. float_of_int gcc.compactions /. float_of_int gcc.rtts)
-                    (pc.decode_ns /. 1000.) pc.decode_major_words (pc.encode_ns /. 1000.) (pc.copy_ns /. 1000.))
+                    (pc.decode_ns /. 1000.) pc.decode_major_words (pc.view_ns /. 1000.) (pc.encode_ns /. 1000.)
+                    (pc.copy_ns /. 1000.))
                 results));
         close_out oc
       end)

@@ -55,6 +55,13 @@ type 'a event =
 
 type state = Awaiting_hello | Awaiting_auth | Up | Done
 
+(** Data frames handed over in place instead of as [Message] events (see
+    [set_in_place]): [deliver id r] decodes the payload from [r] (a reader
+    over the frame where it is, whose views belong to the link's scope) and
+    handles it before returning; a [Tlv.Decode_error] it raises is the
+    frame's decode error. *)
+type in_place = { accepts : int -> bool; deliver : int -> Tlv.reader -> unit }
+
 type stats = {
   mutable frames_in : int;
   mutable frames_out : int;
@@ -84,6 +91,8 @@ type 'a t = {
   mutable ring_out : Tlv.writer;
   mutable ring_tx_seq : int64;
   mutable ring_rx_seq : int64;
+  mutable in_place : in_place option;
+  scope : View.scope;  (** the views of [in_place] deliveries: expired after each *)
 }
 
 let who (h : Control.hello) = Printf.sprintf "node '%s' service '%s' (pid %d)" h.node h.service h.pid
@@ -192,6 +201,8 @@ let create ?(interest = []) ~schema ~config ~nonce ~now () =
       ring_out = Tlv.writer ~size:4096 ();
       ring_tx_seq = 0L;
       ring_rx_seq = 0L;
+      in_place = None;
+      scope = View.new_scope ();
     }
   in
   List.iter (fun id -> Hashtbl.replace t.local_interest id ()) interest;
@@ -561,6 +572,27 @@ let on_established_control t (h : Frame.header) payload =
     fail t Errc.Protocol_violation
       (Printf.sprintf "unexpected %s on an established link" (describe h))
 
+(** Data frames of the types [ip.accepts] takes are handed to
+    [ip.deliver] while they are still where they were read (the ring record
+    not yet released, the input buffer not yet reused), instead of being
+    decoded into [Message] events; the views made from them expire when
+    [deliver] returns. A decode error is a [Bad_frame] as on the other
+    path; unknown types are refused before. [None]: every frame as a
+    [Message]. *)
+let set_in_place t ip = t.in_place <- ip
+
+(* The frame's views end when the delivery does, whatever happened. *)
+let deliver_in_place t ip id r =
+  match ip.deliver id r with
+  | () -> View.expire t.scope
+  | exception Tlv.Decode_error e ->
+    View.expire t.scope;
+    t.stats.bad_frames <- t.stats.bad_frames + 1;
+    Queue.add (Bad_frame (id, e)) t.events
+  | exception ex ->
+    View.expire t.scope;
+    raise ex
+
 let on_data ?(off = 0) ?len t (h : Frame.header) payload =
   let id = h.type_id in
   if not (Schema.has_type t.schema id) then begin
@@ -568,11 +600,14 @@ let on_data ?(off = 0) ?len t (h : Frame.header) payload =
     Queue.add (Bad_frame (id, Errc.Unknown_type)) t.events
   end
   else
-    match Tlv.decode_with (t.schema.decode_fields id) ~off ?len payload with
-    | Ok v -> Queue.add (Message (id, v)) t.events
-    | Error e ->
-      t.stats.bad_frames <- t.stats.bad_frames + 1;
-      Queue.add (Bad_frame (id, e)) t.events
+    match t.in_place with
+    | Some ip when ip.accepts id -> deliver_in_place t ip id (Tlv.reader ~scope:t.scope ~off ?len payload)
+    | _ -> (
+      match Tlv.decode_with (t.schema.decode_fields id) ~off ?len payload with
+      | Ok v -> Queue.add (Message (id, v)) t.events
+      | Error e ->
+        t.stats.bad_frames <- t.stats.bad_frames + 1;
+        Queue.add (Bad_frame (id, e)) t.events)
 
 (* A data frame in a bigstring, decoded in place. *)
 let on_data_big t (h : Frame.header) big ~off ~len =
@@ -582,11 +617,14 @@ let on_data_big t (h : Frame.header) big ~off ~len =
     Queue.add (Bad_frame (id, Errc.Unknown_type)) t.events
   end
   else
-    match Tlv.decode_with_big (t.schema.decode_fields id) ~off ~len big with
-    | Ok v -> Queue.add (Message (id, v)) t.events
-    | Error e ->
-      t.stats.bad_frames <- t.stats.bad_frames + 1;
-      Queue.add (Bad_frame (id, e)) t.events
+    match t.in_place with
+    | Some ip when ip.accepts id -> deliver_in_place t ip id (Tlv.big_reader ~scope:t.scope ~off ~len big)
+    | _ -> (
+      match Tlv.decode_with_big (t.schema.decode_fields id) ~off ~len big with
+      | Ok v -> Queue.add (Message (id, v)) t.events
+      | Error e ->
+        t.stats.bad_frames <- t.stats.bad_frames + 1;
+        Queue.add (Bad_frame (id, e)) t.events)
 
 (* Handles one complete frame. *)
 let handle t ~now (h : Frame.header) payload =

@@ -103,19 +103,26 @@ let big_sub b off len =
    offsets in that source. Every value is loaded once and checked before it
    is used, so bytes changing under a reader of shared memory can give a
    wrong value but never a read out of bounds or an unchecked one (strings
-   are validated on their copy). *)
-type reader = { buf : string; big : bigstring; is_big : bool; mutable pos : int; lim : int }
+   are validated on their copy). The views of bytes fields that
+   [r_bytes_view] makes belong to [scope] (View): one that never expires
+   for an immutable string, the link's for its input buffer or ring. *)
+type reader = { buf : string; big : bigstring; is_big : bool; mutable pos : int; lim : int; scope : View.scope }
 
-(** A reader over [len] bytes of [s] from [off]. *)
-let reader ?(off = 0) ?len s =
+(* The scope of views over immutable strings: never expired. *)
+let forever = View.new_scope ()
+
+(** A reader over [len] bytes of [s] from [off]; views it makes belong to
+    [scope] (default: never expired, for an immutable string). *)
+let reader ?(scope = forever) ?(off = 0) ?len s =
   let len = match len with Some l -> l | None -> String.length s - off in
   if off < 0 || len < 0 || off + len > String.length s then invalid_arg "Tlv.reader: range";
-  { buf = s; big = no_big; is_big = false; pos = off; lim = off + len }
+  { buf = s; big = no_big; is_big = false; pos = off; lim = off + len; scope }
 
-(** A reader over [len] bytes of [b] from [off], in place. *)
-let big_reader ~off ~len b =
+(** A reader over [len] bytes of [b] from [off], in place; views it makes
+    belong to [scope] (default: never expired). *)
+let big_reader ?(scope = forever) ~off ~len b =
   if off < 0 || len < 0 || off > Bigarray.Array1.dim b - len then invalid_arg "Tlv.big_reader: range";
-  { buf = ""; big = b; is_big = true; pos = off; lim = off + len }
+  { buf = ""; big = b; is_big = true; pos = off; lim = off + len; scope }
 
 let at_end r = r.pos >= r.lim
 let remaining r = r.lim - r.pos
@@ -202,6 +209,13 @@ let r_bytes r wt max =
   if n > max then fail Errc.Bytes_too_long;
   sub r p n
 
+(** [r_bytes] without the copy: a view of the value where it is, in the
+    reader's scope (the same checks, P7 then P12). *)
+let r_bytes_view r wt max =
+  let p, n = sized_range r wt in
+  if n > max then fail Errc.Bytes_too_long;
+  if r.is_big then View.make_big r.scope r.big p n else View.make_string r.scope r.buf p n
+
 (* Element getters of packed arrays and vectors: (reader, position). *)
 let get_u8 r p = ld_u8 r p
 let get_i8 r p = i8_of_u8 (ld_u8 r p)
@@ -238,19 +252,23 @@ let skip r wt =
     r.pos <- r.pos + n
   end
 
-(** Runs a generated [decode_fields] on [len] bytes of [s] from [off]. *)
-let decode_with f ?(off = 0) ?len s =
+(** Runs a generated [decode_fields] on [len] bytes of [s] from [off]
+    (views, if [f] makes any, belong to [scope]: default never expired). *)
+let decode_with ?(scope = forever) f ?(off = 0) ?len s =
   let len = match len with Some l -> l | None -> String.length s - off in
   if off < 0 || len < 0 || off + len > String.length s then Error Errc.Truncated
-  else match f { buf = s; big = no_big; is_big = false; pos = off; lim = off + len } with
+  else match f { buf = s; big = no_big; is_big = false; pos = off; lim = off + len; scope } with
     | v -> Ok v
     | exception Decode_error e -> Error e
 
 (** Runs a generated [decode_fields] on [len] bytes of [b] from [off], in
-    place: the same checks, in the same order, as [decode_with]. *)
-let decode_with_big f ~off ~len b =
+    place: the same checks, in the same order, as [decode_with]. Views (of
+    a generated [View.decode_fields]) belong to [scope]; without one they
+    never expire, and keeping the bigstring's bytes unchanged while they
+    are used is the caller's business. *)
+let decode_with_big ?(scope = forever) f ~off ~len b =
   if off < 0 || len < 0 || off > Bigarray.Array1.dim b - len then Error Errc.Truncated
-  else match f { buf = ""; big = b; is_big = true; pos = off; lim = off + len } with
+  else match f { buf = ""; big = b; is_big = true; pos = off; lim = off + len; scope } with
     | v -> Ok v
     | exception Decode_error e -> Error e
 

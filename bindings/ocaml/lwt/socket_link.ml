@@ -91,6 +91,21 @@ type 'a event =
   | Bad_frame of int * Errc.t  (** a data frame dropped (counted) *)
   | Interest of int * bool  (** the peer (un)subscribed a type id *)
 
+(** Data frames handed to a handler as views instead of as [Message]
+    events (docs/ocaml.md, "Views"): the [bytes] fields are
+    [Mycelium.View.t]s of the bytes where the frame was read (the peer's
+    shm ring, or the connection's input buffer), not copies. *)
+type 'v views = {
+  view_types : int list;  (** the type ids delivered as views; other types stay [Message] events *)
+  decode_view : int -> Mycelium.Tlv.reader -> 'v;
+      (** the schema module's [View.decode_any_fields] *)
+  on_view : 'v -> unit;
+      (** runs while the frame is still where it was read, before the ring
+          record is released; the views expire when it returns (using one
+          later raises [Mycelium.View.Expired]). It may publish. An
+          exception it raises is logged and ignored, as for [on_event]. *)
+}
+
 type publish_status =
   | Ok_sent  (** queued for every connection whose peer wants the type *)
   | No_subscriber  (** no connected peer wants it *)
@@ -161,6 +176,8 @@ type 'a t = {
   mutable bound_port : int;
   mutable runner : unit Lwt.t;
   mutable listen_fd : Lwt_unix.file_descr option;
+  mutable in_place : ((int -> bool) * (int -> Mycelium.Tlv.reader -> unit)) option;
+      (** the views' types and their decode + handler ([start ~views]) *)
 }
 
 let now () = Unix.gettimeofday ()
@@ -199,6 +216,18 @@ let async t f =
 let emit t ev =
   try t.on_event ev
   with e -> log t "event handler raised %s (ignored)" (Printexc.to_string e)
+
+(* The decode + handler of [start ~views]: a decode error escapes (the core
+   counts it as a bad frame), the handler's exceptions do not. *)
+let view_delivery t v =
+  let types = Hashtbl.create 8 in
+  List.iter (fun id -> Hashtbl.replace types id ()) v.view_types;
+  let deliver id r =
+    let x = v.decode_view id r in
+    t.stats.received <- t.stats.received + 1;
+    try v.on_view x with e -> log t "view handler raised %s (ignored)" (Printexc.to_string e)
+  in
+  ((fun id -> Hashtbl.mem types id), deliver)
 
 module Seg = Mycelium_shm.Segment
 module Ring = Mycelium_shm.Ring
@@ -687,6 +716,19 @@ let finish t c =
               let b = Ring.copy_out s.rx pos len in
               Ring.release s.rx len;
               (match Mycelium.Frame.read_header ~max_payload:max_int (Bytes.unsafe_to_string b) with
+               | Ok h when (not (Mycelium.Frame.is_control h))
+                           && (match t.in_place with Some (accepts, _) -> accepts h.type_id | None -> false) -> (
+                 (* views of the record's copy, expired after the handler as on the ring *)
+                 let scope = Mycelium.View.new_scope () in
+                 let r =
+                   Mycelium.Tlv.reader ~scope ~off:Mycelium.Frame.header_size ~len:h.payload_length
+                     (Bytes.unsafe_to_string b)
+                 in
+                 match Option.iter (fun (_, deliver) -> deliver h.type_id r) t.in_place with
+                 | () -> Mycelium.View.expire scope
+                 | exception Mycelium.Tlv.Decode_error _ ->
+                   Mycelium.View.expire scope;
+                   t.stats.bad_frames <- t.stats.bad_frames + 1)
                | Ok h when not (Mycelium.Frame.is_control h) -> (
                  match
                    Mycelium.Tlv.decode_with (t.schema.decode_fields h.type_id) ~off:Mycelium.Frame.header_size
@@ -727,6 +769,11 @@ let run_connection t fd =
       wake = Wake.create (); closed = Lwt.wait ();
       finished = false; done_ = Lwt.wait (); last_read = 0.; spinning = false; shm = None }
   in
+  (match t.in_place with
+   | None -> ()
+   | Some (accepts, deliver) ->
+     (* the events of earlier frames reach on_event first, in order *)
+     C.set_in_place core (Some { C.accepts; deliver = (fun id r -> drain_events t c; deliver id r) }));
   t.conns <- c :: t.conns;
   let was_up = ref false in
   let watch_up () =
@@ -886,9 +933,19 @@ let listen t =
 (** Starts a link: connects (and keeps reconnecting) or listens. [interest]
     is the initial set of type ids this side subscribes to. [Error] names
     what is wrong with the configuration or the address. *)
-let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
+let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views cfg =
+  let bad_view_type =
+    match views with
+    | Some v -> List.find_opt (fun id -> not (Mycelium.Schema.has_type schema id)) v.view_types
+    | None -> None
+  in
   match validate cfg with
   | Error e -> Lwt.return (Error ("config_invalid: link " ^ cfg.name ^ ": " ^ e))
+  | Ok () when bad_view_type <> None ->
+    Lwt.return
+      (Error
+         (Printf.sprintf "config_invalid: link %s: views: type id %d is not a message type of schema %s" cfg.name
+            (Option.get bad_view_type) schema.Mycelium.Schema.package))
   | Ok () ->
     let t =
       {
@@ -899,9 +956,10 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) cfg =
             dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0; disconnects = 0;
             dropped_link_down = 0; writes = 0; frames_too_large = 0; ring_frames_out = 0; ring_frames_in = 0; last_error = "" };
         bound_port = (match cfg.address with Tcp (_, p) -> p | _ -> 0);
-        runner = Lwt.return_unit; listen_fd = None;
+        runner = Lwt.return_unit; listen_fd = None; in_place = None;
       }
     in
+    (match views with Some v -> t.in_place <- Some (view_delivery t v) | None -> ());
     List.iter (fun id -> Hashtbl.replace t.interest id ()) interest;
     if cfg.link.shm then
       List.iter (fun n -> log t "removed the stale shared-memory segment %s" n) (Seg.remove_stale ());

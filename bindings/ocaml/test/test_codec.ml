@@ -24,16 +24,53 @@ let big_of s =
 
 let string_of_big b off len = String.init len (fun i -> b.{off + i})
 
+let show = function Ok _ -> "ok" | Error e -> E.to_string e
+
+(* The view decoder of a message type: its [View.decode_fields] and
+   [of_view] (the view with its views copied). *)
+type 'a view_codec = V : (Mycelium.Tlv.reader -> 'v) * ('v -> 'a) -> 'a view_codec
+
+(* Decodes [s] as views, from the string and in place from a bigstring (in
+   a scope of its own): copied out with [of_view], each must be the value
+   [r] of the allocating decoder, or the same error. Then the scope expires
+   and [of_view] of the in-place views raises Expired (unless the message
+   has no views: [expect_views]). *)
+let check_views name (V (vfields, of_view)) s r =
+  let on_string = Mycelium.Tlv.decode_with vfields s in
+  let scope = Mycelium.View.new_scope () in
+  let on_big = Mycelium.Tlv.decode_with_big ~scope vfields ~off:pad ~len:(String.length s) (big_of s) in
+  let owned x = Result.map of_view x in
+  if compare r (owned on_string) <> 0 then
+    Alcotest.failf "%s: the view decode (string) disagrees with the allocating decode (%s vs %s)" name (show r)
+      (show on_string);
+  if compare r (owned on_big) <> 0 then
+    Alcotest.failf "%s: the view decode (in place) disagrees with the allocating decode (%s vs %s)" name (show r)
+      (show on_big);
+  Mycelium.View.expire scope;
+  match on_big with
+  | Ok v -> (
+    (* still usable through a string's views, never through expired ones *)
+    ignore (owned on_string);
+    match of_view v with
+    | _ -> `No_views
+    | exception Mycelium.View.Expired -> `Expired)
+  | Error _ -> `No_views
+
 (* Decodes [s] with [fields] from the string and in place from a bigstring:
-   both must give the same value, or the same error. *)
-let decode_both name fields s =
+   both must give the same value, or the same error; with [view], the view
+   decoder too (check_views). *)
+let decode_both ?view name fields s =
   let r = Mycelium.Tlv.decode_with fields s in
   let rb = Mycelium.Tlv.decode_with_big fields ~off:pad ~len:(String.length s) (big_of s) in
   if compare r rb <> 0 then
-    Alcotest.failf "%s: the in-place decode disagrees with the string decode (%s vs %s)" name
-      (match r with Ok _ -> "ok" | Error e -> E.to_string e)
-      (match rb with Ok _ -> "ok" | Error e -> E.to_string e);
+    Alcotest.failf "%s: the in-place decode disagrees with the string decode (%s vs %s)" name (show r) (show rb);
+  Option.iter (fun v -> ignore (check_views name v s r)) view;
   r
+
+let v_order = V (T.Order.View.decode_fields, T.Order.of_view)
+let v_scal = V (T.All_scalars.View.decode_fields, T.All_scalars.of_view)
+let v_texts = V (T.Texts.View.decode_fields, T.Texts.of_view)
+let v_coll = V (T.Collections.View.decode_fields, T.Collections.of_view)
 
 (* Encodes [x] into a bigstring area as well: the same bytes as the string
    encoder, and an area one byte too short raises Overflow. *)
@@ -99,6 +136,30 @@ let test_golden (file, seq, value) () =
      with
      | Ok v -> Alcotest.(check bool) (file ^ ": decoded in place") true (v = value)
      | Error e -> Alcotest.failf "%s: in-place decode: %s" file (E.to_string e)));
+  (* as views, in place: copied out, the value; encoded again, the bytes *)
+  (match Mycelium.Frame.read_header_big ~off:pad ~max_payload:(1 lsl 20) (big_of bytes) with
+   | Error e -> Alcotest.failf "%s: in-place header: %s" file (E.to_string e)
+   | Ok h -> (
+     let scope = Mycelium.View.new_scope () in
+     match
+       Mycelium.Tlv.decode_with_big ~scope (T.View.decode_any_fields h.type_id) ~off:(pad + 24)
+         ~len:h.payload_length (big_of bytes)
+     with
+     | Ok v ->
+       Alcotest.(check int) (file ^ ": view type id") (T.type_id_of_any value) (T.View.type_id_of_any v);
+       let owned = T.of_view_any v in
+       Alcotest.(check bool) (file ^ ": decoded as views") true (owned = value);
+       Alcotest.check bytes_hex (file ^ ": views encoded again") bytes
+         (Mycelium.Frame.encode_data T.descriptor ~sequence:seq owned);
+       (match v with
+        | T.View.Texts t ->
+          Alcotest.(check bool) (file ^ ": the blob's view") true (Mycelium.View.equal_string t.blob "\x00\x01\x02\xff")
+        | _ -> ());
+       Mycelium.View.expire scope
+     | Error e -> Alcotest.failf "%s: view decode: %s" file (E.to_string e)));
+  (match T.View.decode_any (T.type_id_of_any value) (String.sub bytes 24 (String.length bytes - 24)) with
+   | Ok v -> Alcotest.(check bool) (file ^ ": views of a string") true (T.of_view_any v = value)
+   | Error e -> Alcotest.failf "%s: view decode of a string: %s" file (E.to_string e));
   match Mycelium.Frame.decode_data T.descriptor bytes with
   | Error e -> Alcotest.failf "%s: decode failed: %s" file (E.to_string e)
   | Ok (h, v) ->
@@ -124,13 +185,13 @@ let test_digests () =
   Alcotest.(check string) "package" "mycelium.test" T.package;
   Alcotest.(check int) "schema digest size" 32 (String.length T.schema_digest)
 
-let roundtrip name efields dfields x =
-  match decode_both name dfields (encode_both name efields x) with
+let roundtrip ?view name efields dfields x =
+  match decode_both ?view name dfields (encode_both name efields x) with
   | Ok y -> Alcotest.(check bool) (name ^ " round trip") true (compare y x = 0)
   | Error e -> Alcotest.failf "%s: %s" name (E.to_string e)
 
 let test_scalars () =
-  let rt = roundtrip "all_scalars" T.All_scalars.encode_fields T.All_scalars.decode_fields in
+  let rt = roundtrip ~view:v_scal "all_scalars" T.All_scalars.encode_fields T.All_scalars.decode_fields in
   rt all_scalars_golden;
   rt T.All_scalars.default;
   rt
@@ -149,21 +210,21 @@ let test_scalars () =
     };
   (* NaN and negative zero keep their bit patterns *)
   let x = { T.All_scalars.default with a_f64 = Int64.float_of_bits 0x7ff8_0000_0000_1234L; a_f32 = -0. } in
-  match decode_both "NaN and -0." T.All_scalars.decode_fields (T.All_scalars.encode x) with
+  match decode_both ~view:v_scal "NaN and -0." T.All_scalars.decode_fields (T.All_scalars.encode x) with
   | Ok y ->
     Alcotest.(check int64) "f64 NaN payload" 0x7ff8_0000_0000_1234L (Int64.bits_of_float y.a_f64);
     Alcotest.(check int32) "f32 -0" 0x8000_0000l (Int32.bits_of_float y.a_f32)
   | Error e -> Alcotest.fail (E.to_string e)
 
 let test_texts () =
-  let rt = roundtrip "texts" T.Texts.encode_fields T.Texts.decode_fields in
+  let rt = roundtrip ~view:v_texts "texts" T.Texts.encode_fields T.Texts.decode_fields in
   rt { name = ""; blob = "" };
   rt { name = "a\x00b"; blob = String.make 8 '\xff' };
   rt { name = String.make 16 'x'; blob = "" };
   rt { name = "\xf0\x9f\x8d\x84 \xe2\x82\xac"; blob = "\x00" }
 
 let test_collections () =
-  let rt = roundtrip "collections" T.Collections.encode_fields T.Collections.decode_fields in
+  let rt = roundtrip ~view:v_coll "collections" T.Collections.encode_fields T.Collections.decode_fields in
   rt T.Collections.default;
   rt { levels = [| -0.5; 1e300; 0. |]; ids = [| 0; 4294967295; 7; 8 |]; flags = [||]; side = Buy };
   rt { T.Collections.default with flags = [| true; true; false; true |] };
@@ -171,14 +232,15 @@ let test_collections () =
 
 let test_nested_and_any () =
   let o = { T.Order.leg = { venue = "XPAR"; qty = -3 }; side = Sell; px = -0.25 } in
-  roundtrip "order" T.Order.encode_fields T.Order.decode_fields o;
+  roundtrip ~view:v_order "order" T.Order.encode_fields T.Order.decode_fields o;
   let frame = Mycelium.Frame.encode_data T.descriptor ~sequence:9L (T.Order o) in
   (match Mycelium.Frame.decode_data T.descriptor frame with
    | Ok (h, T.Order o') ->
      Alcotest.(check int) "type id in header" 5 h.type_id;
      Alcotest.(check bool) "same order" true (T.Order.equal o o')
    | _ -> Alcotest.fail "decode_data did not give the order back");
-  roundtrip "ping" T.Ping.encode_fields T.Ping.decode_fields { seq = 42L }
+  roundtrip ~view:(V (T.Ping.View.decode_fields, T.Ping.of_view)) "ping" T.Ping.encode_fields T.Ping.decode_fields
+    { seq = 42L }
 
 let test_tricky () =
   let module K = Tricky_names in
@@ -186,7 +248,8 @@ let test_tricky () =
     { K.Holder.other = 1; uint32_t = 2; kind = K.Kind.Class; class_ = "abc"; type_id = 2.5;
       nested = { inner = 5L } }
   in
-  roundtrip "tricky holder" K.Holder.encode_fields K.Holder.decode_fields h;
+  roundtrip ~view:(V (K.Holder.View.decode_fields, K.Holder.of_view)) "tricky holder" K.Holder.encode_fields
+    K.Holder.decode_fields h;
   Alcotest.(check bool) "enum default int" true (K.Holder.default.kind = K.Kind.Int);
   Alcotest.(check int64) "i64 min default" Int64.min_int K.Inner.default.inner;
   Alcotest.(check (float 0.)) "f32 default" 2. K.Holder.default.type_id
@@ -195,17 +258,22 @@ let test_wide_and_locals () =
   let module W = Ocaml_names in
   let w = W.Wide.default in
   let w = { w with f1 = -200; f2 = 70000; f3 = -5L; f9 = 9; f68 = 2.5; f69 = true; f70 = "abc" } in
-  roundtrip "70 fields" W.Wide.encode_fields W.Wide.decode_fields w;
+  let v_wide = V (W.Wide.View.decode_fields, W.Wide.of_view) in
+  roundtrip ~view:v_wide "70 fields" W.Wide.encode_fields W.Wide.decode_fields w;
+  roundtrip ~view:v_wide "70 fields, bytes set" W.Wide.encode_fields W.Wide.decode_fields
+    { w with f7 = "\x00\xff"; f63 = "12345678" };
   (* a duplicate of field 70 (past the 62 of an int mask) is still caught *)
   let p = W.Wide.encode w ^ "\x34\x02\x00\x00\x00\x00" in
-  (match decode_both "duplicate field 70" W.Wide.decode_fields p with
+  (match decode_both ~view:v_wide "duplicate field 70" W.Wide.decode_fields p with
    | Error E.Duplicate_field -> ()
    | Ok _ -> Alcotest.fail "duplicate field 70 decoded"
    | Error e -> Alcotest.failf "duplicate field 70: %s" (E.to_string e));
   let l = { W.Locals.r = 1; tag = 2; wt = 3; seen = 4; w = 5; x = 6; default = 7; upper = 8;
             type_id = 9; encode = 10; color = W.Color.Red_ } in
-  roundtrip "fields named like the decoder's locals" W.Locals.encode_fields W.Locals.decode_fields l;
-  roundtrip "nested" W.Locals2.encode_fields W.Locals2.decode_fields { inner = l };
+  roundtrip ~view:(V (W.Locals.View.decode_fields, W.Locals.of_view)) "fields named like the decoder's locals"
+    W.Locals.encode_fields W.Locals.decode_fields l;
+  roundtrip ~view:(V (W.Locals2.View.decode_fields, W.Locals2.of_view)) "nested" W.Locals2.encode_fields
+    W.Locals2.decode_fields { inner = l };
   Alcotest.(check bool) "enum values Red and red" true (W.Color.to_int W.Color.Red_ = 4 && W.Color.to_string W.Color.Red_ = "Red")
 
 let test_unknown_and_order () =
@@ -217,13 +285,105 @@ let test_unknown_and_order () =
      ^ "0c01 03000000 616263" (* unknown ids 8191, 8191(wt1), 31, 33, 33 *)
      ^ "0c00 0e000000 0c00 02000000 4142 1200 09000000")
   in
-  match decode_both "any order, unknown fields" T.Order.decode_fields p with
+  match decode_both ~view:v_order "any order, unknown fields" T.Order.decode_fields p with
   | Ok o ->
     Alcotest.(check bool) "side" true (o.side = T.Side.Buy);
     Alcotest.(check string) "venue" "AB" o.leg.venue;
     Alcotest.(check int) "qty" 9 o.leg.qty;
     Alcotest.(check (float 0.)) "px" 1.5 o.px
   | Error e -> Alcotest.failf "any order / unknown fields: %s" (E.to_string e)
+
+(* -- views: no copy, and their lifetime ----------------------------------------- *)
+
+let expired name f =
+  match f () with
+  | _ -> Alcotest.failf "%s: an expired view was used" name
+  | exception Mycelium.View.Expired -> ()
+
+let test_views () =
+  let module V = Mycelium.View in
+  let x = { T.Texts.name = "n\xc3\xa9"; blob = "\x00abc\xff" } in
+  let s = T.Texts.encode x in
+  let b = big_of s in
+  let scope = V.new_scope () in
+  let v =
+    match T.Texts.View.decode_big ~scope ~off:pad ~len:(String.length s) b with
+    | Ok v -> v
+    | Error e -> Alcotest.failf "view decode: %s" (E.to_string e)
+  in
+  (* strings are copied (and UTF-8-checked on the copy); bytes are a view *)
+  Alcotest.(check string) "the string field" x.name v.name;
+  Alcotest.(check bool) "valid" true (V.is_valid v.blob);
+  Alcotest.(check int) "length" 5 (V.length v.blob);
+  Alcotest.(check char) "get" 'a' (V.get v.blob 1);
+  Alcotest.(check int) "get_uint8" 255 (V.get_uint8 v.blob 4);
+  Alcotest.(check string) "to_string" x.blob (V.to_string v.blob);
+  Alcotest.(check string) "sub_string" "bc" (V.sub_string v.blob 2 2);
+  Alcotest.(check bool) "equal_string" true (V.equal_string v.blob x.blob && not (V.equal_string v.blob "\x00abc"));
+  Alcotest.(check bool) "equal" true (V.equal v.blob (V.of_string x.blob) && not (V.equal v.blob V.empty));
+  Alcotest.(check int) "fold_left" (Char.code 'a' + Char.code 'b' + Char.code 'c' + 255)
+    (V.fold_left (fun a c -> a + Char.code c) 0 v.blob);
+  let dst = Bytes.make 4 '.' in
+  V.blit_to_bytes v.blob 1 dst 1 3;
+  Alcotest.(check string) "blit_to_bytes" ".abc" (Bytes.to_string dst);
+  (* no copy: the view reads the bigstring where the payload is *)
+  let blob_at = pad + String.length s - 5 in
+  b.{blob_at + 1} <- 'Z';
+  Alcotest.(check char) "reads in place" 'Z' (V.get v.blob 1);
+  b.{blob_at + 1} <- 'a';
+  (* ranges *)
+  List.iter
+    (fun (name, f) ->
+      match f () with
+      | _ -> Alcotest.failf "%s: out of range accepted" name
+      | exception Invalid_argument _ -> ())
+    [ ("get -1", (fun () -> ignore (V.get v.blob (-1))));
+      ("get 5", (fun () -> ignore (V.get v.blob 5)));
+      ("sub_string past the end", (fun () -> ignore (V.sub_string v.blob 3 3)));
+      ("blit_to_bytes past dst", (fun () -> V.blit_to_bytes v.blob 0 dst 2 3));
+      ("make_big past the end", (fun () -> ignore (V.make_big scope b (Bigarray.Array1.dim b - 2) 3)));
+      ("make_string negative", (fun () -> ignore (V.make_string scope "abc" (-1) 1))) ];
+  (* the lifetime: once the scope expires, every access raises *)
+  let kept = v.blob in
+  V.expire scope;
+  Alcotest.(check bool) "expired" false (V.is_valid kept);
+  expired "length" (fun () -> V.length kept);
+  expired "get" (fun () -> V.get kept 0);
+  expired "to_string" (fun () -> V.to_string kept);
+  expired "sub_string" (fun () -> V.sub_string kept 0 1);
+  expired "blit_to_bytes" (fun () -> V.blit_to_bytes kept 0 dst 0 1);
+  expired "equal_string" (fun () -> V.equal_string kept "");
+  expired "fold_left" (fun () -> V.fold_left (fun a _ -> a) 0 kept);
+  expired "of_view" (fun () -> T.Texts.of_view v);
+  Alcotest.(check bool) "the printer names the cure" true
+    (Testutil.Astring_like.contains (Printexc.to_string V.Expired) "to_string");
+  (* views made after the expiry are valid again: one scope serves a link *)
+  (match T.Texts.View.decode_big ~scope ~off:pad ~len:(String.length s) b with
+   | Ok v2 -> Alcotest.(check string) "a later frame's view" x.blob (V.to_string v2.blob)
+   | Error e -> Alcotest.failf "view decode: %s" (E.to_string e));
+  (* views of strings, the empty view and defaults never expire *)
+  (match T.Texts.View.decode s with
+   | Ok v3 -> V.expire scope; Alcotest.(check string) "views of a string" x.blob (V.to_string v3.blob)
+   | Error e -> Alcotest.failf "view decode of a string: %s" (E.to_string e));
+  Alcotest.(check int) "empty" 0 (V.length V.empty);
+  Alcotest.(check bool) "view default" true (T.Texts.of_view T.Texts.View.default = T.Texts.default);
+  Alcotest.(check bool) "nested view default" true (T.Order.of_view T.Order.View.default = T.Order.default);
+  (* a message without bytes has itself as its view *)
+  let o = { T.Order.default with px = 3. } in
+  Alcotest.(check bool) "no bytes: the view is the value" true (T.Order.of_view (o : T.Order.View.t) = o);
+  (* the 70-field message: views of every bytes field, expired together *)
+  let module W = Ocaml_names in
+  let w = { W.Wide.default with f7 = "a"; f15 = "bb"; f63 = "12345678" } in
+  let ws = W.Wide.encode w in
+  let wscope = V.new_scope () in
+  match W.Wide.View.decode_big ~scope:wscope ~off:pad ~len:(String.length ws) (big_of ws) with
+  | Ok wv ->
+    Alcotest.(check bool) "70 fields as views" true (W.Wide.of_view wv = w);
+    V.expire wscope;
+    expired "70 fields: of_view" (fun () -> W.Wide.of_view wv);
+    Alcotest.(check bool) "every view of the frame expired" true
+      (not (V.is_valid wv.f7 || V.is_valid wv.f15 || V.is_valid wv.f63 || V.is_valid wv.f23))
+  | Error e -> Alcotest.failf "70 fields view: %s" (E.to_string e)
 
 (* -- every decode error ------------------------------------------------------ *)
 
@@ -266,10 +426,12 @@ let test_header_errors () =
   expect_error "H6 unknown type" E.Unknown_type (dec_frame (frame_of 99 ""));
   expect_error "H6 type 0" E.Unknown_type (dec_frame (frame_of 0 ""))
 
-let order p = decode_both p T.Order.decode_fields (unhex p)
-let scal p = decode_both p T.All_scalars.decode_fields (unhex p)
-let texts p = decode_both p T.Texts.decode_fields (unhex p)
-let coll p = decode_both p T.Collections.decode_fields (unhex p)
+(* every payload error also through the view decoders (check_views: the
+   same error from the string and in place) *)
+let order p = decode_both ~view:v_order p T.Order.decode_fields (unhex p)
+let scal p = decode_both ~view:v_scal p T.All_scalars.decode_fields (unhex p)
+let texts p = decode_both ~view:v_texts p T.Texts.decode_fields (unhex p)
+let coll p = decode_both ~view:v_coll p T.Collections.decode_fields (unhex p)
 
 let test_payload_errors () =
   expect_error "P1 tag cut" E.Truncated (order "1b");
@@ -346,6 +508,7 @@ let () =
           Alcotest.test_case "tricky names" `Quick test_tricky;
           Alcotest.test_case "70 fields, names of locals" `Quick test_wide_and_locals;
           Alcotest.test_case "any order, unknown fields" `Quick test_unknown_and_order;
+          Alcotest.test_case "views: in place, lifetime" `Quick test_views;
         ] );
       ( "errors",
         [

@@ -561,6 +561,91 @@ let hung_peer kind () =
             wait_for ib "the reconnect" (fun () -> ib.ups >= 2))
           (fun () -> S.stop l))
 
+(* Pongs as views (Socket_link.start ~views) from a C++ echo: payloads of
+   0 B to the largest that fits, each view valid in its handler and
+   expired after it; 300 round trips of 64 KiB driven from inside the view
+   handler (its publish goes out while the pong is still in the ring);
+   other types (reports) still come as Message events; a views type the
+   schema lacks is refused at start. *)
+let views_session kind () =
+  let path = sock_path () in
+  Peer.with_peer (peer_args kind path) (fun p ->
+      let ib = inbox () in
+      (* failures inside a handler are counted (Socket_link logs and ignores
+         what a handler raises) and checked at the end *)
+      let got = ref [] and kept = ref [] and invalid_in_handler = ref 0 and wrong = ref [] in
+      let lref = ref None in
+      let chain_left = ref 0 and big = String.init 65536 (fun k -> Char.chr ((k * 7) land 0xFF)) in
+      let on_view = function
+        | LT.View.Pong pv ->
+          if not (Mycelium.View.is_valid pv.payload) then incr invalid_in_handler;
+          if pv.seq >= 1000L && !chain_left > 0 then begin
+            (* the round-trip chain: check without copying, then the next ping *)
+            if not (Mycelium.View.equal_string pv.payload big) then wrong := "chain: payload differs" :: !wrong;
+            decr chain_left;
+            (match !lref with
+             | Some l -> Lwt.async (fun () -> S.publish l (LT.Ping { seq = Int64.succ pv.seq; payload = big }) >|= ignore)
+             | None -> ())
+          end
+          else got := (pv.seq, Mycelium.View.to_string pv.payload) :: !got;
+          kept := pv.payload :: !kept;
+          Lwt_condition.broadcast ib.cond ()
+        | _ -> wrong := "a view of a type not asked for" :: !wrong
+      in
+      let views = { S.view_types = [ LT.Pong.type_id ]; decode_view = LT.View.decode_any_fields; on_view } in
+      let cfg =
+        { S.default_config with
+          name = "views"; address = address kind path p;
+          link = { S.default_config.link with node = "ocaml"; peer_timeout = 10.; shm = (kind = Shm_k) };
+          log = test_log }
+      in
+      (S.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib)
+         ~views:{ views with view_types = [ 424242 ] } cfg
+       >|= function
+       | Ok _ -> Alcotest.fail "a views type outside the schema was accepted"
+       | Error e -> Alcotest.(check bool) ("refused: " ^ e) true (Testutil.Astring_like.contains e "424242"))
+      >>= fun () ->
+      S.start ~interest:[ LT.Pong.type_id; LT.Report.type_id ] ~schema:LT.descriptor ~on_event:(on_event ib) ~views cfg
+      >>= function
+      | Error e -> Alcotest.failf "start: %s" e
+      | Ok l ->
+        lref := Some l;
+        Lwt.finalize
+          (fun () ->
+            up l >>= fun () ->
+            wait_interest l LT.Ping.type_id >>= fun () ->
+            let max_bytes = Mycelium.Frame.default_max_payload - (2 + 8) - (2 + 4) in
+            let payloads =
+              List.mapi (fun i n -> (Int64.of_int (i + 1), String.init n (fun k -> Char.chr ((k * 13 + i) land 0xFF))))
+                [ 0; 1; 4096; 65536; max_bytes ]
+            in
+            Lwt_list.iter_s (fun (seq, payload) -> publish l (LT.Ping { seq; payload })) payloads >>= fun () ->
+            wait_for ib "every pong as a view" (fun () -> List.length !got >= List.length payloads) >>= fun () ->
+            List.iter
+              (fun (seq, payload) ->
+                match List.assoc_opt seq !got with
+                | Some b -> Alcotest.(check bool) (Printf.sprintf "pong %Ld: the view's bytes" seq) true (b = payload)
+                | None -> Alcotest.failf "no pong %Ld" seq)
+              payloads;
+            chain_left := 300;
+            publish l (LT.Ping { seq = 1000L; payload = big }) >>= fun () ->
+            wait_for ib "300 round trips from the view handler" (fun () -> !chain_left = 0) >>= fun () ->
+            report l ib >|= fun r ->
+            Alcotest.(check bool) "reports still come as messages" true (r.received >= 0L);
+            Alcotest.(check int) "no pong as a Message event" 0
+              (List.length (List.filter (function LT.Pong _ -> true | _ -> false) ib.msgs));
+            Alcotest.(check int) "every view valid in its handler" 0 !invalid_in_handler;
+            Alcotest.(check (list string)) "nothing wrong in the handler" [] !wrong;
+            Alcotest.(check bool) "every view expired after its handler" true
+              (List.for_all (fun v -> not (Mycelium.View.is_valid v)) !kept);
+            (match Mycelium.View.to_string (List.hd !kept) with
+             | _ -> Alcotest.fail "an expired view was read"
+             | exception Mycelium.View.Expired -> ());
+            Alcotest.(check int) "no bad frames" 0 (S.stats l).bad_frames;
+            if kind = Shm_k then
+              Alcotest.(check bool) "the pongs came through the ring" true ((S.stats l).ring_frames_in >= 300))
+          (fun () -> S.stop l))
+
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
 let () =
@@ -576,6 +661,7 @@ let () =
         lwt_case "C++ peer connects to OCaml" (ocaml_listens kind);
         lwt_case "OCaml node process" (ocaml_node_process kind);
         lwt_case "hung peer lost after peer_timeout" (hung_peer kind);
+        lwt_case "pongs as views" (views_session kind);
       ] )
   in
   let shm_cases =
@@ -593,6 +679,7 @@ let () =
         lwt_case "overflow block" (overflow ~kind:Shm_k S.Block);
         lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
         lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);
+        lwt_case "pongs as views" (views_session Shm_k);
       ] )
   in
   Alcotest.run "conformance"

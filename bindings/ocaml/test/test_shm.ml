@@ -367,6 +367,93 @@ let test_core_in_place () =
   Alcotest.(check bool) "corrupt header in place: closed" true (closed c = Some E.Bad_frame_header);
   Seg.close s0; Seg.close s1
 
+(* The core handing data frames over as views (Link.set_in_place): from
+   the mapping (shm) and from the input buffer (socket), delivered before
+   the call returns, with views valid during the delivery and expired
+   after it; other types stay Message events; a view decode error is a
+   bad frame, counted, and reaches no handler. *)
+let test_core_views () =
+  let module V = Mycelium.View in
+  let delivered = ref [] and kept = ref [] in
+  let in_place =
+    { L.accepts = (fun id -> id = LT.Pong.type_id);
+      deliver =
+        (fun id r ->
+          match LT.View.decode_any_fields id r with
+          | LT.View.Pong p ->
+            Alcotest.(check bool) "valid during the delivery" true (V.is_valid p.payload);
+            delivered := (p.seq, V.to_string p.payload) :: !delivered;
+            kept := p.payload :: !kept
+          | _ -> Alcotest.fail "not a pong") }
+  in
+  let big_frame id seq payload =
+    let f = frame ~control:false id seq payload in
+    let b = Bigarray.Array1.create Bigarray.char Bigarray.c_layout (String.length f + 8) in
+    String.iteri (fun i ch -> b.{8 + i} <- ch) f;
+    (b, String.length f)
+  in
+  let a = offered () in
+  ignore (events a);
+  L.set_in_place a (Some in_place);
+  let body = String.init 70000 (fun i -> Char.chr (i land 0xFF)) in
+  let b, n = big_frame LT.Pong.type_id 1L (LT.Pong.encode { seq = 3L; payload = body }) in
+  L.receive_ring_frame_big a ~now:0. b 8 n;
+  Alcotest.(check bool) "delivered in the call" true (!delivered = [ (3L, body) ]);
+  Alcotest.(check bool) "no Message event for it" true (events a = []);
+  Alcotest.(check bool) "expired after the delivery" false (V.is_valid (List.hd !kept));
+  (match V.length (List.hd !kept) with
+   | _ -> Alcotest.fail "an expired view was used"
+   | exception V.Expired -> ());
+  (* a type the views do not take: a Message as before *)
+  let b, n = big_frame LT.Ping.type_id 2L (LT.Ping.encode { seq = 4L; payload = "x" }) in
+  L.receive_ring_frame_big a ~now:0. b 8 n;
+  Alcotest.(check bool) "pings stay Message events" true
+    (match events a with [ L.Message (_, LT.Ping p) ] -> p.seq = 4L | _ -> false);
+  (* undecodable: dropped, counted, no delivery; the core goes on *)
+  let b, n = big_frame LT.Pong.type_id 3L "\x0d\x00" in
+  L.receive_ring_frame_big a ~now:0. b 8 n;
+  Alcotest.(check bool) "bad pong: a bad frame" true
+    (match events a with [ L.Bad_frame (_, E.Bad_wire_type) ] -> true | _ -> false);
+  Alcotest.(check int) "counted" 1 (L.stats a).bad_frames;
+  let b, n = big_frame LT.Pong.type_id 4L "\x14\x00\x05\x00\x00\x00ab" in
+  L.receive_ring_frame_big a ~now:0. b 8 n;
+  Alcotest.(check bool) "cut bytes field: truncated" true
+    (match events a with [ L.Bad_frame (_, E.Truncated) ] -> true | _ -> false);
+  Alcotest.(check int) "one delivery only" 1 (List.length !delivered);
+  (* a delivery that raises still expires its views *)
+  L.set_in_place a
+    (Some { in_place with deliver = (fun id r -> in_place.deliver id r; failwith "handler bug") });
+  let b, n = big_frame LT.Pong.type_id 5L (LT.Pong.encode { seq = 5L; payload = "abc" }) in
+  (match L.receive_ring_frame_big a ~now:0. b 8 n with
+   | () -> Alcotest.fail "the delivery's exception was lost"
+   | exception Failure _ -> ());
+  Alcotest.(check bool) "expired after a raise" false (V.is_valid (List.hd !kept));
+  (* off again: pongs are Message events *)
+  L.set_in_place a None;
+  let b, n = big_frame LT.Pong.type_id 6L (LT.Pong.encode { seq = 6L; payload = "q" }) in
+  L.receive_ring_frame_big a ~now:0. b 8 n;
+  Alcotest.(check bool) "without in_place: a Message" true
+    (match events a with [ L.Message (_, LT.Pong p) ] -> p.seq = 6L && p.payload = "q" | _ -> false);
+  (* over a socket: views of the input buffer, expired after the delivery *)
+  delivered := [];
+  let x, y = up_pair_with { (shm_cfg "x") with shm = false } in
+  ignore (events x);
+  ignore (events y);
+  L.set_in_place x (Some in_place);
+  Alcotest.(check bool) "sent" true (L.send y ~now:0. (LT.Pong { seq = 9L; payload = body }) = L.Sent);
+  Alcotest.(check bool) "sent" true (L.send y ~now:0. (LT.Pong { seq = 10L; payload = "z" }) = L.Sent);
+  (match L.take_output y with
+   | Some s ->
+     (* in two reads: a frame split between them *)
+     let cut = String.length s - 10 in
+     feed x (String.sub s 0 cut);
+     Alcotest.(check int) "the first frame in the first read" 1 (List.length !delivered);
+     feed x (String.sub s cut (String.length s - cut))
+   | None -> Alcotest.fail "no output");
+  Alcotest.(check bool) "both delivered from the buffer" true (List.rev !delivered = [ (9L, body); (10L, "z") ]);
+  Alcotest.(check bool) "no events" true (events x = []);
+  Alcotest.(check bool) "socket views expired" false (V.is_valid (List.hd !kept))
+
 let () =
   Alcotest.run "shm"
     [
@@ -380,5 +467,6 @@ let () =
           Alcotest.test_case "stale segments removed" `Quick test_remove_stale ] );
       ( "link core",
         [ Alcotest.test_case "offer, accept, ring frames" `Quick test_core_shm;
-          Alcotest.test_case "in place: encode into a slot, decode from the mapping" `Quick test_core_in_place ] );
+          Alcotest.test_case "in place: encode into a slot, decode from the mapping" `Quick test_core_in_place;
+          Alcotest.test_case "views: delivered in place, expired after" `Quick test_core_views ] );
     ]

@@ -50,6 +50,7 @@ void connection::on_connected(caf::io::connection_handle hdl) {
   fault_ = errc::none;
   fault_text_.clear();
   polled_end_ = false;
+  polled_close_pending_ = false;
   established_ = false;
   up_ = false;
   ++epoch_;
@@ -177,6 +178,7 @@ void connection::on_polled_bytes(const char* data, size_t size) {
   if (ok && fault_ == errc::none)
     return;
   polled_end_ = !ok;
+  polled_close_pending_ = true;
   // A broker quits only from its own message handling: close from there.
   // No more polled reads meanwhile (the protocol has ended).
   sock_.stop_polling();
@@ -184,8 +186,19 @@ void connection::on_polled_bytes(const char* data, size_t size) {
 }
 
 void connection::on_polled_close(uint64_t epoch) {
-  if (epoch == epoch_)
+  if (epoch == epoch_ && polled_close_pending_) {
+    polled_close_pending_ = false;
     close_if_ended(!polled_end_);
+  }
+}
+
+void connection::on_stream_closed() {
+  // The poller may have read what ended the protocol (a refusal, a goodbye,
+  // a bad frame) before the scribe saw the end of the stream: that reason,
+  // not the bare end, is what the link reports.
+  on_polled_close(epoch_);
+  if (connected())
+    close(errc::peer_lost, "the peer closed the connection");
 }
 
 void connection::close_if_ended(bool ok) {
@@ -518,9 +531,7 @@ caf::behavior connection_behavior(caf::io::broker* self,
   caf::message_handler own{
     [c](caf::io::new_data_msg& m) { c->on_bytes(m.buf); },
     [c](const caf::io::data_transferred_msg& m) { c->on_transferred(m.written); },
-    [c](const caf::io::connection_closed_msg&) {
-      c->close(errc::peer_lost, "the peer closed the connection");
-    },
+    [c](const caf::io::connection_closed_msg&) { c->on_stream_closed(); },
     [c](tick_atom, uint64_t epoch) { c->on_tick(epoch); },
     [c](polled_close_atom, uint64_t epoch) { c->on_polled_close(epoch); },
     [c](interest_atom) { c->advertise_interest(); },

@@ -80,6 +80,8 @@ public:
   /// an end they cause is posted to the broker (`on_polled_close`).
   void on_polled_bytes(const char* data, size_t size);
   void on_polled_close(uint64_t epoch);
+  /// The scribe saw the end of the stream (CAF's `connection_closed_msg`).
+  void on_stream_closed();
   void on_transferred(uint64_t n) { sock_.on_transferred(n); }
   void on_tick(uint64_t epoch);
   void on_ring_fault(uint64_t epoch, errc code, const std::string& text);
@@ -178,6 +180,7 @@ private:
   errc close_reason_ = errc::peer_lost;
   std::string close_text_;
   bool polled_end_ = false; ///< a polled read ended the protocol
+  bool polled_close_pending_ = false; ///< its `polled_close_atom` is on the way
   errc fault_ = errc::none;
   std::string fault_text_;
 };

@@ -253,6 +253,16 @@ def test_python_node_to_cpp_process_and_back(kind: str, node: mycelium.Node, pee
     st = lk.stats()
     assert st["peer_nodes"] == ["cpp-peer"] and st["frames_received"] >= len(sizes)
     assert st["bad_frames"] == 0
+    assert st["connects"] == 1 and st["peer"].startswith("node 'cpp-peer' "), st
+    # The counters of the C++ link_stats, all of them: nothing hidden from Python.
+    assert st["bytes_sent"] > sum(sizes) and st["bytes_received"] > sum(sizes), st
+    for counter in ("dropped_overflow", "back_pressured", "overflow_disconnects",
+                    "dropped_link_down", "frames_too_large", "disconnects", "goodbyes",
+                    "connect_failures", "refusals_sent", "refusals_received"):
+        assert st[counter] == 0, (counter, st)
+    if kind != "shm":  # the socket carries the frames; the I/O loop writes them
+        assert st["socket_writes"] + st["scribe_writes"] > 0, st
+    assert st["polled_reads"] >= 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -195,6 +195,7 @@ py::dict link_stats_dict(const transports::link& l) {
   d["endpoint"] = l.config().endpoint();
   d["state"] = transports::to_string(st.state);
   d["peers"] = st.peers;
+  d["peer"] = st.peer;
   py::list peers;
   for (auto& p : st.peer_list)
     peers.append(p.node);
@@ -202,17 +203,26 @@ py::dict link_stats_dict(const transports::link& l) {
   d["peer_interest"] = st.peer_interest;
   d["port"] = st.port;
   d["queued"] = st.queued;
+  // Every counter of transports::link_stats, under its C++ name.
   d["frames_sent"] = st.frames_sent;
+  d["bytes_sent"] = st.bytes_sent;
   d["frames_received"] = st.frames_received;
+  d["bytes_received"] = st.bytes_received;
   d["dropped_overflow"] = st.dropped_overflow;
   d["back_pressured"] = st.back_pressured;
+  d["overflow_disconnects"] = st.overflow_disconnects;
   d["dropped_link_down"] = st.dropped_link_down;
   d["frames_too_large"] = st.frames_too_large;
   d["bad_frames"] = st.bad_frames;
   d["connects"] = st.connects;
   d["disconnects"] = st.disconnects;
+  d["goodbyes"] = st.goodbyes;
+  d["connect_failures"] = st.connect_failures;
   d["refusals_sent"] = st.refusals_sent;
   d["refusals_received"] = st.refusals_received;
+  d["socket_writes"] = st.socket_writes;
+  d["scribe_writes"] = st.scribe_writes;
+  d["polled_reads"] = st.polled_reads;
   d["last_error"] = st.last_error;
   return d;
 }

@@ -29,7 +29,7 @@ struct link_stats {
   std::string name;
   link_state state = link_state::starting;
   size_t peers = 0;               ///< established peers right now
-  std::string peer;               ///< last established peer, "node/service pid N"
+  std::string peer;               ///< last established peer, "node 'N' service 'S' (pid P)"
   uint16_t port = 0;              ///< TCP port listened on (0 otherwise)
   std::vector<uint32_t> peer_interest; ///< type ids the peers asked for
   std::vector<peer_info> peer_list;    ///< each established peer

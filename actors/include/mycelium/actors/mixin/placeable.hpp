@@ -27,16 +27,21 @@ namespace mycelium::mixin {
 /// loop service publishing) is resumed on the same thread in the same turn
 /// of the loop, without a system call.
 ///
-/// Better still, a loop-placed instance is its own `port` on the bus: when
+/// Better still, a loop-placed instance has its own `port` on the bus: when
 /// the bus delivers on the loop's thread while the instance is idle (mailbox
 /// empty, no handler running, not terminating), the handler runs at once as
 /// a function call, in place of mailbox element, message and resume. Order
 /// per publisher is kept: a non-empty mailbox always takes the message.
 ///
+/// The port is a member, not a second base class: CAF's worker casts every
+/// job it resumes from `resumable*` to `abstract_actor*` (a cross-cast),
+/// and a second base makes that search visit one more branch of the class
+/// graph, on every resume of every service, loop or pool.
+///
 /// Thread-safety: as CAF actors; `enqueue` and `offer` from any thread
 /// (`offer` leaves the message to the mailbox off the loop's thread).
 template <class Base, class Subtype>
-class placeable : public Base, public port {
+class placeable : public Base {
 public:
   template <class... Ts>
   explicit placeable(Ts&&... xs) : Base(std::forward<Ts>(xs)...) {
@@ -46,7 +51,7 @@ public:
 
   /// Runs the handler of `type_id` now (`handled`: it counts `delivered`),
   /// or leaves the message to the mailbox (`enqueue`).
-  offer_result offer(uint32_t type_id, const void* value) noexcept override {
+  offer_result offer(uint32_t type_id, const void* value) noexcept {
     if (loop_ == nullptr || std::this_thread::get_id() != loop_->thread_id()
         || ending() || !this->mailbox().blocked())
       return offer_result::enqueue;
@@ -112,11 +117,25 @@ public:
 
 protected:
   port* direct_port() noexcept override {
-    return loop_ != nullptr ? this : nullptr;
+    return loop_ != nullptr ? &port_ : nullptr;
   }
 
 private:
+  /// The instance's entry on the bus: forwards each offer to `offer`.
+  class direct_entry final : public port {
+  public:
+    explicit direct_entry(placeable* owner) noexcept : owner_(owner) {
+    }
+    offer_result offer(uint32_t type_id, const void* value) noexcept override {
+      return owner_->offer(type_id, value);
+    }
+
+  private:
+    placeable* owner_;
+  };
+
   caf::io::network::multiplexer* loop_ = nullptr; ///< for loop placement
+  direct_entry port_{this};
 };
 
 } // namespace mycelium::mixin

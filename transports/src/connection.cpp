@@ -438,16 +438,17 @@ void connection::deliver(mycelium::payload_ref& p) {
   if (v != table_version_) {
     table_ = sh_->bus->snapshot();
     table_version_ = v;
-    type_name_id_ = 0;
+    type_name_ = nullptr;
   }
   if (type_name_id_ != p.type_id || type_name_ == nullptr) {
     type_name_ = sh_->schema.find(p.type_id)->name.c_str();
+    route_ = mycelium::bus::lookup(*table_, p.type_id);
     type_name_id_ = p.type_id;
   }
   // Forwarding runs on the I/O loop: never wait for another link's queue.
   send_gate::no_block_scope no_block;
-  sh_->bus->deliver(*table_, type_name_, p, self_->ctrl(), self_->context(),
-                    sh_->cfg.relay);
+  sh_->bus->deliver_to(route_, type_name_, p, self_->ctrl(), self_->context(),
+                       sh_->cfg.relay);
 }
 
 void connection::on_bad_frame(errc code, const std::string& text) {

@@ -174,7 +174,11 @@ private:
   std::chrono::steady_clock::time_point last_tick_;
   routing_table_ptr table_;
   uint64_t table_version_ = 0;
-  const char* type_name_ = nullptr; ///< of `type_name_id_`, for the bus's counters
+  /// A one-entry cache for the last type delivered: its name (for the bus's
+  /// counters) and its route in `table_` (nullptr: the type was never seen
+  /// when looked up); `type_name_` null means empty.
+  const char* type_name_ = nullptr;
+  const routing_table::route* route_ = nullptr; ///< points into *table_
   uint32_t type_name_id_ = 0;
   std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;

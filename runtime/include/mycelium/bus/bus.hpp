@@ -234,7 +234,15 @@ public:
   publish_status deliver(const routing_table& table, const char* type_name,
                          payload_ref& p, caf::actor_control_block* sender,
                          caf::execution_unit* ctx, bool relay = true) {
-    auto* r = count_publish(lookup(table, p.type_id), p.type_id, type_name);
+    return deliver_to(lookup(table, p.type_id), type_name, p, sender, ctx, relay);
+  }
+
+  /// Same with the route of `p.type_id` already looked up (nullptr: unknown
+  /// type), for a link that caches it per type between routing changes.
+  publish_status deliver_to(const routing_table::route* route, const char* type_name,
+                            payload_ref& p, caf::actor_control_block* sender,
+                            caf::execution_unit* ctx, bool relay = true) {
+    auto* r = count_publish(route, p.type_id, type_name);
     if (r == nullptr)
       return publish_status::no_subscriber;
     return fan_out(*r, p, sender, ctx, relay);

@@ -126,6 +126,9 @@ void connection::leave_bus() {
     sh_->bus->unsubscribe(kv.second);
   subs_.clear();
   table_.reset();
+  table_version_ = 0; // the next deliver takes a fresh snapshot and route
+  type_name_ = nullptr;
+  route_ = nullptr;
   if (watch_id_ != 0) {
     sh_->bus->unwatch(watch_id_);
     watch_id_ = 0;

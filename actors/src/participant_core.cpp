@@ -6,7 +6,8 @@
 
 namespace mycelium::detail {
 
-participant_core::participant_core(service_context ctx) : ctx_(std::move(ctx)) {
+participant_core::participant_core(service_context ctx)
+  : ctx_(std::move(ctx)), routes_(ctx_.bus.get()) {
   counters_ = ctx_.bus->counters_of(ctx_.name);
 }
 
@@ -76,9 +77,7 @@ void participant_core::leave() {
     if (h.sub)
       ctx_.bus->unsubscribe(h.sub);
   handlers_.clear();
-  cached_route_ = nullptr;
   routes_.reset();
-  routes_version_ = 0;
 }
 
 std::chrono::nanoseconds participant_core::budget_clock() noexcept {

@@ -125,10 +125,7 @@ void connection::leave_bus() {
   for (auto& kv : subs_)
     sh_->bus->unsubscribe(kv.second);
   subs_.clear();
-  table_.reset();
-  table_version_ = 0; // the next deliver takes a fresh snapshot and route
-  type_name_ = nullptr;
-  route_ = nullptr;
+  routes_.reset();
   if (watch_id_ != 0) {
     sh_->bus->unwatch(watch_id_);
     watch_id_ = 0;
@@ -437,21 +434,14 @@ void connection::on_value(uint32_t type_id, void* value,
 
 void connection::deliver(mycelium::payload_ref& p) {
   mycelium::detail::bump(sh_->frames_received); // loop thread only
-  auto v = sh_->bus->version();
-  if (v != table_version_) {
-    table_ = sh_->bus->snapshot();
-    table_version_ = v;
-    type_name_ = nullptr;
-  }
   if (type_name_id_ != p.type_id || type_name_ == nullptr) {
     type_name_ = sh_->schema.find(p.type_id)->name.c_str();
-    route_ = mycelium::bus::lookup(*table_, p.type_id);
     type_name_id_ = p.type_id;
   }
   // Forwarding runs on the I/O loop: never wait for another link's queue.
   send_gate::no_block_scope no_block;
-  sh_->bus->deliver_to(route_, type_name_, p, self_->ctrl(), self_->context(),
-                       sh_->cfg.relay);
+  sh_->bus->deliver_to(routes_.route(p.type_id), type_name_, p, self_->ctrl(),
+                       self_->context(), sh_->cfg.relay);
 }
 
 void connection::on_bad_frame(errc code, const std::string& text) {

@@ -22,6 +22,7 @@
 #include <caf/message_handler.hpp>
 
 #include "link_shared.hpp"
+#include "mycelium/bus/route_cache.hpp"
 #include "mycelium/transports/direct_writer.hpp"
 #include "mycelium/transports/link_listener.hpp"
 #include "mycelium/transports/link_protocol.hpp"
@@ -172,13 +173,8 @@ private:
   uint64_t watch_id_ = 0;
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point last_tick_;
-  routing_table_ptr table_;
-  uint64_t table_version_ = 0;
-  /// A one-entry cache for the last type delivered: its name (for the bus's
-  /// counters) and its route in `table_` (nullptr: the type was never seen
-  /// when looked up); `type_name_` null means empty.
-  const char* type_name_ = nullptr;
-  const routing_table::route* route_ = nullptr; ///< points into *table_
+  route_cache routes_{sh_->bus.get()}; ///< for what the peer sends (sh_ is set first)
+  const char* type_name_ = nullptr; ///< of `type_name_id_`, for the bus's counters
   uint32_t type_name_id_ = 0;
   std::string last_refusal_;
   errc close_reason_ = errc::peer_lost;

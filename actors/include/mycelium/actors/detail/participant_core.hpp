@@ -13,6 +13,7 @@
 
 #include "mycelium/actors/service_context.hpp"
 #include "mycelium/bus/bus.hpp"
+#include "mycelium/bus/route_cache.hpp"
 
 namespace mycelium {
 
@@ -32,9 +33,8 @@ using direct_wake_atom = caf::atom_constant<caf::atom("mdirwake")>;
 namespace mycelium::detail {
 
 /// The state of one bus participant, without templates: its context, its
-/// counters, the routing snapshot with a one-entry route cache, and the
-/// handlers it registered (with their subscriptions). `mixin::bus_participant`
-/// puts the typed API on top.
+/// counters, its `route_cache`, and the handlers it registered (with their
+/// subscriptions). `mixin::bus_participant` puts the typed API on top.
 ///
 /// Thread-safety: none; owned by one actor and touched only from its
 /// handlers (one at a time).
@@ -50,23 +50,11 @@ public:
   service_counters& counters() noexcept { return *counters_; }
 
   /// The route of `type_id` in the current routing snapshot (nullptr: never
-  /// seen). Re-reads the snapshot only when the bus's version changed; a
-  /// one-entry cache, since services mostly publish one type at a time.
-  const routing_table::route* route(uint32_t type_id) {
-    refresh();
-    if (cached_type_ != type_id || cached_version_ != routes_version_) {
-      cached_route_ = mycelium::bus::lookup(*routes_, type_id);
-      cached_type_ = type_id;
-      cached_version_ = routes_version_;
-    }
-    return cached_route_;
-  }
+  /// seen); see `route_cache`.
+  const routing_table::route* route(uint32_t type_id) { return routes_.route(type_id); }
 
   /// The current routing snapshot.
-  const routing_table& routes() {
-    refresh();
-    return *routes_;
-  }
+  const routing_table& routes() { return routes_.table(); }
 
   /// Calls `*value` directly, outside the mailbox.
   using direct_handler = std::function<void(const void* value)>;
@@ -121,13 +109,6 @@ public:
   }
 
 private:
-  void refresh() {
-    auto v = ctx_.bus->version();
-    if (v != routes_version_) {
-      routes_ = ctx_.bus->snapshot();
-      routes_version_ = v;
-    }
-  }
   void over_budget(std::chrono::nanoseconds took, const char* type_name);
 
   struct handler_entry {
@@ -139,11 +120,7 @@ private:
 
   service_context ctx_;
   std::shared_ptr<service_counters> counters_;
-  routing_table_ptr routes_;
-  uint64_t routes_version_ = 0;
-  const routing_table::route* cached_route_ = nullptr; ///< points into *routes_
-  uint32_t cached_type_ = 0;
-  uint64_t cached_version_ = 0;
+  route_cache routes_;
   std::vector<handler_entry> handlers_;
   bool started_ = false;
   bool in_direct_ = false; ///< a direct handler runs (no re-entry)

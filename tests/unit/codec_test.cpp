@@ -168,6 +168,88 @@ TEST_CASE("codec: schema defaults apply to construction and to missing fields") 
   CHECK(decoded == t::order{});
 }
 
+TEST_CASE("codec: the descriptor's visit reuses one value per thread") {
+  // What a link's receive path does per frame: visit, use, forget.
+  auto& d = t::descriptor();
+  auto payload_of = [](const t::texts& x) {
+    std::vector<uint8_t> out;
+    encode_payload(x, out);
+    return out;
+  };
+  struct seen {
+    t::texts value;
+    const void* blob_data = nullptr;
+    int calls = 0;
+  };
+  auto visit = [&](const std::vector<uint8_t>& payload, seen& s) {
+    return d.visit(t::texts::type_id, payload.data(), payload.size(), &s,
+                   [](void* ctx, uint32_t id, void* value) {
+                     auto* out = static_cast<seen*>(ctx);
+                     CHECK(id == t::texts::type_id);
+                     auto& x = *static_cast<t::texts*>(value);
+                     out->value = x;
+                     out->blob_data = x.blob.data();
+                     ++out->calls;
+                   });
+  };
+  t::texts full;
+  full.name = "some name";
+  full.blob.assign(8, 0xAB);
+  seen first, second;
+  REQUIRE(visit(payload_of(full), first) == errc::none);
+  REQUIRE(visit(payload_of(full), second) == errc::none);
+  CHECK(first.value == full);
+  CHECK(second.value == full);
+  // The second frame landed in the first one's buffer: no allocation.
+  CHECK(second.blob_data == first.blob_data);
+  // A frame that leaves fields out gets their defaults, not the last frame's.
+  seen empty;
+  REQUIRE(visit({}, empty) == errc::none);
+  CHECK(empty.value == t::texts{});
+  CHECK(empty.value.name == "none");
+  // A malformed frame calls nobody and spoils nothing for the next one.
+  seen bad;
+  std::vector<uint8_t> cut = payload_of(full);
+  cut.pop_back();
+  CHECK(visit(cut, bad) != errc::none);
+  CHECK(bad.calls == 0);
+  seen after;
+  REQUIRE(visit(payload_of(full), after) == errc::none);
+  CHECK(after.value == full);
+}
+
+TEST_CASE("codec: a visit nested in a visit of the same type gets its own value") {
+  auto& d = t::descriptor();
+  t::texts outer_msg, inner_msg;
+  outer_msg.blob.assign(3, 1);
+  inner_msg.name = "inner";
+  inner_msg.blob.assign(5, 2);
+  std::vector<uint8_t> outer_bytes, inner_bytes;
+  encode_payload(outer_msg, outer_bytes);
+  encode_payload(inner_msg, inner_bytes);
+  struct ctx_t {
+    const schema_descriptor* d;
+    const std::vector<uint8_t>* inner;
+    t::texts outer_after, inner_seen;
+  } ctx{&d, &inner_bytes, {}, {}};
+  auto e = d.visit(t::texts::type_id, outer_bytes.data(), outer_bytes.size(), &ctx,
+                   [](void* c, uint32_t, void* value) {
+                     auto* cx = static_cast<ctx_t*>(c);
+                     auto& outer = *static_cast<t::texts*>(value);
+                     auto ie = cx->d->visit(t::texts::type_id, cx->inner->data(),
+                                            cx->inner->size(), cx,
+                                            [](void* c2, uint32_t, void* v2) {
+                                              static_cast<ctx_t*>(c2)->inner_seen =
+                                                *static_cast<t::texts*>(v2);
+                                            });
+                     CHECK(ie == errc::none);
+                     cx->outer_after = outer; // untouched by the nested decode
+                   });
+  REQUIRE(e == errc::none);
+  CHECK(ctx.outer_after == outer_msg);
+  CHECK(ctx.inner_seen == inner_msg);
+}
+
 TEST_CASE("codec: unknown fields from a newer schema are skipped") {
   std::vector<uint8_t> payload;
   wire::writer w{payload};

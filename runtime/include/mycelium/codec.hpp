@@ -41,9 +41,11 @@ struct schema_descriptor {
   /// Registers every message type with CAF (needed for BASP and printing).
   void (*add_message_types)(caf::actor_system_config& cfg) = nullptr;
 
-  /// Decodes payload bytes of type `type_id` into a value on the stack and
-  /// calls `fn(ctx, type_id, &value)` with it: no allocation, no message.
-  /// Returns the decode error (then `fn` is not called).
+  /// Decodes payload bytes of type `type_id` into the calling thread's
+  /// reused value of that type (detail::decode_slot) and calls
+  /// `fn(ctx, type_id, &value)` with it: no message, and no allocation once
+  /// the value's buffers are as large as the frames. Returns the decode
+  /// error (then `fn` is not called).
   errc (*visit)(uint32_t type_id, const uint8_t* payload, size_t n, void* ctx,
                 value_visitor fn) = nullptr;
 
@@ -79,10 +81,13 @@ void encode_payload(const T& x, std::vector<uint8_t>& out) {
   encode_fields(w, x);
 }
 
-/// Decodes a TLV payload into `out` (reset to its defaults first).
+/// Decodes a TLV payload into `out` (reset to its defaults first). The
+/// reset copy-assigns a default value, so the `bytes`, `string` and vector
+/// members of a reused `out` keep their buffers (detail::decode_slot).
 template <class T>
 errc decode_payload(const uint8_t* p, size_t n, T& out) {
-  out = T{};
+  static const T defaults{};
+  out = defaults;
   wire::reader r{p, n};
   return decode_fields(r, out);
 }

@@ -130,7 +130,8 @@ public:
       << "#include <tuple>\n#include <vector>\n\n"
       << "#include <caf/actor_system_config.hpp>\n"
       << "#include <caf/meta/type_name.hpp>\n\n"
-      << "#include \"mycelium/codec.hpp\"\n\n"
+      << "#include \"mycelium/codec.hpp\"\n"
+      << "#include \"mycelium/detail/decode_slot.hpp\"\n\n"
       << "namespace " << cpp_ns << " {\n\n"
       << "/// SHA-256 of the canonical form of the whole schema.\n"
       << "inline constexpr mycelium::wire::digest256 schema_digest"
@@ -335,11 +336,9 @@ private:
       << "  switch (type_id) {\n";
     for (auto& m : s.messages)
       o << "    case " << m.id << ": {\n"
-        << "      " << m.name << " x;\n"
-        << "      auto e = mycelium::decode_payload(p, n, x);\n"
-        << "      if (e == mycelium::errc::none)\n"
-        << "        fn(ctx, type_id, &x);\n"
-        << "      return e;\n    }\n";
+        << "      return mycelium::detail::decode_slot<" << m.name
+        << ">::visit(p, n, [&](" << m.name << "& x) { fn(ctx, type_id, &x); });\n"
+        << "    }\n";
     o << "    default:\n      (void) p;\n      (void) n;\n      (void) ctx;\n      (void) fn;\n"
       << "      return mycelium::errc::unknown_type;\n  }\n}\n\n"
       << "inline bool encode_value_any(uint32_t type_id, const void* value,\n"

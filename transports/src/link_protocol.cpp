@@ -108,8 +108,9 @@ bool link_protocol::consume(const uint8_t* data, size_t n,
     return false;
   const uint8_t* p = data;
   size_t avail = n;
-  if (!pending_.empty()) {
-    pending_.insert(pending_.end(), data, data + n);
+  bool from_pending = !pending_.empty();
+  if (from_pending) {
+    pending_.append(data, n);
     p = pending_.data();
     avail = pending_.size();
   }
@@ -126,10 +127,10 @@ bool link_protocol::consume(const uint8_t* data, size_t n,
       return false;
     used += wire::frame_header::size + h.payload_length;
   }
-  if (p == pending_.data()) {
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(used));
+  if (from_pending) {
+    pending_.consume(used);
   } else if (used < avail) {
-    pending_.assign(p + used, p + avail);
+    pending_.assign(p + used, avail - used);
   }
   return true;
 }

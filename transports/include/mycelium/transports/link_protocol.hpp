@@ -12,6 +12,7 @@
 #include "mycelium/transports/frame_reader.hpp"
 #include "mycelium/transports/frame_writer.hpp"
 #include "mycelium/transports/link_listener.hpp"
+#include "mycelium/transports/reassembly_buffer.hpp"
 #include "mycelium/wire/handshake.hpp"
 
 namespace mycelium::transports {
@@ -134,7 +135,7 @@ private:
   frame_writer writer_;
   frame_reader reader_;
   std::string peer_text_; ///< peer_name(), kept for error texts
-  std::vector<uint8_t> pending_; ///< bytes of an incomplete frame
+  reassembly_buffer pending_; ///< bytes of an incomplete frame
   nonce_source nonce_source_;
 };
 

@@ -169,7 +169,7 @@ void connection::publish_peer_interest_locked() {
 
 void connection::on_bytes(const std::vector<char>& buf) {
   last_rx_ = steady_clock::now();
-  close_if_ended(sock_.read(buf.data(), buf.size(), proto_, *this));
+  close_if_ended(sock_.read_from_scribe(buf, proto_, *this));
 }
 
 void connection::on_polled_bytes(const char* data, size_t size) {

@@ -20,8 +20,15 @@ namespace mycelium::transports::detail {
 
 namespace {
 
-/// Bytes requested per read; several frames arrive in one read.
+/// Bytes requested per read at most; several frames arrive in one read.
 constexpr size_t read_chunk = 64 * 1024;
+
+/// The scribe's smallest read (see `size_scribe_reads`): a few small frames.
+constexpr size_t scribe_read_min = 2 * 1024;
+
+/// Reads in a row that used under a quarter of the scribe's read size
+/// before it halves.
+constexpr uint32_t scribe_shrink_after = 16;
 
 /// The socket behind a scribe of CAF's epoll backend (its handle is the
 /// descriptor), or -1 if `hdl` is not a stream socket.
@@ -63,7 +70,9 @@ void socket_transport::open(caf::io::connection_handle hdl) {
       idle_ = loop_->request_idle(idle);
     }
   }
-  self_->configure_read(hdl, caf::io::receive_policy::at_most(read_chunk));
+  scribe_read_size_ = scribe_read_min;
+  short_scribe_reads_ = 0;
+  self_->configure_read(hdl, caf::io::receive_policy::at_most(scribe_read_size_));
   self_->ack_writes(hdl, true);
   appended_ = written_ = 0;
   stream_ended_ = false;
@@ -210,6 +219,35 @@ bool socket_transport::read(const char* data, size_t size, link_protocol& proto,
   bool ok = proto.consume(reinterpret_cast<const uint8_t*>(data), size, out_, l);
   send(false);
   return ok;
+}
+
+bool socket_transport::read_from_scribe(const std::vector<char>& buf,
+                                        link_protocol& proto, link_listener& l) {
+  bool ok = read(buf.data(), buf.size(), proto, l);
+  if (ok && open_)
+    size_scribe_reads(buf.size());
+  return ok;
+}
+
+void socket_transport::size_scribe_reads(size_t n) {
+  auto next = scribe_read_size_;
+  if (n >= scribe_read_size_) {
+    next = std::min(read_chunk, scribe_read_size_ * 2);
+    short_scribe_reads_ = 0;
+  } else if (n < scribe_read_size_ / 4 && scribe_read_size_ > scribe_read_min) {
+    if (++short_scribe_reads_ >= scribe_shrink_after) {
+      next = scribe_read_size_ / 2;
+      short_scribe_reads_ = 0;
+    }
+  } else {
+    short_scribe_reads_ = 0;
+  }
+  if (next != scribe_read_size_) {
+    scribe_read_size_ = next;
+    // Takes effect for the scribe's next read (CAF sizes it after this
+    // handler returns).
+    self_->configure_read(hdl_, caf::io::receive_policy::at_most(next));
+  }
 }
 
 void socket_transport::on_transferred(uint64_t n) {

@@ -111,6 +111,11 @@ public:
   bool read(const char* data, size_t size, link_protocol& proto,
             link_listener& l);
 
+  /// `read` for the bytes of one read of the scribe (a `new_data_msg`),
+  /// which also sizes the scribe's next read (`size_scribe_reads`).
+  bool read_from_scribe(const std::vector<char>& buf, link_protocol& proto,
+                        link_listener& l);
+
   /// The scribe wrote `n` more bytes: frees the gate slots of frames sent.
   void on_transferred(uint64_t n);
 
@@ -157,6 +162,14 @@ private:
   /// Takes us off the loop's list of flushers (before we close or die).
   void cancel_flush() noexcept;
 
+  /// After a read of `n` bytes by the scribe: CAF's stream value-initialises
+  /// its read buffer back to the size we asked for after every read (one
+  /// memset of the whole buffer per read; 64 KiB for a 40-byte ping cost
+  /// microseconds). So the size asked follows the reads: it doubles when a
+  /// read filled it, up to `read_chunk`, and halves after a run of reads
+  /// that used less than a quarter of it, down to `scribe_read_min`.
+  void size_scribe_reads(size_t n);
+
   caf::io::broker* self_;
   std::shared_ptr<link_shared> sh_;
   std::shared_ptr<send_gate> gate_;
@@ -178,6 +191,8 @@ private:
   bool stream_ended_ = false;     ///< the poller read an end or an error
   read_poller reader_poller_{*this};
   std::vector<char> rd_buf_; ///< the poller's read buffer
+  size_t scribe_read_size_ = 0; ///< what the scribe was last asked to read
+  uint32_t short_scribe_reads_ = 0; ///< reads in a row under a quarter of it
 };
 
 } // namespace mycelium::transports::detail

@@ -176,8 +176,8 @@ type 'a t = {
   mutable bound_port : int;
   mutable runner : unit Lwt.t;
   mutable listen_fd : Lwt_unix.file_descr option;
-  mutable in_place : ((int -> bool) * (int -> Mycelium.Tlv.reader -> unit)) option;
-      (** the views' types and their decode + handler ([start ~views]) *)
+  mutable in_place : C.in_place option;
+      (** the frames handled where they were read: [start ~views], or [start ~in_place] *)
 }
 
 let now () = Unix.gettimeofday ()
@@ -227,7 +227,20 @@ let view_delivery t v =
     t.stats.received <- t.stats.received + 1;
     try v.on_view x with e -> log t "view handler raised %s (ignored)" (Printexc.to_string e)
   in
-  ((fun id -> Hashtbl.mem types id), deliver)
+  { C.accepts = (fun id -> Hashtbl.mem types id); deliver }
+
+(* The hook of [start ~in_place], counted and guarded as [views] are: a
+   decode error escapes (a bad frame), anything else is logged. *)
+let guarded_in_place t (ip : C.in_place) =
+  let deliver id r =
+    match ip.deliver id r with
+    | () -> t.stats.received <- t.stats.received + 1
+    | exception (Mycelium.Tlv.Decode_error _ as e) -> raise e
+    | exception e ->
+      t.stats.received <- t.stats.received + 1;
+      log t "in-place handler raised %s (ignored)" (Printexc.to_string e)
+  in
+  { ip with deliver }
 
 module Seg = Mycelium_shm.Segment
 module Ring = Mycelium_shm.Ring
@@ -717,14 +730,14 @@ let finish t c =
               Ring.release s.rx len;
               (match Mycelium.Frame.read_header ~max_payload:max_int (Bytes.unsafe_to_string b) with
                | Ok h when (not (Mycelium.Frame.is_control h))
-                           && (match t.in_place with Some (accepts, _) -> accepts h.type_id | None -> false) -> (
+                           && (match t.in_place with Some ip -> ip.accepts h.type_id | None -> false) -> (
                  (* views of the record's copy, expired after the handler as on the ring *)
                  let scope = Mycelium.View.new_scope () in
                  let r =
                    Mycelium.Tlv.reader ~scope ~off:Mycelium.Frame.header_size ~len:h.payload_length
                      (Bytes.unsafe_to_string b)
                  in
-                 match Option.iter (fun (_, deliver) -> deliver h.type_id r) t.in_place with
+                 match Option.iter (fun (ip : C.in_place) -> ip.deliver h.type_id r) t.in_place with
                  | () -> Mycelium.View.expire scope
                  | exception Mycelium.Tlv.Decode_error _ ->
                    Mycelium.View.expire scope;
@@ -771,9 +784,9 @@ let run_connection t fd =
   in
   (match t.in_place with
    | None -> ()
-   | Some (accepts, deliver) ->
+   | Some ip ->
      (* the events of earlier frames reach on_event first, in order *)
-     C.set_in_place core (Some { C.accepts; deliver = (fun id r -> drain_events t c; deliver id r) }));
+     C.set_in_place core (Some { ip with deliver = (fun id r -> drain_events t c; ip.deliver id r) }));
   t.conns <- c :: t.conns;
   let was_up = ref false in
   let watch_up () =
@@ -932,8 +945,16 @@ let listen t =
 
 (** Starts a link: connects (and keeps reconnecting) or listens. [interest]
     is the initial set of type ids this side subscribes to. [Error] names
-    what is wrong with the configuration or the address. *)
-let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views cfg =
+    what is wrong with the configuration or the address.
+
+    [in_place] is the hook under [views], for [Service]: [accepts id] is
+    asked for every data frame (so the set of types may change while the
+    link runs); [deliver id r] decodes the payload from [r] (a
+    [Tlv.Decode_error] it raises is a bad frame, counted) and handles it
+    before the frame is released; anything else it raises is logged and
+    ignored. Views made in [r]'s scope expire when it returns. At most one
+    of [views] and [in_place]. *)
+let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views ?in_place cfg =
   let bad_view_type =
     match views with
     | Some v -> List.find_opt (fun id -> not (Mycelium.Schema.has_type schema id)) v.view_types
@@ -941,6 +962,8 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views cfg =
   in
   match validate cfg with
   | Error e -> Lwt.return (Error ("config_invalid: link " ^ cfg.name ^ ": " ^ e))
+  | Ok () when Option.is_some views && Option.is_some in_place ->
+    Lwt.return (Error ("config_invalid: link " ^ cfg.name ^ ": views and in_place exclude each other"))
   | Ok () when bad_view_type <> None ->
     Lwt.return
       (Error
@@ -959,7 +982,10 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views cfg =
         runner = Lwt.return_unit; listen_fd = None; in_place = None;
       }
     in
-    (match views with Some v -> t.in_place <- Some (view_delivery t v) | None -> ());
+    (match (views, in_place) with
+     | Some v, _ -> t.in_place <- Some (view_delivery t v)
+     | None, Some ip -> t.in_place <- Some (guarded_in_place t ip)
+     | None, None -> ());
     List.iter (fun id -> Hashtbl.replace t.interest id ()) interest;
     if cfg.link.shm then
       List.iter (fun n -> log t "removed the stale shared-memory segment %s" n) (Seg.remove_stale ());

@@ -1,6 +1,7 @@
 (* The OCaml service API: handlers per type, publish, request/reply with a
-   timeout, on_start/on_stop, one handler at a time, failing handlers; in
-   one process and across a link to a real C++ peer. *)
+   timeout, on_start/on_stop, one handler at a time, failing handlers,
+   placement, views in loop services; in one process and across links to
+   real C++ peers. *)
 
 open Lwt.Infix
 open Schemas
@@ -343,7 +344,283 @@ let test_loop_loses_the_link () =
       Alcotest.(check string) "data 1 first" "1" (List.hd (List.rev p.log));
       Alcotest.(check int) "counted as a slow handler" 1 (Svc.slow_handlers ctx))
 
+(* -- views ------------------------------------------------------------------------------- *)
+
+let sock_counter = ref 0
+
+let sock_path what =
+  incr sock_counter;
+  Filename.concat (Filename.get_temp_dir_name ())
+    (Printf.sprintf "mycelium-ocaml-service-%d-%s-%d.sock" (Unix.getpid ()) what !sock_counter)
+
+let contains = Testutil.Astring_like.contains
+let count_lines lines needle = List.length (List.filter (fun l -> contains l needle) !lines)
+
+(* Whether every view kept past its handler has expired, and reading one raises. *)
+let check_expired what kept =
+  Alcotest.(check bool) (what ^ ": every view expired after its handler") true
+    (List.for_all (fun v -> not (Mycelium.View.is_valid v)) kept);
+  match Mycelium.View.to_string (List.hd kept) with
+  | _ -> Alcotest.failf "%s: an expired view was read" what
+  | exception Mycelium.View.Expired -> ()
+
+(* A loop service with a view subscription to pongs, on a node linked to a
+   C++ echo (over a Unix socket or shared memory) and to an OCaml sink that
+   takes pongs. Every pong reaches the view handler from the receive path
+   (no copy: view_copies stays 0), with the right bytes, valid in the
+   handler and expired after it; a pool service of the same node gets each
+   as an owned value, and the sink through the relay, all in order. A
+   handler that raises, and one that uses its view in the promise it
+   returns, are counted and logged. A pong from the sink reaches the
+   services and is not echoed to the sink; a request gets its reply as a
+   value. After unsubscribe, pongs come as values again. *)
+let views_over_link ~shm () =
+  let path = sock_path "peer" and sink_path = sock_path "sink" in
+  Peer.with_peer
+    [ "--kind"; (if shm then "shm" else "unix"); "--listen"; path; "--port"; "0"; "--name"; "cxx-peer";
+      "--peer-timeout-ms"; "10000" ]
+    (fun _peer ->
+      let lines = ref [] and logged = probe () in
+      let n =
+        Svc.create ~log:(fun l -> lines := l :: !lines; bump logged l) ~schema:LT.descriptor "ocaml-node"
+      in
+      let vp = probe () and op = probe () and sp = probe () in
+      let expected = Hashtbl.create 16 in
+      let kept = ref [] and wrong = ref [] and owned = ref [] and at_sink = ref [] in
+      Svc.start ~placement:Svc.Loop n
+        { Svc.name = "viewer";
+          on_start =
+            (fun ctx ->
+              Svc.subscribe_view ctx ~decode_view:LT.View.decode_any_fields LT.Pong.type_id (function
+                | LT.View.Pong pv ->
+                  let v = pv.payload in
+                  if not (Mycelium.View.is_valid v) then
+                    wrong := Printf.sprintf "pong %Ld: expired in its handler" pv.seq :: !wrong;
+                  (match Hashtbl.find_opt expected pv.seq with
+                   | Some b when Mycelium.View.equal_string v b -> ()
+                   | Some _ -> wrong := Printf.sprintf "pong %Ld: the view's bytes differ" pv.seq :: !wrong
+                   | None -> wrong := Printf.sprintf "pong %Ld: not expected" pv.seq :: !wrong);
+                  kept := v :: !kept;
+                  bump vp (Int64.to_string pv.seq);
+                  if pv.seq = 100L then failwith "pong 100 fails"
+                  else if pv.seq = 101L then
+                    (* the promise outlives the call: its view has expired by then *)
+                    Lwt.pause () >|= fun () -> ignore (Mycelium.View.length v)
+                  else Lwt.return_unit
+                | _ -> wrong := "a view of another type" :: !wrong; Lwt.return_unit);
+              Lwt.return_unit);
+          on_stop = noop }
+      >>= fun viewer ->
+      Svc.start n
+        { Svc.name = "owner";
+          on_start =
+            (fun ctx ->
+              Svc.subscribe ctx LT.Pong.type_id (function
+                | LT.Pong q -> owned := (q.seq, q.payload) :: !owned; bump op (Int64.to_string q.seq); Lwt.return_unit
+                | _ -> Lwt.return_unit);
+              Lwt.return_unit);
+          on_stop = noop }
+      >>= fun _owner ->
+      Svc.start n { Svc.name = "pinger"; on_start = noop; on_stop = noop } >>= fun pinger ->
+      let sink_cfg =
+        { SL.default_config with
+          name = "sink"; address = SL.Unix_path sink_path; role = SL.Listen;
+          link = { SL.default_config.link with node = "sink"; peer_timeout = 10. }; log = (fun _ -> ()) }
+      in
+      SL.start ~interest:[ LT.Pong.type_id ] ~schema:LT.descriptor
+        ~on_event:(function
+          | SL.Message (_, LT.Pong q) -> at_sink := (q.seq, q.payload) :: !at_sink; bump sp (Int64.to_string q.seq)
+          | _ -> ())
+        sink_cfg
+      >>= function
+      | Error e -> Alcotest.failf "sink: %s" e
+      | Ok sink ->
+        Lwt.finalize
+          (fun () ->
+            let link name address shm =
+              Svc.add_link n
+                { SL.default_config with
+                  name; address; link = { SL.default_config.link with node = "ocaml-node"; peer_timeout = 10.; shm };
+                  log = (fun _ -> ()) }
+              >|= function Ok l -> l | Error e -> Alcotest.failf "add_link %s: %s" name e
+            in
+            link "to-cxx" (SL.Unix_path path) shm >>= fun l ->
+            link "to-sink" (SL.Unix_path sink_path) false >>= fun ls ->
+            let interest l id what =
+              SL.await_peer_interest l id ~timeout >|= fun ok -> if not ok then Alcotest.failf "no interest: %s" what
+            in
+            interest l LT.Ping.type_id "the C++ echo in pings" >>= fun () ->
+            interest ls LT.Pong.type_id "the sink in pongs" >>= fun () ->
+            interest sink LT.Pong.type_id "the node in pongs (at the sink)" >>= fun () ->
+            let ping seq payload =
+              Hashtbl.replace expected seq payload;
+              Svc.publish pinger (LT.Ping { seq; payload }) >|= fun st ->
+              Alcotest.(check bool) (Printf.sprintf "ping %Ld sent" seq) true (st = Svc.Ok_sent)
+            in
+            let max_bytes = Mycelium.Frame.default_max_payload - (2 + 8) - (2 + 4) in
+            let payloads =
+              List.mapi (fun i n -> (Int64.of_int (i + 1), String.init n (fun k -> Char.chr ((k * 13 + i) land 0xFF))))
+                [ 0; 1; 4096; 65536; max_bytes ]
+            in
+            Lwt_list.iter_s (fun (seq, b) -> ping seq b) payloads >>= fun () ->
+            let seqs = List.map (fun (seq, _) -> Int64.to_string seq) payloads in
+            await vp "five pongs as views" (fun () -> vp.n >= 5) >>= fun () ->
+            await op "five pongs as values" (fun () -> op.n >= 5) >>= fun () ->
+            await sp "five pongs relayed to the sink" (fun () -> sp.n >= 5) >>= fun () ->
+            Alcotest.(check (list string)) "views: in order" seqs (List.rev vp.log);
+            Alcotest.(check (list string)) "values: in order" seqs (List.rev op.log);
+            Alcotest.(check (list string)) "the sink: in order" seqs (List.rev sp.log);
+            Alcotest.(check bool) "values: the same bytes" true (List.rev !owned = payloads);
+            Alcotest.(check bool) "the sink: the same bytes" true (List.rev !at_sink = payloads);
+            Alcotest.(check (list string)) "nothing wrong in the view handler" [] !wrong;
+            check_expired "pongs" !kept;
+            Alcotest.(check int) "every view from the frame, none from a copy" 0 (Svc.view_copies viewer);
+            (* a handler that raises, one whose promise uses its view *)
+            ping 100L "x" >>= fun () ->
+            ping 101L "y" >>= fun () ->
+            await logged "both failures logged" (fun () -> count_lines lines "raised" >= 2) >>= fun () ->
+            Alcotest.(check int) "failures" 2 (Svc.failures viewer);
+            Alcotest.(check int) "the raise logged" 1 (count_lines lines "pong 100 fails");
+            Alcotest.(check int) "the late use logged" 1 (count_lines lines "Mycelium.View.Expired");
+            check_expired "failed handlers" !kept;
+            (* a pong from the sink: to the services, not back to the sink *)
+            Hashtbl.replace expected 999L "from the sink";
+            SL.publish sink (LT.Pong { seq = 999L; payload = "from the sink" }) >>= fun _ ->
+            await vp "the sink's pong as a view" (fun () -> List.mem "999" vp.log) >>= fun () ->
+            await op "the sink's pong as a value" (fun () -> List.mem "999" op.log) >>= fun () ->
+            (* an echo would have reached the sink before this pong *)
+            ping 6L "after" >>= fun () ->
+            await sp "pong 6 at the sink" (fun () -> List.mem "6" sp.log) >>= fun () ->
+            Alcotest.(check bool) "no echo to the sink" false (List.mem "999" sp.log);
+            Alcotest.(check bool) "the sink's pong: the same bytes" true (List.mem (999L, "from the sink") !owned);
+            (* a request waiting for a pong gets it as a value *)
+            Hashtbl.replace expected 8L "requested";
+            Svc.request pinger ~reply_type:LT.Pong.type_id ~accept:(function LT.Pong q -> q.seq = 8L | _ -> false)
+              ~timeout (LT.Ping { seq = 8L; payload = "requested" })
+            >>= fun r ->
+            (match r with
+             | Ok (LT.Pong q) -> Alcotest.(check string) "the reply as a value" "requested" q.payload
+             | _ -> Alcotest.fail "no reply to the request");
+            await vp "pong 8 as a view too" (fun () -> List.mem "8" vp.log) >>= fun () ->
+            (* without the view subscription pongs come as values again *)
+            Svc.unsubscribe viewer LT.Pong.type_id;
+            let views_before = vp.n in
+            ping 7L "as a value" >>= fun () ->
+            await op "pong 7 as a value" (fun () -> List.mem "7" op.log) >>= fun () ->
+            Alcotest.(check int) "no view after unsubscribe" views_before vp.n;
+            Alcotest.(check (list string)) "still nothing wrong" [] !wrong;
+            Alcotest.(check int) "no bad frames" 0 (SL.stats l).bad_frames;
+            Alcotest.(check int) "still none from a copy" 0 (Svc.view_copies viewer);
+            if shm then
+              Alcotest.(check bool) "the pongs came through the ring" true ((SL.stats l).ring_frames_in >= 10);
+            Lwt.return_unit)
+          (fun () -> Svc.stop n >>= fun () -> SL.stop sink))
+
+(* A local publish to a view subscriber: a direct call inside the publish
+   (loop), a view over the value's encoding (counted in view_copies),
+   expired after the handler; a loop subscriber of values on the same node
+   gets the owned value. A message for a busy view subscriber waits in
+   its mailbox and comes in order. A value the schema refuses (a string
+   over its max) fails the view handler, counted and logged. *)
+let test_views_local () =
+  let lines = ref [] in
+  let n = Svc.create ~log:(fun l -> lines := l :: !lines) ~schema:LT.descriptor "local" in
+  let vp = probe () and op = probe () in
+  let kept = ref [] and wrong = ref [] and owned = ref [] in
+  let gate, open_gate = Lwt.wait () in
+  let payload seq = Printf.sprintf "payload of pong %Ld" seq in
+  Svc.start ~placement:Svc.Loop n
+    { Svc.name = "viewer";
+      on_start =
+        (fun ctx ->
+          Svc.subscribe_view ctx ~decode_view:LT.View.decode_any_fields LT.Pong.type_id (function
+            | LT.View.Pong pv ->
+              if not (Mycelium.View.equal_string pv.payload (payload pv.seq)) then
+                wrong := Printf.sprintf "pong %Ld: bytes differ" pv.seq :: !wrong;
+              kept := pv.payload :: !kept;
+              bump vp (Int64.to_string pv.seq);
+              if pv.seq = 2L then gate else Lwt.return_unit
+            | _ -> Lwt.return_unit);
+          Svc.subscribe_view ctx ~decode_view:LT.View.decode_any_fields LT.Chat.type_id (fun _ ->
+              wrong := "a chat the schema refuses reached the handler" :: !wrong;
+              Lwt.return_unit);
+          Lwt.return_unit);
+      on_stop = noop }
+  >>= fun viewer ->
+  Svc.start ~placement:Svc.Loop n
+    { Svc.name = "owner";
+      on_start =
+        (fun ctx ->
+          Svc.subscribe ctx LT.Pong.type_id (function
+            | LT.Pong q -> owned := q.payload :: !owned; bump op (Int64.to_string q.seq); Lwt.return_unit
+            | _ -> Lwt.return_unit);
+          Lwt.return_unit);
+      on_stop = noop }
+  >>= fun _ ->
+  Svc.start n { Svc.name = "publisher"; on_start = noop; on_stop = noop } >>= fun pub ->
+  let pong seq = Svc.publish pub (LT.Pong { seq; payload = payload seq }) in
+  let sent = pong 1L in
+  Alcotest.(check (list string)) "the view handler ran inside publish" [ "1" ] vp.log;
+  Alcotest.(check (list string)) "the value handler too" [ "1" ] op.log;
+  sent >>= fun st ->
+  Alcotest.(check bool) "delivered" true (st = Svc.Ok_sent);
+  Alcotest.(check (list string)) "the owned value" [ payload 1L ] !owned;
+  check_expired "after the handler" !kept;
+  Alcotest.(check int) "a view over a copy" 1 (Svc.view_copies viewer);
+  (* pong 2's handler waits on the gate: pong 3 waits in the mailbox *)
+  pong 2L >>= fun _ ->
+  pong 3L >>= fun _ ->
+  Alcotest.(check (list string)) "pong 3 waits" [ "1"; "2" ] (List.rev vp.log);
+  Alcotest.(check int) "in the mailbox" 1 (Svc.queued viewer);
+  check_expired "pong 2, whose promise is pending" !kept;
+  Lwt.wakeup open_gate ();
+  await vp "pong 3" (fun () -> vp.n = 3) >>= fun () ->
+  Alcotest.(check (list string)) "in order" [ "1"; "2"; "3" ] (List.rev vp.log);
+  Alcotest.(check (list string)) "no wrong bytes" [] !wrong;
+  check_expired "pong 3" !kept;
+  Alcotest.(check int) "three views over copies" 3 (Svc.view_copies viewer);
+  Alcotest.(check int) "no failure" 0 (Svc.failures viewer);
+  (* a chat whose origin is over the schema's 64 bytes *)
+  Svc.publish pub (LT.Chat { origin = String.make 65 'o'; seq = 1L }) >>= fun _ ->
+  Alcotest.(check int) "a value the schema refuses fails the view handler" 1 (Svc.failures viewer);
+  Alcotest.(check int) "and is logged" 1 (count_lines lines "does not decode as a view");
+  Alcotest.(check (list string)) "the handler did not run" [] !wrong;
+  Svc.stop n
+
+(* subscribe_view on a pool service raises, so the service does not start
+   (pool is the default placement); a type the schema lacks is refused. *)
+let test_views_refused () =
+  let n = Svc.create ~log:(fun _ -> ()) ~schema:LT.descriptor "local" in
+  let viewing ?placement name type_id =
+    Lwt.catch
+      (fun () ->
+        Svc.start ?placement n
+          { Svc.name;
+            on_start =
+              (fun ctx ->
+                Svc.subscribe_view ctx ~decode_view:LT.View.decode_any_fields type_id (fun _ -> Lwt.return_unit);
+                Lwt.return_unit);
+            on_stop = noop }
+        >|= fun _ -> Ok ())
+      (function Invalid_argument m -> Lwt.return (Error m) | e -> Lwt.fail e)
+  in
+  let refused what needles = function
+    | Ok () -> Alcotest.failf "%s: accepted" what
+    | Error m ->
+      List.iter (fun s -> Alcotest.(check bool) (Printf.sprintf "%s: %S in %S" what s m) true (contains m s)) needles
+  in
+  viewing ~placement:Svc.Pool "on-pool" LT.Pong.type_id
+  >|= refused "on the pool" [ "service 'on-pool' is on the pool"; "pong"; "place it on the loop" ] >>= fun () ->
+  viewing "default" LT.Pong.type_id >|= refused "the default placement" [ "is on the pool" ] >>= fun () ->
+  viewing ~placement:Svc.Loop "unknown-type" 424242 >|= refused "a type outside the schema" [ "424242" ] >>= fun () ->
+  Svc.start n { Svc.name = "publisher"; on_start = noop; on_stop = noop } >>= fun pub ->
+  Svc.publish pub (LT.Pong { seq = 1L; payload = "" }) >>= fun st ->
+  Alcotest.(check bool) "the refused services did not start" true (st = Svc.No_subscriber);
+  Svc.stop n
+
 let () =
+  (* a link end that writes to a peer gone first gets EPIPE, not the signal *)
+  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   Alcotest.run "service"
     [
       ( "local",
@@ -361,4 +638,9 @@ let () =
             (run (pool_keeps_the_link compute_1_2));
           Alcotest.test_case "loop: the same handler stalls the node, the peer drops it" `Quick
             (run test_loop_loses_the_link) ] );
+      ( "views",
+        [ Alcotest.test_case "loop: pongs as views from a C++ peer over unix" `Quick (run (views_over_link ~shm:false));
+          Alcotest.test_case "loop: pongs as views from a C++ peer over shm" `Quick (run (views_over_link ~shm:true));
+          Alcotest.test_case "a local publish to a view subscriber" `Quick (run test_views_local);
+          Alcotest.test_case "refused on the pool and for unknown types" `Quick (run test_views_refused) ] );
     ]

@@ -348,10 +348,15 @@ let test_loop_loses_the_link () =
 
 let sock_counter = ref 0
 
+(* A socket path in /tmp, removed when the suite exits (a listener leaves its file). *)
 let sock_path what =
   incr sock_counter;
-  Filename.concat (Filename.get_temp_dir_name ())
-    (Printf.sprintf "mycelium-ocaml-service-%d-%s-%d.sock" (Unix.getpid ()) what !sock_counter)
+  let p =
+    Filename.concat (Filename.get_temp_dir_name ())
+      (Printf.sprintf "mycelium-ocaml-service-%d-%s-%d.sock" (Unix.getpid ()) what !sock_counter)
+  in
+  at_exit (fun () -> try Sys.remove p with Sys_error _ -> ());
+  p
 
 let contains = Testutil.Astring_like.contains
 let count_lines lines needle = List.length (List.filter (fun l -> contains l needle) !lines)

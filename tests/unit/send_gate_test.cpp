@@ -8,6 +8,11 @@
 #include <future>
 #include <thread>
 
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "mycelium/actors/loop_thread.hpp"
 #include "mycelium/transports/send_gate.hpp"
 
 using namespace mycelium;
@@ -117,14 +122,21 @@ TEST_CASE("overflow policies parse by name; unknown names list the valid ones") 
 }
 
 TEST_CASE("send_gate: the thread that drains the gate never waits for itself") {
-  // A loop-placed service publishing into a socket link runs on the I/O
-  // loop, the only thread that makes room: waiting would deadlock.
+  // A loop-placed service publishing into a socket link runs the I/O
+  // loop's turns, the only ones that make room: waiting would deadlock. So
+  // does a thread the loop is lent to (mycelium::current_loop()).
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  auto* loop = &sys.middleman().backend();
   send_gate g{1, overflow_policy::block, 10s};
-  g.drained_by(std::this_thread::get_id());
+  g.drained_by(loop);
   CHECK(g.admit());
+  current_loop() = loop; // this thread runs the loop's turns now
   auto t0 = std::chrono::steady_clock::now();
   CHECK_FALSE(g.admit()); // at once, not after 10 s
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  current_loop() = nullptr;
   CHECK(g.back_pressured() == 1);
   // Any other thread still waits and is released by a release().
   auto other = std::async(std::launch::async, [&] { return g.admit(); });

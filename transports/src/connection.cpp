@@ -37,7 +37,7 @@ connection::connection(caf::io::broker* self, std::shared_ptr<link_shared> sh,
     shm_(self, sh_) {
   // A loop service publishing into this link must not wait for room: only
   // this very thread (the I/O loop) makes room. It writes its frames itself.
-  gate_->drained_by(self->home_system().middleman().backend().thread_id());
+  gate_->drained_by(&self->home_system().middleman().backend());
   if (!is_shm() && io_loop::of(self->home_system()) != nullptr)
     gate_->write_directly_to(this); // shm: the ring's channel is the port
   std::lock_guard<std::mutex> guard{sh_->mtx};

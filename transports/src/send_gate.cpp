@@ -33,7 +33,7 @@ bool send_gate::admit_slow() noexcept {
   // The fast path's increment overshot: give the slot back first.
   release(1);
   std::chrono::steady_clock::time_point deadline;
-  bool may_wait = !no_block_flag && std::this_thread::get_id() != drain_thread_;
+  bool may_wait = !no_block_flag && !(drainer_ != nullptr && runs_turns_of(drainer_));
   if (guard_.on_full(may_wait, deadline) == overflow_guard::verdict::refuse)
     return false;
   std::unique_lock<std::mutex> guard{mtx_};

@@ -4,7 +4,10 @@
 #include <atomic>
 #include <thread>
 
+#include <cerrno>
+
 #include <sched.h>
+#include <sys/epoll.h>
 
 #include <caf/config_value.hpp>
 #include <caf/defaults.hpp>
@@ -13,6 +16,7 @@
 #include <caf/settings.hpp>
 
 #include "doorbell.hpp"
+#include "mycelium/actors/loop_thread.hpp"
 #include "mycelium/detail/cpu_relax.hpp"
 
 namespace mycelium::transports {
@@ -58,6 +62,8 @@ struct io_loop::counters {
   std::atomic<uint64_t> sleeps{0};
   std::atomic<uint64_t> socket_polls{0};
   std::atomic<uint64_t> flushes{0};
+  std::atomic<uint64_t> lends{0};
+  std::atomic<uint64_t> attends{0};
 };
 
 namespace {
@@ -79,7 +85,26 @@ wake_token* the_wake_token() {
   return token;
 }
 
-/// Single-writer counter bump (the loop thread), read by anyone.
+/// CAF keeps its epoll descriptor private and has no call that waits for
+/// readiness without handling the events. A loop that lends its turns must
+/// wait exactly so (a lender may be handling the events), so the descriptor
+/// is read through the one route the language leaves open: access checks do
+/// not apply to the arguments of an explicit instantiation
+/// ([temp.explicit]/12 in C++17). A CAF that renames the member fails to
+/// compile here, not at run time.
+struct epollfd_tag {
+  using type = caf::io::network::native_socket caf::io::network::default_multiplexer::*;
+  friend type member_of(epollfd_tag) noexcept;
+};
+
+template <class Tag, typename Tag::type Member>
+struct expose_member {
+  friend typename Tag::type member_of(Tag) noexcept { return Member; }
+};
+
+template struct expose_member<epollfd_tag, &caf::io::network::default_multiplexer::epollfd_>;
+
+/// Single-writer counter bump (the turns' thread), read by anyone.
 void bump(std::atomic<uint64_t>& x, uint64_t n = 1) noexcept {
   x.store(x.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
@@ -112,7 +137,7 @@ io_loop* io_loop::of(caf::actor_system& sys) noexcept {
 }
 
 bool io_loop::on_loop_thread() const noexcept {
-  return std::this_thread::get_id() == thread_id();
+  return runs_turns_of(this);
 }
 
 io_loop_stats io_loop::stats() const noexcept {
@@ -124,6 +149,8 @@ io_loop_stats io_loop::stats() const noexcept {
   r.sleeps = rd(counters_->sleeps);
   r.socket_polls = rd(counters_->socket_polls);
   r.flushes = rd(counters_->flushes);
+  r.lends = rd(counters_->lends);
+  r.attends = rd(counters_->attends);
   return r;
 }
 
@@ -298,7 +325,88 @@ size_t io_loop::poll_pollers() {
   return work;
 }
 
-void io_loop::sleep() {
+void io_loop::set_pollers_armed(bool armed) noexcept {
+  for (auto& e : entries_)
+    if (e.p != nullptr && e.live) {
+      if (armed)
+        (void) e.p->arm();
+      else
+        e.p->disarm();
+    }
+}
+
+namespace {
+
+/// Waits up to `timeout` (negative: for ever) for any event of epoll `fd`,
+/// without taking it; true if one is there.
+bool epoll_ready(int fd, std::chrono::nanoseconds timeout) {
+  epoll_event ev;
+  int n;
+  if (timeout.count() < 0) {
+    do
+      n = ::epoll_wait(fd, &ev, 1, -1);
+    while (n < 0 && errno == EINTR);
+    return n > 0;
+  }
+  timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
+              static_cast<long>(timeout.count() % 1000000000)};
+  n = ::epoll_pwait2(fd, &ev, 1, &ts, nullptr);
+  if (n < 0 && errno == ENOSYS) // a kernel before 5.11: milliseconds
+    n = ::epoll_wait(fd, &ev, 1, static_cast<int>((timeout.count() + 999999) / 1000000));
+  return n > 0;
+}
+
+} // namespace
+
+void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
+  // With lending on, a lender may run the turns while this thread waits,
+  // and it may hand back with the pollers disarmed, because it comes back
+  // within microseconds (a ping-pong) and a producer ringing the doorbell
+  // for each frame would cost both sides a system call and this thread a
+  // wake-up. So while lenders come, the wait is bounded by `lend_grace`,
+  // and when a whole grace period passed without a lender while the
+  // pollers were left disarmed, this thread takes the turns back
+  // ("attends"). After `lend_quiet` without a lender it arms them again
+  // and waits for ever. No clock on the lender's side: lends are counted.
+  auto fd = this->*member_of(epollfd_tag{});
+  constexpr uint32_t quiet_limit = static_cast<uint32_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(lend_quiet) / lend_grace);
+  auto seen = lend_count_.load(std::memory_order_acquire);
+  auto noticed = [&] { // a lender came since `seen`: lending is active
+    auto n = lend_count_.load(std::memory_order_acquire);
+    if (n != seen) {
+      seen = n;
+      quiet_periods_ = 0;
+    }
+  };
+  forever_ = quiet_periods_ >= quiet_limit;
+  baton.unlock(); // lenders may run the turns now
+  for (;;) {
+    auto bound = forever_ ? std::chrono::nanoseconds{-1}
+                          : std::chrono::duration_cast<std::chrono::nanoseconds>(lend_grace);
+    if (epoll_ready(fd, bound)) {
+      baton.lock(); // an event: handle it (after a lender's hand-back)
+      noticed();
+      return;
+    }
+    if (!baton.try_lock())
+      continue; // a lender runs the turns
+    auto before = seen;
+    noticed();
+    if (seen == before) { // a whole grace period without a lender
+      if (unattended_) {
+        bump(counters_->attends);
+        return; // disarmed pollers that nobody polls: attend
+      }
+      if (++quiet_periods_ >= quiet_limit && lenders_.load(std::memory_order_acquire) == 0) {
+        forever_ = true; // the pollers are armed: wait for events only
+      }
+    }
+    baton.unlock();
+  }
+}
+
+void io_loop::sleep(std::unique_lock<std::mutex>& baton) {
   // Dekker style with the producers: each poller marks itself sleeping,
   // fences and re-checks; a producer that sees the mark rings the doorbell.
   // Pending epoll changes (a scribe's write interest) take effect only when
@@ -313,7 +421,19 @@ void io_loop::sleep() {
       ready = !p->arm();
   if (!ready) {
     bump(counters_->sleeps);
-    poll_once(true);
+    if (!lending_.load(std::memory_order_acquire)) {
+      poll_once(true);
+    } else {
+      // The events are handled with the turn lock held, after the wait: a
+      // lender may run the turns while this thread waits.
+      wait_for_events(baton);
+      sleeping_.store(false, std::memory_order_relaxed);
+      forever_ = false;
+      unattended_ = false;
+      set_pollers_armed(false); // a lender may have added pollers, all armed
+      poll_once(false);
+      return;
+    }
   }
   sleeping_.store(false, std::memory_order_relaxed);
   // Entries removed meanwhile are gone; new ones were never armed.
@@ -322,7 +442,45 @@ void io_loop::sleep() {
       p->disarm();
 }
 
+size_t io_loop::turn(uint32_t& turns, bool& just_slept) {
+  bump(counters_->turns);
+  if (inbox_ready_.load(std::memory_order_relaxed))
+    take_inbox();
+  size_t work = run_posted();
+  work += poll_pollers();
+  // Right after a blocking epoll the sockets were just serviced. Every
+  // turn while a socket link watches them (its scribe writes only when
+  // epoll reports the socket writable), and when sockets are all there is
+  // to poll: socket links wait on them, and a loop that blocks next polls
+  // them right after its work anyway. Else (rings, socket links read by
+  // their pollers, or loop services fed through the inbox) every
+  // `socket_poll_interval` turns.
+  bool sockets_first = socket_watches_ > 0
+                       || (live_pollers_ == 0
+                           && (socket_requests_ > 0 || idle_.mode == wait_mode::block));
+  if (!just_slept && (sockets_first || ++turns >= socket_poll_interval)) {
+    turns = 0;
+    bump(counters_->socket_polls);
+    if (poll_once(false))
+      ++work;
+  }
+  just_slept = false;
+  // Everything this turn wrote goes to the kernel now, in one call per
+  // socket.
+  run_flushers();
+  if (woke_pool_) {
+    // Work handed to CAF's workers woke a thread that often shares this
+    // CPU: let it run now instead of at the end of our time slice.
+    woke_pool_ = false;
+    sched_yield();
+  }
+  return work;
+}
+
 void io_loop::run() {
+  std::unique_lock<std::mutex> baton{baton_};
+  current_loop() = this;
+  in_run_ = true;
   max_throughput_ = std::min(
     resume_batch, caf::get_or(system().config(), "scheduler.max-throughput",
                               caf::defaults::scheduler::max_throughput));
@@ -332,42 +490,13 @@ void io_loop::run() {
   auto idle_since = std::chrono::steady_clock::now();
   while (num_socket_handlers() > 0 || !posted_.empty() || !flushers_.empty()
          || inbox_ready_.load(std::memory_order_relaxed)) {
-    bump(counters_->turns);
-    if (inbox_ready_.load(std::memory_order_relaxed))
-      take_inbox();
-    size_t work = run_posted();
-    work += poll_pollers();
-    // Right after a blocking epoll the sockets were just serviced. Every
-    // turn while a socket link watches them (its scribe writes only when
-    // epoll reports the socket writable), and when sockets are all there is
-    // to poll: socket links wait on them, and a loop that blocks next polls
-    // them right after its work anyway. Else (rings, socket links read by
-    // their pollers, or loop services fed through the inbox) every
-    // `socket_poll_interval` turns.
-    bool sockets_first = socket_watches_ > 0
-                         || (live_pollers_ == 0
-                             && (socket_requests_ > 0 || idle_.mode == wait_mode::block));
-    if (!just_slept && (sockets_first || ++turns >= socket_poll_interval)) {
-      turns = 0;
-      bump(counters_->socket_polls);
-      if (poll_once(false))
-        ++work;
-    }
-    just_slept = false;
-    // Everything this turn wrote goes to the kernel now, in one call per
-    // socket.
-    run_flushers();
-    if (woke_pool_) {
-      // Work handed to CAF's workers woke a thread that often shares this
-      // CPU: let it run now instead of at the end of our time slice.
-      woke_pool_ = false;
-      sched_yield();
-    }
-    if (work > 0) {
+    if (turn(turns, just_slept) > 0) {
       idle_turns = 0;
       continue;
     }
-    switch (idle_.mode) {
+    // A lender waits for the turns: go to sleep now, it polls meanwhile.
+    bool lender = lenders_.load(std::memory_order_acquire) > 0;
+    switch (lender ? wait_mode::block : idle_.mode) {
       case wait_mode::busy_poll:
         // Yield now and then: the process's workers may share this CPU.
         if ((++idle_turns & 63) == 0)
@@ -395,9 +524,86 @@ void io_loop::run() {
     // socket (e.g. CAF's shutdown closing its pipe): nothing could wake us.
     if (num_socket_handlers() == 0)
       continue; // the loop's condition decides
-    sleep();
+    sleep(baton);
     just_slept = true;
   }
+  in_run_ = false;
+  current_loop() = nullptr;
+}
+
+io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
+                                   std::chrono::steady_clock::time_point until) {
+  if (!lending_.load(std::memory_order_acquire) || current_loop() != nullptr)
+    return lend_result::refused;
+  lenders_.fetch_add(1, std::memory_order_acq_rel);
+  // The loop thread lets go at its next idle turn (it sees `lenders_`).
+  std::unique_lock<std::mutex> baton{baton_, std::defer_lock};
+  for (uint32_t i = 1; !baton.try_lock(); ++i) {
+    if (done(ctx) || ((i & 15) == 0 && std::chrono::steady_clock::now() >= until)) {
+      lenders_.fetch_sub(1, std::memory_order_acq_rel);
+      return done(ctx) ? lend_result::done : lend_result::timeout;
+    }
+    mycelium::detail::cpu_relax();
+  }
+  if (!in_run_) { // before `run` or after it ended
+    baton.unlock();
+    lenders_.fetch_sub(1, std::memory_order_acq_rel);
+    return lend_result::refused;
+  }
+  current_loop() = this;
+  lend_count_.fetch_add(1, std::memory_order_acq_rel);
+  bump(counters_->lends);
+  unattended_ = false;
+  set_pollers_armed(false); // producers need not ring: we poll
+  auto result = lend_result::timeout;
+  uint32_t turns = 0;
+  bool just_slept = false;
+  for (uint32_t i = 1;; ++i) {
+    if (done(ctx)) {
+      result = lend_result::done;
+      break;
+    }
+    if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until)
+      break;
+    if (turn(turns, just_slept) == 0)
+      mycelium::detail::cpu_relax();
+  }
+  hand_back();
+  current_loop() = nullptr;
+  baton.unlock();
+  lenders_.fetch_sub(1, std::memory_order_acq_rel);
+  return result;
+}
+
+void io_loop::hand_back() noexcept {
+  // Work left (a frame that came meanwhile, posted actors, flushers) goes
+  // to the loop thread: the pipe write ends its epoll wait, and it takes
+  // the lock we release next. Else, if that thread waits for ever, the
+  // pollers are armed as its `sleep` left them (producers ring the
+  // doorbell again); if its wait is bounded, they stay disarmed, and it
+  // attends them after a grace period unless a lender comes back first.
+  handle_internal_events();
+  bool left = !posted_.empty() || !flushers_.empty()
+              || inbox_ready_.load(std::memory_order_seq_cst);
+  if (!left && !forever_) {
+    // A frame that came since the last poll: arm() re-checks (a producer
+    // that saw the brief mark rings once; harmless).
+    for (auto& e : entries_)
+      if (e.p != nullptr && e.live) {
+        if (!e.p->arm())
+          left = true;
+        e.p->disarm();
+      }
+    if (!left) {
+      unattended_ = true;
+      return;
+    }
+  }
+  for (auto& e : entries_)
+    if (e.p != nullptr && e.live && !e.p->arm())
+      left = true;
+  if (left)
+    default_multiplexer::exec_later(the_wake_token());
 }
 
 void load_io_loop(caf::actor_system_config& cfg) {

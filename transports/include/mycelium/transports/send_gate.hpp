@@ -9,6 +9,9 @@
 #include <string>
 #include <thread>
 
+#include <caf/io/network/multiplexer.hpp>
+
+#include "mycelium/actors/loop_thread.hpp"
 #include "mycelium/bus/overflow_guard.hpp"
 #include "mycelium/bus/port.hpp"
 #include "mycelium/errc.hpp"
@@ -53,7 +56,7 @@ public:
     if (!admit())
       return offer_result::refused;
     // The thread first: only the draining thread reads `writer_`.
-    if (std::this_thread::get_id() == drain_thread_ && writer_ != nullptr) {
+    if (drainer_ != nullptr && runs_turns_of(drainer_) && writer_ != nullptr) {
       writer_->write(type_id, value);
       return offer_result::delivered;
     }
@@ -71,12 +74,12 @@ public:
       wake();
   }
 
-  /// Names the thread that drains this gate (a socket link's I/O loop): a
-  /// publisher on that thread never waits under policy `block`, since it
-  /// would wait for itself (a loop-placed service publishing into a socket
-  /// link); a full gate then counts `back_pressured` at once. Call before
-  /// the gate is shared.
-  void drained_by(std::thread::id id) noexcept { drain_thread_ = id; }
+  /// Names the loop that drains this gate (a socket link's I/O loop): a
+  /// publisher that runs its turns (its thread, or one it is lent to) never
+  /// waits under policy `block`, since it would wait for itself (a
+  /// loop-placed service publishing into a socket link); a full gate then
+  /// counts `back_pressured` at once. Call before the gate is shared.
+  void drained_by(const caf::io::network::multiplexer* loop) noexcept { drainer_ = loop; }
 
   /// Re-arms policy `disconnect` after the link reconnected.
   void rearm() noexcept { guard_.rearm(); }
@@ -123,7 +126,7 @@ private:
   alignas(64) std::atomic<uint32_t> waiters_{0};
   std::mutex mtx_;
   std::condition_variable cv_;
-  std::thread::id drain_thread_{};
+  const caf::io::network::multiplexer* drainer_ = nullptr;
   direct_writer* writer_ = nullptr; ///< read and written by the draining thread
 };
 

@@ -1,7 +1,5 @@
 #pragma once
 
-#include <thread>
-
 #include <caf/execution_unit.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/network/multiplexer.hpp>
@@ -9,6 +7,7 @@
 #include <caf/resumable.hpp>
 
 #include "mycelium/actors/detail/participant_core.hpp"
+#include "mycelium/actors/loop_thread.hpp"
 #include "mycelium/actors/placement.hpp"
 #include "mycelium/bus/port.hpp"
 
@@ -52,8 +51,7 @@ public:
   /// Runs the handler of `type_id` now (`handled`: it counts `delivered`),
   /// or leaves the message to the mailbox (`enqueue`).
   offer_result offer(uint32_t type_id, const void* value) noexcept {
-    if (loop_ == nullptr || std::this_thread::get_id() != loop_->thread_id()
-        || ending() || !this->mailbox().blocked())
+    if (loop_ == nullptr || !runs_turns_of(loop_) || ending() || !this->mailbox().blocked())
       return offer_result::enqueue;
     auto& core = this->participant_core();
     if (!core.run_direct(type_id, value))

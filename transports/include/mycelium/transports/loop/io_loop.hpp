@@ -32,6 +32,8 @@ struct io_loop_stats {
   uint64_t sleeps = 0;   ///< times the loop blocked in epoll
   uint64_t socket_polls = 0; ///< non-blocking epoll calls
   uint64_t flushes = 0;  ///< flusher runs at the end of a turn
+  uint64_t lends = 0;    ///< times another thread ran the turns (`lend`)
+  uint64_t attends = 0;  ///< times the loop thread took back disarmed pollers
 };
 
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
@@ -61,8 +63,20 @@ struct io_loop_stats {
 /// CAF's pipe (one write and one epoll wake-up). Either way they are resumed
 /// by the loop itself, at most `resume_batch` messages at a time.
 ///
+/// **Lending.** With `enable_lending`, a thread that waits for something
+/// the loop delivers (a Python caller spinning in `Subscription.get`) may
+/// run the loop's turns itself while it waits (`lend`, after Aeron's
+/// `AgentInvoker`): the loop thread then sleeps in epoll, so the process
+/// has one busy thread instead of two, and the waiter takes its message
+/// from the ring on its own thread, with no hand-over. One thread at a
+/// time runs the turns: the loop thread holds the turn lock except while
+/// it sleeps, and a lender takes it only then. A lender hands back with
+/// the pollers armed, and wakes the loop thread when it leaves work.
+///
 /// Thread-safety: `add_poller`, `request_idle`, `flush_at_turn_end`,
-/// `cancel_flush` and `doorbell_name` belong to the loop's thread; `stats` and `of` are safe from any thread.
+/// `cancel_flush`, `watch_sockets` and `doorbell_name` belong to the
+/// thread that runs the loop's turns (`on_loop_thread`); `stats`, `of`,
+/// `enable_lending` and `lend` are safe from any thread.
 class io_loop : public caf::io::network::default_multiplexer {
 public:
   /// Turns between two non-blocking socket polls while pollers are
@@ -77,6 +91,16 @@ public:
   /// heartbeats (CAF's own pipe path resumes without a bound; posts now
   /// reach the loop through its inbox instead).
   static constexpr size_t resume_batch = 256;
+
+  /// How long pollers that a lender left disarmed may go unpolled before
+  /// the loop thread takes the turns back (see "Lending" above): the
+  /// longest a frame for someone other than the lender can wait while the
+  /// lender's thread is away (running Python).
+  static constexpr std::chrono::microseconds lend_grace{100};
+
+  /// After this long without a lender, the loop thread arms its pollers
+  /// and waits for events without a bound again.
+  static constexpr std::chrono::milliseconds lend_quiet{10};
 
   explicit io_loop(caf::actor_system* sys);
   ~io_loop() override;
@@ -124,8 +148,31 @@ public:
   /// thread only.
   const std::string& doorbell_name();
 
-  /// Whether the caller runs on this loop's thread.
+  /// Whether the caller runs this loop's turns now: the loop's thread, or
+  /// a thread it is lent to (mycelium::runs_turns_of).
   bool on_loop_thread() const noexcept;
+
+  /// What `lend` did.
+  enum class lend_result {
+    done,    ///< `done` became true (on the lender's thread)
+    timeout, ///< `until` passed first
+    refused, ///< not lent: lending is off, the loop does not run, or the
+             ///< caller already runs a loop's turns; nothing was run
+  };
+
+  /// Lets `lend` run turns on other threads from now on (a Python
+  /// process's runtime enables it; a C++ node does not). Any thread.
+  void enable_lending() noexcept { lending_.store(true, std::memory_order_release); }
+
+  bool lending_enabled() const noexcept { return lending_.load(std::memory_order_acquire); }
+
+  /// Runs the loop's turns on the calling thread until `done(ctx)` is true
+  /// or `until` passes (`done` is called between turns and must be cheap;
+  /// it is also how a lender sees what the turns delivered to it). Waits
+  /// for the loop thread to go idle first, which takes at most its current
+  /// turn. Any thread but one that runs a loop's turns already.
+  [[nodiscard]] lend_result lend(bool (*done)(void* ctx) noexcept, void* ctx,
+                                 std::chrono::steady_clock::time_point until);
 
   io_loop_stats stats() const noexcept;
 
@@ -150,12 +197,22 @@ private:
   void recompute_idle() noexcept;
   /// Moves what other threads posted into `posted_`.
   void take_inbox();
+  /// One turn (inbox, posted actors, pollers, sockets, flushers); the work
+  /// it did. `turns` and `just_slept` are the caller's socket-poll state.
+  size_t turn(uint32_t& turns, bool& just_slept);
+  /// Waits on CAF's epoll without handling the events (the turns do), with
+  /// the turn lock released meanwhile.
+  void wait_for_events(std::unique_lock<std::mutex>& baton);
+  /// A lender leaves: arms the pollers and wakes the loop thread if work is
+  /// left for it.
+  void hand_back() noexcept;
+  void set_pollers_armed(bool armed) noexcept;
   size_t run_posted();
   size_t poll_pollers();
   /// Runs the flushers that asked for this turn's end.
   void run_flushers();
   /// Arms the pollers, re-checks, blocks in epoll, disarms.
-  void sleep();
+  void sleep(std::unique_lock<std::mutex>& baton);
 
   std::vector<entry> entries_;
   size_t live_pollers_ = 0;
@@ -176,6 +233,19 @@ private:
   std::vector<caf::resumable*> inbox_; ///< from other threads; one reference each
   std::atomic<bool> inbox_ready_{false}; ///< `inbox_` has something
   std::atomic<bool> sleeping_{false};    ///< the loop is (about to be) in epoll
+  /// The turn lock: held by whoever runs the turns (the loop thread, or a
+  /// lender while the loop thread sleeps).
+  std::mutex baton_;
+  std::atomic<bool> lending_{false};
+  std::atomic<uint32_t> lenders_{0}; ///< threads waiting for or holding the turns
+  std::atomic<uint64_t> lend_count_{0}; ///< lends so far
+  // Under `baton_`: a lender handed back with the pollers disarmed; the
+  // loop thread's wait is unbounded (pollers armed); grace periods in a row
+  // without a lender (starts "quiet").
+  bool unattended_ = false;
+  bool forever_ = true;
+  uint32_t quiet_periods_ = UINT32_MAX;
+  bool in_run_ = false;              ///< `run` is in its loop (under `baton_`)
   struct counters;
   std::unique_ptr<counters> counters_;
 };

@@ -125,30 +125,42 @@ def shm_round_trips(build: str, rounds: int, pin: str) -> Dict[str, Any]:
                                        "busy_poll", "--placement", "loop", "--node-defaults", "--name", "cpp-rtt"],
                                capture_output=True, text=True, timeout=600, check=True)
             cpp = [int(x) for x in r.stdout.split("rtt ns", 1)[1].split()]
-            # Python <-> C++.
+            # Python <-> C++, with the schema's native module (the bridge:
+            # C++ structs in the runtime) and without it (the pure-Python
+            # codec), against the same echo.
             # Not pinned: this process has two busy threads (the caller,
             # polling its queue, and the link's I/O loop); on one CPU they
             # would take turns of a scheduler slice.
-            node = mycelium.Node("py-rtt", lt)
-            try:
-                pongs = node.subscribe(lt.pong, spin=0.001)
-                lk = node.connect("shm", path, wait=PY_WAIT, spin=PY_SPIN)
-                assert lk.wait_up(20) and lk.wait_peer_interest(lt.ping, 20)
-                payload = b"\x5a" * 16
-                clock = time.monotonic_ns
-                py: List[int] = []
-                for i in range(rounds):
-                    t0 = clock()
-                    node.publish(lt.ping(seq=i, payload=payload))
-                    pongs.get(timeout=10)
-                    py.append(clock() - t0)
-            finally:
-                node.stop()
+            py = {"native": py_round_trips(lt, path, rounds, True),
+                  "codec": py_round_trips(lt, path, rounds, False)}
         finally:
             assert echo.stdin is not None
             echo.stdin.close()
             echo.wait(timeout=30)
-    return {"cpp_cpp": summary(cpp[rounds // 10:]), "py_cpp": summary(py[rounds // 10:])}
+    return {"cpp_cpp": summary(cpp[rounds // 10:]), "py_cpp": summary(py["native"][rounds // 10:]),
+            "py_cpp_codec": summary(py["codec"][rounds // 10:])}
+
+
+def py_round_trips(lt: Any, path: str, rounds: int, native: bool) -> List[int]:
+    """Round trips of 16-byte pings from a mycelium.Node in this process."""
+    import mycelium
+    node = mycelium.Node("py-rtt", lt, native=native)
+    try:
+        assert node.native == native
+        pongs = node.subscribe(lt.pong, spin=0.001)
+        lk = node.connect("shm", path, wait=PY_WAIT, spin=PY_SPIN)
+        assert lk.wait_up(20) and lk.wait_peer_interest(lt.ping, 20)
+        payload = b"\x5a" * 16
+        clock = time.monotonic_ns
+        out: List[int] = []
+        for i in range(rounds):
+            t0 = clock()
+            node.publish(lt.ping(seq=i, payload=payload))
+            pongs.get(timeout=10)
+            out.append(clock() - t0)
+        return out
+    finally:
+        node.stop()
 
 
 def median_of(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -165,6 +177,19 @@ def median_of(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+def shm_lines(shm: Dict[str, Any], runs: int) -> List[str]:
+    lines = ["shm round trips, 16 B, busy_poll, us%s   median      p99    p99.9"
+             % (" (median of %d runs)" % runs if runs > 1 else "")]
+    for k, label in (("cpp_cpp", "C++ <-> C++"), ("py_cpp", "Python <-> C++ (native module)"),
+                     ("py_cpp_codec", "Python <-> C++ (pure-Python codec)")):
+        s = shm[k]
+        lines.append("  %-36s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
+    lines.append("  Python adds %.2f us per round trip (median; %.2f with the codec)"
+                 % (shm["py_cpp"]["median_us"] - shm["cpp_cpp"]["median_us"],
+                    shm["py_cpp_codec"]["median_us"] - shm["cpp_cpp"]["median_us"]))
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default="build", help="the CMake build directory")
@@ -175,12 +200,30 @@ def main() -> int:
                    help="where the C++ services of the in-process run sit (default loop)")
     p.add_argument("--repeat", type=int, default=3,
                    help="in-process runs; the table shows each figure's median over them")
-    p.add_argument("--json", default=os.path.join(HERE, "..", "results", "python-inprocess.json"))
+    p.add_argument("--shm-only", action="store_true",
+                   help="only the shared-memory round trips, --repeat times (JSON default "
+                        "benchmarks/results/python-shm.json)")
+    p.add_argument("--json", default=None)
     a = p.parse_args()
+    if a.json is None:
+        a.json = os.path.join(HERE, "..", "results",
+                              "python-shm.json" if a.shm_only else "python-inprocess.json")
     a.build = os.path.abspath(a.build)
     # mycelium-run starts the node in the topology's directory.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         os.path.abspath(x) for x in os.environ.get("PYTHONPATH", "").split(os.pathsep) if x)
+    if a.shm_only:
+        shm_runs = [shm_round_trips(a.build, a.rounds, a.pin) for _ in range(max(1, a.repeat))]
+        text = "\n".join(shm_lines(median_of(shm_runs), len(shm_runs)) + [
+            "  per run, Python adds (native / codec): " + ", ".join(
+                "%.2f / %.2f" % (r["py_cpp"]["median_us"] - r["cpp_cpp"]["median_us"],
+                                 r["py_cpp_codec"]["median_us"] - r["cpp_cpp"]["median_us"])
+                for r in shm_runs)])
+        print(text)
+        with open(a.json, "w") as f:
+            json.dump({"shm": median_of(shm_runs), "shm_runs": shm_runs, "rounds": a.rounds,
+                       "when": time.strftime("%Y-%m-%d %H:%M")}, f, indent=1)
+        return 0
     runs = [in_process(a.build, a.rounds, a.calls, a.pin, a.placement)
             for _ in range(max(1, a.repeat))]
     res = {"in_process": median_of(runs), "in_process_runs": runs,
@@ -211,12 +254,7 @@ def main() -> int:
         ", ".join("%.2f" % r["py_to_cpp"]["median_us"] for r in runs),
         ", ".join("%.2f" % r["cpp_to_py"]["median_us"] for r in runs),
         ", ".join("%.0f" % r["bare_pybind11_call_ns"] for r in runs)))
-    lines.append("shm round trips, 16 B, busy_poll, us   median      p99    p99.9")
-    for k, label in (("cpp_cpp", "C++ <-> C++"), ("py_cpp", "Python <-> C++")):
-        s = shm[k]
-        lines.append("  %-30s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
-    lines.append("  Python adds %.2f us per round trip (median)"
-                 % (shm["py_cpp"]["median_us"] - shm["cpp_cpp"]["median_us"]))
+    lines += shm_lines(shm, 1)
     text = "\n".join(lines)
     print(text)
     with open(a.json, "w") as f:

@@ -5,8 +5,8 @@ that hosts Python, or else the `_mycelium_core` extension built by CMake
 from __future__ import annotations
 
 try:
-    from _mycelium_core import (EVENT_MESSAGE, EVENT_REQUEST, EVENT_STOP, Handle, RawSchema,
-                                Runtime, embedded, node_main, noop)
+    from _mycelium_core import (EVENT_MESSAGE, EVENT_REQUEST, EVENT_STOP, Handle, NativeSchema,
+                                RawSchema, Runtime, RuntimeSchema, STOP, embedded, node_main, noop)
 except ImportError as e:  # pragma: no cover - exercised by the install test
     raise ImportError(
         "the mycelium C++ extension (_mycelium_core) is not importable: %s. Build it "
@@ -14,5 +14,5 @@ except ImportError as e:  # pragma: no cover - exercised by the install test
         "PYTHONPATH, or install it with cmake --install; the pure-Python parts "
         "(codec, link, aio) work without it" % e) from e
 
-__all__ = ["EVENT_MESSAGE", "EVENT_REQUEST", "EVENT_STOP", "Handle", "RawSchema", "Runtime",
-           "embedded", "node_main", "noop"]
+__all__ = ["EVENT_MESSAGE", "EVENT_REQUEST", "EVENT_STOP", "Handle", "NativeSchema", "RawSchema",
+           "Runtime", "RuntimeSchema", "STOP", "embedded", "node_main", "noop"]

@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print()
     try:
         from . import _core
-        from .runtime import raw_schema
+        from .runtime import runtime_schema
     except ImportError as e:
         print("mycelium.node: error: %s" % e, file=sys.stderr)
         return USAGE_EXIT
@@ -83,7 +83,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("mycelium.node: error: %s" % e, file=sys.stderr)
         return USAGE_EXIT
     if schema is not None:
-        rs = raw_schema(schema)
+        try:
+            rs = runtime_schema(schema)
+        except (ImportError, ValueError) as e:  # MYCELIUM_NATIVE=1 without a native module
+            print("mycelium.node: error: %s" % e, file=sys.stderr)
+            return USAGE_EXIT
     elif known.help or "--list-types" in passed:
         # Neither needs the schema: any announcement will do.
         rs = _core.RawSchema("mycelium.none", bytes(32), [(1, "none", bytes(32))])

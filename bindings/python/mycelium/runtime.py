@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import itertools
+import os
 import threading
 import types
+import warnings
 from typing import (Any, AsyncIterator, Callable, Dict, Generic, Iterator, List, Optional,
                     Type, TypeVar, Union, cast)
 
@@ -49,10 +53,61 @@ def _stop_live_nodes() -> None:
 getattr(threading, "_register_atexit", lambda f: None)(_stop_live_nodes)
 
 
-def raw_schema(schema: Schema) -> Any:
-    """The C++ runtime's view of a generated module's schema."""
-    return _core.RawSchema(schema.package, schema.digest,
-                           [(tid, name, digest) for tid, name, digest in schema.types])
+def native_module(schema: Schema) -> Optional[types.ModuleType]:
+    """The native module of a generated module's schema: ``<module>_native``
+    beside it (built by ``mycelium_add_schema(... PYTHON)``), or None when
+    there is none. Raises ImportError when it exists but does not load."""
+    if not schema.messages:
+        return None
+    name = next(iter(schema.messages.values())).__module__ + "_native"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None else importlib.import_module(name)
+
+
+def _native_wanted(native: Optional[bool]) -> Optional[bool]:
+    if native is not None:
+        return native
+    env = os.environ.get("MYCELIUM_NATIVE", "")
+    if env in ("", "auto"):
+        return None
+    if env in ("0", "1"):
+        return env == "1"
+    raise ValueError("MYCELIUM_NATIVE=%r: use 0 (the codec), 1 (the native module, or fail) "
+                     "or auto" % env)
+
+
+def runtime_schema(schema: Schema, native: Optional[bool] = None) -> Any:
+    """The C++ runtime's view of a generated module's schema
+    (docs/python.md section 9). With its native module, the runtime carries
+    the C++ structs and Python objects are converted by the bridge; without
+    it, the runtime knows the schema by its announcement and messages cross
+    as TLV bytes that the pure-Python codec writes and reads.
+
+    `native`: None (default; environment ``MYCELIUM_NATIVE``, else auto)
+    uses the native module when there is one and warns when it is there
+    but unusable; True requires it (ImportError or ValueError otherwise);
+    False never uses it."""
+    announced = [(tid, name, digest) for tid, name, digest in schema.types]
+    want = _native_wanted(native)
+    if want is not False:
+        try:
+            mod = native_module(schema)
+            if mod is not None:
+                return _core.NativeSchema(mod, schema.digest, announced)
+            if want:
+                raise ImportError("schema %s has no native module (%s_native): build it with "
+                                  "mycelium_add_schema(... PYTHON <dir>) and put <dir> on "
+                                  "PYTHONPATH" % (schema.package, next(
+                                      iter(schema.messages.values())).__module__))
+        except (ImportError, ValueError) as e:
+            if want:
+                raise
+            warnings.warn("mycelium: %s; the node uses the pure-Python codec" % e,
+                          RuntimeWarning, stacklevel=3)
+    return _core.RawSchema(schema.package, schema.digest, announced)
 
 
 class Subscription(Generic[M]):
@@ -68,6 +123,8 @@ class Subscription(Generic[M]):
         self._handle = handle
         self._closed = False
         self._spin = spin
+        # next() without the event tuple: the payload, _core.STOP or None.
+        self._receive = handle.receiver(spin)
 
     @property
     def message_class(self) -> Type[M]:
@@ -86,13 +143,15 @@ class Subscription(Generic[M]):
         the main thread within 100 ms."""
         if self._closed:
             raise LinkClosed(Errc.none, "the subscription is closed")
-        ev = self._handle.next(timeout, self._spin)
-        if ev is None:
+        p = self._receive(timeout)
+        if type(p) is self._cls:  # the bridge made it (the native module)
+            return p
+        if p is None:
             raise TimeoutError("no %s within %s s" % (self._cls.type_name, timeout))
-        msg = self._decode(ev)
-        if msg is None:
+        if p is _core.STOP:
+            self._closed = True
             raise LinkClosed(Errc.none, "the subscription is closed")
-        return msg
+        return message_of(self._cls, p)
 
     def __iter__(self) -> Iterator[M]:
         while not self._closed:
@@ -195,17 +254,32 @@ class Node:
     _ids = itertools.count(1)
 
     def __init__(self, name: str = "python", schema: Optional[SchemaLike] = None, *,
-                 options: Optional[Dict[str, Any]] = None, _runtime: Any = None) -> None:
+                 options: Optional[Dict[str, Any]] = None, native: Optional[bool] = None,
+                 lend_loop: bool = True, _runtime: Any = None, _schema: Any = None) -> None:
+        """`native`: whether the runtime takes the schema from its native
+        module (`runtime_schema`; default: when there is one).
+        `lend_loop`: a subscription that spins while it waits (``spin=``)
+        runs the node's I/O loop itself meanwhile, so that the loop's
+        thread sleeps and a message from a ring is taken on the waiting
+        thread (docs/python.md section 8); False keeps the loop thread
+        polling by the links' wait modes."""
         if schema is None:
             raise TypeError("Node(name, schema): give the generated module of the node's schema")
         self.schema = schema_of(schema)
+        rs = _schema if _schema is not None else runtime_schema(self.schema, native)
+        #: Whether messages cross the runtime as C++ structs (the schema's
+        #: native module) rather than as TLV bytes of the pure-Python codec.
+        self.native: bool = bool(rs.native)
         try:
             self._rt = _runtime if _runtime is not None else _core.Runtime(
-                name, raw_schema(self.schema), options or {})
+                name, rs, options or {})
         except CoreError as e:
             raise from_core(e) from None
+        #: Whether waiting subscriptions run the loop's turns (`lend_loop`).
+        self.lends_loop: bool = bool(lend_loop and self._rt.enable_lending())
         self._lock = threading.Lock()
         self._main: Any = None
+        self._publisher: Any = None
         self._callbacks: Any = None
         self._callback_table: Dict[int, List[Callable[[Any], Any]]] = {}
         self._callback_thread: Optional[threading.Thread] = None
@@ -215,7 +289,8 @@ class Node:
 
     @classmethod
     def from_topology(cls, path: str, node: str, schema: Optional[SchemaLike] = None, *,
-                      options: Optional[Dict[str, Any]] = None) -> "Node":
+                      options: Optional[Dict[str, Any]] = None,
+                      native: Optional[bool] = None, lend_loop: bool = True) -> "Node":
         """Node `node` of topology file `path`: its services started (Python
         ones by ``type = "python:pkg.module:Class"``), its links to the other
         nodes started. `wait_links` waits for the peers."""
@@ -223,11 +298,12 @@ class Node:
             raise TypeError("Node.from_topology(path, node, schema): give the generated "
                             "module of the topology's schema")
         s = schema_of(schema)
+        rs = runtime_schema(s, native)
         try:
-            rt = _core.Runtime(path, node, raw_schema(s), options or {})
+            rt = _core.Runtime(path, node, rs, options or {})
         except CoreError as e:
             raise from_core(e) from None
-        return cls(node, s, _runtime=rt)
+        return cls(node, s, _runtime=rt, _schema=rs, lend_loop=lend_loop)
 
     @property
     def name(self) -> str:
@@ -258,10 +334,24 @@ class Node:
                 self._main = self._rt.open_client("%s.python" % self.name)
             return self._main
 
+    def loop_stats(self) -> Dict[str, Any]:
+        """Counters of the node's I/O loop: turns, resumed actors, polled
+        frames, sleeps, socket polls, flushes, `lends` (times a waiting
+        subscription ran the loop itself), `attends` (times the loop thread
+        took back rings a lender had left) and whether it lends."""
+        return cast(Dict[str, Any], self._rt.loop_stats())
+
     def publish(self, msg: Message) -> bool:
         """Publishes `msg`; False when nobody subscribed or a link refused it."""
+        pub = self._publisher
+        if pub is None:
+            # The handle's plain CPython publish (no pybind11 dispatch); from
+            # now on it is this instance's `publish` itself, as
+            # `Service.publish` is (it raises the same CoreError).
+            pub = self._publisher = self._main_handle().publisher()
+            self.publish = pub  # type: ignore[assignment]
         try:
-            return cast(bool, self._main_handle().publish_object(msg))
+            return cast(bool, pub(msg))
         except CoreError as e:
             raise from_core(e) from None
 

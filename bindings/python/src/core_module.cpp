@@ -17,11 +17,13 @@
 #include "mycelium/actors/untyped_service.hpp"
 #include "mycelium/errc.hpp"
 #include "mycelium/python/message_bridge.hpp"
+#include "mycelium/python/native_schema.hpp"
 #include "mycelium/raw_schema.hpp"
 #include "mycelium/topology/node_main.hpp"
 #include "mycelium/topology/topology_node.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/system_config.hpp"
+#include "mycelium/wire/handshake.hpp"
 #include "python_host.hpp"
 #include "settings_conversion.hpp"
 
@@ -152,29 +154,53 @@ bool publish_object(py_handle& h, py::handle msg) {
 /// Waits for the next event without the GIL. On Python's main thread it
 /// waits in slices of 50 ms and checks for signals between them, so Ctrl-C
 /// interrupts a blocking receive within 100 ms (KeyboardInterrupt).
-py::object next_event(py_handle& h, std::optional<double> timeout, double spin) {
-  auto deadline = std::chrono::steady_clock::now()
-                  + (timeout ? seconds(*timeout) : std::chrono::nanoseconds{std::chrono::hours{24 * 365}});
+/// Waits for the next event of `h`'s queue: false after `timeout` seconds
+/// (none: for ever). Polls for `spin` seconds first, by running the node's
+/// I/O loop when it lends its turns (io_loop::lend). On the main thread the
+/// wait takes slices of 50 ms and checks for signals in between (raises).
+bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_event& ev) {
+  auto now = std::chrono::steady_clock::now();
+  auto deadline = now + (timeout ? seconds(*timeout)
+                                 : std::chrono::nanoseconds{std::chrono::hours{24 * 365}});
   bool main = PyThread_get_thread_ident() == main_thread_ident;
-  inbox_event ev;
   for (;;) {
-    auto left = deadline - std::chrono::steady_clock::now();
+    auto left = deadline - now;
     if (left < std::chrono::nanoseconds{0})
       left = std::chrono::nanoseconds{0};
     auto slice = main ? std::min<std::chrono::nanoseconds>(left, 50ms) : left;
     bool got;
     {
       py::gil_scoped_release nogil;
-      got = h.inbox->pop(ev, slice, spin > 0 ? seconds(spin) : std::chrono::nanoseconds{0});
+      std::chrono::nanoseconds poll = spin > 0 ? seconds(spin) : std::chrono::nanoseconds{0};
+      if (poll.count() > 0 && h.loop != nullptr && h.loop->lending_enabled()
+          && !h.inbox->has_events()) {
+        // Spin by running the loop's turns: the loop thread sleeps, and
+        // what arrives for this queue is taken from the ring on this thread.
+        auto until = now + std::min(poll, slice);
+        auto r = h.loop->lend(
+          [](void* in) noexcept { return static_cast<inbox*>(in)->has_events(); },
+          h.inbox.get(), until);
+        if (r != transports::io_loop::lend_result::refused)
+          poll = std::chrono::nanoseconds{0};
+      }
+      got = h.inbox->pop(ev, slice, poll);
     }
     spin = 0; // spin once, before the first sleep
     if (got)
-      return as_tuple(h, ev);
+      return true;
     if (PyErr_CheckSignals() != 0)
       throw py::error_already_set();
-    if (std::chrono::steady_clock::now() >= deadline)
-      return py::none();
+    now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return false;
   }
+}
+
+py::object next_event(py_handle& h, std::optional<double> timeout, double spin) {
+  inbox_event ev;
+  if (!wait_event(h, timeout, spin, ev))
+    return py::none();
+  return as_tuple(h, ev);
 }
 
 py::dict stats_dict(const service_stats& s) {
@@ -227,28 +253,76 @@ py::dict link_stats_dict(const transports::link& l) {
   return d;
 }
 
-/// A raw schema made from a generated Python module's announcement.
+/// The schema a Python process's runtime uses: the generated C++ code of a
+/// native module (native_schema.hpp), whose bridge is then registered, or
+/// else a raw schema made from the Python module's announcement. Copyable;
+/// immutable.
 struct py_schema {
-  std::shared_ptr<const raw_schema> schema;
+  std::shared_ptr<const raw_schema> raw; ///< null for a native schema
+  const native_schema* native = nullptr;
+  py::object keep; ///< the native module (never unloaded; kept for clarity)
+
+  const schema_descriptor& descriptor() const {
+    return native != nullptr ? *native->descriptor : raw->descriptor();
+  }
 };
+
+wire::digest256 to_digest(const py::bytes& b, const std::string& what) {
+  std::string s = b;
+  if (s.size() != 32)
+    throw py::value_error(what + ": a digest has 32 bytes, not " + std::to_string(s.size()));
+  wire::digest256 d{};
+  std::copy(s.begin(), s.end(), d.begin());
+  return d;
+}
 
 py_schema make_schema(std::string package, py::bytes digest,
                       const std::vector<std::tuple<uint32_t, std::string, py::bytes>>& types) {
-  auto to_digest = [](const py::bytes& b, const std::string& what) {
-    std::string s = b;
-    if (s.size() != 32)
-      throw py::value_error(what + ": a digest has 32 bytes, not " + std::to_string(s.size()));
-    wire::digest256 d{};
-    std::copy(s.begin(), s.end(), d.begin());
-    return d;
-  };
   std::vector<wire::type_digest> ts;
   for (auto& [id, name, dg] : types)
     ts.push_back({id, name, to_digest(dg, "type " + name)});
   auto s = raw_schema::make(package, to_digest(digest, "schema " + package), std::move(ts));
   if (!s)
     raise(s.error());
-  return py_schema{std::move(*s)};
+  return py_schema{std::move(*s), nullptr, py::none()};
+}
+
+/// The schema of native module `module`, checked against the announcement
+/// of the Python module it belongs to (`digest`, `types`): a module built
+/// from another version of the schema, or against other headers, is
+/// refused with what differs, so that the caller can fall back to the
+/// codec.
+py_schema make_native_schema(py::module_ module, py::bytes digest,
+                             const std::vector<std::tuple<uint32_t, std::string, py::bytes>>& types) {
+  auto name = py::str(module.attr("__name__")).cast<std::string>();
+  auto capsule = module.attr("schema");
+  auto* record = static_cast<const native_schema*>(
+    PyCapsule_GetPointer(capsule.ptr(), native_schema_capsule));
+  if (record == nullptr) {
+    PyErr_Clear();
+    throw py::value_error("native module " + name + ": its `schema` is not a "
+                          + native_schema_capsule + " capsule");
+  }
+  if (record->layout != native_schema::layout_tag())
+    throw py::value_error("native module " + name
+                          + " was built against other Mycelium or CAF headers than "
+                            "the mycelium package's runtime: rebuild it with this "
+                            "Mycelium (mycelium_add_schema)");
+  auto& d = *record->descriptor;
+  auto want = to_digest(digest, "schema " + d.package);
+  bool same = d.digest == want && d.types.size() == types.size();
+  for (size_t i = 0; same && i < types.size(); ++i) {
+    auto& [id, tname, dg] = types[i];
+    same = d.types[i].type_id == id && d.types[i].digest == to_digest(dg, "type " + tname);
+  }
+  if (!same)
+    throw py::value_error("native module " + name + " holds schema " + d.package + " "
+                          + wire::to_hex(d.digest) + ", not the Python module's "
+                          + wire::to_hex(want)
+                          + ": it is stale; rebuild both from the same schema file");
+  if (bridge_registry::global().find(d) == nullptr)
+    bridge_registry::global().add(record->make_bridge());
+  return py_schema{nullptr, record, module};
 }
 
 /// The C++ runtime inside a Python process: one actor system (with
@@ -258,21 +332,21 @@ py_schema make_schema(std::string package, py::bytes digest,
 class runtime {
 public:
   runtime(const std::string& name, py_schema schema, const py::dict& options)
-    : schema_(std::move(schema.schema)) {
+    : schema_(std::move(schema)) {
     make_system(options);
     own_node_ = std::make_unique<mycelium::node>(*sys_, name);
-    own_node_->use_schema(schema_->descriptor());
+    own_node_->use_schema(schema_.descriptor());
   }
 
   runtime(const std::string& path, const std::string& node_name, py_schema schema,
           const py::dict& options)
-    : schema_(std::move(schema.schema)) {
+    : schema_(std::move(schema)) {
     make_system(options);
     caf::expected<std::unique_ptr<topology::topology_node>> t{caf::error{}};
     {
       py::gil_scoped_release nogil;
       t = topology::topology_node::from_topology(*sys_, path, node_name,
-                                                 schema_->descriptor());
+                                                 schema_.descriptor());
     }
     if (!t)
       raise(t.error());
@@ -327,7 +401,9 @@ public:
     }
     if (!started)
       raise(started.error());
-    return py_handle{(*slot)->handle(), std::move(in), gate_};
+    py_handle h{(*slot)->handle(), std::move(in), gate_};
+    h.loop = transports::io_loop::of(*sys_);
+    return h;
   }
 
   size_t link(const std::string& kind, const std::string& role, const std::string& address,
@@ -348,7 +424,7 @@ public:
     caf::expected<transports::link> l{caf::error{}};
     {
       py::gil_scoped_release nogil;
-      l = transports::link::start(node(), schema_->descriptor(), cfg);
+      l = transports::link::start(node(), schema_.descriptor(), cfg);
     }
     if (!l)
       raise(l.error());
@@ -381,6 +457,23 @@ public:
                               why);
     }
     return py::make_tuple(ok, why);
+  }
+
+  caf::actor_system& system() {
+    if (stopped_)
+      throw py::value_error("the node has been stopped");
+    return *sys_;
+  }
+
+  /// Lets the node's I/O loop lend its turns to Python callers that spin
+  /// waiting for a message (io_loop::lend): false when the node has no
+  /// I/O loop.
+  bool enable_lending() {
+    auto* l = transports::io_loop::of(*sys_);
+    if (l == nullptr)
+      return false;
+    l->enable_lending();
+    return true;
   }
 
   void announce_ready(uint32_t nodes) {
@@ -424,7 +517,7 @@ private:
   void make_system(const py::dict& options) {
     cfg_ = std::make_unique<system_config>();
     cfg_->set("logger.console", caf::atom("none"));
-    schema_->descriptor().add_message_types(*cfg_);
+    schema_.descriptor().add_message_types(*cfg_);
     for (auto kv : options) {
       auto key = kv.first.cast<std::string>();
       auto value = kv.second;
@@ -509,7 +602,7 @@ private:
     sys_.reset();
   }
 
-  std::shared_ptr<const raw_schema> schema_;
+  py_schema schema_;
   std::shared_ptr<runtime_gate> gate_ = std::make_shared<runtime_gate>();
   std::unique_ptr<system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;
@@ -562,6 +655,74 @@ py::object make_publisher(const py_handle& h) {
   return py::reinterpret_steal<py::object>(fn);
 }
 
+// -- the fast receive ------------------------------------------------------------
+
+/// `Handle.receiver(spin)`: `next` for a `Subscription`, as a plain
+/// CPython function of one argument (the timeout in seconds, or None),
+/// bound to a copy of the handle and `spin` (in a capsule). It returns the
+/// message's payload itself (the object the bridge made, or the TLV bytes),
+/// `STOP` when the subscription ended, and None on timeout: no event tuple,
+/// no pybind11 dispatch.
+constexpr const char* receiver_capsule = "mycelium.receiver";
+
+struct receiver_state {
+  py_handle h;
+  double spin;
+};
+
+/// `STOP`, made at module init and never released (it outlives the
+/// interpreter's last use).
+PyObject* stop_sentinel = nullptr;
+
+PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
+  auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, receiver_capsule));
+  if (st == nullptr)
+    return nullptr;
+  try {
+    std::optional<double> timeout;
+    if (timeout_arg != Py_None) {
+      double t = PyFloat_AsDouble(timeout_arg);
+      if (t == -1.0 && PyErr_Occurred() != nullptr)
+        return nullptr;
+      timeout = t;
+    }
+    inbox_event ev;
+    if (!wait_event(st->h, timeout, st->spin, ev))
+      Py_RETURN_NONE;
+    if (ev.kind == inbox_event::stop)
+      return Py_NewRef(stop_sentinel);
+    if (ev.kind != inbox_event::message) // a client serves no requests
+      return as_tuple(st->h, ev).release().ptr();
+    return payload_of(st->h, ev).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef receive_fast_def = {
+  "receive", receive_fast, METH_O,
+  "receive(timeout) -> payload | STOP | None: the next message's payload (the "
+  "object the bridge made, or its TLV bytes), STOP once the subscription ended, "
+  "None after `timeout` seconds (None: wait for ever)"};
+
+py::object make_receiver(const py_handle& h, double spin) {
+  auto* copy = new receiver_state{h, spin};
+  py::capsule cap(copy, receiver_capsule, [](PyObject* c) {
+    delete static_cast<receiver_state*>(PyCapsule_GetPointer(c, receiver_capsule));
+  });
+  auto* fn = PyCFunction_New(&receive_fast_def, cap.ptr());
+  if (fn == nullptr)
+    throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
 } // namespace
 
 void define_core(py::module_& m, bool embedded) {
@@ -574,11 +735,19 @@ void define_core(py::module_& m, bool embedded) {
   m.attr("EVENT_MESSAGE") = static_cast<int>(inbox_event::message);
   m.attr("EVENT_REQUEST") = static_cast<int>(inbox_event::request);
   m.attr("EVENT_STOP") = static_cast<int>(inbox_event::stop);
+  if (stop_sentinel == nullptr)
+    stop_sentinel = py::module_::import("builtins").attr("object")().release().ptr();
+  m.attr("STOP") = py::reinterpret_borrow<py::object>(stop_sentinel);
 
-  py::class_<py_schema>(m, "RawSchema")
-    .def(py::init(&make_schema), py::arg("package"), py::arg("digest"), py::arg("types"))
-    .def_property_readonly("package",
-                           [](const py_schema& s) { return s.schema->descriptor().package; });
+  py::class_<py_schema>(m, "RuntimeSchema")
+    .def_property_readonly("package", [](const py_schema& s) { return s.descriptor().package; })
+    .def_property_readonly("native", [](const py_schema& s) { return s.native != nullptr; });
+  m.def("RawSchema", &make_schema, py::arg("package"), py::arg("digest"), py::arg("types"),
+        "The schema as a Python module announces it (the codec carries its messages)");
+  m.def("NativeSchema", &make_native_schema, py::arg("module"), py::arg("digest"),
+        py::arg("types"),
+        "The schema of a native module (<module>_native), checked against the Python "
+        "module's announcement; registers its bridge");
 
   py::class_<py_handle>(m, "Handle")
     .def_property_readonly("name", [](const py_handle& h) { return h.handle->name(); })
@@ -636,6 +805,9 @@ void define_core(py::module_& m, bool embedded) {
          "Publishes a generated message object: as the C++ struct where the node "
          "has its type compiled in (no encoding), else encoded by its class; True "
          "when it reached every subscriber")
+    .def("receiver", &make_receiver, py::arg("spin") = 0.0,
+         "next() for a Subscription as a plain function of the timeout: returns the "
+         "payload, STOP or None (no event tuple, no pybind11 dispatch)")
     .def("publisher", &make_publisher,
          "publish_object as a plain function of the message (no pybind11 "
          "dispatch): what Service.publish is")
@@ -765,6 +937,25 @@ void define_core(py::module_& m, bool embedded) {
     .def("announce_ready", &runtime::announce_ready, py::arg("nodes"))
     .def("topics", &runtime::topics)
     .def("services", &runtime::services)
+    .def("enable_lending", &runtime::enable_lending)
+    .def("loop_stats",
+         [](runtime& r) {
+           py::dict d;
+           auto* l = transports::io_loop::of(r.system());
+           if (l == nullptr)
+             return d;
+           auto st = l->stats();
+           d["turns"] = st.turns;
+           d["resumed"] = st.resumed;
+           d["polled"] = st.polled;
+           d["sleeps"] = st.sleeps;
+           d["socket_polls"] = st.socket_polls;
+           d["flushes"] = st.flushes;
+           d["lends"] = st.lends;
+           d["attends"] = st.attends;
+           d["lending"] = l->lending_enabled();
+           return d;
+         })
     .def("stop", &runtime::stop);
 
   m.def("noop", [] {}, "Does nothing: the cost of a bare pybind11 call (benchmarks)");
@@ -778,7 +969,7 @@ void define_core(py::module_& m, bool embedded) {
       argv.push_back(nullptr);
       py::gil_scoped_release nogil;
       return mycelium::node_main(static_cast<int>(args.size()), argv.data(),
-                                 schema.schema->descriptor());
+                                 schema.descriptor());
     },
     py::arg("argv"), py::arg("schema"),
     "Runs a node of a topology in this process, as a C++ node binary does "

@@ -69,6 +69,9 @@ public:
   /// Waits for `finish`; false after `timeout`.
   bool await_finished(std::chrono::nanoseconds timeout);
 
+  /// Whether events wait (one atomic load; any thread).
+  bool has_events() const noexcept { return count_.load(std::memory_order_acquire) > 0; }
+
   size_t size() const;
   uint64_t dropped() const;
   uint64_t high_water() const;

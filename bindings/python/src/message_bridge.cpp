@@ -18,18 +18,19 @@ bridge_registry& bridge_registry::global() {
   return *r;
 }
 
-void bridge_registry::add(std::unique_ptr<schema_bridge> b) {
+const schema_bridge* bridge_registry::add(std::unique_ptr<schema_bridge> b) {
+  std::lock_guard<std::mutex> guard{mtx_};
   for (auto& x : bridges_)
-    if (x->digest() == b->digest()) {
-      x = std::move(b);
-      return;
-    }
+    if (x->serves(b->descriptor()))
+      return x.get(); // in use: never replaced
   bridges_.push_back(std::move(b));
+  return bridges_.back().get();
 }
 
-const schema_bridge* bridge_registry::find(const wire::digest256& digest) const noexcept {
+const schema_bridge* bridge_registry::find(const schema_descriptor& d) const noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
   for (auto& x : bridges_)
-    if (x->digest() == digest)
+    if (x->serves(d))
       return x.get();
   return nullptr;
 }

@@ -34,7 +34,7 @@ python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inb
 python_host::~python_host() = default;
 
 void python_host::start(std::shared_ptr<untyped_handle> h) {
-  bridge_.store(bridge_registry::global().find(h->schema().digest), std::memory_order_release);
+  bridge_.store(bridge_registry::global().find(h->schema()), std::memory_order_release);
   std::string failure;
   // PyGILState rather than pybind11's gil_scoped_acquire: this is a CAF
   // worker that may never have run Python, and pybind11 (2.10) looks up its
@@ -81,7 +81,7 @@ client_host::client_host(std::shared_ptr<mycelium::python::inbox> in)
 }
 
 void client_host::start(std::shared_ptr<untyped_handle> h) {
-  bridge_.store(bridge_registry::global().find(h->schema().digest), std::memory_order_release);
+  bridge_.store(bridge_registry::global().find(h->schema()), std::memory_order_release);
   handle_ = h;
   h->started();
 }

@@ -11,6 +11,7 @@
 #include "mycelium/actors/foreign_host.hpp"
 #include "mycelium/actors/untyped_service.hpp"
 #include "mycelium/python/message_bridge.hpp"
+#include "mycelium/transports/loop/io_loop.hpp"
 
 namespace mycelium::python {
 
@@ -35,11 +36,15 @@ struct py_handle {
   /// stopped); null in a C++ node, whose runtime outlives Python.
   std::shared_ptr<runtime_gate> gate;
   std::shared_ptr<bridged_classes> classes = std::make_shared<bridged_classes>();
+  /// The node's I/O loop when it lends its turns to waiting callers (a
+  /// Python process's runtime, `Runtime.enable_lending`): `next` runs the
+  /// loop while it spins. Null otherwise.
+  transports::io_loop* loop = nullptr;
 
   /// The bridge of the handle's schema, or null (GIL held).
   const schema_bridge* bridge() const {
     if (!classes->looked_up) {
-      classes->bridge = bridge_registry::global().find(handle->schema().digest);
+      classes->bridge = bridge_registry::global().find(handle->schema());
       classes->looked_up = true;
     }
     return classes->bridge;

@@ -32,8 +32,7 @@ namespace {
 
 const mp::schema_bridge& bridge() {
   static const mp::schema_bridge* b = [] {
-    mp::register_bridge<tmsg::detail::message_types>(tmsg::descriptor());
-    return mp::bridge_registry::global().find(tmsg::descriptor().digest);
+    return mp::register_bridge<tmsg::detail::message_types>(tmsg::descriptor());
   }();
   return *b;
 }

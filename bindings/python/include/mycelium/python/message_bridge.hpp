@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -97,14 +98,25 @@ struct bridge_entry {
   bool (*matches)(const class_info& cls) = nullptr;
 };
 
-/// The bridge of one schema: an entry per message type. Thread-safety:
-/// immutable once registered.
+/// The bridge of one schema: an entry per message type, for the generated
+/// code of one `schema_descriptor` (the one whose structs its entries
+/// make). Thread-safety: immutable once registered.
 class schema_bridge {
 public:
-  explicit schema_bridge(const wire::digest256& digest) : digest_(digest) {
+  explicit schema_bridge(const schema_descriptor& d) : descriptor_(&d) {
   }
 
-  const wire::digest256& digest() const noexcept { return digest_; }
+  const wire::digest256& digest() const noexcept { return descriptor_->digest; }
+
+  /// The descriptor whose generated structs the entries convert.
+  const schema_descriptor& descriptor() const noexcept { return *descriptor_; }
+
+  /// Whether `d` carries the structs of this bridge: the same digest and the
+  /// same generated code (a raw schema of the same digest carries
+  /// `raw_value`s and must not use it).
+  bool serves(const schema_descriptor& d) const noexcept {
+    return d.digest == descriptor_->digest && d.encode == descriptor_->encode;
+  }
 
   void add(const bridge_entry& e) { entries_[e.type_id] = e; }
 
@@ -115,23 +127,29 @@ public:
   }
 
 private:
-  wire::digest256 digest_;
+  const schema_descriptor* descriptor_;
   std::unordered_map<uint32_t, bridge_entry> entries_;
 };
 
-/// The schemas with a bridge in this process. Thread-safety: `add` before
-/// any node starts (a node binary's main does it); `find` from any thread.
+/// The schemas with a bridge in this process: the one a node binary's main
+/// registers, and in a Python process those of the schemas' native modules
+/// (native_schema.hpp). Thread-safety: `add` and `find` from any thread (a
+/// mutex); a registered bridge is never replaced or freed, so what `find`
+/// returned stays valid until exit.
 class bridge_registry {
 public:
   static bridge_registry& global();
 
-  /// Adds (or replaces) the bridge of a schema.
-  void add(std::unique_ptr<schema_bridge> b);
+  /// Adds the bridge of a schema and returns the one in effect: `b`, or the
+  /// bridge registered earlier for the same descriptor (then `b` is
+  /// dropped).
+  const schema_bridge* add(std::unique_ptr<schema_bridge> b);
 
-  /// The bridge of the schema with `digest`, or null.
-  const schema_bridge* find(const wire::digest256& digest) const noexcept;
+  /// The bridge that serves descriptor `d`, or null.
+  const schema_bridge* find(const schema_descriptor& d) const noexcept;
 
 private:
+  mutable std::mutex mtx_;
   std::vector<std::unique_ptr<schema_bridge>> bridges_;
 };
 
@@ -419,14 +437,21 @@ void add_all(schema_bridge& b, std::tuple<Ts...>*) {
 
 } // namespace bridge_detail
 
-/// Registers the bridge of a generated schema: `Types` is its
-/// `detail::message_types`, `d` its `descriptor()`. Call before the node
-/// starts; `mycelium_add_node(... PYTHON)` makes the node's main do it.
+/// The bridge of a generated schema: `Types` is its `detail::message_types`,
+/// `d` its `descriptor()`.
 template <class Types>
-void register_bridge(const schema_descriptor& d) {
-  auto b = std::make_unique<schema_bridge>(d.digest);
+std::unique_ptr<schema_bridge> make_bridge(const schema_descriptor& d) {
+  auto b = std::make_unique<schema_bridge>(d);
   bridge_detail::add_all(*b, static_cast<Types*>(nullptr));
-  bridge_registry::global().add(std::move(b));
+  return b;
+}
+
+/// Registers the bridge of a generated schema (see `make_bridge`). Call
+/// before the node starts; `mycelium_add_node(... PYTHON)` makes the node's
+/// main do it.
+template <class Types>
+const schema_bridge* register_bridge(const schema_descriptor& d) {
+  return bridge_registry::global().add(make_bridge<Types>(d));
 }
 
 } // namespace mycelium::python

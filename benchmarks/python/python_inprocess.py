@@ -223,6 +223,8 @@ def main() -> int:
         with open(a.json, "w") as f:
             json.dump({"shm": median_of(shm_runs), "shm_runs": shm_runs, "rounds": a.rounds,
                        "when": time.strftime("%Y-%m-%d %H:%M")}, f, indent=1)
+        with open(os.path.splitext(a.json)[0] + ".txt", "w") as f:
+            f.write(text + "\n")
         return 0
     runs = [in_process(a.build, a.rounds, a.calls, a.pin, a.placement)
             for _ in range(max(1, a.repeat))]

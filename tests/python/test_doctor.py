@@ -30,11 +30,14 @@ def test_doctor_reports_versions_schema_and_reachability(peers: List[Peer], scra
     lines = r.stdout.splitlines()
     assert lines[0].startswith("mycelium 0.1.0 (pure Python) at ")
     assert lines[1].startswith("python 3.")
+    assert lines[2].startswith("extension: _mycelium_core at ")
     assert lines[3] == "schema link_test: package mycelium.linktest, digest %s, 9 message types" % lt.SCHEMA_DIGEST.hex()
-    assert lines[4].startswith("unix:%s: ok: node 'good-peer' service 'link:conformance' (pid %d)"
+    assert lines[4].startswith("schema link_test: native module ") and "link_test_native" in lines[4]
+    assert "carries the C++ structs" in lines[4]
+    assert lines[5].startswith("unix:%s: ok: node 'good-peer' service 'link:conformance' (pid %d)"
                                % (os.path.join(scratch, "good.sock"), good.proc.pid))
-    assert lines[5].startswith("tcp:127.0.0.1:%d: FAILED: refused" % other.port) and "schema digest mismatch" in lines[5]
-    assert lines[6].startswith("unix:%s: FAILED: io_failed: cannot connect" % os.path.join(scratch, "missing.sock"))
+    assert lines[6].startswith("tcp:127.0.0.1:%d: FAILED: refused" % other.port) and "schema digest mismatch" in lines[6]
+    assert lines[7].startswith("unix:%s: FAILED: io_failed: cannot connect" % os.path.join(scratch, "missing.sock"))
     ok = doctor("doctor", "--schema", "link_test", "--unix", os.path.join(scratch, "good.sock"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
 

@@ -125,3 +125,19 @@ def test_lend_loop_false_keeps_the_loop_thread_polling(peers: List[Peer], scratc
             assert n.publish(lt.ping(seq=i))
             assert pongs.get(timeout=10).seq == i
         assert n.loop_stats()["lends"] == 0
+
+
+@pytest.mark.parametrize("kind", ["shm", "unix"])
+def test_a_python_service_that_spins_lends_the_loop_too(kind: str, node: mycelium.Node,
+                                                        peers: List[Peer], scratch: str) -> None:
+    from py_services import Echo
+    node.start(Echo, "echo", params={"spin": 0.05})
+    where = os.path.join(scratch, "py.%s" % kind)
+    node.listen(kind, where)
+    before = node.loop_stats()["lends"]
+    p = Peer(["--kind", kind, "--connect", where, "--services", "none", "--ping", "300",
+              "--name", "cpp-pinger"])
+    peers.append(p)
+    p.await_stdout("echo ok 300")
+    assert p.wait_exit() == 0
+    assert node.loop_stats()["lends"] > before

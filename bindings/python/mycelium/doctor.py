@@ -47,6 +47,28 @@ def _probe(what: str, schema: Schema, secret: Optional[str], timeout: float) -> 
     return True
 
 
+def _extension() -> str:
+    """Where the C++ runtime (_mycelium_core) is, or why it is not importable."""
+    try:
+        import _mycelium_core
+    except ImportError as e:
+        return "not importable (%s): mycelium.Node needs it; build target mycelium_python_core" % e
+    return "_mycelium_core at %s" % getattr(_mycelium_core, "__file__", "?")
+
+
+def _native(schema: Schema) -> str:
+    """Whether the schema's native module is there and usable (docs/python.md section 9)."""
+    try:
+        from . import _core, runtime
+        mod = runtime.native_module(schema)
+        if mod is None:
+            return "no native module (mycelium.Node uses the pure-Python codec)"
+        _core.NativeSchema(mod, schema.digest, [(t, n, d) for t, n, d in schema.types])
+        return "native module %s (mycelium.Node carries the C++ structs)" % getattr(mod, "__file__", "?")
+    except (ImportError, ValueError) as e:
+        return "native module unusable: %s" % e
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m mycelium doctor", description=__doc__)
     ap.add_argument("--schema", action="append", default=[], metavar="MODULE",
@@ -69,11 +91,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("linking needs --schema MODULE (the schema both sides are built from)")
     print("mycelium %s (pure Python) at %s" % (__version__, __file__.rsplit("/", 1)[0]))
     print("python %s (%s)" % (sys.version.split()[0], sys.executable))
-    print("extension: not built (this version is the pure-Python package; see docs/python.md)")
+    print("extension: %s" % _extension())
     schemas = [(name, _schema_of(name)) for name in args.schema]
     for name, s in schemas:
         print("schema %s: package %s, digest %s, %d message types" % (name, s.package, s.digest.hex(),
                                                                      len(s.messages)))
+        print("schema %s: %s" % (name, _native(s)))
     ok = True
     for t in targets:
         ok = _probe(t, schemas[0][1], args.secret, args.timeout) and ok

@@ -172,16 +172,27 @@ bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_
     {
       py::gil_scoped_release nogil;
       std::chrono::nanoseconds poll = spin > 0 ? seconds(spin) : std::chrono::nanoseconds{0};
-      if (poll.count() > 0 && h.loop != nullptr && h.loop->lending_enabled()
+      if (poll.count() > 0 && h.loop != nullptr && h.lend_gate != nullptr
           && !h.inbox->has_events()) {
         // Spin by running the loop's turns: the loop thread sleeps, and
         // what arrives for this queue is taken from the ring on this thread.
-        auto until = now + std::min(poll, slice);
-        auto r = h.loop->lend(
-          [](void* in) noexcept { return static_cast<inbox*>(in)->has_events(); },
-          h.inbox.get(), until);
-        if (r != transports::io_loop::lend_result::refused)
-          poll = std::chrono::nanoseconds{0};
+        // The pass keeps the runtime (and its loop) alive meanwhile, and a
+        // stopping runtime ends the lend.
+        runtime_gate::pass alive{h.lend_gate.get()};
+        if (alive && h.loop->lending_enabled()) {
+          struct waiter {
+            inbox* in;
+            runtime_gate* gate;
+          } w{h.inbox.get(), h.lend_gate.get()};
+          auto r = h.loop->lend(
+            [](void* ctx) noexcept {
+              auto* x = static_cast<waiter*>(ctx);
+              return x->in->has_events() || x->gate->closing();
+            },
+            &w, now + std::min(poll, slice));
+          if (r != transports::io_loop::lend_result::refused)
+            poll = std::chrono::nanoseconds{0};
+        }
       }
       got = h.inbox->pop(ev, slice, poll);
     }
@@ -403,6 +414,7 @@ public:
       raise(started.error());
     py_handle h{(*slot)->handle(), std::move(in), gate_};
     h.loop = transports::io_loop::of(*sys_);
+    h.lend_gate = gate_;
     return h;
   }
 
@@ -473,6 +485,8 @@ public:
     if (l == nullptr)
       return false;
     l->enable_lending();
+    lent_bus_ = &node().bus();
+    lending_buses::add(lent_bus_, {l, gate_}); // Python services lend too
     return true;
   }
 
@@ -597,6 +611,8 @@ private:
     // Services have run on_stop (they may publish until then); from now on
     // a call from Python is refused, and those in flight finish first.
     gate_->close();
+    if (lent_bus_ != nullptr)
+      lending_buses::remove(lent_bus_);
     topo_.reset();
     own_node_.reset();
     sys_.reset();
@@ -609,6 +625,7 @@ private:
   std::unique_ptr<mycelium::node> own_node_;
   std::unique_ptr<topology::topology_node> topo_;
   std::vector<transports::link> links_;
+  const mycelium::bus* lent_bus_ = nullptr; ///< registered with lending_buses
   bool stopped_ = false;
 };
 
@@ -620,13 +637,12 @@ private:
 /// than the bus hand-off itself; `Service.publish` is this function.
 constexpr const char* publisher_capsule = "mycelium.publisher";
 
-PyObject* publish_fast(PyObject* self, PyObject* msg) {
-  auto* h = static_cast<py_handle*>(PyCapsule_GetPointer(self, publisher_capsule));
-  if (h == nullptr)
-    return nullptr;
+/// Runs `f` for a plain CPython function: its result, or null with the
+/// Python error set from what it threw.
+template <class F>
+PyObject* guarded(F&& f) noexcept {
   try {
-    auto pass = enter(*h);
-    return PyBool_FromLong(publish_object(*h, msg) ? 1 : 0);
+    return f();
   } catch (py::error_already_set& e) {
     e.restore();
   } catch (py::builtin_exception& e) {
@@ -639,20 +655,36 @@ PyObject* publish_fast(PyObject* self, PyObject* msg) {
   return nullptr;
 }
 
+/// A CPython function `def` bound to `state` (owned by a capsule named
+/// `name`, freed with the function).
+template <class State>
+py::object bind_function(PyMethodDef& def, State* state, const char* name) {
+  py::capsule cap(state, name, [](PyObject* c) {
+    delete static_cast<State*>(PyCapsule_GetPointer(c, PyCapsule_GetName(c)));
+  });
+  auto* fn = PyCFunction_New(&def, cap.ptr());
+  if (fn == nullptr)
+    throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
+PyObject* publish_fast(PyObject* self, PyObject* msg) {
+  auto* h = static_cast<py_handle*>(PyCapsule_GetPointer(self, publisher_capsule));
+  if (h == nullptr)
+    return nullptr;
+  return guarded([&] {
+    auto pass = enter(*h);
+    return PyBool_FromLong(publish_object(*h, msg) ? 1 : 0);
+  });
+}
+
 PyMethodDef publish_fast_def = {
   "publish", publish_fast, METH_O,
   "publish(msg) -> bool: publishes a generated message object (the bridge or "
   "its encoding); True when it reached every subscriber"};
 
 py::object make_publisher(const py_handle& h) {
-  auto* copy = new py_handle(h);
-  py::capsule cap(copy, publisher_capsule, [](PyObject* c) {
-    delete static_cast<py_handle*>(PyCapsule_GetPointer(c, publisher_capsule));
-  });
-  auto* fn = PyCFunction_New(&publish_fast_def, cap.ptr());
-  if (fn == nullptr)
-    throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(fn);
+  return bind_function(publish_fast_def, new py_handle(h), publisher_capsule);
 }
 
 // -- the fast receive ------------------------------------------------------------
@@ -678,14 +710,14 @@ PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
   auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, receiver_capsule));
   if (st == nullptr)
     return nullptr;
-  try {
-    std::optional<double> timeout;
-    if (timeout_arg != Py_None) {
-      double t = PyFloat_AsDouble(timeout_arg);
-      if (t == -1.0 && PyErr_Occurred() != nullptr)
-        return nullptr;
-      timeout = t;
-    }
+  std::optional<double> timeout;
+  if (timeout_arg != Py_None) {
+    double t = PyFloat_AsDouble(timeout_arg);
+    if (t == -1.0 && PyErr_Occurred() != nullptr)
+      return nullptr;
+    timeout = t;
+  }
+  return guarded([&]() -> PyObject* {
     inbox_event ev;
     if (!wait_event(st->h, timeout, st->spin, ev))
       Py_RETURN_NONE;
@@ -694,16 +726,7 @@ PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
     if (ev.kind != inbox_event::message) // a client serves no requests
       return as_tuple(st->h, ev).release().ptr();
     return payload_of(st->h, ev).release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (py::builtin_exception& e) {
-    e.set_error();
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+  });
 }
 
 PyMethodDef receive_fast_def = {
@@ -713,14 +736,7 @@ PyMethodDef receive_fast_def = {
   "None after `timeout` seconds (None: wait for ever)"};
 
 py::object make_receiver(const py_handle& h, double spin) {
-  auto* copy = new receiver_state{h, spin};
-  py::capsule cap(copy, receiver_capsule, [](PyObject* c) {
-    delete static_cast<receiver_state*>(PyCapsule_GetPointer(c, receiver_capsule));
-  });
-  auto* fn = PyCFunction_New(&receive_fast_def, cap.ptr());
-  if (fn == nullptr)
-    throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(fn);
+  return bind_function(receive_fast_def, new receiver_state{h, spin}, receiver_capsule);
 }
 
 } // namespace

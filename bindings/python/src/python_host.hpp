@@ -38,8 +38,10 @@ struct py_handle {
   std::shared_ptr<bridged_classes> classes = std::make_shared<bridged_classes>();
   /// The node's I/O loop when it lends its turns to waiting callers (a
   /// Python process's runtime, `Runtime.enable_lending`): `next` runs the
-  /// loop while it spins. Null otherwise.
+  /// loop while it spins, inside a pass of `lend_gate` (the runtime's gate:
+  /// the loop lives as long as it lets calls in). Null otherwise.
   transports::io_loop* loop = nullptr;
+  std::shared_ptr<runtime_gate> lend_gate{};
 
   /// The bridge of the handle's schema, or null (GIL held).
   const schema_bridge* bridge() const {
@@ -49,6 +51,22 @@ struct py_handle {
     }
     return classes->bridge;
   }
+};
+
+/// The buses whose node lends its I/O loop (a Python process's runtime
+/// registers its node's bus when it enables lending, and withdraws it
+/// before it stops), so that the handles of the Python services started on
+/// that bus lend too. Thread-safety: a mutex.
+class lending_buses {
+public:
+  struct entry {
+    transports::io_loop* loop = nullptr;
+    std::shared_ptr<runtime_gate> gate;
+  };
+  static void add(const mycelium::bus* b, entry e);
+  static void remove(const mycelium::bus* b);
+  /// The entry of `b`, or an empty one.
+  static entry find(const mycelium::bus* b);
 };
 
 /// The foreign host of one Python service instance (`type` is

@@ -46,6 +46,10 @@ public:
     bool refused_ = false;
   };
 
+  /// Whether `close` began (a long call, such as a wait that runs the I/O
+  /// loop, should end soon).
+  bool closing() const noexcept { return closed_.load(std::memory_order_relaxed); }
+
   /// Refuses calls from now on and waits for those in flight.
   void close() {
     closed_.store(true); // seq_cst: a call either sees it or is counted

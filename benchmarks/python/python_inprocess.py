@@ -132,19 +132,22 @@ def shm_round_trips(build: str, rounds: int, pin: str) -> Dict[str, Any]:
             # polling its queue, and the link's I/O loop); on one CPU they
             # would take turns of a scheduler slice.
             py = {"native": py_round_trips(lt, path, rounds, True),
-                  "codec": py_round_trips(lt, path, rounds, False)}
+                  "codec": py_round_trips(lt, path, rounds, False),
+                  "not_lent": py_round_trips(lt, path, rounds, True, lend=False)}
         finally:
             assert echo.stdin is not None
             echo.stdin.close()
             echo.wait(timeout=30)
     return {"cpp_cpp": summary(cpp[rounds // 10:]), "py_cpp": summary(py["native"][rounds // 10:]),
-            "py_cpp_codec": summary(py["codec"][rounds // 10:])}
+            "py_cpp_codec": summary(py["codec"][rounds // 10:]),
+            "py_cpp_not_lent": summary(py["not_lent"][rounds // 10:])}
 
 
-def py_round_trips(lt: Any, path: str, rounds: int, native: bool) -> List[int]:
-    """Round trips of 16-byte pings from a mycelium.Node in this process."""
+def py_round_trips(lt: Any, path: str, rounds: int, native: bool, lend: bool = True) -> List[int]:
+    """Round trips of 16-byte pings from a mycelium.Node in this process
+    (`lend`: the waiting get runs the node's loop, docs/python.md section 8)."""
     import mycelium
-    node = mycelium.Node("py-rtt", lt, native=native)
+    node = mycelium.Node("py-rtt", lt, native=native, lend_loop=lend)
     try:
         assert node.native == native
         pongs = node.subscribe(lt.pong, spin=0.001)
@@ -181,12 +184,15 @@ def shm_lines(shm: Dict[str, Any], runs: int) -> List[str]:
     lines = ["shm round trips, 16 B, busy_poll, us%s   median      p99    p99.9"
              % (" (median of %d runs)" % runs if runs > 1 else "")]
     for k, label in (("cpp_cpp", "C++ <-> C++"), ("py_cpp", "Python <-> C++ (native module)"),
-                     ("py_cpp_codec", "Python <-> C++ (pure-Python codec)")):
+                     ("py_cpp_codec", "Python <-> C++ (pure-Python codec)"),
+                     ("py_cpp_not_lent", "Python <-> C++ (native, loop not lent)")):
         s = shm[k]
         lines.append("  %-36s %8.2f %8.2f %8.2f" % (label, s["median_us"], s["p99_us"], s["p999_us"]))
-    lines.append("  Python adds %.2f us per round trip (median; %.2f with the codec)"
+    lines.append("  Python adds %.2f us per round trip (median; %.2f with the codec, %.2f with "
+                 "the loop not lent)"
                  % (shm["py_cpp"]["median_us"] - shm["cpp_cpp"]["median_us"],
-                    shm["py_cpp_codec"]["median_us"] - shm["cpp_cpp"]["median_us"]))
+                    shm["py_cpp_codec"]["median_us"] - shm["cpp_cpp"]["median_us"],
+                    shm["py_cpp_not_lent"]["median_us"] - shm["cpp_cpp"]["median_us"]))
     return lines
 
 

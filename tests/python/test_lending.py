@@ -99,13 +99,16 @@ def test_a_thread_that_does_not_spin_is_served_while_another_lends(
     assert lk.stats()["bad_frames"] == 0
 
 
-def test_without_a_lender_the_loop_thread_delivers(node: mycelium.Node, peers: List[Peer],
-                                                   scratch: str) -> None:
+@pytest.mark.parametrize("kind", ["shm", "unix"])
+def test_without_a_lender_the_loop_thread_delivers(kind: str, node: mycelium.Node,
+                                                   peers: List[Peer], scratch: str) -> None:
     # One spinning get leaves the rings to the lender; then nobody spins,
-    # and the loop thread must take them back on its own.
-    peer = echo_peer(peers, scratch, "shm")
+    # and the loop thread must take them back on its own (shm), and take
+    # the publishes posted to the socket link's broker without a pipe write
+    # (unix).
+    peer = echo_peer(peers, scratch, kind)
     pongs = node.subscribe(lt.pong, spin=0.05)
-    linked(node, peer, "shm", wait="busy_poll")
+    linked(node, peer, kind, wait="busy_poll")
     assert node.publish(lt.ping(seq=1))
     assert pongs.get(timeout=10).seq == 1
     blocking = node.subscribe(lt.pong)

@@ -174,9 +174,13 @@ void io_loop::exec_later(caf::resumable* ptr) {
     inbox_.push_back(ptr); // adopts the caller's reference
   }
   // Dekker style with `sleep`: the loop marks itself sleeping, then checks
-  // the inbox; we fill the inbox, then check the mark.
+  // the inbox; we fill the inbox, then check the mark. A loop that is lent
+  // (its thread's wait bounded by `lend_grace`) needs no pipe write: the
+  // next lender takes the inbox in its first turn (a Python caller
+  // publishing into a socket link lends right after), or the loop thread
+  // at the end of its grace period.
   inbox_ready_.store(true, std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_seq_cst))
+  if (sleeping_.load(std::memory_order_seq_cst) && !bounded_wait_.load(std::memory_order_seq_cst))
     default_multiplexer::exec_later(the_wake_token());
 }
 
@@ -337,20 +341,13 @@ void io_loop::set_pollers_armed(bool armed) noexcept {
 
 namespace {
 
-/// Waits up to `timeout` (negative: for ever) for any event of epoll `fd`,
-/// without taking it; true if one is there.
+/// Waits up to `timeout` for any event of epoll `fd`, without taking it;
+/// true if one is there.
 bool epoll_ready(int fd, std::chrono::nanoseconds timeout) {
   epoll_event ev;
-  int n;
-  if (timeout.count() < 0) {
-    do
-      n = ::epoll_wait(fd, &ev, 1, -1);
-    while (n < 0 && errno == EINTR);
-    return n > 0;
-  }
   timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
               static_cast<long>(timeout.count() % 1000000000)};
-  n = ::epoll_pwait2(fd, &ev, 1, &ts, nullptr);
+  int n = ::epoll_pwait2(fd, &ev, 1, &ts, nullptr);
   if (n < 0 && errno == ENOSYS) // a kernel before 5.11: milliseconds
     n = ::epoll_wait(fd, &ev, 1, static_cast<int>((timeout.count() + 999999) / 1000000));
   return n > 0;
@@ -380,10 +377,17 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
     }
   };
   forever_ = quiet_periods_ >= quiet_limit;
+  bounded_wait_.store(!forever_, std::memory_order_seq_cst);
+  struct unmark {
+    std::atomic<bool>& flag;
+    ~unmark() { flag.store(false, std::memory_order_seq_cst); }
+  } unmark_on_return{bounded_wait_};
   baton.unlock(); // lenders may run the turns now
   for (;;) {
-    auto bound = forever_ ? std::chrono::nanoseconds{-1}
-                          : std::chrono::duration_cast<std::chrono::nanoseconds>(lend_grace);
+    // "For ever" is bounded too, loosely: a lender may have run the turn
+    // that shut the loop down, after which no event would wake this thread.
+    auto bound = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      forever_ ? std::chrono::microseconds{lend_idle_check} : lend_grace);
     if (epoll_ready(fd, bound)) {
       baton.lock(); // an event: handle it (after a lender's hand-back)
       noticed();
@@ -391,6 +395,10 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
     }
     if (!baton.try_lock())
       continue; // a lender runs the turns
+    if (num_socket_handlers() == 0)
+      return; // shut down (by a lender): `run` ends
+    if (inbox_ready_.load(std::memory_order_seq_cst))
+      return; // posted while the wait was bounded (no pipe write): take it
     auto before = seen;
     noticed();
     if (seen == before) { // a whole grace period without a lender
@@ -400,6 +408,11 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
       }
       if (++quiet_periods_ >= quiet_limit && lenders_.load(std::memory_order_acquire) == 0) {
         forever_ = true; // the pollers are armed: wait for events only
+        // Posters write the pipe again from now on; one that looked at the
+        // old mark left its post in the inbox (Dekker, as in `sleep`).
+        bounded_wait_.store(false, std::memory_order_seq_cst);
+        if (inbox_ready_.load(std::memory_order_seq_cst))
+          return;
       }
     }
     baton.unlock();

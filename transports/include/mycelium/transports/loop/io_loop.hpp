@@ -102,6 +102,10 @@ public:
   /// and waits for events without a bound again.
   static constexpr std::chrono::milliseconds lend_quiet{10};
 
+  /// With lending on, the loop thread's unbounded wait still looks every
+  /// this often whether a lender shut the loop down meanwhile.
+  static constexpr std::chrono::milliseconds lend_idle_check{100};
+
   explicit io_loop(caf::actor_system* sys);
   ~io_loop() override;
 
@@ -239,6 +243,9 @@ private:
   std::atomic<bool> lending_{false};
   std::atomic<uint32_t> lenders_{0}; ///< threads waiting for or holding the turns
   std::atomic<uint64_t> lend_count_{0}; ///< lends so far
+  /// The loop thread waits bounded by `lend_grace` (lenders come): posts
+  /// from other threads need no pipe write.
+  std::atomic<bool> bounded_wait_{false};
   // Under `baton_`: a lender handed back with the pollers disarmed; the
   // loop thread's wait is unbounded (pollers armed); grace periods in a row
   // without a lender (starts "quiet").

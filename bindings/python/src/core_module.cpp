@@ -151,13 +151,12 @@ bool publish_object(py_handle& h, py::handle msg) {
   return st == publish_status::ok;
 }
 
-/// Waits for the next event without the GIL. On Python's main thread it
-/// waits in slices of 50 ms and checks for signals between them, so Ctrl-C
-/// interrupts a blocking receive within 100 ms (KeyboardInterrupt).
-/// Waits for the next event of `h`'s queue: false after `timeout` seconds
-/// (none: for ever). Polls for `spin` seconds first, by running the node's
-/// I/O loop when it lends its turns (io_loop::lend). On the main thread the
-/// wait takes slices of 50 ms and checks for signals in between (raises).
+/// Waits for the next event of `h`'s queue without the GIL: false after
+/// `timeout` seconds (none: for ever). Polls for `spin` seconds first, by
+/// running the node's I/O loop when it lends its turns (io_loop::lend). On
+/// Python's main thread it waits in slices of 50 ms and checks for signals
+/// between them, so Ctrl-C interrupts a blocking receive within 100 ms
+/// (KeyboardInterrupt).
 bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_event& ev) {
   auto now = std::chrono::steady_clock::now();
   auto deadline = now + (timeout ? seconds(*timeout)
@@ -172,19 +171,18 @@ bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_
     {
       py::gil_scoped_release nogil;
       std::chrono::nanoseconds poll = spin > 0 ? seconds(spin) : std::chrono::nanoseconds{0};
-      if (poll.count() > 0 && h.loop != nullptr && h.lend_gate != nullptr
-          && !h.inbox->has_events()) {
+      if (poll.count() > 0 && h.lend.loop != nullptr && !h.inbox->has_events()) {
         // Spin by running the loop's turns: the loop thread sleeps, and
         // what arrives for this queue is taken from the ring on this thread.
         // The pass keeps the runtime (and its loop) alive meanwhile, and a
         // stopping runtime ends the lend.
-        runtime_gate::pass alive{h.lend_gate.get()};
-        if (alive && h.loop->lending_enabled()) {
+        runtime_gate::pass alive{h.lend.gate.get()};
+        if (alive) {
           struct waiter {
             inbox* in;
             runtime_gate* gate;
-          } w{h.inbox.get(), h.lend_gate.get()};
-          auto r = h.loop->lend(
+          } w{h.inbox.get(), h.lend.gate.get()};
+          auto r = h.lend.loop->lend(
             [](void* ctx) noexcept {
               auto* x = static_cast<waiter*>(ctx);
               return x->in->has_events() || x->gate->closing();
@@ -271,7 +269,7 @@ py::dict link_stats_dict(const transports::link& l) {
 struct py_schema {
   std::shared_ptr<const raw_schema> raw; ///< null for a native schema
   const native_schema* native = nullptr;
-  py::object keep; ///< the native module (never unloaded; kept for clarity)
+  py::object keep; ///< the native module, which owns `*native`
 
   const schema_descriptor& descriptor() const {
     return native != nullptr ? *native->descriptor : raw->descriptor();
@@ -331,8 +329,7 @@ py_schema make_native_schema(py::module_ module, py::bytes digest,
                           + wire::to_hex(d.digest) + ", not the Python module's "
                           + wire::to_hex(want)
                           + ": it is stale; rebuild both from the same schema file");
-  if (bridge_registry::global().find(d) == nullptr)
-    bridge_registry::global().add(record->make_bridge());
+  bridge_registry::global().add(record->make_bridge()); // keeps an earlier one
   return py_schema{nullptr, record, module};
 }
 
@@ -413,8 +410,7 @@ public:
     if (!started)
       raise(started.error());
     py_handle h{(*slot)->handle(), std::move(in), gate_};
-    h.loop = transports::io_loop::of(*sys_);
-    h.lend_gate = gate_;
+    h.lend = lending_buses::find(&node().bus());
     return h;
   }
 

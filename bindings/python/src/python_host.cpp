@@ -42,9 +42,7 @@ void python_host::start(std::shared_ptr<untyped_handle> h) {
   auto gil = PyGILState_Ensure();
   try {
     py_handle ph{h, inbox_, nullptr};
-    auto lend = lending_buses::find(&h->bus());
-    ph.loop = lend.loop;
-    ph.lend_gate = std::move(lend.gate);
+    ph.lend = lending_buses::find(&h->bus());
     py::module_::import("mycelium._hosting").attr("run_service")(type_, ph);
     running_ = true;
   } catch (py::error_already_set& e) {
@@ -104,32 +102,6 @@ void client_host::request(uint64_t id, uint32_t, const uint8_t*, size_t) {
 
 void client_host::stop(const caf::error&) {
   inbox_->push_stop({});
-}
-
-namespace {
-
-std::mutex lending_mtx;
-std::unordered_map<const mycelium::bus*, lending_buses::entry>& lending_map() {
-  static auto* m = new std::unordered_map<const mycelium::bus*, lending_buses::entry>;
-  return *m; // never destroyed: used until exit
-}
-
-} // namespace
-
-void lending_buses::add(const mycelium::bus* b, entry e) {
-  std::lock_guard<std::mutex> guard{lending_mtx};
-  lending_map()[b] = std::move(e);
-}
-
-void lending_buses::remove(const mycelium::bus* b) {
-  std::lock_guard<std::mutex> guard{lending_mtx};
-  lending_map().erase(b);
-}
-
-lending_buses::entry lending_buses::find(const mycelium::bus* b) {
-  std::lock_guard<std::mutex> guard{lending_mtx};
-  auto i = lending_map().find(b);
-  return i == lending_map().end() ? entry{} : i->second;
 }
 
 void register_python_family(std::function<void()> before_start) {

@@ -7,11 +7,11 @@
 #include <unordered_map>
 
 #include "inbox.hpp"
+#include "lending_buses.hpp"
 #include "runtime_gate.hpp"
 #include "mycelium/actors/foreign_host.hpp"
 #include "mycelium/actors/untyped_service.hpp"
 #include "mycelium/python/message_bridge.hpp"
-#include "mycelium/transports/loop/io_loop.hpp"
 
 namespace mycelium::python {
 
@@ -36,12 +36,11 @@ struct py_handle {
   /// stopped); null in a C++ node, whose runtime outlives Python.
   std::shared_ptr<runtime_gate> gate;
   std::shared_ptr<bridged_classes> classes = std::make_shared<bridged_classes>();
-  /// The node's I/O loop when it lends its turns to waiting callers (a
-  /// Python process's runtime, `Runtime.enable_lending`): `next` runs the
-  /// loop while it spins, inside a pass of `lend_gate` (the runtime's gate:
-  /// the loop lives as long as it lets calls in). Null otherwise.
-  transports::io_loop* loop = nullptr;
-  std::shared_ptr<runtime_gate> lend_gate{};
+  /// The node's I/O loop and gate when it lends its turns to waiting
+  /// callers (a Python process's runtime, `Runtime.enable_lending`): `next`
+  /// runs the loop while it spins, inside a pass of the gate. Empty
+  /// otherwise.
+  lending_buses::entry lend{};
 
   /// The bridge of the handle's schema, or null (GIL held).
   const schema_bridge* bridge() const {
@@ -51,22 +50,6 @@ struct py_handle {
     }
     return classes->bridge;
   }
-};
-
-/// The buses whose node lends its I/O loop (a Python process's runtime
-/// registers its node's bus when it enables lending, and withdraws it
-/// before it stops), so that the handles of the Python services started on
-/// that bus lend too. Thread-safety: a mutex.
-class lending_buses {
-public:
-  struct entry {
-    transports::io_loop* loop = nullptr;
-    std::shared_ptr<runtime_gate> gate;
-  };
-  static void add(const mycelium::bus* b, entry e);
-  static void remove(const mycelium::bus* b);
-  /// The entry of `b`, or an empty one.
-  static entry find(const mycelium::bus* b);
 };
 
 /// The foreign host of one Python service instance (`type` is

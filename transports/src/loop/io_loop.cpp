@@ -329,14 +329,10 @@ size_t io_loop::poll_pollers() {
   return work;
 }
 
-void io_loop::set_pollers_armed(bool armed) noexcept {
+void io_loop::disarm_pollers() noexcept {
   for (auto& e : entries_)
-    if (e.p != nullptr && e.live) {
-      if (armed)
-        (void) e.p->arm();
-      else
-        e.p->disarm();
-    }
+    if (e.p != nullptr && e.live)
+      e.p->disarm();
 }
 
 namespace {
@@ -363,8 +359,10 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
   // wake-up. So while lenders come, the wait is bounded by `lend_grace`,
   // and when a whole grace period passed without a lender while the
   // pollers were left disarmed, this thread takes the turns back
-  // ("attends"). After `lend_quiet` without a lender it arms them again
-  // and waits for ever. No clock on the lender's side: lends are counted.
+  // ("attends"). After `lend_quiet` without a lender (the pollers are
+  // armed then: a lender that finds the wait unbounded arms them when it
+  // leaves) it waits for events only. No clock on the lender's side: lends
+  // are counted. `bounded_wait_` tells posters and lenders which wait runs.
   auto fd = this->*member_of(epollfd_tag{});
   constexpr uint32_t quiet_limit = static_cast<uint32_t>(
     std::chrono::duration_cast<std::chrono::microseconds>(lend_quiet) / lend_grace);
@@ -376,8 +374,8 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
       quiet_periods_ = 0;
     }
   };
-  forever_ = quiet_periods_ >= quiet_limit;
-  bounded_wait_.store(!forever_, std::memory_order_seq_cst);
+  bool forever = quiet_periods_ >= quiet_limit;
+  bounded_wait_.store(!forever, std::memory_order_seq_cst);
   struct unmark {
     std::atomic<bool>& flag;
     ~unmark() { flag.store(false, std::memory_order_seq_cst); }
@@ -387,7 +385,7 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
     // "For ever" is bounded too, loosely: a lender may have run the turn
     // that shut the loop down, after which no event would wake this thread.
     auto bound = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      forever_ ? std::chrono::microseconds{lend_idle_check} : lend_grace);
+      forever ? std::chrono::microseconds{lend_idle_check} : lend_grace);
     if (epoll_ready(fd, bound)) {
       baton.lock(); // an event: handle it (after a lender's hand-back)
       noticed();
@@ -407,7 +405,7 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
         return; // disarmed pollers that nobody polls: attend
       }
       if (++quiet_periods_ >= quiet_limit && lenders_.load(std::memory_order_acquire) == 0) {
-        forever_ = true; // the pollers are armed: wait for events only
+        forever = true; // the pollers are armed: wait for events only
         // Posters write the pipe again from now on; one that looked at the
         // old mark left its post in the inbox (Dekker, as in `sleep`).
         bounded_wait_.store(false, std::memory_order_seq_cst);
@@ -441,9 +439,8 @@ void io_loop::sleep(std::unique_lock<std::mutex>& baton) {
       // lender may run the turns while this thread waits.
       wait_for_events(baton);
       sleeping_.store(false, std::memory_order_relaxed);
-      forever_ = false;
       unattended_ = false;
-      set_pollers_armed(false); // a lender may have added pollers, all armed
+      disarm_pollers(); // a lender may have added pollers, all armed
       poll_once(false);
       return;
     }
@@ -567,7 +564,7 @@ io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
   lend_count_.fetch_add(1, std::memory_order_acq_rel);
   bump(counters_->lends);
   unattended_ = false;
-  set_pollers_armed(false); // producers need not ring: we poll
+  disarm_pollers(); // producers need not ring: we poll
   auto result = lend_result::timeout;
   uint32_t turns = 0;
   bool just_slept = false;
@@ -598,7 +595,9 @@ void io_loop::hand_back() noexcept {
   handle_internal_events();
   bool left = !posted_.empty() || !flushers_.empty()
               || inbox_ready_.load(std::memory_order_seq_cst);
-  if (!left && !forever_) {
+  // Lenders run only while the loop thread waits: `bounded_wait_` is its
+  // wait's kind.
+  if (!left && bounded_wait_.load(std::memory_order_relaxed)) {
     // A frame that came since the last poll: arm() re-checks (a producer
     // that saw the brief mark rings once; harmless).
     for (auto& e : entries_)

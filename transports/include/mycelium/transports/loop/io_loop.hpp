@@ -210,7 +210,7 @@ private:
   /// A lender leaves: arms the pollers and wakes the loop thread if work is
   /// left for it.
   void hand_back() noexcept;
-  void set_pollers_armed(bool armed) noexcept;
+  void disarm_pollers() noexcept;
   size_t run_posted();
   size_t poll_pollers();
   /// Runs the flushers that asked for this turn's end.
@@ -244,13 +244,12 @@ private:
   std::atomic<uint32_t> lenders_{0}; ///< threads waiting for or holding the turns
   std::atomic<uint64_t> lend_count_{0}; ///< lends so far
   /// The loop thread waits bounded by `lend_grace` (lenders come): posts
-  /// from other threads need no pipe write.
+  /// from other threads need no pipe write, and a lender may leave the
+  /// pollers disarmed.
   std::atomic<bool> bounded_wait_{false};
-  // Under `baton_`: a lender handed back with the pollers disarmed; the
-  // loop thread's wait is unbounded (pollers armed); grace periods in a row
-  // without a lender (starts "quiet").
+  // Under `baton_`: a lender handed back with the pollers disarmed; grace
+  // periods in a row without a lender (starts "quiet").
   bool unattended_ = false;
-  bool forever_ = true;
   uint32_t quiet_periods_ = UINT32_MAX;
   bool in_run_ = false;              ///< `run` is in its loop (under `baton_`)
   struct counters;

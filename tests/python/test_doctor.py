@@ -28,7 +28,7 @@ def test_doctor_reports_versions_schema_and_reachability(peers: List[Peer], scra
                "--tcp", "127.0.0.1:%d" % other.port, "--unix", os.path.join(scratch, "missing.sock"))
     assert r.returncode == 1, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("mycelium 0.1.0 (pure Python) at ")
+    assert lines[0].startswith("mycelium 0.1.0 at ")
     assert lines[1].startswith("python 3.")
     assert lines[2].startswith("extension: _mycelium_core at ")
     assert lines[3] == "schema link_test: package mycelium.linktest, digest %s, 9 message types" % lt.SCHEMA_DIGEST.hex()

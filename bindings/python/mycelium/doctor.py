@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 ap.error("--tcp %r: expected HOST:PORT" % t[4:])
     if targets and not args.schema:
         ap.error("linking needs --schema MODULE (the schema both sides are built from)")
-    print("mycelium %s (pure Python) at %s" % (__version__, __file__.rsplit("/", 1)[0]))
+    print("mycelium %s at %s" % (__version__, __file__.rsplit("/", 1)[0]))
     print("python %s (%s)" % (sys.version.split()[0], sys.executable))
     print("extension: %s" % _extension())
     schemas = [(name, _schema_of(name)) for name in args.schema]

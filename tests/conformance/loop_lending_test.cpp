@@ -73,10 +73,8 @@ public:
       // A handler runs the loop's turns already: it cannot lend again.
       auto nested = loop->lend([](void*) noexcept { return true; }, nullptr,
                                std::chrono::steady_clock::now() + 1s);
-      // Nor borrow a turn (it is in one).
-      bool borrowed = loop->borrow([](void*) noexcept {}, nullptr);
       std::lock_guard<std::mutex> guard{seen.mtx};
-      seen.nested_refused &= nested == mt::io_loop::lend_result::refused && !borrowed;
+      seen.nested_refused &= nested == mt::io_loop::lend_result::refused;
       seen.in_order &= p.seq == seen.last + 1;
       seen.last = p.seq;
       seen.last_thread = std::this_thread::get_id();
@@ -102,20 +100,6 @@ bool reached(void* ctx) noexcept {
   return seen.count_now.load(std::memory_order_acquire) >= static_cast<target*>(ctx)->n;
 }
 
-/// A ping to publish from inside `io_loop::borrow`, and what it saw.
-struct borrowed_ping {
-  node* n;
-  uint64_t seq;
-  publish_status st = publish_status::no_subscriber;
-  bool on_turn = false; ///< the publish ran as one of the loop's turns
-};
-
-void publish_borrowed(void* ctx) noexcept {
-  auto* x = static_cast<borrowed_ping*>(ctx);
-  x->on_turn = mycelium::current_loop() != nullptr;
-  x->st = x->n->publish(lt::ping{x->seq, {4, 5}});
-}
-
 } // namespace
 
 TEST_CASE("a thread the loop is lent to takes the ring's frames and runs loop services") {
@@ -133,9 +117,6 @@ TEST_CASE("a thread the loop is lent to takes the ring's frames and runs loop se
   target none{0};
   CHECK(loop->lend(&reached, &none, std::chrono::steady_clock::now() + 1s)
         == mt::io_loop::lend_result::refused);
-  bool ran = false;
-  CHECK_FALSE(loop->borrow([](void* r) noexcept { *static_cast<bool*>(r) = true; }, &ran));
-  CHECK_FALSE(ran);
   loop->enable_lending();
   REQUIRE(a.start(test_support::factory_of<echo>(), "echo", {}, {}, placement::loop));
   REQUIRE(b.start(test_support::factory_of<counter>(), "counter", {}, {}, placement::loop));
@@ -176,41 +157,6 @@ TEST_CASE("a thread the loop is lent to takes the ring's frames and runs loop se
     // lends (it attends after its grace period), but most run here.
     CHECK(seen.on_lender > 0);
     MESSAGE("handlers on the lending thread: " << seen.on_lender << " of " << rounds);
-    CHECK(lb->stats().bad_frames == 0);
-  }
-
-  SUBCASE("a publish that borrows a turn writes its frame from this thread") {
-    constexpr uint64_t rounds = 200;
-    uint64_t borrowed = 0;
-    auto before = loop->stats();
-    for (uint64_t i = 1; i <= rounds; ++i) {
-      borrowed_ping bp{&b, i};
-      // Between lends the loop thread sleeps, so the turns are mostly free;
-      // when they are not, the publish goes the usual way (a post).
-      if (loop->borrow(&publish_borrowed, &bp)) {
-        ++borrowed;
-        CHECK(bp.on_turn);
-        REQUIRE(bp.st == publish_status::ok);
-      } else {
-        REQUIRE(b.publish(lt::ping{i, {4, 5}}) == publish_status::ok);
-      }
-      CHECK(mycelium::current_loop() == nullptr); // left the turn
-      target t{i};
-      if (loop->lend(&reached, &t, std::chrono::steady_clock::now() + 10s)
-          != mt::io_loop::lend_result::done)
-        REQUIRE(await_count(i, 10s));
-    }
-    auto after = loop->stats();
-    CHECK(after.borrows - before.borrows == borrowed);
-    CHECK(borrowed > 0);
-    MESSAGE("publishes that borrowed a turn: " << borrowed << " of " << rounds);
-    // A borrowed publish wrote its frame itself: the link's broker was not
-    // resumed for it (the rest of the resumes: the other publishes, and
-    // the link's own timers).
-    CHECK(after.resumed - before.resumed <= (rounds - borrowed) + 20);
-    std::lock_guard<std::mutex> guard{seen.mtx};
-    CHECK(seen.count == rounds);
-    CHECK(seen.in_order);
     CHECK(lb->stats().bad_frames == 0);
   }
 

@@ -54,18 +54,14 @@ def test_a_spinning_get_runs_the_loop_and_loses_nothing(kind: str, node: myceliu
     peer = echo_peer(peers, scratch, kind)
     pongs = node.subscribe(lt.pong, spin=0.05)
     lk = linked(node, peer, kind, wait="busy_poll")
-    before = node.loop_stats()
+    before = node.loop_stats()["lends"]
     sizes = [0, 1, 16, 4096, 65536, 200_000] + [16] * 300
     for i, n in enumerate(sizes, 1):
         payload = os.urandom(n)
         assert node.publish(lt.ping(seq=i, payload=payload))
         p = pongs.get(timeout=10)
         assert p.seq == i and p.payload == payload
-    after = node.loop_stats()
-    assert after["lends"] > before["lends"]
-    # Between gets the loop thread sleeps: a publish then runs as one of
-    # its turns and writes the ping into the link itself (io_loop::borrow).
-    assert after["borrows"] > before["borrows"], after
+    assert node.loop_stats()["lends"] > before
     st = lk.stats()
     assert st["bad_frames"] == 0 and st["dropped_overflow"] == 0, st
 
@@ -131,8 +127,7 @@ def test_lend_loop_false_keeps_the_loop_thread_polling(peers: List[Peer], scratc
         for i in range(1, 51):
             assert n.publish(lt.ping(seq=i))
             assert pongs.get(timeout=10).seq == i
-        st = n.loop_stats()
-        assert st["lends"] == 0 and st["borrows"] == 0, st
+        assert n.loop_stats()["lends"] == 0
 
 
 @pytest.mark.parametrize("kind", ["shm", "unix"])

@@ -1,7 +1,6 @@
 #include "core_module.hpp"
 
 #include <chrono>
-#include <exception>
 #include <memory>
 #include <optional>
 #include <set>
@@ -143,41 +142,10 @@ bool publish_object(py_handle& h, py::handle msg) {
     raise_encode_error(msg.ptr(), f);
   }
   publish_status st = publish_status::ok;
-  errc e = errc::none;
+  errc e;
   {
     py::gil_scoped_release nogil;
-    // With the loop lent and asleep, publish as part of one of its turns:
-    // a link's frame is written from this thread, with no post to the
-    // link's broker for the next turn (io_loop::borrow).
-    bool done = false;
-    if (h.lend.loop != nullptr) {
-      runtime_gate::pass alive{h.lend.gate.get()};
-      if (alive) {
-        struct call {
-          py_handle* h;
-          uint32_t type_id;
-          caf::message* m;
-          publish_status* st;
-          errc e;
-          std::exception_ptr failed;
-        } c{&h, ci->type_id, &m, &st, errc::none, nullptr};
-        done = h.lend.loop->borrow(
-          [](void* ctx) noexcept {
-            auto* x = static_cast<call*>(ctx);
-            try {
-              x->e = x->h->handle->publish(x->type_id, std::move(*x->m), x->st);
-            } catch (...) { // out of memory: raised after the turn
-              x->failed = std::current_exception();
-            }
-          },
-          &c);
-        if (c.failed)
-          std::rethrow_exception(c.failed);
-        e = c.e;
-      }
-    }
-    if (!done)
-      e = h.handle->publish(ci->type_id, std::move(m), &st);
+    e = h.handle->publish(ci->type_id, std::move(m), &st);
   }
   check_published(h, ci->type_id, e);
   return st == publish_status::ok;
@@ -997,7 +965,6 @@ void define_core(py::module_& m, bool embedded) {
            d["flushes"] = st.flushes;
            d["lends"] = st.lends;
            d["attends"] = st.attends;
-           d["borrows"] = st.borrows;
            d["lending"] = l->lending_enabled();
            return d;
          })

@@ -64,7 +64,6 @@ struct io_loop::counters {
   std::atomic<uint64_t> flushes{0};
   std::atomic<uint64_t> lends{0};
   std::atomic<uint64_t> attends{0};
-  std::atomic<uint64_t> borrows{0};
 };
 
 namespace {
@@ -152,7 +151,6 @@ io_loop_stats io_loop::stats() const noexcept {
   r.flushes = rd(counters_->flushes);
   r.lends = rd(counters_->lends);
   r.attends = rd(counters_->attends);
-  r.borrows = rd(counters_->borrows);
   return r;
 }
 
@@ -587,36 +585,6 @@ io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
   return result;
 }
 
-bool io_loop::borrow(void (*f)(void*) noexcept, void* ctx) {
-  if (!lending_.load(std::memory_order_acquire) || current_loop() != nullptr)
-    return false;
-  // Never waits: the loop thread holds the lock while it runs turns, and
-  // a lender while it polls; either would make this call wait for a turn.
-  std::unique_lock<std::mutex> baton{baton_, std::try_to_lock};
-  if (!baton.owns_lock())
-    return false;
-  if (!in_run_)
-    return false; // before `run` or after it ended: nothing to write into
-  current_loop() = this;
-  bump(counters_->borrows);
-  f(ctx);
-  // The end of a turn: what `f` wrote to sockets goes to the kernel now.
-  // The pollers keep the state the loop thread's wait left them in.
-  run_flushers();
-  bool left = work_left();
-  current_loop() = nullptr;
-  baton.unlock();
-  if (left) // e.g. a loop service that was busy: its mail waits for a turn
-    default_multiplexer::exec_later(the_wake_token());
-  return true;
-}
-
-bool io_loop::work_left() {
-  handle_internal_events();
-  return !posted_.empty() || !flushers_.empty()
-         || inbox_ready_.load(std::memory_order_seq_cst);
-}
-
 void io_loop::hand_back() noexcept {
   // Work left (a frame that came meanwhile, posted actors, flushers) goes
   // to the loop thread: the pipe write ends its epoll wait, and it takes
@@ -624,7 +592,9 @@ void io_loop::hand_back() noexcept {
   // pollers are armed as its `sleep` left them (producers ring the
   // doorbell again); if its wait is bounded, they stay disarmed, and it
   // attends them after a grace period unless a lender comes back first.
-  bool left = work_left();
+  handle_internal_events();
+  bool left = !posted_.empty() || !flushers_.empty()
+              || inbox_ready_.load(std::memory_order_seq_cst);
   // Lenders run only while the loop thread waits: `bounded_wait_` is its
   // wait's kind.
   if (!left && bounded_wait_.load(std::memory_order_relaxed)) {

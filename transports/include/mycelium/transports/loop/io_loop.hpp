@@ -34,7 +34,6 @@ struct io_loop_stats {
   uint64_t flushes = 0;  ///< flusher runs at the end of a turn
   uint64_t lends = 0;    ///< times another thread ran the turns (`lend`)
   uint64_t attends = 0;  ///< times the loop thread took back disarmed pollers
-  uint64_t borrows = 0;  ///< calls run as a turn on another thread (`borrow`)
 };
 
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
@@ -72,11 +71,7 @@ struct io_loop_stats {
 /// from the ring on its own thread, with no hand-over. One thread at a
 /// time runs the turns: the loop thread holds the turn lock except while
 /// it sleeps, and a lender takes it only then. A lender hands back with
-/// the pollers disarmed while the loop thread's wait is bounded (it
-/// attends them after `lend_grace`), armed otherwise, and wakes the loop
-/// thread when it leaves work. `borrow` is the short form for a call that
-/// does not wait: a publish from the caller's thread, run as part of a
-/// turn, writes its frame into the link itself.
+/// the pollers armed, and wakes the loop thread when it leaves work.
 ///
 /// Thread-safety: `add_poller`, `request_idle`, `flush_at_turn_end`,
 /// `cancel_flush`, `watch_sockets` and `doorbell_name` belong to the
@@ -183,19 +178,6 @@ public:
   [[nodiscard]] lend_result lend(bool (*done)(void* ctx) noexcept, void* ctx,
                                  std::chrono::steady_clock::time_point until);
 
-  /// Runs `f(ctx)` once on the calling thread as part of a turn, if the
-  /// turns are free now (lending is on, the loop thread sleeps and no
-  /// lender holds them): a publish inside `f` that goes to one of this
-  /// loop's links writes its frame from this thread (no post, no resume of
-  /// the link's broker), and one to a loop service runs its handler here,
-  /// as on a lender's thread. The turn's flushers run before it returns,
-  /// and the loop thread is woken for any work `f` left. False, without
-  /// running `f`, when the turns are busy or lending is off; the caller
-  /// then does what it would have done without the loop (publishes from
-  /// its own thread). `f` must not block. Any thread but one that runs a
-  /// loop's turns already.
-  [[nodiscard]] bool borrow(void (*f)(void* ctx) noexcept, void* ctx);
-
   io_loop_stats stats() const noexcept;
 
   /// The loop of `sys`, or nullptr when its middleman runs another backend
@@ -228,9 +210,6 @@ private:
   /// A lender leaves: arms the pollers and wakes the loop thread if work is
   /// left for it.
   void hand_back() noexcept;
-  /// Whether a turn has work queued for it (posted actors, flushers, the
-  /// inbox) after the epoll changes are applied.
-  bool work_left();
   void disarm_pollers() noexcept;
   size_t run_posted();
   size_t poll_pollers();

@@ -71,7 +71,9 @@ struct io_loop_stats {
 /// from the ring on its own thread, with no hand-over. One thread at a
 /// time runs the turns: the loop thread holds the turn lock except while
 /// it sleeps, and a lender takes it only then. A lender hands back with
-/// the pollers armed, and wakes the loop thread when it leaves work.
+/// the pollers disarmed while the loop thread's wait is bounded (that
+/// thread attends them after `lend_grace`), armed otherwise, and wakes the
+/// loop thread when it leaves work.
 ///
 /// Thread-safety: `add_poller`, `request_idle`, `flush_at_turn_end`,
 /// `cancel_flush`, `watch_sockets` and `doorbell_name` belong to the

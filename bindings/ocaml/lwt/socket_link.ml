@@ -35,7 +35,8 @@ type config = {
   send_queue : int;  (** messages in flight per connection before [overflow] applies *)
   overflow : overflow;
   block_timeout : float;  (** seconds [Block] holds a publisher *)
-  reconnect_min : float;  (** seconds; doubled per failure up to [reconnect_max], plus 0-50 % jitter *)
+  reconnect_min : float;
+      (** seconds; doubled per failure up to [reconnect_max], plus 0-50 % jitter ([reconnect_delay]) *)
   reconnect_max : float;
   connect_timeout : float;
   ring_capacity : int;  (** shm links, listening side: bytes per ring (a power of two, 64 .. 2^30) *)
@@ -178,6 +179,7 @@ type 'a t = {
   mutable listen_fd : Lwt_unix.file_descr option;
   mutable in_place : C.in_place option;
       (** the frames handled where they were read: [start ~views], or [start ~in_place] *)
+  rng : Random.State.t;  (** the reconnect jitter *)
 }
 
 let now () = Unix.gettimeofday ()
@@ -186,6 +188,11 @@ let port t = t.bound_port
 let is_up t = List.exists (fun c -> C.is_up c.core) t.conns
 let peer_interested t id = List.exists (fun c -> C.is_up c.core && C.peer_interested c.core id) t.conns
 let connections t = List.length (List.filter (fun c -> C.is_up c.core) t.conns)
+
+(** The sockets of the connections that are up, for tests and diagnostics
+    (e.g. [Unix.getsockopt fd TCP_NODELAY]); they stay the link's. *)
+let connection_fds t =
+  List.filter_map (fun c -> if C.is_up c.core then Some (Lwt_unix.unix_file_descr c.fd) else None) t.conns
 
 (** The node names (from their hellos) of the connected peers whose
     connection is up, one per connection. *)
@@ -860,21 +867,30 @@ let open_connection cfg =
       Lwt.return fd)
     (fun e -> Lwt.catch (fun () -> Lwt_unix.close fd) (fun _ -> Lwt.return_unit) >>= fun () -> Lwt.fail e)
 
-let jitter d = d *. (1. +. Random.float 0.5)
+(** The wait before retry [attempt] of a connecting link (1: the first
+    after a failure, or after a connection that got established; one more
+    per failure in a row since): [reconnect_min] doubled per earlier
+    failure, at most [reconnect_max], times 1 to 1.5 of jitter drawn from
+    [rng] (as the C++ connector), so never over 1.5 x [reconnect_max]. *)
+let reconnect_delay cfg rng ~attempt =
+  let base = Float.min (cfg.reconnect_min *. (2. ** float_of_int (max 0 (attempt - 1)))) cfg.reconnect_max in
+  base *. (1. +. Random.State.float rng 0.5)
 
 let sleep_or_stop t d = Lwt.pick [ Lwt_unix.sleep d; fst t.stop_signal ]
 
-let rec connect_loop t backoff =
+(* [attempt]: see [reconnect_delay]; past 64 the wait is at its maximum anyway *)
+let rec connect_loop t attempt =
+  let next = min (attempt + 1) 64 in
   if t.stopped then Lwt.return_unit
   else
     Lwt.try_bind
       (fun () -> open_connection t.cfg)
       (fun fd ->
         run_connection t fd >>= fun was_up ->
-        let next = if was_up then t.cfg.reconnect_min else min (2. *. backoff) t.cfg.reconnect_max in
+        let attempt = if was_up then 1 else attempt in
         if t.stopped then Lwt.return_unit
-        else sleep_or_stop t (jitter (if was_up then t.cfg.reconnect_min else backoff)) >>= fun () ->
-          connect_loop t next)
+        else sleep_or_stop t (reconnect_delay t.cfg t.rng ~attempt) >>= fun () ->
+          connect_loop t (if was_up then 1 else next))
       (fun e ->
         t.stats.connect_failures <- t.stats.connect_failures + 1;
         t.stats.last_error <-
@@ -882,8 +898,7 @@ let rec connect_loop t backoff =
            | Unix.Unix_error (err, fn, _) ->
              Printf.sprintf "%s %s failed: %s" fn (describe t.cfg.address) (Unix.error_message err)
            | e -> Printexc.to_string e);
-        sleep_or_stop t (jitter backoff) >>= fun () ->
-        connect_loop t (min (2. *. backoff) t.cfg.reconnect_max))
+        sleep_or_stop t (reconnect_delay t.cfg t.rng ~attempt) >>= fun () -> connect_loop t next)
 
 (* A Unix socket path in use by a live process is refused; a stale file
    (nobody accepts on it) is removed. *)
@@ -979,7 +994,7 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views ?in_place cf
             dropped_overflow = 0; back_pressured = 0; overflow_disconnects = 0; disconnects = 0;
             dropped_link_down = 0; writes = 0; frames_too_large = 0; ring_frames_out = 0; ring_frames_in = 0; last_error = "" };
         bound_port = (match cfg.address with Tcp (_, p) -> p | _ -> 0);
-        runner = Lwt.return_unit; listen_fd = None; in_place = None;
+        runner = Lwt.return_unit; listen_fd = None; in_place = None; rng = Random.State.make_self_init ();
       }
     in
     (match (views, in_place) with
@@ -991,7 +1006,7 @@ let start ?(interest = []) ~schema ?(on_event = fun _ -> ()) ?views ?in_place cf
       List.iter (fun n -> log t "removed the stale shared-memory segment %s" n) (Seg.remove_stale ());
     match cfg.role with
     | Connect ->
-      t.runner <- connect_loop t cfg.reconnect_min;
+      t.runner <- connect_loop t 1;
       Lwt.return (Ok t)
     | Listen -> listen t >|= (function Ok () -> Ok t | Error e -> Error e)
 

@@ -1,6 +1,7 @@
 (* Codec tests of the generated OCaml (tests/schemas/test_messages.toml and
    tricky_names.toml): golden vectors byte for byte, round trips of every
-   field type, and every decode error of docs/wire-protocol.md section 4. *)
+   field type, every decode error of docs/wire-protocol.md section 4, and
+   the digests of the generated modules against the C++ side's. *)
 
 open Schemas
 module T = Test_messages
@@ -8,6 +9,8 @@ module E = Mycelium.Errc
 open Testutil.Util
 
 let golden_dir () = env "MYCELIUM_GOLDEN_DIR"
+
+let sha256 s = Cryptokit.hash_string (Cryptokit.Hash.sha256 ()) s
 
 (* -- in place: decoding from and encoding into a bigstring --------------------- *)
 
@@ -27,15 +30,19 @@ let string_of_big b off len = String.init len (fun i -> b.{off + i})
 let show = function Ok _ -> "ok" | Error e -> E.to_string e
 
 (* The view decoder of a message type: its [View.decode_fields] and
-   [of_view] (the view with its views copied). *)
-type 'a view_codec = V : (Mycelium.Tlv.reader -> 'v) * ('v -> 'a) -> 'a view_codec
+   [of_view] (the view with its views copied), and whether the type has
+   [bytes] fields ([`Bytes]: views of the frame, which expire with their
+   scope) or none (its view is a value like any other). *)
+type 'a view_codec =
+  | V : (Mycelium.Tlv.reader -> 'v) * ('v -> 'a) * [ `Bytes | `No_bytes ] -> 'a view_codec
 
 (* Decodes [s] as views, from the string and in place from a bigstring (in
    a scope of its own): copied out with [of_view], each must be the value
-   [r] of the allocating decoder, or the same error. Then the scope expires
-   and [of_view] of the in-place views raises Expired (unless the message
-   has no views: [expect_views]). *)
-let check_views name (V (vfields, of_view)) s r =
+   [r] of the allocating decoder, or the same error. Then the scope expires:
+   [`Expired] when [of_view] of the in-place views raises Expired,
+   [`No_views] when it does not or the decode failed (decode_both says
+   which one it expects). *)
+let check_views name (V (vfields, of_view, _)) s r =
   let on_string = Mycelium.Tlv.decode_with vfields s in
   let scope = Mycelium.View.new_scope () in
   let on_big = Mycelium.Tlv.decode_with_big ~scope vfields ~off:pad ~len:(String.length s) (big_of s) in
@@ -58,19 +65,29 @@ let check_views name (V (vfields, of_view)) s r =
 
 (* Decodes [s] with [fields] from the string and in place from a bigstring:
    both must give the same value, or the same error; with [view], the view
-   decoder too (check_views). *)
+   decoder too (check_views), whose in-place views must have expired with
+   their scope exactly when the decode succeeded and the type has bytes
+   fields. *)
 let decode_both ?view name fields s =
   let r = Mycelium.Tlv.decode_with fields s in
   let rb = Mycelium.Tlv.decode_with_big fields ~off:pad ~len:(String.length s) (big_of s) in
   if compare r rb <> 0 then
     Alcotest.failf "%s: the in-place decode disagrees with the string decode (%s vs %s)" name (show r) (show rb);
-  Option.iter (fun v -> ignore (check_views name v s r)) view;
+  Option.iter
+    (fun (V (_, _, kind) as v) ->
+      let expected = match (r, kind) with Ok _, `Bytes -> `Expired | _ -> `No_views in
+      let name_of = function `Expired -> "raised Expired" | `No_views -> "gave a value" in
+      let got = check_views name v s r in
+      if got <> expected then
+        Alcotest.failf "%s: of_view of the in-place views after their scope expired %s; expected it %s" name
+          (name_of got) (name_of expected))
+    view;
   r
 
-let v_order = V (T.Order.View.decode_fields, T.Order.of_view)
-let v_scal = V (T.All_scalars.View.decode_fields, T.All_scalars.of_view)
-let v_texts = V (T.Texts.View.decode_fields, T.Texts.of_view)
-let v_coll = V (T.Collections.View.decode_fields, T.Collections.of_view)
+let v_order = V (T.Order.View.decode_fields, T.Order.of_view, `No_bytes)
+let v_scal = V (T.All_scalars.View.decode_fields, T.All_scalars.of_view, `No_bytes)
+let v_texts = V (T.Texts.View.decode_fields, T.Texts.of_view, `Bytes)
+let v_coll = V (T.Collections.View.decode_fields, T.Collections.of_view, `No_bytes)
 
 (* Encodes [x] into a bigstring area as well: the same bytes as the string
    encoder, and an area one byte too short raises Overflow. *)
@@ -183,7 +200,89 @@ let test_digests () =
   Alcotest.(check int) "type ids" 5 T.Order.type_id;
   Alcotest.(check int) "descriptor lists every type" 10 (List.length T.descriptor.types);
   Alcotest.(check string) "package" "mycelium.test" T.package;
-  Alcotest.(check int) "schema digest size" 32 (String.length T.schema_digest)
+  Alcotest.(check int) "schema digest size" 32 (String.length T.schema_digest);
+  (* the pinned value is SHA-256 of the per-message canonical form that
+     schema.md 7.2 prints for order *)
+  Alcotest.(check string) "order digest = SHA-256 of its canonical form (schema.md 7.2)" (hex T.Order.digest)
+    (hex
+       (sha256
+          "mycelium-message 1\n\
+           message 5 order {1 leg message leg;2 side enum side default=sell;3 px f64 default=1.5;}\n\
+           enum side {buy=1;sell=2;}\n\
+           message 4 leg {1 venue string[8] default=\"\";2 qty i32 default=1;}\n"))
+
+(* -- the digests against the C++ side -------------------------------------------- *)
+
+(* The lines [prog args] prints; fails unless it exits with 0. *)
+let output_lines prog args =
+  let ic = Unix.open_process_args_in prog (Array.of_list (prog :: args)) in
+  let rec go acc = match input_line ic with l -> go (l :: acc) | exception End_of_file -> List.rev acc in
+  let lines = go [] in
+  match Unix.close_process_in ic with
+  | Unix.WEXITED 0 -> lines
+  | _ -> Alcotest.failf "%s %s failed" prog (String.concat " " args)
+
+(* The 32 bytes of a C++ digest256 initialiser: "...{{0x1d,0x1e,...}};" *)
+let cxx_bytes line =
+  let a = String.index line '{' + 2 in
+  let b = String.index_from line a '}' in
+  String.sub line a (b - a) |> String.split_on_char ','
+  |> List.map (fun h -> Char.chr (int_of_string (String.trim h)))
+  |> List.to_seq |> String.of_seq
+
+(* The schema digest and (type id, digest) of every message of a C++
+   header of mycelium-codegen, as the C++ side compiles them in. *)
+let cxx_digests lines =
+  let schema = ref "" and types = ref [] and id = ref None in
+  List.iter
+    (fun l ->
+      let l = String.trim l in
+      let has prefix = String.starts_with ~prefix l in
+      if has "inline constexpr mycelium::wire::digest256 schema_digest{{" then schema := cxx_bytes l
+      else if has "static constexpr ::std::uint32_t type_id = " then
+        id := Some (Scanf.sscanf l "static constexpr ::std::uint32_t type_id = %d;" Fun.id)
+      else if has "static constexpr mycelium::wire::digest256 digest{{" then
+        match !id with
+        | Some i -> types := (i, hex (cxx_bytes l)) :: !types; id := None
+        | None -> Alcotest.failf "a C++ message digest before its type_id: %s" l)
+    lines;
+  (!schema, List.sort compare !types)
+
+(* The generated module of [file] against the C++ side's values for the
+   same schema file: `mycelium-codegen digest --canonical` (the schema
+   digest, each message's, the canonical form) and the C++ header
+   `mycelium-codegen generate --lang cpp` writes; and the schema digest is
+   SHA-256 of that canonical form (schema.md 7.1), hashed here. *)
+let check_digests file (d : _ Mycelium.Schema.t) =
+  let codegen = env "MYCELIUM_CODEGEN" in
+  let schema = Filename.concat (env "MYCELIUM_SCHEMA_DIR") file in
+  let lines = output_lines codegen [ "digest"; "--canonical"; schema ] in
+  let rec split listed = function
+    | "--- canonical form ---" :: canonical -> (List.rev listed, canonical)
+    | l :: rest -> split (l :: listed) rest
+    | [] -> Alcotest.failf "%s: no canonical form in the output of mycelium-codegen digest" file
+  in
+  let listed, canonical = split [] lines in
+  let ours = List.map (fun (t : Mycelium.Schema.type_info) -> (t.type_id, t.name, hex t.digest)) d.types in
+  (match listed with
+   | schema_line :: messages ->
+     Alcotest.(check string) (file ^ ": package and schema digest (mycelium-codegen digest)")
+       (Printf.sprintf "schema %s %s" d.package (hex d.digest)) schema_line;
+     Alcotest.(check (list string)) (file ^ ": every message's id, name and digest (mycelium-codegen digest)")
+       (List.map (fun (id, name, h) -> Printf.sprintf "message %d %s %s" id name h) ours) messages
+   | [] -> Alcotest.failf "%s: mycelium-codegen digest printed nothing" file);
+  Alcotest.check bytes_hex (file ^ ": schema digest = SHA-256 of the canonical form")
+    (sha256 (String.concat "" (List.map (fun l -> l ^ "\n") canonical))) d.digest;
+  let cxx_schema, cxx_types = cxx_digests (output_lines codegen [ "generate"; "--lang"; "cpp"; schema ]) in
+  Alcotest.check bytes_hex (file ^ ": schema_digest of the C++ header") cxx_schema d.digest;
+  Alcotest.(check (list (pair int string))) (file ^ ": every message digest of the C++ header") cxx_types
+    (List.map (fun (id, _, h) -> (id, h)) ours)
+
+let test_digests_cxx () =
+  check_digests "test_messages.toml" T.descriptor;
+  check_digests "link_test.toml" Link_test.descriptor;
+  check_digests "tricky_names.toml" Tricky_names.descriptor;
+  check_digests "ocaml_names.toml" Ocaml_names.descriptor
 
 let roundtrip ?view name efields dfields x =
   match decode_both ?view name dfields (encode_both name efields x) with
@@ -239,7 +338,7 @@ let test_nested_and_any () =
      Alcotest.(check int) "type id in header" 5 h.type_id;
      Alcotest.(check bool) "same order" true (T.Order.equal o o')
    | _ -> Alcotest.fail "decode_data did not give the order back");
-  roundtrip ~view:(V (T.Ping.View.decode_fields, T.Ping.of_view)) "ping" T.Ping.encode_fields T.Ping.decode_fields
+  roundtrip ~view:(V (T.Ping.View.decode_fields, T.Ping.of_view, `No_bytes)) "ping" T.Ping.encode_fields T.Ping.decode_fields
     { seq = 42L }
 
 let test_tricky () =
@@ -248,7 +347,7 @@ let test_tricky () =
     { K.Holder.other = 1; uint32_t = 2; kind = K.Kind.Class; class_ = "abc"; type_id = 2.5;
       nested = { inner = 5L } }
   in
-  roundtrip ~view:(V (K.Holder.View.decode_fields, K.Holder.of_view)) "tricky holder" K.Holder.encode_fields
+  roundtrip ~view:(V (K.Holder.View.decode_fields, K.Holder.of_view, `No_bytes)) "tricky holder" K.Holder.encode_fields
     K.Holder.decode_fields h;
   Alcotest.(check bool) "enum default int" true (K.Holder.default.kind = K.Kind.Int);
   Alcotest.(check int64) "i64 min default" Int64.min_int K.Inner.default.inner;
@@ -258,7 +357,7 @@ let test_wide_and_locals () =
   let module W = Ocaml_names in
   let w = W.Wide.default in
   let w = { w with f1 = -200; f2 = 70000; f3 = -5L; f9 = 9; f68 = 2.5; f69 = true; f70 = "abc" } in
-  let v_wide = V (W.Wide.View.decode_fields, W.Wide.of_view) in
+  let v_wide = V (W.Wide.View.decode_fields, W.Wide.of_view, `Bytes) in
   roundtrip ~view:v_wide "70 fields" W.Wide.encode_fields W.Wide.decode_fields w;
   roundtrip ~view:v_wide "70 fields, bytes set" W.Wide.encode_fields W.Wide.decode_fields
     { w with f7 = "\x00\xff"; f63 = "12345678" };
@@ -270,9 +369,9 @@ let test_wide_and_locals () =
    | Error e -> Alcotest.failf "duplicate field 70: %s" (E.to_string e));
   let l = { W.Locals.r = 1; tag = 2; wt = 3; seen = 4; w = 5; x = 6; default = 7; upper = 8;
             type_id = 9; encode = 10; color = W.Color.Red_ } in
-  roundtrip ~view:(V (W.Locals.View.decode_fields, W.Locals.of_view)) "fields named like the decoder's locals"
+  roundtrip ~view:(V (W.Locals.View.decode_fields, W.Locals.of_view, `No_bytes)) "fields named like the decoder's locals"
     W.Locals.encode_fields W.Locals.decode_fields l;
-  roundtrip ~view:(V (W.Locals2.View.decode_fields, W.Locals2.of_view)) "nested" W.Locals2.encode_fields
+  roundtrip ~view:(V (W.Locals2.View.decode_fields, W.Locals2.of_view, `No_bytes)) "nested" W.Locals2.encode_fields
     W.Locals2.decode_fields { inner = l };
   Alcotest.(check bool) "enum values Red and red" true (W.Color.to_int W.Color.Red_ = 4 && W.Color.to_string W.Color.Red_ = "Red")
 
@@ -501,6 +600,7 @@ let () =
         [
           Alcotest.test_case "defaults" `Quick test_defaults_text;
           Alcotest.test_case "digests and ids" `Quick test_digests;
+          Alcotest.test_case "digests as the C++ side has them" `Quick test_digests_cxx;
           Alcotest.test_case "scalars" `Quick test_scalars;
           Alcotest.test_case "strings and bytes" `Quick test_texts;
           Alcotest.test_case "arrays and vectors" `Quick test_collections;

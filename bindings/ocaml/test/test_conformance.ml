@@ -2,9 +2,11 @@
    (mycelium-link-peer, tests/conformance/link_peer.cpp) over Unix sockets
    and TCP: handshake, order, sizes from 0 to the maximum payload,
    interest, no echo, refusal (digest and secret), authentication, peer
-   crash and reconnect with resubscription, and the OCaml side listening
-   for a connecting C++ peer. Every wait has a timeout; peers are killed
-   and reaped even when a check fails. *)
+   crash and reconnect with resubscription, the OCaml side listening
+   for a connecting C++ peer, overflow policies, malformed input (a corrupt
+   ring record too), TCP_NODELAY and batched writes, the reconnect backoff.
+   Every wait has a timeout; peers are killed and reaped even when a check
+   fails. *)
 
 open Lwt.Infix
 open Schemas
@@ -310,16 +312,17 @@ let ocaml_listens kind () =
           (fun () -> Peer.kill p))
       (fun () -> S.stop l)
 
-(* A frozen peer (SIGSTOP) fills the socket, then the send queue; each
-   overflow policy answers as documented (docs/transports.md); after SIGCONT
-   what was admitted arrives in order. *)
+(* A frozen peer (SIGSTOP) fills the socket (over TCP: both kernel
+   buffers) or the ring, then the send queue; each overflow policy answers
+   as documented (docs/transports.md); after SIGCONT what was admitted
+   arrives in order. *)
 let overflow ?(kind = Unix_k) policy () =
   let path = sock_path () in
   Peer.with_peer (peer_args kind path) (fun p ->
       let ib = inbox () in
       let cfg =
         { S.default_config with
-          name = "overflow"; address = S.Unix_path path; send_queue = 16; overflow = policy;
+          name = "overflow"; address = address kind path p; send_queue = 16; overflow = policy;
           block_timeout = 0.2;
           link = { S.default_config.link with node = "ocaml"; peer_timeout = 10.; shm = (kind = Shm_k) };
           log = test_log }
@@ -403,15 +406,16 @@ let ocaml_node_process kind () =
       >>= fun () ->
       Peer.stop node >|= fun rc -> Alcotest.(check int) "the OCaml node stops cleanly at EOF" 0 rc)
 
-(* Malformed frames over a real socket: the OCaml listener refuses (before
-   the handshake) or closes (after it) with the error, keeps running, and
-   then serves a C++ peer. *)
-let malformed_input () =
+(* Malformed frames over a real socket (Unix or TCP): the OCaml listener
+   refuses (before the handshake) or closes (after it) with the error, keeps
+   running, and then serves a C++ peer. *)
+let malformed_input kind () =
   let path = sock_path () in
   let ib = inbox () in
   let cfg =
     { S.default_config with
-      name = "listener"; role = S.Listen; address = S.Unix_path path;
+      name = "listener"; role = S.Listen;
+      address = (match kind with Tcp_k -> S.Tcp ("127.0.0.1", 0) | Unix_k | Shm_k -> S.Unix_path path);
       link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. };
       log = test_log }
   in
@@ -430,18 +434,26 @@ let malformed_input () =
     Lwt.finalize
       (fun () ->
         let raw send =
-          let fd = Lwt_unix.socket Unix.PF_UNIX Unix.SOCK_STREAM 0 in
-          Lwt_unix.connect fd (Unix.ADDR_UNIX path) >>= fun () ->
-          send fd >>= fun () ->
-          (* read until the listener closes; collect what it sent *)
-          let buf = Buffer.create 256 and b = Bytes.create 4096 in
-          let rec loop () =
-            Lwt.pick [ Lwt_unix.read fd b 0 4096; (Lwt_unix.sleep timeout >|= fun () -> -1) ] >>= function
-            | 0 -> Lwt.return_unit
-            | -1 -> Alcotest.fail "the listener did not close the connection"
-            | n -> Buffer.add_subbytes buf b 0 n; loop ()
+          let dom, addr =
+            match kind with
+            | Tcp_k -> (Unix.PF_INET, Unix.ADDR_INET (Unix.inet_addr_loopback, S.port l))
+            | Unix_k | Shm_k -> (Unix.PF_UNIX, Unix.ADDR_UNIX path)
           in
-          loop () >>= fun () -> Lwt_unix.close fd >|= fun () -> Buffer.contents buf
+          let fd = Lwt_unix.socket dom Unix.SOCK_STREAM 0 in
+          Lwt.finalize
+            (fun () ->
+              Lwt_unix.connect fd addr >>= fun () ->
+              send fd >>= fun () ->
+              (* read until the listener closes; collect what it sent *)
+              let buf = Buffer.create 256 and b = Bytes.create 4096 in
+              let rec loop () =
+                Lwt.pick [ Lwt_unix.read fd b 0 4096; (Lwt_unix.sleep timeout >|= fun () -> -1) ] >>= function
+                | 0 -> Lwt.return_unit
+                | -1 -> Alcotest.fail "the listener did not close the connection"
+                | n -> Buffer.add_subbytes buf b 0 n; loop ()
+              in
+              loop () >|= fun () -> Buffer.contents buf)
+            (fun () -> Lwt_unix.close fd)
         in
         let write fd s = Lwt_unix.write_string fd s 0 (String.length s) >|= ignore in
         (* 1: garbage instead of a hello *)
@@ -467,7 +479,12 @@ let malformed_input () =
         wait_for ib "the close" (fun () -> List.length ib.downs > downs1) >>= fun () ->
         Alcotest.(check bool) "sequence_gap" true ((List.hd ib.downs).error = E.Sequence_gap);
         (* 3: the listener still serves a real peer *)
-        Peer.with_peer [ "--kind"; "unix"; "--connect"; path; "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ]
+        let target =
+          match kind with
+          | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ]
+          | Unix_k | Shm_k -> [ "--kind"; "unix"; "--connect"; path ]
+        in
+        Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ])
           (fun p ->
             Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
             >|= fun st ->
@@ -630,8 +647,16 @@ let views_session kind () =
             chain_left := 300;
             publish l (LT.Ping { seq = 1000L; payload = big }) >>= fun () ->
             wait_for ib "300 round trips from the view handler" (fun () -> !chain_left = 0) >>= fun () ->
+            (* other types beside the views: data out, a report back as a Message *)
+            wait_interest l LT.Data.type_id >>= fun () ->
+            Lwt_list.iter_s
+              (fun i -> publish l (LT.Data { seq = Int64.of_int i; checksum = fnv1a "d"; payload = "d" }))
+              [ 1; 2; 3; 4; 5 ]
+            >>= fun () ->
             report l ib >|= fun r ->
-            Alcotest.(check bool) "reports still come as messages" true (r.received >= 0L);
+            Alcotest.(check int64) "the report (a Message) counts the 5 data" 5L r.received;
+            Alcotest.(check int64) "the last data" 5L r.last_seq;
+            Alcotest.(check int64) "data intact" 0L (Int64.add r.order_errors r.checksum_errors);
             Alcotest.(check int) "no pong as a Message event" 0
               (List.length (List.filter (function LT.Pong _ -> true | _ -> false) ib.msgs));
             Alcotest.(check int) "every view valid in its handler" 0 !invalid_in_handler;
@@ -645,6 +670,194 @@ let views_session kind () =
             if kind = Shm_k then
               Alcotest.(check bool) "the pongs came through the ring" true ((S.stats l).ring_frames_in >= 300))
           (fun () -> S.stop l))
+
+(* TCP: the socket of a connecting link (to a C++ peer) and of an
+   accepted connection (from one) both have TCP_NODELAY; a burst of [n]
+   data frames published without yielding goes out in a few write calls
+   (the writer takes everything queued since its last write), not [n], and
+   arrives complete and in order. *)
+let tcp_nodelay_and_batched_writes () =
+  let nodelay what l =
+    match S.connection_fds l with
+    | [ fd ] -> Alcotest.(check bool) (what ^ ": TCP_NODELAY on the live socket") true (Unix.getsockopt fd Unix.TCP_NODELAY)
+    | fds -> Alcotest.failf "%s: expected one connection, got %d" what (List.length fds)
+  in
+  Peer.with_peer (peer_args Tcp_k "") (fun p ->
+      let ib = inbox () in
+      client ib (S.Tcp ("127.0.0.1", p.port)) >>= fun l ->
+      Lwt.finalize
+        (fun () ->
+          up l >>= fun () ->
+          nodelay "connecting" l;
+          wait_interest l LT.Data.type_id >>= fun () ->
+          wait_interest l LT.Report_request.type_id >>= fun () ->
+          let n = 1000 in
+          let writes0 = (S.stats l).writes in
+          let rec burst i acc =
+            if i > n then List.rev acc
+            else
+              let body = String.init (i mod 64) (fun k -> Char.chr ((i + k) land 0xFF)) in
+              burst (i + 1) (S.publish l (LT.Data { seq = Int64.of_int i; checksum = fnv1a body; payload = body }) :: acc)
+          in
+          (* no Lwt yield between the publishes: the writer runs after the last *)
+          Lwt_list.map_s Fun.id (burst 1 []) >>= fun sts ->
+          Alcotest.(check int) "every publish admitted" n (List.length (List.filter (( = ) S.Ok_sent) sts));
+          S.await l ~timeout (fun () -> S.queued l = 0) >|= check_await "the burst written" >>= fun () ->
+          let writes = (S.stats l).writes - writes0 in
+          Alcotest.(check bool) (Printf.sprintf "%d frames in %d write calls (at most n/10)" n writes) true
+            (writes >= 1 && writes <= n / 10);
+          report l ib >|= fun r ->
+          Alcotest.(check int64) "every frame of the burst arrived" (Int64.of_int n) r.received;
+          Alcotest.(check int64) "in order" 0L r.order_errors;
+          Alcotest.(check int64) "intact" 0L r.checksum_errors)
+        (fun () -> S.stop l))
+  >>= fun () ->
+  let ib = inbox () in
+  let cfg =
+    { S.default_config with
+      name = "listener"; role = S.Listen; address = S.Tcp ("127.0.0.1", 0);
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10. }; log = test_log }
+  in
+  S.start ~schema:LT.descriptor ~on_event:(on_event ib) cfg >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    Lwt.finalize
+      (fun () ->
+        Peer.with_peer
+          [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l); "--name"; "cxx-connector";
+            "--peer-timeout-ms"; "10000" ]
+          (fun _ -> up l >|= fun () -> nodelay "accepted" l))
+      (fun () -> S.stop l)
+
+(* The reconnect backoff (Socket_link.reconnect_delay, what the connect
+   loop waits), drawn from a seeded random state: retry k waits
+   reconnect_min * 2^(k-1), capped at reconnect_max, times 1 to 1.5; it
+   grows until the cap, never exceeds 1.5 x reconnect_max, the jitter
+   spreads over its range, and one seed gives one schedule. *)
+let reconnect_backoff () =
+  let cfg = { S.default_config with reconnect_min = 0.02; reconnect_max = 2.0 } in
+  let schedule seed = let rng = Random.State.make [| seed |] in List.init 12 (fun i -> S.reconnect_delay cfg rng ~attempt:(i + 1)) in
+  let d = schedule 7 in
+  List.iteri
+    (fun i x ->
+      let base = Float.min (0.02 *. (2. ** float_of_int i)) 2.0 in
+      Alcotest.(check bool) (Printf.sprintf "retry %d: %.4f s in [%.3f, %.3f)" (i + 1) x base (1.5 *. base)) true
+        (x >= base && x < 1.5 *. base))
+    d;
+  (* 0.02 * 2^6 = 1.28 < 2 < 2.56: retries 1-7 double, retry 8 is at the cap *)
+  List.iteri
+    (fun i (a, b) ->
+      if i < 7 then Alcotest.(check bool) (Printf.sprintf "retry %d waits longer than retry %d" (i + 2) (i + 1)) true (b > a))
+    (List.combine (List.filteri (fun i _ -> i < 11) d) (List.tl d));
+  Alcotest.(check bool) "bounded by 1.5 x reconnect_max" true (List.for_all (fun x -> x <= 1.5 *. 2.0) d);
+  Alcotest.(check bool) "at the cap from retry 8 on" true (List.for_all (fun x -> x >= 2.0) (List.filteri (fun i _ -> i >= 7) d));
+  Alcotest.(check (list (float 0.))) "one seed, one schedule" d (schedule 7);
+  Alcotest.(check bool) "another seed, other jitter" true (d <> schedule 8);
+  let rng = Random.State.make [| 1 |] in
+  let draws = List.init 1000 (fun _ -> S.reconnect_delay cfg rng ~attempt:1) in
+  let lo = List.fold_left Float.min infinity draws and hi = List.fold_left Float.max 0. draws in
+  Alcotest.(check bool) (Printf.sprintf "the jitter spreads over 0-50 %% (%.5f .. %.5f s)" lo hi) true
+    (lo >= 0.02 && lo < 0.0205 && hi < 0.03 && hi > 0.0295);
+  Lwt.return_unit
+
+(* A live shm link whose peer's ring holds an impossible record: this test
+   is the attaching peer (a Link core over a raw Unix socket), maps the
+   OCaml listener's segment, writes a record of kind 7 into its own ring
+   and answers the offer. The listener reads the ring once the answer came:
+   it must close that connection with protocol_violation, naming the
+   record, without an exception; then it serves a C++ peer over shm. *)
+let shm_corrupt_ring () =
+  let module Seg = Mycelium_shm.Segment in
+  let module A = Mycelium_shm.Atomics in
+  let module L = Mycelium.Link in
+  let path = sock_path () in
+  let ib = inbox () in
+  let lines = ref [] in
+  let lref = ref None in
+  let on_ev ev =
+    on_event ib ev;
+    match (ev, !lref) with
+    | S.Message (_, LT.Ping p), Some l ->
+      Lwt.async (fun () -> S.publish l (LT.Pong { seq = p.seq; payload = p.payload }) >|= ignore)
+    | _ -> ()
+  in
+  let cfg =
+    { S.default_config with
+      name = "listener"; role = S.Listen; address = S.Unix_path path;
+      link = { S.default_config.link with node = "ocaml-listener"; peer_timeout = 10.; shm = true };
+      log = (fun s -> lines := s :: !lines; test_log s) }
+  in
+  S.start ~interest:[ LT.Ping.type_id ] ~schema:LT.descriptor ~on_event:on_ev cfg >>= function
+  | Error e -> Alcotest.failf "listen: %s" e
+  | Ok l ->
+    lref := Some l;
+    Lwt.finalize
+      (fun () ->
+        let fd = Lwt_unix.socket Unix.PF_UNIX Unix.SOCK_STREAM 0 in
+        let core =
+          L.create ~schema:LT.descriptor ~config:{ L.default_config with node = "raw-attacher"; shm = true }
+            ~nonce:(Mycelium.Auth.fresh_nonce ()) ~now:(Unix.gettimeofday ()) ()
+        in
+        let rec flush () =
+          match L.take_output core with
+          | Some s -> Lwt_unix.write_string fd s 0 (String.length s) >>= fun _ -> flush ()
+          | None -> Lwt.return_unit
+        in
+        let b = Bytes.create 65536 in
+        (* reads what the listener sends into the core until [f] takes an
+           event; [None] at the end of the stream *)
+        let rec until what f =
+          match L.pop_event core with
+          | Some ev -> (match f ev with Some x -> Lwt.return (Some x) | None -> until what f)
+          | None -> (
+            Lwt.pick [ Lwt_unix.read fd b 0 (Bytes.length b); (Lwt_unix.sleep timeout >|= fun () -> -1) ] >>= function
+            | -1 -> Alcotest.failf "timed out waiting for %s" what
+            | 0 -> Lwt.return None
+            | n -> L.receive core ~now:(Unix.gettimeofday ()) b 0 n; until what f)
+        in
+        Lwt.finalize
+          (fun () ->
+            Lwt_unix.connect fd (Unix.ADDR_UNIX path) >>= fun () ->
+            flush () >>= fun () ->
+            until "the shm offer" (function
+              | L.Shm_offer (segment, _) -> Some segment
+              | L.Closed c -> Alcotest.failf "closed before the offer: %s" c.text
+              | _ -> None)
+            >>= function
+            | None -> Alcotest.fail "the listener closed before its offer"
+            | Some segment -> (
+              match Seg.attach ~name:segment ~digest:LT.schema_digest ~pid:(Unix.getpid ()) with
+              | Error (_, text) -> Alcotest.failf "attach: %s" text
+              | Ok seg ->
+                (* our ring (side 1): one record {length 8, kind 7} *)
+                let data = Seg.ring_data seg 1 and ctl = Seg.ring_offset seg 1 in
+                A.set_u32 seg.Seg.map data 8;
+                A.set_u32 seg.Seg.map (data + 4) 7;
+                A.store_release_u64 seg.Seg.map (ctl + Seg.off_head) 16;
+                L.shm_accept core ~now:(Unix.gettimeofday ()) ~segment ~doorbell:"mycelium-bell-corrupt-ring-test";
+                flush () >>= fun () ->
+                wait_for ib "the listener's close" (fun () -> ib.downs <> []) >>= fun () ->
+                let c = List.hd ib.downs in
+                Alcotest.check Util.errc ("closed: " ^ c.text) E.Protocol_violation c.error;
+                List.iter
+                  (fun part -> Alcotest.(check bool) (Printf.sprintf "%S in %S" part c.text) true (Astring_like.contains c.text part))
+                  [ "impossible record (kind 7, length 8) at 0"; "last good ring sequence 0" ];
+                Alcotest.(check (list string)) "no exception in the listener" []
+                  (List.filter (fun s -> Astring_like.contains s "internal error" || Astring_like.contains s "raised") !lines);
+                until "the end of the connection" (fun _ -> None) >|= fun _ ->
+                Alcotest.(check int) "no connection left" 0 (S.connections l)))
+          (fun () -> Lwt_unix.close fd)
+        >>= fun () ->
+        Peer.with_peer [ "--kind"; "shm"; "--connect"; path; "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ]
+          (fun p ->
+            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+            >|= fun st ->
+            p.exited <- true;
+            match st with
+            | Some (Unix.WEXITED 0) -> ()
+            | _ -> Alcotest.failf "the C++ pinger failed after the corrupt ring; stderr:\n%s"
+                     (String.concat "\n" (List.rev p.stderr_lines))))
+      (fun () -> S.stop l)
 
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))
 
@@ -662,6 +875,10 @@ let () =
         lwt_case "OCaml node process" (ocaml_node_process kind);
         lwt_case "hung peer lost after peer_timeout" (hung_peer kind);
         lwt_case "pongs as views" (views_session kind);
+        lwt_case "malformed frames from a raw client" (malformed_input kind);
+        lwt_case "overflow block" (overflow ~kind S.Block);
+        lwt_case "overflow drop_newest" (overflow ~kind S.Drop_newest);
+        lwt_case "overflow disconnect" (overflow ~kind S.Disconnect);
       ] )
   in
   let shm_cases =
@@ -680,11 +897,11 @@ let () =
         lwt_case "overflow drop_newest" (overflow ~kind:Shm_k S.Drop_newest);
         lwt_case "overflow disconnect" (overflow ~kind:Shm_k S.Disconnect);
         lwt_case "pongs as views" (views_session Shm_k);
+        lwt_case "a corrupt ring record closes the link" shm_corrupt_ring;
       ] )
   in
   Alcotest.run "conformance"
     [ per_kind "unix" Unix_k; per_kind "tcp" Tcp_k; shm_cases;
-      ("malformed", [ lwt_case "malformed frames from a raw client" malformed_input ]);
-      ( "overflow",
-        [ lwt_case "block" (overflow S.Block); lwt_case "drop_newest" (overflow S.Drop_newest);
-          lwt_case "disconnect" (overflow S.Disconnect) ] ) ]
+      ( "tcp socket",
+        [ lwt_case "TCP_NODELAY on both ends, a burst in few writes" tcp_nodelay_and_batched_writes ] );
+      ("reconnect", [ lwt_case "backoff: exponential, jittered, bounded" reconnect_backoff ]) ]

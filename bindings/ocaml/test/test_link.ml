@@ -110,9 +110,19 @@ let test_auth () =
   let a = mk ~secret:"k" "a" and b = mk ~secret:"other" "b" in
   pump a b;
   let c = expect_closed "wrong secret" a E.Auth_failed in
-  ignore (expect_closed "wrong secret b" b E.Auth_failed);
-  Alcotest.(check bool) "text" true
-    (Testutil.Astring_like.contains c.text "different secrets" || c.refused_by_peer);
+  let cb = expect_closed "wrong secret b" b E.Auth_failed in
+  (* each side checks the other's proof (both sent one): each refuses on
+     its own check, naming the peer whose proof failed *)
+  List.iter
+    (fun (side, peer, (cl : L.closed)) ->
+      Alcotest.(check bool) (side ^ ": refused on its own check") false cl.refused_by_peer;
+      Alcotest.(check string) (side ^ ": the reason")
+        (Printf.sprintf
+           "authentication proof of peer node '%s' service 'test' (pid 42) does not match: the two sides use \
+            different secrets (or the proof was replayed from another connection)"
+           peer)
+        cl.text)
+    [ ("a", "b", c); ("b", "a", cb) ];
   let a = mk ~secret:"k" "a" and b = mk "b" in
   pump a b;
   let ca = expect_closed "secret on one side (a)" a E.Auth_failed in

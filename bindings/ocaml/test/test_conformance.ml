@@ -305,8 +305,9 @@ let ocaml_listens kind () =
             Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ] >|= function
             | Some (Unix.WEXITED 0) ->
               p.exited <- true;
+              (* seq 0: the pinger's probes until its interest arrived *)
               Alcotest.(check int) "pings answered" 200
-                (List.length (List.filter (function LT.Ping _ -> true | _ -> false) ib.msgs))
+                (List.length (List.filter (function LT.Ping p -> p.seq > 0L | _ -> false) ib.msgs))
             | Some _ -> p.exited <- true; Alcotest.failf "the C++ pinger failed; stderr:\n%s" (String.concat "\n" (List.rev p.stderr_lines))
             | None -> Alcotest.fail "the C++ pinger did not finish within 60 s")
           (fun () -> Peer.kill p))
@@ -601,7 +602,14 @@ let views_session kind () =
             if not (Mycelium.View.equal_string pv.payload big) then wrong := "chain: payload differs" :: !wrong;
             decr chain_left;
             (match !lref with
-             | Some l -> Lwt.async (fun () -> S.publish l (LT.Ping { seq = Int64.succ pv.seq; payload = big }) >|= ignore)
+             | Some l ->
+               (* a refused publish would end the chain silently: name it *)
+               Lwt.async (fun () ->
+                   S.publish l (LT.Ping { seq = Int64.succ pv.seq; payload = big }) >|= function
+                   | S.Ok_sent -> ()
+                   | _ ->
+                     wrong := Printf.sprintf "chain: the ping after %Ld was refused" pv.seq :: !wrong;
+                     Lwt_condition.broadcast ib.cond ())
              | None -> ())
           end
           else got := (pv.seq, Mycelium.View.to_string pv.payload) :: !got;
@@ -646,7 +654,8 @@ let views_session kind () =
               payloads;
             chain_left := 300;
             publish l (LT.Ping { seq = 1000L; payload = big }) >>= fun () ->
-            wait_for ib "300 round trips from the view handler" (fun () -> !chain_left = 0) >>= fun () ->
+            wait_for ib "300 round trips from the view handler" (fun () -> !chain_left = 0 || !wrong <> []) >>= fun () ->
+            Alcotest.(check (list string)) "the chain ran through" [] !wrong;
             (* other types beside the views: data out, a report back as a Message *)
             wait_interest l LT.Data.type_id >>= fun () ->
             Lwt_list.iter_s

@@ -273,6 +273,18 @@ let crash_reconnect kind () =
         (fun () -> S.stop l))
     (fun () -> Peer.kill p1)
 
+(* Runs the C++ pinger (`--ping count`) with [target]'s link arguments and
+   waits up to 60 s for it to exit 0: every pong came back. Fails with
+   [what] and the pinger's stderr otherwise. *)
+let expect_pinger target count what =
+  Peer.with_peer (target @ [ "--services"; "none"; "--ping"; string_of_int count; "--name"; "cxx-pinger" ]) (fun p ->
+      Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
+      >|= fun st ->
+      p.exited <- true;
+      match st with
+      | Some (Unix.WEXITED 0) -> ()
+      | _ -> Alcotest.failf "%s; its stderr:\n%s" what (String.concat "\n" (List.rev p.stderr_lines)))
+
 (* The OCaml side listens; the C++ peer connects and runs its --ping check
    against an OCaml echo (ping -> pong). *)
 let ocaml_listens kind () =
@@ -396,14 +408,7 @@ let ocaml_node_process kind () =
         | Unix_k -> [ "--kind"; "unix"; "--connect"; path ]
         | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int node.port ]
         | Shm_k -> [ "--kind"; "shm"; "--connect"; path ] in
-      Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "500"; "--name"; "cxx-pinger" ]) (fun p ->
-          Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
-          >|= fun st ->
-          p.exited <- true;
-          match st with
-          | Some (Unix.WEXITED 0) -> ()
-          | _ -> Alcotest.failf "the C++ pinger did not get its 500 pongs from the OCaml node; its stderr:\n%s"
-                   (String.concat "\n" (List.rev p.stderr_lines)))
+      expect_pinger target 500 "the C++ pinger did not get its 500 pongs from the OCaml node"
       >>= fun () ->
       Peer.stop node >|= fun rc -> Alcotest.(check int) "the OCaml node stops cleanly at EOF" 0 rc)
 
@@ -485,15 +490,7 @@ let malformed_input kind () =
           | Tcp_k -> [ "--kind"; "tcp"; "--connect"; "127.0.0.1"; "--port"; string_of_int (S.port l) ]
           | Unix_k | Shm_k -> [ "--kind"; "unix"; "--connect"; path ]
         in
-        Peer.with_peer (target @ [ "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ])
-          (fun p ->
-            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
-            >|= fun st ->
-            p.exited <- true;
-            match st with
-            | Some (Unix.WEXITED 0) -> ()
-            | _ -> Alcotest.failf "the C++ pinger failed after the malformed input; stderr:\n%s"
-                     (String.concat "\n" (List.rev p.stderr_lines))))
+        expect_pinger target 50 "the C++ pinger failed after the malformed input")
       (fun () -> S.stop l)
 
 (* Both ends in OCaml over shared memory: a listener (creates the segment)
@@ -857,15 +854,7 @@ let shm_corrupt_ring () =
                 Alcotest.(check int) "no connection left" 0 (S.connections l)))
           (fun () -> Lwt_unix.close fd)
         >>= fun () ->
-        Peer.with_peer [ "--kind"; "shm"; "--connect"; path; "--services"; "none"; "--ping"; "50"; "--name"; "cxx-pinger" ]
-          (fun p ->
-            Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ]
-            >|= fun st ->
-            p.exited <- true;
-            match st with
-            | Some (Unix.WEXITED 0) -> ()
-            | _ -> Alcotest.failf "the C++ pinger failed after the corrupt ring; stderr:\n%s"
-                     (String.concat "\n" (List.rev p.stderr_lines))))
+        expect_pinger [ "--kind"; "shm"; "--connect"; path ] 50 "the C++ pinger failed after the corrupt ring")
       (fun () -> S.stop l)
 
 let lwt_case name f = Alcotest.test_case name `Quick (fun () -> Lwt_main.run (f ()))

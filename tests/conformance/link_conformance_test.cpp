@@ -152,6 +152,58 @@ public:
   }
 };
 
+/// Makes its interest in `pong` news to the peer, then publishes a `ping`
+/// at once, `cycles` times: each cycle withdraws that interest and waits for
+/// a `report` (the peer answers after it applied the withdrawal), then
+/// subscribes and pings in one handler. The peer echoes a ping only if it
+/// already knows we listen, so every pong proves that our interest reached
+/// it before the data we published right after subscribing. Pongs go to
+/// the inbox.
+class resubscriber : public mycelium::service {
+public:
+  resubscriber(caf::actor_config& cfg, mycelium::service_context ctx,
+               std::shared_ptr<inbox> box, uint64_t cycles)
+    : service(cfg, std::move(ctx)), box_(std::move(box)), cycles_(cycles) {
+  }
+
+  void on_start() override {
+    subscribe<lt::report>([this](const lt::report& r) {
+      subscribe<lt::pong>([this](const lt::pong& p) { on_pong(p); });
+      record(publish(lt::ping{r.token, {}}));
+    });
+    withdraw(1);
+  }
+
+private:
+  void on_pong(const lt::pong& p) {
+    {
+      std::lock_guard<std::mutex> guard{box_->mtx};
+      box_->pongs.push_back(p);
+      box_->cv.notify_all();
+    }
+    if (p.seq < cycles_)
+      withdraw(p.seq + 1);
+  }
+
+  void withdraw(uint64_t next) {
+    unsubscribe<lt::pong>();
+    record(publish(lt::report_request{next}));
+  }
+
+  /// A refused publish would stall the cycle: made visible as a pong with
+  /// seq 0 (the test fails on it with the status).
+  void record(publish_status st) {
+    if (st == publish_status::ok)
+      return;
+    std::lock_guard<std::mutex> guard{box_->mtx};
+    box_->pongs.push_back(lt::pong{0, {static_cast<uint8_t>(st)}});
+    box_->cv.notify_all();
+  }
+
+  std::shared_ptr<inbox> box_;
+  uint64_t cycles_;
+};
+
 struct system_config : caf::actor_system_config {
   system_config() {
     mt::load_io_loop(*this); // CAF's middleman, able to run shm links
@@ -171,7 +223,14 @@ struct harness {
   uint64_t next_token = 1;
   int peers_started = 0;
 
-  harness() {
+  /// `collect`: start the collector (without it the driver's node has no
+  /// standing interest, for tests that make their own).
+  explicit harness(bool collect = true) {
+    if (collect)
+      start_collector();
+  }
+
+  void start_collector() {
     auto c = node.start(
       [b = box](caf::actor_system& s, mycelium::service_context ctx) {
         return s.spawn<collector>(std::move(ctx), b);
@@ -479,6 +538,74 @@ TEST_CASE_TEMPLATE_DEFINE("interest propagates and nothing echoes back", Link, i
   CHECK(h.box->chats["peer"] == 5);
 }
 TEST_CASE_TEMPLATE_APPLY(interest, every_link);
+
+TEST_CASE_TEMPLATE_DEFINE("a subscription reaches the peer before what is published "
+                          "right after it",
+                          Link, interest_then_data) {
+  harness<Link> h{false};
+  auto [peer, port, basp_unused] = h.start_peer();
+  auto l = h.connect(h.link_to(port));
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::ping::type_id, 10s));
+  REQUIRE(l.await_peer_interest(lt::report_request::type_id, 10s));
+  const uint64_t cycles = 200;
+  auto box = h.box;
+  auto r = h.node.start(
+    [box, cycles](caf::actor_system& s, mycelium::service_context ctx) {
+      return s.spawn<resubscriber>(std::move(ctx), box, cycles);
+    },
+    "resubscriber", {}, {}, Link::where);
+  REQUIRE(r);
+  // A lost pong stalls the cycle: the wait times out with the count so far.
+  bool done = box->wait([&] { return box->pongs.size() >= cycles; }, 30s);
+  std::lock_guard<std::mutex> guard{box->mtx};
+  INFO("pongs received: " << box->pongs.size() << " of " << cycles
+                          << "; the link dropped " << l.stats().dropped_link_down);
+  REQUIRE(done);
+  for (uint64_t i = 0; i < cycles; ++i) {
+    INFO("pong " << i);
+    REQUIRE(box->pongs[i].seq == i + 1); // seq 0: a publish was refused
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(interest_then_data, every_link);
+
+TEST_CASE_TEMPLATE("shm: interest that finds the ring full waits in order for room", Link,
+                   shm_pool_link, shm_loop_link) {
+  harness<Link> h{false};
+  auto [peer, port, basp_unused] = h.start_peer({"--peer-timeout-ms", "60000"});
+  auto c = h.link_to(port);
+  c.overflow = mycelium::overflow_policy::drop_newest; // full: refused at once
+  c.peer_timeout = 60000ms; // the stopped peer must not count as lost here
+  auto l = h.connect(c);
+  REQUIRE(l.await_up(10s));
+  REQUIRE(l.await_peer_interest(lt::data::type_id, 10s));
+  peer->kill(SIGSTOP);
+  uint64_t admitted = 0;
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline
+         && h.node.publish(mycelium::conformance::make_data(admitted + 1, 1024))
+              == publish_status::ok)
+    ++admitted;
+  REQUIRE(admitted > 0);
+  // Then frames without payload, the smallest there are, until not even one
+  // fits: an interest frame (4 payload bytes) cannot fit either.
+  uint64_t empties = 0;
+  while (std::chrono::steady_clock::now() < deadline
+         && h.node.publish(lt::empty{}) == publish_status::ok)
+    ++empties;
+  REQUIRE(h.node.publish(lt::command{"chat 5"}) == publish_status::back_pressured);
+  // The ring is full: the collector's subscriptions (report, chat, ...) are
+  // queued, not lost, and go out before the next data frame.
+  h.start_collector();
+  peer->kill(SIGCONT);
+  auto rep = h.report(l); // the report comes back only if our interest arrived
+  CHECK(rep.received == admitted);
+  CHECK(rep.order_errors == 0);
+  CHECK(rep.empties == empties);
+  CHECK(l.stats().dropped_overflow == 3); // the data, the empty and the command that did not fit
+  h.node.publish(lt::command{"chat 5"});
+  CHECK(h.box->wait([&] { return h.box->chats["peer"] == 5; }));
+}
 
 TEST_CASE_TEMPLATE_DEFINE("a schema digest mismatch is refused with the reason on both ends",
                           Link, digest_mismatch) {

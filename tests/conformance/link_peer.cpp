@@ -50,7 +50,6 @@ struct pong_counter {
   std::condition_variable cv;
   uint64_t good = 0;
   uint64_t bad = 0;
-  bool warm = false; ///< a pong of the probe (seq 0) came back
 };
 
 class pong_checker : public mycelium::service {
@@ -64,10 +63,7 @@ public:
     subscribe<lt::pong>([this](const lt::pong& p) {
       bool ok = p.payload == mycelium::conformance::make_payload(p.seq, 1000);
       std::lock_guard<std::mutex> guard{c_->mtx};
-      if (p.seq == 0)
-        c_->warm = true; // the probe's (or a repeated probe's) pong
-      else
-        ++(ok ? c_->good : c_->bad);
+      ++(ok ? c_->good : c_->bad);
       c_->cv.notify_all();
     });
   }
@@ -94,27 +90,6 @@ int run_pings(mycelium::node& n, mt::link& lk, uint64_t count,
     std::cerr << "mycelium-link-peer: link " << lk.config().endpoint()
               << " did not come up within 30 s: " << lk.stats().last_error << "\n";
     return 1;
-  }
-  // The peer knows it may send us pongs only once our interest frame has
-  // reached it, and that frame goes through the link's broker while pings
-  // from this thread may be written into the link directly, ahead of it: a
-  // flood sent now could be echoed into a link that drops the pongs as
-  // unwanted. So probe first (seq 0, repeated every 100 ms) until a pong
-  // comes back; from then on the peer sees our interest.
-  {
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    std::unique_lock<std::mutex> guard{counter->mtx};
-    while (!counter->warm) {
-      if (std::chrono::steady_clock::now() >= deadline) {
-        std::cerr << "mycelium-link-peer: no pong for the probe ping within 30 s over "
-                  << lk.config().endpoint() << "\n";
-        return 1;
-      }
-      guard.unlock();
-      n.publish(lt::ping{0, mycelium::conformance::make_payload(0, 1000)});
-      guard.lock();
-      counter->cv.wait_for(guard, 100ms, [&] { return counter->warm; });
-    }
   }
   for (uint64_t i = 1; i <= count; ++i)
     n.publish(lt::ping{i, mycelium::conformance::make_payload(i, 1000)});

@@ -294,6 +294,10 @@ void connection::write(uint32_t type_id, const void* value) noexcept {
     gate_->release();
     return;
   }
+  // An interest change this thread made is still in the mailbox: it goes
+  // first, so the peer knows we listen before it sees what follows.
+  if (interest_dirty_->load(std::memory_order_acquire))
+    advertise_interest();
   try {
     if (auto e = sock_.write_value(proto_, type_id, value); e != errc::none) {
       count_unsent(e);
@@ -331,6 +335,7 @@ void connection::advertise_interest() {
     shm_.advertise_interest();
     return;
   }
+  interest_dirty_->store(false, std::memory_order_relaxed); // before reading the bus
   auto want = sh_->bus->interest(self_->ctrl(), !sh_->cfg.relay);
   std::set<uint32_t> now(want.begin(), want.end());
   auto& out = sock_.new_batch();
@@ -361,7 +366,17 @@ void connection::on_established(const wire::hello&) {
     proto_.write_shm_attach(shm_.offer(), sock_.batch());
   }
   if (watch_id_ == 0) {
-    watch_id_ = sh_->bus->watch([weak = caf::weak_actor_ptr{self_->ctrl()}] {
+    // Runs on the thread that (un)subscribed, before it can publish again.
+    // Over shm that thread writes the change into the ring itself, in order
+    // with what it publishes next. Over a socket the broker writes it; a
+    // loop-placed publisher that writes directly (see `write`) first
+    // advertises what `interest_dirty_` says is pending.
+    watch_id_ = sh_->bus->watch([weak = caf::weak_actor_ptr{self_->ctrl()},
+                                 exclude = self_->ctrl(), ch = shm_.current(),
+                                 dirty = interest_dirty_] {
+      if (auto c = ch->get())
+        c->sync_interest(exclude);
+      dirty->store(true, std::memory_order_release);
       post_if_alive(weak, interest_atom::value);
     });
   }
@@ -471,8 +486,11 @@ errc connection::on_shm_attach(const wire::shm_attach& x, std::string& why) {
       e != errc::none)
     return e;
   proto_.write_shm_attach(shm_.offer(), sock_.batch());
-  mark_up();
+  // Interest first: once the link is up, other threads may write data into
+  // the ring, and the peer must see our interest before it (a reply to
+  // something we send would otherwise be dropped as unwanted).
   shm_.advertise_interest();
+  mark_up();
   return errc::none;
 }
 

@@ -8,6 +8,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -171,6 +172,10 @@ private:
   std::map<uint32_t, subscription_ptr> subs_;
   std::set<uint32_t> advertised_; ///< socket kinds; shm: see shm_transport
   uint64_t watch_id_ = 0;
+  /// Set by the bus watcher, cleared when the broker reads the bus's
+  /// interest: a socket connection's interest may be stale (see `write`).
+  std::shared_ptr<std::atomic<bool>> interest_dirty_ =
+    std::make_shared<std::atomic<bool>>(false);
   std::chrono::steady_clock::time_point last_rx_;
   std::chrono::steady_clock::time_point last_tick_;
   route_cache routes_{sh_->bus.get()}; ///< for what the peer sends (sh_ is set first)

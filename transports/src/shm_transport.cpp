@@ -56,31 +56,24 @@ errc shm_transport::on_answer(const wire::shm_attach& x, const std::string& peer
 }
 
 void shm_transport::advertise_interest() {
-  interest_retry_ = false;
-  if (!ep_)
-    return; // the connecting side advertises once it attached
-  auto want = sh_->bus->interest(self_->ctrl(), !sh_->cfg.relay);
-  std::set<uint32_t> now(want.begin(), want.end());
-  auto ch = ep_->channel();
-  for (auto id : now)
-    if (advertised_.count(id) == 0 && sh_->schema.find(id) != nullptr) {
-      if (!ch->push_interest(id, true)) {
-        interest_retry_ = true;
-        return;
-      }
-      advertised_.insert(id);
-    }
-  for (auto i = advertised_.begin(); i != advertised_.end();) {
-    if (now.count(*i) != 0) {
-      ++i;
-      continue;
-    }
-    if (!ch->push_interest(*i, false)) {
-      interest_retry_ = true;
-      return;
-    }
-    i = advertised_.erase(i);
-  }
+  if (ep_) // the connecting side advertises once it attached
+    ep_->channel()->sync_interest(self_->ctrl());
+}
+
+void shm_transport::retry_interest() {
+  if (ep_)
+    ep_->channel()->flush_interest();
+}
+
+void shm_transport::current_channel::set(
+  const std::shared_ptr<shm::detail::shm_channel>& ch) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  ch_ = ch;
+}
+
+std::shared_ptr<shm::detail::shm_channel> shm_transport::current_channel::get() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return ch_.lock();
 }
 
 std::string shm_transport::check_peer() {
@@ -93,14 +86,14 @@ void shm_transport::finish() {
 }
 
 void shm_transport::drop() {
-  ep_.reset();
-  advertised_.clear();
-  interest_retry_ = false;
+  current_->set(nullptr);
+  ep_.reset(); // its channel's interest state goes with it
 }
 
 void shm_transport::adopt(std::unique_ptr<shm::detail::shm_endpoint> ep) {
   ep_ = std::move(ep);
   ep_->start();
+  current_->set(ep_->channel());
   std::lock_guard<std::mutex> guard{sh_->mtx};
   sh_->channels[ep_->channel().get()] = ep_->channel();
 }

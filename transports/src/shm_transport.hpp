@@ -8,7 +8,7 @@
 
 #include <cstdint>
 #include <memory>
-#include <set>
+#include <mutex>
 #include <string>
 
 #include <caf/io/broker.hpp>
@@ -63,16 +63,32 @@ public:
 
   /// Writes changes of the local bus's interest into the ring, in order
   /// with the data (over the socket it could overtake data sent after it,
-  /// and the peer would answer before it knew we listen). A full ring is
-  /// retried by `retry_interest`; only what was written counts as
-  /// advertised. Before `attached()` nothing: the connecting side
-  /// advertises once it attached.
+  /// and the peer would answer before it knew we listen); see
+  /// shm_channel::sync_interest. Before `attached()` nothing: the
+  /// connecting side advertises once it attached.
   void advertise_interest();
 
-  /// Advertises again if the ring was full last time (on every tick).
-  void retry_interest() {
-    if (interest_retry_)
-      advertise_interest();
+  /// Writes interest that a full ring held back (on every tick).
+  void retry_interest();
+
+  /// The connection's current channel, for threads outside the broker:
+  /// the bus watcher writes an interest change from the subscriber's own
+  /// thread through it, before that thread can publish anything after it.
+  /// Thread-safety: any thread.
+  class current_channel {
+  public:
+    void set(const std::shared_ptr<shm::detail::shm_channel>& ch);
+    /// The live channel, or null between connections.
+    std::shared_ptr<shm::detail::shm_channel> get() const;
+
+  private:
+    mutable std::mutex mtx_;
+    std::weak_ptr<shm::detail::shm_channel> ch_;
+  };
+
+  /// Shared with the bus watcher (see `current_channel`).
+  const std::shared_ptr<current_channel>& current() const noexcept {
+    return current_;
   }
 
   /// Heartbeat into the segment and the peer's liveness: a text when the
@@ -105,8 +121,7 @@ private:
   caf::io::broker* self_;
   std::shared_ptr<link_shared> sh_;
   std::unique_ptr<shm::detail::shm_endpoint> ep_; ///< once attached
-  std::set<uint32_t> advertised_; ///< interest written into the ring
-  bool interest_retry_ = false;   ///< the ring was full, advertise again
+  std::shared_ptr<current_channel> current_ = std::make_shared<current_channel>();
 };
 
 } // namespace mycelium::transports::detail

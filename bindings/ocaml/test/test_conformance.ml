@@ -317,9 +317,8 @@ let ocaml_listens kind () =
             Lwt.pick [ (Lwt_unix.waitpid [] p.pid >|= fun (_, st) -> Some st); (Lwt_unix.sleep 60. >|= fun () -> None) ] >|= function
             | Some (Unix.WEXITED 0) ->
               p.exited <- true;
-              (* seq 0: the pinger's probes until its interest arrived *)
               Alcotest.(check int) "pings answered" 200
-                (List.length (List.filter (function LT.Ping p -> p.seq > 0L | _ -> false) ib.msgs))
+                (List.length (List.filter (function LT.Ping _ -> true | _ -> false) ib.msgs))
             | Some _ -> p.exited <- true; Alcotest.failf "the C++ pinger failed; stderr:\n%s" (String.concat "\n" (List.rev p.stderr_lines))
             | None -> Alcotest.fail "the C++ pinger did not finish within 60 s")
           (fun () -> Peer.kill p))
@@ -541,7 +540,13 @@ let ocaml_to_ocaml_shm () =
                   Alcotest.(check int) "size" (i * 67 mod 20000) (String.length p.payload)) (pongs ());
               Alcotest.(check bool) "through the rings" true ((S.stats c).ring_frames_out >= n && (S.stats l).ring_frames_out >= n);
               Alcotest.(check bool) "nothing left in /dev/shm" true
-                (not (Array.exists (fun f -> Astring_like.contains f (string_of_int (Unix.getpid ()))) (Sys.readdir "/dev/shm"))))
+                (* ours: named after this pid (a substring match would also
+                   take other processes' segments, CTest runs tests beside us) *)
+                (let pid = string_of_int (Unix.getpid ()) in
+                 not (Array.exists (fun f ->
+                     String.starts_with ~prefix:("mycelium-" ^ pid ^ "-") f
+                     || String.starts_with ~prefix:("mycelium-bell-" ^ pid ^ "-") f)
+                     (Sys.readdir "/dev/shm"))))
             (fun () -> S.stop c))
       (fun () -> S.stop l)
 

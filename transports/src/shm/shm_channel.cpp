@@ -1,5 +1,6 @@
 #include "shm_channel.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -63,18 +64,66 @@ void shm_channel::wake_peer() noexcept {
     bell_.ring();
 }
 
-bool shm_channel::push_interest(uint32_t type_id, bool add) {
+void shm_channel::sync_interest(const caf::actor_control_block* exclude) {
+  auto& sh = *sh_;
+  std::lock_guard<std::mutex> serial{interest_mtx_};
+  // Computed under `interest_mtx_`: a later call never writes an older view.
+  auto want = sh.bus->interest(exclude, !sh.cfg.relay);
+  std::set<uint32_t> now;
+  for (auto id : want)
+    if (sh.schema.find(id) != nullptr)
+      now.insert(id);
+  std::vector<std::pair<uint32_t, bool>> changes;
+  for (auto id : now)
+    if (advertised_.count(id) == 0)
+      changes.emplace_back(id, true);
+  for (auto id : advertised_)
+    if (now.count(id) == 0)
+      changes.emplace_back(id, false);
+  advertised_.swap(now);
+  if (changes.empty())
+    return;
   std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
   if (closed_)
-    return false;
-  std::vector<uint8_t> frame;
-  frames_.write_interest(type_id, add, frame);
-  if (writer_.write(frame.data(), frame.size()) != ring_status::ok) {
-    frames_.unwrite(); // not sent: the next frame takes its number
-    return false;
+    return;
+  // A change for a type whose previous change is still queued cancels it
+  // (nothing lies between queued frames, data writes the queue first), so
+  // the queue holds at most one entry per type, however long the ring is
+  // full.
+  for (auto& c : changes) {
+    auto i = std::find_if(interest_queue_.begin(), interest_queue_.end(),
+                          [&](auto& q) { return q.first == c.first; });
+    if (i != interest_queue_.end())
+      interest_queue_.erase(i);
+    else
+      interest_queue_.push_back(c);
   }
-  wake_peer();
-  return true;
+  flush_interest_locked();
+}
+
+bool shm_channel::flush_interest() {
+  std::lock_guard<mycelium::detail::spinlock> guard{mtx_};
+  return closed_ || flush_interest_locked() == ring_status::ok;
+}
+
+ring_status shm_channel::flush_interest_locked() {
+  bool wrote = false;
+  auto st = ring_status::ok;
+  while (!interest_queue_.empty()) {
+    auto [id, add] = interest_queue_.front();
+    interest_frame_.clear();
+    frames_.write_interest(id, add, interest_frame_);
+    st = writer_.write(interest_frame_.data(), interest_frame_.size());
+    if (st != ring_status::ok) {
+      frames_.unwrite(); // not sent: the next frame takes its number
+      break;
+    }
+    interest_queue_.pop_front();
+    wrote = true;
+  }
+  if (wrote)
+    wake_peer();
+  return st;
 }
 
 offer_result shm_channel::offer(uint32_t type_id, const void* value) noexcept {
@@ -85,7 +134,8 @@ offer_result shm_channel::offer(uint32_t type_id, const void* value) noexcept {
     // Fast path: claim the ring's free run and encode the frame in place.
     uint8_t* dst = nullptr;
     size_t granted = 0;
-    if (!closed_
+    // Interest queued by a full ring goes first (in order with the data).
+    if (!closed_ && (interest_queue_.empty() || flush_interest_locked() == ring_status::ok)
         && writer_.claim(hdr, hdr + sh.cfg.max_payload, dst, granted) == ring_status::ok) {
       size_t n = 0;
       auto e = frames_.encode_payload_into(type_id, value, dst + hdr, granted - hdr, n);
@@ -154,7 +204,9 @@ bool shm_channel::write_locked(std::unique_lock<mycelium::detail::spinlock>& gua
       return true;
     }
     uint8_t* dst = nullptr;
-    auto st = writer_.reserve(n, dst);
+    auto st = flush_interest_locked(); // queued interest goes first
+    if (st == ring_status::ok)
+      st = writer_.reserve(n, dst);
     if (st == ring_status::ok) {
       frames_.seal(type_id, static_cast<uint32_t>(payload.size())).write(dst);
       if (!payload.empty())

@@ -1,10 +1,15 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
+
+#include <caf/fwd.hpp>
 
 #include "../link_shared.hpp"
 #include "../loop/doorbell.hpp"
@@ -23,7 +28,14 @@ namespace mycelium::transports::shm::detail {
 /// so the mapping lives as long as any routing snapshot can still offer.
 /// It is the link's port on the bus.
 ///
-/// Thread-safety: `offer` from any thread; the rest from the link's broker.
+/// Our interest travels in the same ring, in order with the data: a
+/// subscriber's thread writes it (`sync_interest`, from the bus watcher)
+/// before its next publish can, so the peer always knows we listen before
+/// it sees a message we sent after subscribing (a reply to it is not
+/// dropped as unwanted).
+///
+/// Thread-safety: `offer`, `sync_interest` and `flush_interest` from any
+/// thread; the rest from the link's broker.
 class shm_channel final : public port,
                           public transports::detail::channel_source {
 public:
@@ -39,11 +51,18 @@ public:
   /// also answers `delivered`.
   offer_result offer(uint32_t type_id, const void* value) noexcept override;
 
-  /// Writes a subscribe (`add`) or unsubscribe frame for `type_id` into the
-  /// ring, in order with the data (so the peer applies our interest before
-  /// anything we send after it). Never waits: false when the ring is full
-  /// or closed (the link retries on its next tick).
-  bool push_interest(uint32_t type_id, bool add);
+  /// Brings the interest written into the ring up to date with the local
+  /// bus (its subscriptions other than `exclude`'s, the link's own broker;
+  /// without relaying, also other than other links'). Frames that do not
+  /// fit a full ring stay queued and go out before the next data frame (or
+  /// on `flush_interest`), so order holds. Calls are serialised: the last
+  /// one sees the bus as it is. Never waits for the peer. Called from the
+  /// bus watcher on the thread that (un)subscribed, and by the broker.
+  void sync_interest(const caf::actor_control_block* exclude);
+
+  /// Writes interest frames still queued by a full ring. Returns whether
+  /// none is left (the link's tick calls it).
+  bool flush_interest();
 
   /// Lets producers wake the peer's I/O loop from now on, and rings once
   /// (frames may have been written before the peer's doorbell was known).
@@ -77,6 +96,10 @@ private:
   /// Returns true: refused by content, not by the overflow policy.
   bool refuse(uint32_t type_id, errc e, size_t payload_size) noexcept;
 
+  /// Writes queued interest frames: `ok` when none is left, else the ring's
+  /// answer to the first that did not fit. With `mtx_` held.
+  ring_status flush_interest_locked();
+
   /// Writes one encoded payload as a frame; called with `mtx_` held.
   bool write_locked(std::unique_lock<mycelium::detail::spinlock>& guard, uint32_t type_id,
                     const std::vector<uint8_t>& payload);
@@ -91,6 +114,14 @@ private:
   frame_writer frames_; ///< the link core's frame layout and numbering
 
   bool closed_ = false;
+  /// Interest frames not yet in the ring (add or remove), oldest first, at
+  /// most one per type; under `mtx_`. Checked before every data frame.
+  std::deque<std::pair<uint32_t, bool>> interest_queue_;
+  std::vector<uint8_t> interest_frame_; ///< under `mtx_`, reused
+  /// Serialises `sync_interest`; guards `advertised_`.
+  std::mutex interest_mtx_;
+  /// Interest written or queued, as last computed.
+  std::set<uint32_t> advertised_;
   /// Written under `mtx_` only (one writer at a time), read by anyone.
   std::atomic<uint64_t> frames_sent_{0};
   std::atomic<uint64_t> bytes_sent_{0};

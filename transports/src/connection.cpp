@@ -374,8 +374,10 @@ void connection::on_established(const wire::hello&) {
     watch_id_ = sh_->bus->watch([weak = caf::weak_actor_ptr{self_->ctrl()},
                                  exclude = self_->ctrl(), ch = shm_.current(),
                                  dirty = interest_dirty_] {
-      if (auto c = ch->get())
-        c->sync_interest(exclude);
+      if (auto c = ch->get()) {
+        c->sync_interest(exclude); // written: the broker has nothing to add
+        return;
+      }
       dirty->store(true, std::memory_order_release);
       post_if_alive(weak, interest_atom::value);
     });

@@ -50,6 +50,44 @@ def test_python_service_echoes_in_process(node: mycelium.Node) -> None:
     assert pongs.stats()["delivered"] == 100 and pongs.stats()["queue_dropped"] == 0
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_subscription_get_in_every_state(native: bool) -> None:
+    # `get` is a C++ function per subscription (the bridge's objects come back
+    # with no Python frame); what it does not take itself goes to Python.
+    n = mycelium.Node("pytest-get", lt, native=native)
+    try:
+        pongs = n.subscribe(lt.pong)
+        n.publish(lt.pong(seq=1, payload=b"a"))
+        n.publish(lt.pong(seq=2, payload=b"b"))
+        assert pongs.get(5).seq == 1  # positional timeout
+        p = pongs.get(timeout=5)  # keyword
+        assert type(p) is lt.pong and p == lt.pong(seq=2, payload=b"b")
+        with pytest.raises(TimeoutError, match="no pong within 0.01 s"):
+            pongs.get(timeout=0.01)
+        with pytest.raises(TypeError, match="one argument, timeout"):
+            pongs.get(wait=1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="one argument, timeout"):
+            pongs.get(1, 2)  # type: ignore[call-arg]
+        ref = weakref.ref(pongs)
+        pongs.close()
+        with pytest.raises(mycelium.LinkClosed, match="the subscription is closed"):
+            pongs.get(timeout=5)
+        del pongs
+        gc.collect()
+        assert ref() is None, "a closed subscription is still referenced (a cycle?)"
+        # The end of the node reaches a waiting get as LinkClosed, and every
+        # later get raises it at once.
+        other = n.subscribe(lt.chat)
+    finally:
+        n.stop()
+    with pytest.raises(mycelium.LinkClosed):
+        other.get(timeout=5)
+    t0 = time.monotonic()
+    with pytest.raises(mycelium.LinkClosed):
+        other.get(timeout=5)
+    assert time.monotonic() - t0 < 1
+
+
 def test_publish_without_subscriber_is_counted_not_an_error(node: mycelium.Node) -> None:
     assert node.publish(lt.probe(seq=1)) is False
     t = {x["type_name"]: x for x in node.topics()}["probe"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import importlib.util
 import itertools
@@ -110,6 +111,16 @@ def runtime_schema(schema: Schema, native: Optional[bool] = None) -> Any:
     return _core.RawSchema(schema.package, schema.digest, announced)
 
 
+def _finish_get(cls: Type[M], p: Any, timeout: Optional[float]) -> M:
+    """The part of `Subscription.get` that is not a ready bridged message:
+    timeout, end, or TLV bytes to decode."""
+    if p is None:
+        raise TimeoutError("no %s within %s s" % (cls.type_name, timeout))
+    if p is _core.STOP:
+        raise LinkClosed(Errc.none, "the subscription is closed")
+    return message_of(cls, p)
+
+
 class Subscription(Generic[M]):
     """Messages of one type, in publish order per publisher: `get`, a
     blocking iterator, or ``async for``. Backed by its own bounded queue
@@ -121,10 +132,24 @@ class Subscription(Generic[M]):
         self._node = node
         self._cls = cls
         self._handle = handle
-        self._closed = False
+        # [closed]: shared with the C++ getter, which sets it on STOP.
+        self._ended: List[bool] = [False]
         self._spin = spin
         # next() without the event tuple: the payload, _core.STOP or None.
         self._receive = handle.receiver(spin)
+        # `get` as one CPython call: a message the bridge made returns with
+        # no Python frame; the rest goes to _finish_get. Neither refers to
+        # this object (no cycle through the C function).
+        self.get = handle.getter(cls, spin,  # type: ignore[assignment]
+                                 functools.partial(_finish_get, cls), self._ended)
+
+    @property
+    def _closed(self) -> bool:
+        return self._ended[0]
+
+    @_closed.setter
+    def _closed(self, v: bool) -> None:
+        self._ended[0] = v
 
     @property
     def message_class(self) -> Type[M]:
@@ -140,7 +165,8 @@ class Subscription(Generic[M]):
     def get(self, timeout: Optional[float] = None) -> M:
         """The next message; `TimeoutError` after `timeout` seconds (None:
         wait for ever), `LinkClosed` once closed. Ctrl-C interrupts it on
-        the main thread within 100 ms."""
+        the main thread within 100 ms. (Each instance replaces this method
+        with the C++ getter, which does the same; this is its reference.)"""
         if self._closed:
             raise LinkClosed(Errc.none, "the subscription is closed")
         p = self._receive(timeout)

@@ -205,6 +205,14 @@ bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_
   }
 }
 
+/// `wait_event`, after a look at the queue that, when an event is there,
+/// takes it with the GIL held (no release, no clock read).
+bool take_event(py_handle& h, std::optional<double> timeout, double spin, inbox_event& ev) {
+  if (h.inbox->has_events() && h.inbox->try_pop(ev))
+    return true;
+  return wait_event(h, timeout, spin, ev);
+}
+
 py::object next_event(py_handle& h, std::optional<double> timeout, double spin) {
   inbox_event ev;
   if (!wait_event(h, timeout, spin, ev))
@@ -715,7 +723,7 @@ PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
   }
   return guarded([&]() -> PyObject* {
     inbox_event ev;
-    if (!wait_event(st->h, timeout, st->spin, ev))
+    if (!take_event(st->h, timeout, st->spin, ev))
       Py_RETURN_NONE;
     if (ev.kind == inbox_event::stop)
       return Py_NewRef(stop_sentinel);
@@ -733,6 +741,90 @@ PyMethodDef receive_fast_def = {
 
 py::object make_receiver(const py_handle& h, double spin) {
   return bind_function(receive_fast_def, new receiver_state{h, spin}, receiver_capsule);
+}
+
+// -- the fast get ----------------------------------------------------------------
+
+/// `Handle.getter(cls, spin, finish, ended)`: `Subscription.get` itself as a
+/// plain CPython function of `timeout` (positional or keyword). A message
+/// that the bridge made into a `cls` object is returned as is; anything
+/// else (None on timeout, STOP, TLV bytes) goes to `finish(payload,
+/// timeout)`, the Python code that raises or decodes. `ended` is a list of
+/// one item, the subscription's "closed" flag: the getter sets it on STOP,
+/// and while it is true passes STOP to `finish` without waiting. The state
+/// holds neither the subscription nor anything that refers to it (a capsule
+/// hides its references from the cycle collector).
+constexpr const char* getter_capsule = "mycelium.getter";
+
+struct getter_state {
+  py_handle h;
+  double spin;
+  py::object cls;
+  py::object finish;
+  py::object ended;
+};
+
+PyObject* get_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                   PyObject* kwnames) {
+  auto* st = static_cast<getter_state*>(PyCapsule_GetPointer(self, getter_capsule));
+  if (st == nullptr)
+    return nullptr;
+  PyObject* timeout_arg = nargs > 0 ? args[0] : Py_None;
+  Py_ssize_t nkw = kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs + nkw > 1
+      || (nkw == 1
+          && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "timeout") != 0)) {
+    PyErr_SetString(PyExc_TypeError, "get() takes one argument, timeout");
+    return nullptr;
+  }
+  if (nkw == 1)
+    timeout_arg = args[nargs];
+  auto finish = [&](PyObject* payload) {
+    return PyObject_CallFunctionObjArgs(st->finish.ptr(), payload, timeout_arg, nullptr);
+  };
+  PyObject* ended = st->ended.ptr();
+  if (PyList_GET_ITEM(ended, 0) == Py_True)
+    return finish(stop_sentinel);
+  std::optional<double> timeout;
+  if (timeout_arg != Py_None) {
+    double t = PyFloat_AsDouble(timeout_arg);
+    if (t == -1.0 && PyErr_Occurred() != nullptr)
+      return nullptr;
+    timeout = t;
+  }
+  PyObject* payload = guarded([&]() -> PyObject* {
+    inbox_event ev;
+    if (!take_event(st->h, timeout, st->spin, ev))
+      Py_RETURN_NONE;
+    if (ev.kind == inbox_event::stop) {
+      Py_INCREF(Py_True);
+      PyList_SetItem(ended, 0, Py_True); // steals the reference
+      return Py_NewRef(stop_sentinel);
+    }
+    if (ev.kind != inbox_event::message) // a client serves no requests
+      return as_tuple(st->h, ev).release().ptr();
+    return payload_of(st->h, ev).release().ptr();
+  });
+  if (payload == nullptr || Py_TYPE(payload) == reinterpret_cast<PyTypeObject*>(st->cls.ptr()))
+    return payload;
+  PyObject* r = finish(payload);
+  Py_DECREF(payload);
+  return r;
+}
+
+PyMethodDef get_fast_def = {
+  "get", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(get_fast)),
+  METH_FASTCALL | METH_KEYWORDS,
+  "get(timeout=None): the subscription's next message (see Subscription.get)"};
+
+py::object make_getter(const py_handle& h, py::object cls, double spin, py::object finish,
+                       py::list ended) {
+  if (ended.size() != 1)
+    throw py::value_error("getter: `ended` must be a list of one item");
+  return bind_function(get_fast_def,
+                       new getter_state{h, spin, std::move(cls), std::move(finish),
+                                        std::move(ended)},
+                       getter_capsule);
 }
 
 } // namespace
@@ -820,6 +912,10 @@ void define_core(py::module_& m, bool embedded) {
     .def("receiver", &make_receiver, py::arg("spin") = 0.0,
          "next() for a Subscription as a plain function of the timeout: returns the "
          "payload, STOP or None (no event tuple, no pybind11 dispatch)")
+    .def("getter", &make_getter, py::arg("cls"), py::arg("spin"), py::arg("finish"),
+         py::arg("ended"),
+         "Subscription.get as a plain function of the timeout: returns a message of "
+         "`cls` that the bridge made, or finish(payload, timeout); sets ended[0] on STOP")
     .def("publisher", &make_publisher,
          "publish_object as a plain function of the message (no pybind11 "
          "dispatch): what Service.publish is")

@@ -254,6 +254,8 @@ const schema_descriptor& untyped_handle::schema() const noexcept {
 
 mycelium::bus& untyped_handle::bus() const noexcept { return *state_->bus; }
 
+caf::actor_system& untyped_handle::system() const noexcept { return *state_->sys; }
+
 void untyped_handle::started(caf::error err) {
   if (auto a = state_->actor())
     caf::anon_send(a, ustarted_atom::value, std::move(err));

@@ -208,3 +208,26 @@ class SyncWithAsyncHandler(Service):
 
     async def chat(self, c: lt.chat) -> None:
         pass
+
+
+class LendingRoundTrips(Service):
+    """Pings param `rounds` times through cpp.echo on the node's loop while
+    spinning (param `spin`), then writes the pongs it saw and the counters
+    of the loop its waits ran (`loop_stats`) to param `out` and quits."""
+
+    def on_start(self) -> None:
+        self.rounds = int(self.params.get("rounds", 100))
+        self.seen: List[int] = []
+
+    def on_ready(self, nodes: int) -> None:
+        self.publish(lt.ping(seq=1, payload=b"\x00"))
+
+    @on(lt.pong)
+    def pong(self, p: lt.pong) -> None:
+        self.seen.append(p.seq)
+        if len(self.seen) < self.rounds:
+            self.publish(lt.ping(seq=p.seq + 1, payload=b"\x00"))
+            return
+        with open(self.params["out"], "w") as f:
+            json.dump({"pongs": self.seen, "loop": self.loop_stats()}, f)
+        self.quit()

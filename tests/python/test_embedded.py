@@ -133,6 +133,52 @@ type = "python:other_service:Other"
     assert "schema digest mismatch" in log and "did not start" in log, log
 
 
+@pytest.mark.parametrize("lend", [True, False])
+def test_a_spinning_python_service_runs_the_cpp_nodes_loop_when_asked(lend: bool,
+                                                                      work: str) -> None:
+    # lend_loop: the Python thread runs the C++ node's I/O loop while it
+    # spins, so cpp.echo (on the loop) answers on the Python thread; the
+    # loop's `lends` counts it. Without the param the loop is never lent.
+    # The loop blocks when idle: a loop thread that spins hands over at its
+    # next idle turn, and in a tight ping-pong it answers before that.
+    out = os.path.join(work, "lend.json")
+    code, log = run(work, '''
+[[nodes]]
+name = "host"
+services = ["echo", "trips"]
+loop_wait = "block"
+[services.echo]
+type = "cpp.echo"
+placement = "loop"
+[services.trips]
+type = "python:py_services:LendingRoundTrips"
+params = { rounds = 2000, spin = 0.01, out = "%s"%s }
+''' % (out, ", lend_loop = true" if lend else ""), "trips")
+    assert code == 0, log
+    with open(out) as f:
+        d = json.load(f)
+    assert d["pongs"] == list(range(1, 2001))
+    if lend:
+        assert d["loop"]["lending"] is True and d["loop"]["lends"] > 0, d
+    else:
+        assert d["loop"] == {}, d
+
+
+def test_a_bad_lend_loop_param_names_the_service(work: str) -> None:
+    code, log = run(work, '''
+[[nodes]]
+name = "host"
+services = ["echo", "trips"]
+[services.echo]
+type = "cpp.echo"
+[services.trips]
+type = "python:py_services:LendingRoundTrips"
+params = { lend_loop = "yes" }
+''', "echo")
+    assert code != 0, log
+    assert "service 'trips': param lend_loop must be true or false" in log, log
+
+
 def test_a_python_type_in_a_node_without_python_is_refused(work: str) -> None:
     path = os.path.join(work, "t.toml")
     with open(path, "w") as f:

@@ -92,7 +92,9 @@ class Service:
     #: (default) sleeps at once; a few tens of microseconds save the
     #: wake-up of a sleeping thread per message (tens of microseconds on a
     #: VM) at the price of a busy CPU meanwhile. The service parameter
-    #: `spin` overrides it per instance.
+    #: `spin` overrides it per instance. While it spins, the thread runs the
+    #: node's I/O loop (docs/python.md section 8) in a Python process, and
+    #: in a C++ node when the service parameter `lend_loop` is true.
     spin: ClassVar[float] = 0.0
     #: Whether the instance's thread runs an asyncio loop, so that handlers,
     #: responders and on_start/on_ready/on_stop may be ``async def`` (they
@@ -231,6 +233,11 @@ class Service:
         handler_errors, restarts, and its queue (queued, queue_dropped,
         queue_high_water, queue_capacity)."""
         return cast(Dict[str, int], self._handle.stats())
+
+    def loop_stats(self) -> Dict[str, Any]:
+        """The counters of the I/O loop that this instance's spinning waits
+        run (turns, lends, ...), or {} when they do not run one."""
+        return cast(Dict[str, Any], self._handle.lend_stats())
 
     _dynamic: Dict[int, Tuple[Type[Message], Callable[[Any], Any]]]
 

@@ -185,7 +185,8 @@ bool wait_event(py_handle& h, std::optional<double> timeout, double spin, inbox_
           auto r = h.lend.loop->lend(
             [](void* ctx) noexcept {
               auto* x = static_cast<waiter*>(ctx);
-              return x->in->has_events() || x->gate->closing();
+              // No gate: a C++ node's loop, which outlives its Python services.
+              return x->in->has_events() || (x->gate != nullptr && x->gate->closing());
             },
             &w, now + std::min(poll, slice));
           if (r != transports::io_loop::lend_result::refused)
@@ -218,6 +219,24 @@ py::object next_event(py_handle& h, std::optional<double> timeout, double spin) 
   if (!wait_event(h, timeout, spin, ev))
     return py::none();
   return as_tuple(h, ev);
+}
+
+/// The counters of `l` (empty for none).
+py::dict loop_stats_dict(const transports::io_loop* l) {
+  py::dict d;
+  if (l == nullptr)
+    return d;
+  auto st = l->stats();
+  d["turns"] = st.turns;
+  d["resumed"] = st.resumed;
+  d["polled"] = st.polled;
+  d["sleeps"] = st.sleeps;
+  d["socket_polls"] = st.socket_polls;
+  d["flushes"] = st.flushes;
+  d["lends"] = st.lends;
+  d["attends"] = st.attends;
+  d["lending"] = l->lending_enabled();
+  return d;
 }
 
 py::dict stats_dict(const service_stats& s) {
@@ -986,6 +1005,13 @@ void define_core(py::module_& m, bool embedded) {
          },
          py::arg("max") = 1024)
     .def("event_fd", [](py_handle& h) { return h.inbox->event_fd(); })
+    .def("lend_stats",
+         [](const py_handle& h) {
+           auto pass = enter(h);
+           return loop_stats_dict(h.lend.loop);
+         },
+         "The counters of the I/O loop this handle's waits run (lend), or {} when "
+         "they do not lend")
     .def("stats",
          [](const py_handle& h) {
            auto pass = enter(h);
@@ -1046,24 +1072,7 @@ void define_core(py::module_& m, bool embedded) {
     .def("topics", &runtime::topics)
     .def("services", &runtime::services)
     .def("enable_lending", &runtime::enable_lending)
-    .def("loop_stats",
-         [](runtime& r) {
-           py::dict d;
-           auto* l = transports::io_loop::of(r.system());
-           if (l == nullptr)
-             return d;
-           auto st = l->stats();
-           d["turns"] = st.turns;
-           d["resumed"] = st.resumed;
-           d["polled"] = st.polled;
-           d["sleeps"] = st.sleeps;
-           d["socket_polls"] = st.socket_polls;
-           d["flushes"] = st.flushes;
-           d["lends"] = st.lends;
-           d["attends"] = st.attends;
-           d["lending"] = l->lending_enabled();
-           return d;
-         })
+    .def("loop_stats", [](runtime& r) { return loop_stats_dict(transports::io_loop::of(r.system())); })
     .def("stop", &runtime::stop);
 
   m.def("noop", [] {}, "Does nothing: the cost of a bare pybind11 call (benchmarks)");

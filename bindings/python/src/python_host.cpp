@@ -27,8 +27,9 @@ bool queue_value(const std::atomic<const schema_bridge*>& bridge, inbox& in,
 
 } // namespace
 
-python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in)
-  : type_(std::move(type)), inbox_(std::move(in)) {
+python_host::python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in,
+                         bool lend_loop)
+  : type_(std::move(type)), inbox_(std::move(in)), lend_loop_(lend_loop) {
 }
 
 python_host::~python_host() = default;
@@ -43,6 +44,13 @@ void python_host::start(std::shared_ptr<untyped_handle> h) {
   try {
     py_handle ph{h, inbox_, nullptr};
     ph.lend = lending_buses::find(&h->bus());
+    if (ph.lend.loop == nullptr && lend_loop_)
+      if (auto* l = transports::io_loop::of(h->system())) {
+        // A C++ node: its loop outlives the service's thread (stop waits
+        // for that thread), so the lend needs no gate.
+        l->enable_lending();
+        ph.lend.loop = l;
+      }
     py::module_::import("mycelium._hosting").attr("run_service")(type_, ph);
     running_ = true;
   } catch (py::error_already_set& e) {
@@ -121,8 +129,16 @@ void register_python_family(std::function<void()> before_start) {
                                          "positive integer");
             capacity = static_cast<size_t>(*n);
           }
+          bool lend_loop = false;
+          if (auto i = ctx.params.find("lend_loop"); i != ctx.params.end()) {
+            auto* b = caf::get_if<bool>(&i->second);
+            if (b == nullptr)
+              throw std::runtime_error("service '" + ctx.name
+                                       + "': param lend_loop must be true or false");
+            lend_loop = *b;
+          }
           return std::make_shared<python_host>(
-            type, std::make_shared<inbox>(ctx.name, capacity));
+            type, std::make_shared<inbox>(ctx.name, capacity), lend_loop);
         });
       });
     if (err)

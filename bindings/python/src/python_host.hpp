@@ -59,10 +59,17 @@ struct py_handle {
 /// own, so Python never runs on a CAF worker or the I/O loop beyond that
 /// one call, and `stop` waits for that thread's `on_stop`.
 ///
+/// `lend_loop` (the service param of that name): in a C++ node, the
+/// service's thread runs the node's I/O loop while it spins waiting for a
+/// message, as a Python process's node does (io_loop::lend). Python code
+/// still never runs on the loop thread; the loop's C++ work runs on the
+/// Python thread while it waits, with the GIL released.
+///
 /// Thread-safety: as `foreign_host`.
 class python_host : public foreign_host {
 public:
-  python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in);
+  python_host(std::string type, std::shared_ptr<mycelium::python::inbox> in,
+              bool lend_loop = false);
   ~python_host() override;
 
   void start(std::shared_ptr<untyped_handle> h) override;
@@ -76,6 +83,7 @@ private:
   std::shared_ptr<mycelium::python::inbox> inbox_;
   /// The bridge of the node's schema (set in `start`), or null.
   std::atomic<const schema_bridge*> bridge_{nullptr};
+  bool lend_loop_;
   bool running_ = false;
 };
 

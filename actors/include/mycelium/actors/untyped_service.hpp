@@ -54,6 +54,8 @@ public:
   const std::string& node_name() const noexcept;
   const schema_descriptor& schema() const noexcept;
   mycelium::bus& bus() const noexcept;
+  /// The actor system the service runs in (its node's).
+  caf::actor_system& system() const noexcept;
 
   // -- lifecycle ---------------------------------------------------------------
 

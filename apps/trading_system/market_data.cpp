@@ -152,10 +152,20 @@ private:
       publish(ts::session_end{sent_});
       return;
     }
-    if (rate_ <= 0)
+    if (rate_ <= 0) {
+      send(this, tick_atom::value);
+      return;
+    }
+    // Woken when the next bar is due, so bars leave one at a time, evenly
+    // spaced: a fixed tick would send them in bursts, and a bar's latency
+    // would then include the wait behind its predecessor's handlers.
+    auto next_due = t0_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(static_cast<double>(sent_) / rate_));
+    auto wait = next_due - std::chrono::steady_clock::now();
+    if (wait <= std::chrono::steady_clock::duration::zero())
       send(this, tick_atom::value);
     else
-      delayed_send(this, std::chrono::milliseconds{1}, tick_atom::value);
+      delayed_send(this, wait, tick_atom::value);
   }
 
   std::vector<ts::bar> bars_;

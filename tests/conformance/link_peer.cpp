@@ -28,6 +28,7 @@
 #include "mycelium/actors/node.hpp"
 #include "mycelium/actors/placement.hpp"
 #include "mycelium/actors/service_registry.hpp"
+#include "mycelium/detail/cpu_relax.hpp"
 #include "mycelium/transports/link.hpp"
 #include "mycelium/transports/remote_node.hpp"
 #include "mycelium/transports/system_config.hpp"
@@ -120,6 +121,7 @@ struct rtt_state {
   bool done = false;
   uint64_t count = 0;
   size_t size = 0;
+  std::chrono::microseconds gap{0}; ///< pause after each pong (busy, in the handler)
   std::vector<int64_t> samples;
   std::chrono::steady_clock::time_point sent;
 };
@@ -136,6 +138,9 @@ public:
       s_->samples.push_back(
         std::chrono::duration_cast<std::chrono::nanoseconds>(now - s_->sent).count());
       if (p.seq < s_->count) {
+        // The pause lets the echo's side go idle (and sleep, past its spin).
+        while (std::chrono::steady_clock::now() - now < s_->gap)
+          mycelium::detail::cpu_relax();
         s_->sent = std::chrono::steady_clock::now();
         publish(lt::ping{p.seq + 1, payload_});
       } else {
@@ -154,10 +159,11 @@ private:
 /// `--rtt N --rtt-size S`: N closed-loop ping/pong round trips with S-byte
 /// payloads; prints "rtt ns" and every sample on one line, then exits.
 int run_rtt(mycelium::node& n, mt::link& lk, uint64_t count, size_t size,
-            mycelium::placement where) {
+            std::chrono::microseconds gap, mycelium::placement where) {
   auto st = std::make_shared<rtt_state>();
   st->count = count;
   st->size = size;
+  st->gap = gap;
   st->samples.reserve(count);
   auto started = n.start(
     [st](caf::actor_system& sys, mycelium::service_context ctx) {
@@ -233,6 +239,7 @@ int main(int argc, char** argv) {
   uint64_t ping_count = 0;
   uint64_t rtt_count = 0;
   size_t rtt_size = 16;
+  uint64_t rtt_gap_us = 0;
   bool node_defaults = false;
   std::string wait = "spin_then_block";
   uint64_t ring_capacity = uint64_t{4} << 20;
@@ -266,6 +273,9 @@ int main(int argc, char** argv) {
                  "benchmark: this many closed-loop ping/pong round trips, print the "
                  "samples ('rtt ns ...') and exit (bindings/ocaml/bench)");
   app.add_option("--rtt-size", rtt_size, "payload bytes of the --rtt pings");
+  app.add_option("--rtt-gap-us", rtt_gap_us,
+                 "microseconds the --rtt driver waits (busy) after each pong before the "
+                 "next ping, so that the echo's side goes idle between round trips");
   app.add_flag("--node-defaults", node_defaults,
                "run the actor system with a node's defaults (mycelium::system_config, "
                "docs/configuration.md) instead of CAF's; the benchmarks use it");
@@ -343,7 +353,8 @@ int main(int argc, char** argv) {
   }
   std::cout << "ready port=" << lk->port() << " basp=" << basp << std::endl;
   if (rtt_count > 0) {
-    auto rc = run_rtt(n, *lk, rtt_count, rtt_size, where);
+    auto rc = run_rtt(n, *lk, rtt_count, rtt_size, std::chrono::microseconds{rtt_gap_us},
+                      where);
     lk->stop();
     n.stop();
     return rc;

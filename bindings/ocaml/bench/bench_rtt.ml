@@ -50,6 +50,7 @@ let echo_cpu = ref (-1)
 let client_cpu = ref (-1)
 let gc = ref "node"
 let decode = ref "view"
+let gap_us = ref 0
 
 external monotonic_ns : unit -> int = "mycelium_bench_monotonic_ns" [@@noalloc]
 
@@ -85,7 +86,8 @@ let new_samples n : samples = Bigarray.Array1.create Bigarray.int Bigarray.c_lay
 let cxx_chunk path n size =
   let pid, out, stdin_w =
     spawn ~cpu:!client_cpu [ "--kind"; !kind; "--connect"; path; "--services"; "none"; "--placement"; "loop";
-            "--node-defaults"; "--rtt"; string_of_int n; "--rtt-size"; string_of_int size; "--peer-timeout-ms"; "10000" ]
+            "--node-defaults"; "--rtt"; string_of_int n; "--rtt-size"; string_of_int size; "--peer-timeout-ms"; "10000";
+            "--rtt-gap-us"; string_of_int !gap_us ]
   in
   let rec find () =
     match input_line out with
@@ -115,6 +117,8 @@ let ocaml_chunk ~work ~gcc path n size =
     let i = Int64.to_int seq in
     samples.{i - 1} <- entered - !sent;
     if i < n then begin
+      (* --gap-us: the echo's side goes idle (and past its spin, sleeps) *)
+      while monotonic_ns () - entered < !gap_us * 1000 do () done;
       sent := monotonic_ns ();
       match !lref with
       | Some l ->
@@ -261,6 +265,7 @@ let () =
       ("--echo-cpu", Arg.Set_int echo_cpu, "N  pin the C++ echo node to CPU N (taskset)");
       ("--client-cpu", Arg.Set_int client_cpu, "N  pin both clients (this program and the C++ client) to CPU N");
       ("--decode", Arg.Set_string decode, "view|copy  the OCaml client's pongs as views (default) or copied");
+      ("--gap-us", Arg.Set_int gap_us, "US  pause (busy) after each pong before the next ping, both clients (default 0)");
       ("--gc", Arg.Set_string gc, "node|default  GC settings: an OCaml node's (Gc_policy, default) or OCaml's defaults") ]
     (fun a -> die "unexpected argument %s" a)
     "bench_rtt --peer build/tests/conformance/mycelium-link-peer [options]";

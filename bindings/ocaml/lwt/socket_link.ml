@@ -458,13 +458,21 @@ and shm_spin t c s =
     s.ring_spinning <- true;
     Ring.end_sleep s.rx;
     s.last_frame <- now ();
+    let idle = ref 0 in
     let rec loop () =
       if C.is_closed c.core then begin
         s.ring_spinning <- false;
         Lwt.return_unit
       end
       else begin
-        if poll_turns t c s spin_turns > 0 then s.last_frame <- now ();
+        if poll_turns t c s spin_turns > 0 then s.last_frame <- now ()
+        else begin
+          (* every 64 idle polls, as the C++ loop's spin (spin_step): a
+             process woken on this CPU (the peer our frame woke) runs now,
+             not when the spin ends *)
+          incr idle;
+          if !idle land 1 = 0 then Mycelium_shm.Atomics.sched_yield ()
+        end;
         if now () -. s.last_frame > t.cfg.spin then
           if Ring.prepare_sleep s.rx then begin
             Ring.end_sleep s.rx;
@@ -650,12 +658,18 @@ let rec writer t c =
 let spin_after_read t c =
   if t.cfg.spin > 0. && not c.spinning then begin
     c.spinning <- true;
+    let turns = ref 0 in
     let rec loop () =
       if C.is_closed c.core || now () -. c.last_read > t.cfg.spin then begin
         c.spinning <- false;
         Lwt.return_unit
       end
-      else Lwt.pause () >>= loop
+      else begin
+        (* yields now and then, as shm_spin does *)
+        incr turns;
+        if !turns land 1 = 0 then Mycelium_shm.Atomics.sched_yield ();
+        Lwt.pause () >>= loop
+      end
     in
     async t loop
   end

@@ -12,6 +12,9 @@ external store_release_u32 : mapping -> int -> int -> unit = "mycelium_shm_store
 external store_relaxed_u32 : mapping -> int -> int -> unit = "mycelium_shm_store_relaxed_u32" [@@noalloc]
 external fence : unit -> unit = "mycelium_shm_fence" [@@noalloc]
 external cpu_relax : unit -> unit = "mycelium_shm_cpu_relax" [@@noalloc]
+
+(** sched_yield(2): another thread ready on this CPU runs first. *)
+external sched_yield : unit -> unit = "mycelium_shm_sched_yield" [@@noalloc]
 external get_u32 : mapping -> int -> int = "mycelium_shm_get_u32" [@@noalloc]
 external set_u32 : mapping -> int -> int -> unit = "mycelium_shm_set_u32" [@@noalloc]
 external blit_to_bytes : mapping -> int -> bytes -> int -> int -> unit = "mycelium_shm_blit_to_bytes" [@@noalloc]

@@ -5,6 +5,7 @@
    thread-safe in the sense of the memory order it names; none allocates. */
 #include <stdint.h>
 #include <string.h>
+#include <sched.h>
 
 #include <caml/bigarray.h>
 #include <caml/mlvalues.h>
@@ -52,6 +53,14 @@ value mycelium_shm_store_relaxed_u32(value ba, value off, value v) {
 value mycelium_shm_fence(value unit) {
   (void) unit;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return Val_unit;
+}
+
+/* Lets another thread that is ready on this CPU run (a spin that lasts
+   would otherwise keep a freshly woken peer process off it). */
+value mycelium_shm_sched_yield(value unit) {
+  (void) unit;
+  sched_yield();
   return Val_unit;
 }
 

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "mycelium/actors/log.hpp"
-#include "mycelium/detail/cpu_relax.hpp"
+#include "mycelium/detail/spin_step.hpp"
 
 namespace mycelium::python {
 
@@ -88,11 +88,12 @@ bool inbox::pop(inbox_event& out, std::chrono::nanoseconds timeout,
                 std::chrono::nanoseconds spin) {
   if (spin.count() > 0) {
     auto until = std::chrono::steady_clock::now() + std::min(spin, timeout);
+    uint32_t turns = 0;
     do {
       for (int i = 0; i < 64; ++i) {
         if (count_.load(std::memory_order_acquire) > 0)
           return try_pop(out) || pop(out, timeout, {});
-        detail::cpu_relax();
+        detail::spin_step(turns);
       }
     } while (std::chrono::steady_clock::now() < until);
   }

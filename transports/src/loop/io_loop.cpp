@@ -17,7 +17,7 @@
 
 #include "doorbell.hpp"
 #include "mycelium/actors/loop_thread.hpp"
-#include "mycelium/detail/cpu_relax.hpp"
+#include "mycelium/detail/spin_step.hpp"
 
 namespace mycelium::transports {
 
@@ -496,6 +496,7 @@ void io_loop::run() {
                               caf::defaults::scheduler::max_throughput));
   uint32_t turns = 0;
   uint32_t idle_turns = 0;
+  uint32_t spin_turns = 0; ///< spin_then_block's, for spin_step
   bool just_slept = false;
   auto idle_since = std::chrono::steady_clock::now();
   while (num_socket_handlers() > 0 || !posted_.empty() || !flushers_.empty()
@@ -509,10 +510,7 @@ void io_loop::run() {
     switch (lender ? wait_mode::block : idle_.mode) {
       case wait_mode::busy_poll:
         // Yield now and then: the process's workers may share this CPU.
-        if ((++idle_turns & 63) == 0)
-          sched_yield();
-        else
-          mycelium::detail::cpu_relax();
+        mycelium::detail::spin_step(idle_turns);
         continue;
       case wait_mode::spin_then_block:
         if (idle_turns++ == 0) {
@@ -522,7 +520,10 @@ void io_loop::run() {
         // The clock costs ~20 ns; look at it every 16 idle turns.
         if ((idle_turns & 15) != 0
             || std::chrono::steady_clock::now() - idle_since < idle_.spin) {
-          mycelium::detail::cpu_relax();
+          // Yielding now and then, as busy_poll does: a thread woken on
+          // this CPU (another process's loop that our frame woke) would
+          // otherwise wait for the whole spin.
+          mycelium::detail::spin_step(spin_turns);
           continue;
         }
         break;
@@ -567,6 +568,7 @@ io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
   disarm_pollers(); // producers need not ring: we poll
   auto result = lend_result::timeout;
   uint32_t turns = 0;
+  uint32_t idle_turns = 0;
   bool just_slept = false;
   for (uint32_t i = 1;; ++i) {
     if (done(ctx)) {
@@ -576,7 +578,7 @@ io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
     if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until)
       break;
     if (turn(turns, just_slept) == 0)
-      mycelium::detail::cpu_relax();
+      mycelium::detail::spin_step(idle_turns);
   }
   hand_back();
   current_loop() = nullptr;

@@ -59,11 +59,17 @@ def test_subscription_get_in_every_state(native: bool) -> None:
         pongs = n.subscribe(lt.pong)
         n.publish(lt.pong(seq=1, payload=b"a"))
         n.publish(lt.pong(seq=2, payload=b"b"))
-        assert pongs.get(5).seq == 1  # positional timeout
+        n.publish(lt.pong(seq=3, payload=b"c"))
+        # The class's reference method does what the instance's getter does.
+        reference = type(pongs).get
+        assert reference(pongs, 5) == lt.pong(seq=1, payload=b"a")
+        assert pongs.get(5).seq == 2  # positional timeout
         p = pongs.get(timeout=5)  # keyword
-        assert type(p) is lt.pong and p == lt.pong(seq=2, payload=b"b")
+        assert type(p) is lt.pong and p == lt.pong(seq=3, payload=b"c")
         with pytest.raises(TimeoutError, match="no pong within 0.01 s"):
             pongs.get(timeout=0.01)
+        with pytest.raises(TimeoutError, match="no pong within 0.01 s"):
+            reference(pongs, 0.01)
         with pytest.raises(TypeError, match="one argument, timeout"):
             pongs.get(wait=1)  # type: ignore[call-arg]
         with pytest.raises(TypeError, match="one argument, timeout"):
@@ -72,6 +78,8 @@ def test_subscription_get_in_every_state(native: bool) -> None:
         pongs.close()
         with pytest.raises(mycelium.LinkClosed, match="the subscription is closed"):
             pongs.get(timeout=5)
+        with pytest.raises(mycelium.LinkClosed, match="the subscription is closed"):
+            reference(pongs, 5)
         del pongs
         gc.collect()
         assert ref() is None, "a closed subscription is still referenced (a cycle?)"

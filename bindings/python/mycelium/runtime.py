@@ -167,17 +167,12 @@ class Subscription(Generic[M]):
         wait for ever), `LinkClosed` once closed. Ctrl-C interrupts it on
         the main thread within 100 ms. (Each instance replaces this method
         with the C++ getter, which does the same; this is its reference.)"""
-        if self._closed:
-            raise LinkClosed(Errc.none, "the subscription is closed")
-        p = self._receive(timeout)
+        p = _core.STOP if self._closed else self._receive(timeout)
         if type(p) is self._cls:  # the bridge made it (the native module)
             return p
-        if p is None:
-            raise TimeoutError("no %s within %s s" % (self._cls.type_name, timeout))
         if p is _core.STOP:
             self._closed = True
-            raise LinkClosed(Errc.none, "the subscription is closed")
-        return message_of(self._cls, p)
+        return _finish_get(self._cls, p, timeout)
 
     def __iter__(self) -> Iterator[M]:
         while not self._closed:

@@ -729,27 +729,45 @@ struct receiver_state {
 /// interpreter's last use).
 PyObject* stop_sentinel = nullptr;
 
+/// A timeout argument (seconds or None) into `out`; false with the Python
+/// error set when it is neither.
+bool timeout_of(PyObject* arg, std::optional<double>& out) {
+  if (arg == Py_None)
+    return true;
+  double t = PyFloat_AsDouble(arg);
+  if (t == -1.0 && PyErr_Occurred() != nullptr)
+    return false;
+  out = t;
+  return true;
+}
+
+/// What a receiver returns for the next event of `h`: the payload, STOP
+/// (`*stopped` set) or None on timeout; null with the Python error set.
+PyObject* next_payload(py_handle& h, std::optional<double> timeout, double spin,
+                       bool* stopped) {
+  return guarded([&]() -> PyObject* {
+    inbox_event ev;
+    if (!take_event(h, timeout, spin, ev))
+      Py_RETURN_NONE;
+    if (ev.kind == inbox_event::stop) {
+      *stopped = true;
+      return Py_NewRef(stop_sentinel);
+    }
+    if (ev.kind != inbox_event::message) // a client serves no requests
+      return as_tuple(h, ev).release().ptr();
+    return payload_of(h, ev).release().ptr();
+  });
+}
+
 PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
   auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, receiver_capsule));
   if (st == nullptr)
     return nullptr;
   std::optional<double> timeout;
-  if (timeout_arg != Py_None) {
-    double t = PyFloat_AsDouble(timeout_arg);
-    if (t == -1.0 && PyErr_Occurred() != nullptr)
-      return nullptr;
-    timeout = t;
-  }
-  return guarded([&]() -> PyObject* {
-    inbox_event ev;
-    if (!take_event(st->h, timeout, st->spin, ev))
-      Py_RETURN_NONE;
-    if (ev.kind == inbox_event::stop)
-      return Py_NewRef(stop_sentinel);
-    if (ev.kind != inbox_event::message) // a client serves no requests
-      return as_tuple(st->h, ev).release().ptr();
-    return payload_of(st->h, ev).release().ptr();
-  });
+  if (!timeout_of(timeout_arg, timeout))
+    return nullptr;
+  bool stopped = false;
+  return next_payload(st->h, timeout, st->spin, &stopped);
 }
 
 PyMethodDef receive_fast_def = {
@@ -805,25 +823,14 @@ PyObject* get_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
   if (PyList_GET_ITEM(ended, 0) == Py_True)
     return finish(stop_sentinel);
   std::optional<double> timeout;
-  if (timeout_arg != Py_None) {
-    double t = PyFloat_AsDouble(timeout_arg);
-    if (t == -1.0 && PyErr_Occurred() != nullptr)
-      return nullptr;
-    timeout = t;
+  if (!timeout_of(timeout_arg, timeout))
+    return nullptr;
+  bool stopped = false;
+  PyObject* payload = next_payload(st->h, timeout, st->spin, &stopped);
+  if (stopped) {
+    Py_INCREF(Py_True);
+    PyList_SetItem(ended, 0, Py_True); // steals the reference
   }
-  PyObject* payload = guarded([&]() -> PyObject* {
-    inbox_event ev;
-    if (!take_event(st->h, timeout, st->spin, ev))
-      Py_RETURN_NONE;
-    if (ev.kind == inbox_event::stop) {
-      Py_INCREF(Py_True);
-      PyList_SetItem(ended, 0, Py_True); // steals the reference
-      return Py_NewRef(stop_sentinel);
-    }
-    if (ev.kind != inbox_event::message) // a client serves no requests
-      return as_tuple(st->h, ev).release().ptr();
-    return payload_of(st->h, ev).release().ptr();
-  });
   if (payload == nullptr || Py_TYPE(payload) == reinterpret_cast<PyTypeObject*>(st->cls.ptr()))
     return payload;
   PyObject* r = finish(payload);

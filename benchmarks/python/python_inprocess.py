@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY_WAIT = os.environ.get("PY_WAIT", "busy_poll")
@@ -48,7 +48,8 @@ def summary(ns: List[int]) -> Dict[str, float]:
             "p999_us": pct(0.999), "n": len(s)}
 
 
-def in_process(build: str, rounds: int, calls: int, pin: str, placement: str) -> Dict[str, Any]:
+def in_process(build: str, rounds: int, calls: int, pin: str, placement: str,
+               py_cpu: Optional[int] = None) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="myc-pybench-") as d:
         out = {k: os.path.join(d, k) for k in ("driver.json", "reflector.txt", "a.txt", "b.txt")}
         topo = os.path.join(d, "bench.toml")
@@ -71,9 +72,9 @@ placement = "%s"
 params = { out = "%s" }
 [services.driver]
 type = "python:bench_py_services:Driver"
-params = { rounds = %d, calls = %d, out = "%s" }
+params = { rounds = %d, calls = %d, out = "%s"%s }
 ''' % (d, placement, out["reflector.txt"], placement, out["a.txt"], placement, out["b.txt"],
-       rounds, calls, out["driver.json"]))
+       rounds, calls, out["driver.json"], "" if py_cpu is None else ", cpu = %d" % py_cpu))
         cmd = [os.path.join(build, "apps", "mycelium-run"), "run", topo, "--quiet", "--binary",
                os.path.join(build, "benchmarks", "mycelium-bench-py-node"), "--until-exit", "driver"]
         if pin:
@@ -202,6 +203,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=20000)
     p.add_argument("--calls", type=int, default=200000)
     p.add_argument("--pin", default="", help="CPUs to pin to, e.g. 0,1 (taskset -c)")
+    p.add_argument("--py-cpu", type=int, default=None,
+                   help="in process: the CPU of the Python driver's thread (its param cpu)")
     p.add_argument("--placement", default="loop", choices=("loop", "pool"),
                    help="where the C++ services of the in-process run sit (default loop)")
     p.add_argument("--repeat", type=int, default=3,
@@ -232,7 +235,7 @@ def main() -> int:
         with open(os.path.splitext(a.json)[0] + ".txt", "w") as f:
             f.write(text + "\n")
         return 0
-    runs = [in_process(a.build, a.rounds, a.calls, a.pin, a.placement)
+    runs = [in_process(a.build, a.rounds, a.calls, a.pin, a.placement, a.py_cpu)
             for _ in range(max(1, a.repeat))]
     res = {"in_process": median_of(runs), "in_process_runs": runs,
            "shm": shm_round_trips(a.build, a.rounds, a.pin),

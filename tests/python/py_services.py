@@ -231,3 +231,15 @@ class LendingRoundTrips(Service):
         with open(self.params["out"], "w") as f:
             json.dump({"pongs": self.seen, "loop": self.loop_stats()}, f)
         self.quit()
+
+
+class Affinity(Service):
+    """Writes the CPUs its thread may run on (param `cpu` pins it) to param
+    `out` once the deployment is ready, and quits."""
+
+    schema = lt
+
+    def on_ready(self, nodes: int) -> None:
+        with open(self.params["out"], "w") as f:
+            json.dump(sorted(os.sched_getaffinity(0)), f)
+        self.quit()

@@ -179,6 +179,40 @@ params = { lend_loop = "yes" }
     assert "service 'trips': param lend_loop must be true or false" in log, log
 
 
+def test_the_cpu_param_pins_the_python_services_thread(work: str) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    out = os.path.join(work, "cpus.json")
+    code, log = run(work, '''
+[[nodes]]
+name = "host"
+services = ["echo", "pinned"]
+[services.echo]
+type = "cpp.echo"
+[services.pinned]
+type = "python:py_services:Affinity"
+params = { cpu = %d, out = "%s" }
+''' % (cpus[-1], out), "pinned")
+    assert code == 0, log
+    with open(out) as f:
+        assert json.load(f) == [cpus[-1]]
+    # A CPU the machine does not have, and a value that is not one, fail
+    # the start with the service's name.
+    for bad, text in (("4096", "param cpu = 4096: Invalid argument (this machine has CPUs"),
+                      ('"x"', "param cpu must be a CPU number or a list of them, not 'x'")):
+        code, log = run(work, '''
+[[nodes]]
+name = "host"
+services = ["echo", "pinned"]
+[services.echo]
+type = "cpp.echo"
+[services.pinned]
+type = "python:py_services:Affinity"
+params = { cpu = %s, out = "%s" }
+''' % (bad, out), "echo")
+        assert code != 0, log
+        assert "service 'pinned': " + text in log, log
+
+
 def test_a_python_type_in_a_node_without_python_is_refused(work: str) -> None:
     path = os.path.join(work, "t.toml")
     with open(path, "w") as f:

@@ -211,9 +211,28 @@ class _Dispatcher:
             self.fail("%s raised:\n%s" % (what, traceback.format_exc().rstrip()), request_id)
 
 
+def _pin(handle: Any) -> None:
+    """The service param `cpu`: a CPU number, or a list of them, that this
+    service's thread runs on (sched_setaffinity of the calling thread)."""
+    want = handle.params.get("cpu")
+    if want is None:
+        return
+    cpus = want if isinstance(want, list) else [want]
+    if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
+        raise ValueError("service %r: param cpu must be a CPU number or a list of them, not %r"
+                         % (handle.name, want))
+    try:
+        os.sched_setaffinity(0, set(cpus))  # 0: this thread (Linux)
+    except OSError as e:
+        raise ValueError("service %r: param cpu = %r: %s (this machine has CPUs %s)"
+                         % (handle.name, want, e.strerror,
+                            sorted(os.sched_getaffinity(0)))) from None
+
+
 def _serve(type_name: str, handle: Any) -> None:
     loop: Optional[asyncio.AbstractEventLoop] = None
     try:
+        _pin(handle)
         cls = resolve(type_name)
         if cls.uses_asyncio():
             loop = asyncio.new_event_loop()

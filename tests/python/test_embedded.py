@@ -195,9 +195,24 @@ params = { cpu = %d, out = "%s" }
     assert code == 0, log
     with open(out) as f:
         assert json.load(f) == [cpus[-1]]
+    # -1: the last CPU the process may use.
+    code, log = run(work, '''
+[[nodes]]
+name = "host"
+services = ["echo", "pinned"]
+[services.echo]
+type = "cpp.echo"
+[services.pinned]
+type = "python:py_services:Affinity"
+params = { cpu = -1, out = "%s" }
+''' % out, "pinned")
+    assert code == 0, log
+    with open(out) as f:
+        assert json.load(f) == [cpus[-1]]
     # A CPU the machine does not have, and a value that is not one, fail
     # the start with the service's name.
     for bad, text in (("4096", "param cpu = 4096: Invalid argument (this machine has CPUs"),
+                      ("-4096", "param cpu = -4096: the process may use"),
                       ('"x"', "param cpu must be a CPU number or a list of them, not 'x'")):
         code, log = run(work, '''
 [[nodes]]

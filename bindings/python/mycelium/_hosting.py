@@ -213,7 +213,9 @@ class _Dispatcher:
 
 def _pin(handle: Any) -> None:
     """The service param `cpu`: a CPU number, or a list of them, that this
-    service's thread runs on (sched_setaffinity of the calling thread)."""
+    service's thread runs on (sched_setaffinity of the calling thread). A
+    negative number counts from the end of the CPUs the process may use
+    (-1: the last), so a topology can say so without knowing the machine."""
     want = handle.params.get("cpu")
     if want is None:
         return
@@ -221,6 +223,11 @@ def _pin(handle: Any) -> None:
     if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
         raise ValueError("service %r: param cpu must be a CPU number or a list of them, not %r"
                          % (handle.name, want))
+    allowed = sorted(os.sched_getaffinity(0))
+    if any(-c > len(allowed) for c in cpus if c < 0):
+        raise ValueError("service %r: param cpu = %r: the process may use %d CPU(s) %s"
+                         % (handle.name, want, len(allowed), allowed))
+    cpus = [allowed[c] if c < 0 else c for c in cpus]
     try:
         os.sched_setaffinity(0, set(cpus))  # 0: this thread (Linux)
     except OSError as e:

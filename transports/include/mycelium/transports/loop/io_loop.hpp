@@ -167,7 +167,8 @@ public:
   };
 
   /// Lets `lend` run turns on other threads from now on (a Python
-  /// process's runtime enables it; a C++ node does not). Any thread.
+  /// process's runtime enables it; a C++ node when an embedded Python service
+  /// asks, param `lend_loop`). Any thread.
   void enable_lending() noexcept { lending_.store(true, std::memory_order_release); }
 
   bool lending_enabled() const noexcept { return lending_.load(std::memory_order_acquire); }

@@ -182,39 +182,9 @@ params = { lend_loop = "yes" }
 def test_the_cpu_param_pins_the_python_services_thread(work: str) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     out = os.path.join(work, "cpus.json")
-    code, log = run(work, '''
-[[nodes]]
-name = "host"
-services = ["echo", "pinned"]
-[services.echo]
-type = "cpp.echo"
-[services.pinned]
-type = "python:py_services:Affinity"
-params = { cpu = %d, out = "%s" }
-''' % (cpus[-1], out), "pinned")
-    assert code == 0, log
-    with open(out) as f:
-        assert json.load(f) == [cpus[-1]]
-    # -1: the last CPU the process may use.
-    code, log = run(work, '''
-[[nodes]]
-name = "host"
-services = ["echo", "pinned"]
-[services.echo]
-type = "cpp.echo"
-[services.pinned]
-type = "python:py_services:Affinity"
-params = { cpu = -1, out = "%s" }
-''' % out, "pinned")
-    assert code == 0, log
-    with open(out) as f:
-        assert json.load(f) == [cpus[-1]]
-    # A CPU the machine does not have, and a value that is not one, fail
-    # the start with the service's name.
-    for bad, text in (("4096", "param cpu = 4096: Invalid argument (this machine has CPUs"),
-                      ("-4096", "param cpu = -4096: the process may use"),
-                      ('"x"', "param cpu must be a CPU number or a list of them, not 'x'")):
-        code, log = run(work, '''
+
+    def with_cpu(value: str, until: str) -> Tuple[int, str]:
+        return run(work, '''
 [[nodes]]
 name = "host"
 services = ["echo", "pinned"]
@@ -223,7 +193,20 @@ type = "cpp.echo"
 [services.pinned]
 type = "python:py_services:Affinity"
 params = { cpu = %s, out = "%s" }
-''' % (bad, out), "echo")
+''' % (value, out), until)
+
+    # A CPU by number, and -1: the last CPU the process may use.
+    for value in (str(cpus[-1]), "-1"):
+        code, log = with_cpu(value, "pinned")
+        assert code == 0, log
+        with open(out) as f:
+            assert json.load(f) == [cpus[-1]], value
+    # A CPU the machine does not have, and a value that is not one, fail
+    # the start with the service's name.
+    for bad, text in (("4096", "param cpu = 4096: Invalid argument (this machine has CPUs"),
+                      ("-4096", "param cpu = -4096: the process may use"),
+                      ('"x"', "param cpu must be a CPU number or a list of them, not 'x'")):
+        code, log = with_cpu(bad, "echo")
         assert code != 0, log
         assert "service 'pinned': " + text in log, log
 

@@ -97,15 +97,15 @@ class Peer:
                 raise AssertionError("peer never printed %r within %.0f s; stderr:\n%s"
                                      % (needle, timeout, "\n".join(self.stderr_lines)))
             try:
-                line = q.get(timeout=left)
+                got = q.get(timeout=left)
             except queue.Empty:
                 continue
-            if line is None:
+            if got is None:
                 raise AssertionError("peer exited (rc %s) before printing %r; stderr:\n%s"
                                      % (self.proc.poll(), needle, "\n".join(self.stderr_lines)))
-            lines.append(line)
-            if needle in line:
-                return line
+            lines.append(got)
+            if needle in got:
+                return got
 
     def await_stdout(self, needle: str, timeout: float = WAIT) -> str:
         return self._await(self.out, self.stdout_lines, needle, timeout)

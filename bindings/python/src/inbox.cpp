@@ -93,7 +93,7 @@ bool inbox::pop(inbox_event& out, std::chrono::nanoseconds timeout,
       for (int i = 0; i < 64; ++i) {
         if (count_.load(std::memory_order_acquire) > 0)
           return try_pop(out) || pop(out, timeout, {});
-        detail::spin_step(turns);
+        detail::spin_step(++turns);
       }
     } while (std::chrono::steady_clock::now() < until);
   }

@@ -496,7 +496,6 @@ void io_loop::run() {
                               caf::defaults::scheduler::max_throughput));
   uint32_t turns = 0;
   uint32_t idle_turns = 0;
-  uint32_t spin_turns = 0; ///< spin_then_block's, for spin_step
   bool just_slept = false;
   auto idle_since = std::chrono::steady_clock::now();
   while (num_socket_handlers() > 0 || !posted_.empty() || !flushers_.empty()
@@ -510,7 +509,7 @@ void io_loop::run() {
     switch (lender ? wait_mode::block : idle_.mode) {
       case wait_mode::busy_poll:
         // Yield now and then: the process's workers may share this CPU.
-        mycelium::detail::spin_step(idle_turns);
+        mycelium::detail::spin_step(++idle_turns);
         continue;
       case wait_mode::spin_then_block:
         if (idle_turns++ == 0) {
@@ -523,7 +522,7 @@ void io_loop::run() {
           // Yielding now and then, as busy_poll does: a thread woken on
           // this CPU (another process's loop that our frame woke) would
           // otherwise wait for the whole spin.
-          mycelium::detail::spin_step(spin_turns);
+          mycelium::detail::spin_step(idle_turns);
           continue;
         }
         break;
@@ -578,7 +577,7 @@ io_loop::lend_result io_loop::lend(bool (*done)(void*) noexcept, void* ctx,
     if ((i & 15) == 0 && std::chrono::steady_clock::now() >= until)
       break;
     if (turn(turns, just_slept) == 0)
-      mycelium::detail::spin_step(idle_turns);
+      mycelium::detail::spin_step(++idle_turns);
   }
   hand_back();
   current_loop() = nullptr;

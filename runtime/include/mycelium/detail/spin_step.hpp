@@ -11,9 +11,9 @@ namespace mycelium::detail {
 /// Idle turns of a spin-wait between two `sched_yield`s.
 inline constexpr uint32_t spin_yield_interval = 64;
 
-/// One idle turn of a spin-wait that may last long (tens of microseconds
-/// and more): `cpu_relax`, and every `spin_yield_interval`-th turn
-/// (`turns` counts them) a `sched_yield`, so that a thread woken on this
+/// Idle turn number `turn` of a spin-wait that may last long (tens of
+/// microseconds and more): `cpu_relax`, and on every
+/// `spin_yield_interval`-th turn a `sched_yield`, so that a thread woken on this
 /// CPU runs now instead of when the spin ends. On a machine with fewer CPUs
 /// than spinning threads (this 2-vCPU VM with three nodes), the scheduler
 /// does not preempt a spinner for a freshly woken thread, and a message
@@ -21,9 +21,9 @@ inline constexpr uint32_t spin_yield_interval = 64;
 /// (docs/benchmarks.md, "Spinning waits yield"). In a ping-pong the wait is
 /// shorter than the interval and never yields.
 ///
-/// Thread-safety: `turns` belongs to the spinning thread.
-inline void spin_step(uint32_t& turns) noexcept {
-  if ((++turns % spin_yield_interval) == 0)
+/// Thread-safety: none needed; the caller counts its own turns.
+inline void spin_step(uint32_t turn) noexcept {
+  if ((turn % spin_yield_interval) == 0)
     sched_yield();
   else
     cpu_relax();

@@ -1,5 +1,7 @@
 #include "launcher.hpp"
 
+#include "cpu_affinity.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -344,8 +346,9 @@ private:
         fail(fmt::format("node '{}' did not start: {}", n.spec->name, err));
         return;
       }
-      say(fmt::format("{} node '{}' (pid {}): {}", restarted ? "restarted" : "started",
+      say(fmt::format("{} node '{}' (pid {}){}: {}", restarted ? "restarted" : "started",
                       n.spec->name, n.pid,
+                      n.cpus.empty() ? "" : " on cpus " + cpu_list_text(n.cpus),
                       fmt::join(command_of(*n.spec, t_), " ")));
       if (!n.speaks_control) {
         // An external program: it counts as ready once it runs.

@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cpu_affinity.hpp"
 #include "launcher.hpp"
 #include "mycelium/config/toml_reader.hpp"
 #include "mycelium/errc.hpp"
@@ -144,6 +145,16 @@ caf::expected<loaded> load(const std::string& file, const std::string& binary) {
   }
   if (auto err = tp::check_service_types(*t, known))
     return err;
+  // `cpus` names this host's CPUs: checked here, before anything starts.
+  for (auto& n : t->nodes) {
+    mycelium::run::cpu_affinity pin{};
+    if (!n.cpus.empty() && t->daemon_for(n) == nullptr)
+      if (auto err = mycelium::run::resolve_cpus(n.cpus, pin); !err.empty())
+        return mycelium::make_error(
+          mycelium::errc::config_invalid,
+          fmt::format("{}:{}:{}: node '{}' key 'cpus': {}", t->file, n.cpus_at.line,
+                      n.cpus_at.column, n.name, err));
+  }
   auto p = tp::plan_deployment(*t);
   if (!p)
     return std::move(p.error());

@@ -1,5 +1,7 @@
 #include "node_process.hpp"
 
+#include "cpu_affinity.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -89,6 +91,10 @@ std::string spawn(node_process& p, const topology::topology& t,
   for (auto& e : env_s)
     envp.push_back(e.data());
   envp.push_back(nullptr);
+  cpu_affinity pin{};
+  if (!n.cpus.empty())
+    if (auto err = resolve_cpus(n.cpus, pin); !err.empty())
+      return "cpus: " + err;
   auto parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0)
@@ -113,6 +119,11 @@ std::string spawn(node_process& p, const topology::topology& t,
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0)
       ::dup2(devnull, 0);
+    if (!n.cpus.empty() && ::sched_setaffinity(0, sizeof(pin.mask), &pin.mask) != 0) {
+      const char msg[] = "mycelium-run: cannot pin the node to its cpus (sched_setaffinity)\n";
+      [[maybe_unused]] auto w = ::write(2, msg, sizeof(msg) - 1);
+      ::_exit(126);
+    }
     if (::chdir(workdir.c_str()) != 0) {
       const char msg[] = "mycelium-run: cannot change to the node's working directory\n";
       [[maybe_unused]] auto w = ::write(2, msg, sizeof(msg) - 1);
@@ -130,6 +141,7 @@ std::string spawn(node_process& p, const topology::topology& t,
   ::close(out[1]);
   ::close(err[1]);
   p.pid = pid;
+  p.cpus = pin.cpus;
   p.control = topology::control_channel{ctl[0]};
   p.out_fd = out[0];
   p.err_fd = err[0];

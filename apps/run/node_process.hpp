@@ -52,6 +52,7 @@ struct node_process {
   std::string last_error;         ///< from an "error" line
   pid_t go_sent_for = -1;         ///< the incarnation that got "go"
   bool killed_by_us = false;      ///< SIGKILLed after the stop timeout
+  std::vector<int> cpus;          ///< the CPUs it is pinned to (`cpus`), if any
 
   bool alive() const noexcept { return pid > 0; }
 };

@@ -142,30 +142,34 @@ private:
       due = static_cast<uint64_t>(elapsed.count() * rate_) + 1;
     }
     due = std::min<uint64_t>(due, bars_.size());
+    // The next tick is asked for before these bars leave: scheduling it
+    // wakes CAF's timer thread, and a thread woken on the CPU of the bar's
+    // subscriber (a pinned deployment) would delay the bar's handler.
+    if (due < bars_.size()) {
+      if (rate_ <= 0) {
+        send(this, tick_atom::value);
+      } else {
+        // Woken when the next bar is due, so bars leave one at a time,
+        // evenly spaced: a fixed tick would send them in bursts, and a
+        // bar's latency would then include the wait behind its
+        // predecessor's handlers.
+        auto next_due = t0_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                std::chrono::duration<double>(static_cast<double>(due) / rate_));
+        auto wait = next_due - std::chrono::steady_clock::now();
+        if (wait <= std::chrono::steady_clock::duration::zero())
+          send(this, tick_atom::value);
+        else
+          delayed_send(this, wait, tick_atom::value);
+      }
+    }
     while (sent_ < due) {
       auto b = bars_[sent_];
       b.seq = ++sent_;
       b.t_md = now_ns();
       publish(std::move(b));
     }
-    if (sent_ == bars_.size()) {
+    if (sent_ == bars_.size())
       publish(ts::session_end{sent_});
-      return;
-    }
-    if (rate_ <= 0) {
-      send(this, tick_atom::value);
-      return;
-    }
-    // Woken when the next bar is due, so bars leave one at a time, evenly
-    // spaced: a fixed tick would send them in bursts, and a bar's latency
-    // would then include the wait behind its predecessor's handlers.
-    auto next_due = t0_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(sent_) / rate_));
-    auto wait = next_due - std::chrono::steady_clock::now();
-    if (wait <= std::chrono::steady_clock::duration::zero())
-      send(this, tick_atom::value);
-    else
-      delayed_send(this, wait, tick_atom::value);
   }
 
   std::vector<ts::bar> bars_;

@@ -646,6 +646,29 @@ class LauncherTest(unittest.TestCase):
         self.assertIn("node 'crashy' failed 3 time(s) within 60 s (exit code 3); past "
                       "its max_restarts = 2, the deployment stops", out)
 
+    def test_cpus_pins_the_node_process(self):
+        # The node reports the CPUs its process may run on, as the kernel has
+        # them; -1 is the last CPU this launcher (and so this test) may use.
+        last = max(os.sched_getaffinity(0))
+        path = self.write_topology("pinned.toml",
+                                   '[[nodes]]\nname = "pinned"\nruntime = "command"\n'
+                                   'command = ["sh", "-c", "grep Cpus_allowed_list /proc/self/status"]\n'
+                                   'restart = "never"\ncpus = [-1]\n')
+        l = Launcher(self, path)
+        l.wait_for(rf"started node 'pinned' \(pid \d+\) on cpus {last}: sh -c")
+        l.wait_for(rf"\[pinned\] Cpus_allowed_list:\s+{last}$")
+        self.assertEqual(l.wait(), 0)
+        # A CPU the host does not have is refused before anything starts,
+        # with the file position and what the launcher may use.
+        bad = self.write_topology("bad-cpus.toml",
+                                  '[[nodes]]\nname = "pinned"\nruntime = "command"\n'
+                                  'command = ["true"]\ncpus = [1023]\n')
+        r = self.cli("run", bad)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{bad}:6:8: node 'pinned' key 'cpus': CPU 1023 is not one this "
+                      "launcher may use (it may use ", r.stderr)
+        self.assertNotIn("started node", r.stdout + r.stderr)
+
     # -- the commands -----------------------------------------------------------------
 
     def test_status_and_plan(self):

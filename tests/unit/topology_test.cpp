@@ -290,6 +290,23 @@ TEST_CASE("topology: every loader error names file:line:column and what to do") 
   }
 }
 
+TEST_CASE("topology: a node's cpus is a CPU number or a list of them") {
+  const std::string node = "[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n";
+  CHECK(must_load(node).nodes[0].cpus.empty());
+  CHECK(must_load(node + "cpus = 1\n").nodes[0].cpus == std::vector<int>{1});
+  auto t = must_load(node + "cpus = [0, -1]\n");
+  CHECK(t.nodes[0].cpus == std::vector<int>{0, -1});
+  CHECK(t.nodes[0].cpus_at.line == 4);
+  CHECK_HAS(error_of(node + "cpus = []\n"),
+            "t.toml:4:8: node 'a' key 'cpus': the array is empty");
+  CHECK_HAS(error_of(node + "cpus = [\"2\"]\n"),
+            "t.toml:4:9: node 'a' key 'cpus': not an integer: write a CPU number or an "
+            "array of them");
+  CHECK_HAS(error_of(node + "cpus = [1, 1]\n"), "key 'cpus': CPU 1 is named twice");
+  CHECK_HAS(error_of(node + "cpus = 4096\n"), "key 'cpus': 4096 is out of range");
+  CHECK_HAS(error_of(node + "cpu = 1\n"), "did you mean 'cpus'");
+}
+
 TEST_CASE("topology: [[daemons]] start the nodes of their host, with checks") {
   char secret[] = "/tmp/myc-topology-secret-XXXXXX";
   int fd = ::mkstemp(secret);
@@ -310,6 +327,13 @@ TEST_CASE("topology: [[daemons]] start the nodes of their host, with checks") {
     auto plan = plan_deployment(t);
     REQUIRE_MESSAGE(plan, (plan ? "" : render(plan.error())));
     CHECK_HAS(plan_table(t, *plan, {}), "b     10.0.0.2   cpp      the node binary in the daemon at 10.0.0.2:7100");
+  }
+  SUBCASE("a node in a daemon cannot be pinned") {
+    CHECK_HAS(error_of("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
+                       "host = \"127.0.0.2\"\nport = 7001\ncpus = [0]\n"
+                       "[[daemons]]\nhost = \"127.0.0.2\"\nport = 7100\n"),
+              "node 'a' starts through the daemon of host '127.0.0.2' (line 7), inside "
+              "the daemon's process: cpus cannot apply there");
   }
   SUBCASE("a loopback daemon needs no secret") {
     auto t = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
@@ -498,6 +522,28 @@ TEST_CASE("topology: command nodes get their links as text") {
   auto listen = p->links_text(t, "a");
   CHECK_HAS(listen, "name=a:shm role=listen kind=shm");
   CHECK_HAS(listen, "peers=risk ");
+  // The command node's loop_wait applies to its links: the more eager wins.
+  auto busy = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nendpoint = { kind = \"shm\" }\n"
+                        "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                        "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_wait = \"busy_poll\"\n");
+  auto bp = plan_deployment(busy);
+  REQUIRE(bp);
+  CHECK_HAS(bp->links_text(busy, "risk"), " wait=busy_poll spin_us=0 ");
+  CHECK_HAS(bp->links_text(busy, "a"), " wait=spin_then_block spin_us=100 ");
+  auto longer = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
+                          "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                          "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_spin = \"2ms\"\n"
+                          "loop_wait = \"spin_then_block\"\n"
+                          "[link_defaults]\nwait = \"block\"\n");
+  auto lp = plan_deployment(longer);
+  REQUIRE(lp);
+  CHECK_HAS(lp->links_text(longer, "risk"), " wait=spin_then_block spin_us=2000 ");
+  auto lazy = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
+                        "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                        "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_wait = \"block\"\n");
+  auto zp = plan_deployment(lazy);
+  REQUIRE(zp);
+  CHECK_HAS(zp->links_text(lazy, "risk"), " wait=spin_then_block spin_us=100 ");
   auto plain = must_load("[[nodes]]\nname = \"x\"\nruntime = \"command\"\ncommand = [\"y\"]\n");
   CHECK_FALSE(plain.nodes[0].control);
 }

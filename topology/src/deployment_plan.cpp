@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "mycelium/errc.hpp"
+#include "mycelium/transports/loop/idle_strategy.hpp"
 
 namespace mycelium::topology {
 
@@ -92,8 +93,24 @@ std::string deployment_plan::links_text(const topology& t,
       out = *o->settings.secret_file;
     return out;
   };
-  auto line = [&](const link_config& c, const std::vector<std::string>& peers,
+  // A command node has one loop, its links' (an OCaml node's Lwt loop):
+  // its `loop_wait`/`loop_spin` apply to every link of its own, the more
+  // eager of the node's and the link's wait winning, as in a C++ node.
+  const auto* spec = t.find_node(node);
+  auto line = [&](link_config c, const std::vector<std::string>& peers,
                   const std::string& secret) {
+    if (spec != nullptr && spec->runtime == node_runtime::command && spec->loop_wait) {
+      transports::idle_strategy own{*spec->loop_wait,
+                                    spec->loop_spin.value_or(std::chrono::microseconds{100})};
+      if (own.mode != transports::wait_mode::spin_then_block)
+        own.spin = {};
+      transports::idle_strategy link{c.wait, c.wait == transports::wait_mode::spin_then_block
+                                               ? std::chrono::nanoseconds{c.spin}
+                                               : std::chrono::nanoseconds{}};
+      auto both = transports::idle_strategy::merge(own, link);
+      c.wait = both.mode;
+      c.spin = std::chrono::duration_cast<std::chrono::microseconds>(both.spin);
+    }
     std::string peer_list;
     for (auto& p : peers)
       peer_list += (peer_list.empty() ? "" : ",") + p;

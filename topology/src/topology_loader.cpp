@@ -33,7 +33,7 @@ const std::vector<std::string> node_keys{
   "name",    "services", "host",    "port",         "endpoint",
   "runtime", "binary",   "command", "env",          "workdir",
   "restart", "max_restarts", "restart_window", "backoff_min", "backoff_max",
-  "after", "control", "loop_wait", "loop_spin"};
+  "after", "control", "loop_wait", "loop_spin", "cpus"};
 const std::vector<std::string> service_keys{"type", "params", "placement",
                                             "max_restarts", "restart_window"};
 const std::vector<std::string> link_setting_keys{
@@ -341,6 +341,8 @@ private:
       if (auto b = r_.boolean(*v, ctx, "control"))
         out.control = *b;
     read_idle(n, ctx, "loop_wait", "loop_spin", out.loop_wait, out.loop_spin);
+    if (auto* v = toml_reader::find(&n, "cpus"))
+      read_cpus(*v, ctx, out);
     if (auto* v = toml_reader::find(&n, "after"))
       if (auto xs = r_.string_array(*v, ctx, "after")) {
         out.after = *xs;
@@ -438,6 +440,37 @@ private:
 
   /// An idle strategy's keys (a link's `wait`/`spin`, a node's
   /// `loop_wait`/`loop_spin`).
+  /// `cpus`: a CPU number or an array of them, each from -1024 to 1023,
+  /// without repeats. Whether the host has them is checked at start.
+  void read_cpus(const toml_value& v, const std::string& ctx, node_spec& out) {
+    out.cpus_at = ref(v);
+    const std::string how = "write a CPU number or an array of them, e.g. cpus = [2, 3]; "
+                            "negative numbers count from the last CPU (-1)";
+    std::vector<const toml_value*> xs;
+    if (v.is_array()) {
+      for (auto& x : v.as_array())
+        xs.push_back(&x);
+      if (xs.empty())
+        r_.fail_key(v, ctx, "cpus", "the array is empty: " + how + ", or remove the key");
+    } else {
+      xs.push_back(&v);
+    }
+    for (auto* x : xs) {
+      if (!x->is_integer()) {
+        r_.fail_key(*x, ctx, "cpus", "not an integer: " + how);
+        continue;
+      }
+      auto c = r_.integer(*x, ctx, "cpus", -1024, 1023);
+      if (!c)
+        continue;
+      auto cpu = static_cast<int>(*c);
+      if (std::find(out.cpus.begin(), out.cpus.end(), cpu) != out.cpus.end())
+        r_.fail_key(*x, ctx, "cpus", fmt::format("CPU {} is named twice", cpu));
+      else
+        out.cpus.push_back(cpu);
+    }
+  }
+
   void read_idle(const toml_value& t, const std::string& ctx, const char* wait_key,
                  const char* spin_key, std::optional<transports::wait_mode>& wait,
                  std::optional<std::chrono::microseconds>& spin) {
@@ -637,6 +670,9 @@ private:
         if (!n.workdir.empty())
           refuse("workdir cannot apply there (relative paths resolve against the "
                  "daemon's working directory); remove workdir");
+        if (!n.cpus.empty())
+          refuse("cpus cannot apply there (the daemon's process is shared); pin the "
+                 "daemon itself, e.g. with taskset, or remove cpus");
         if (n.port == d.port)
           refuse(fmt::format("the node and the daemon both use port {}", d.port));
       }

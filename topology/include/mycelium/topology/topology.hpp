@@ -125,6 +125,11 @@ struct node_spec {
   /// (`loop_wait`, `loop_spin`); unset: as `[link_defaults]` says for links.
   std::optional<transports::wait_mode> loop_wait;
   std::optional<std::chrono::microseconds> loop_spin;
+  /// The CPUs the launcher pins the node's process to, all its threads
+  /// (`cpus`); a negative number counts from the last CPU the launcher may
+  /// use (-1: the last). Empty: not pinned. Resolved when the node starts.
+  std::vector<int> cpus;
+  source_ref cpus_at; ///< where `cpus` is given
   source_ref at;
 
   /// True if the node runs on the launcher's host (without a daemon, the

@@ -51,9 +51,12 @@ class Signals(Service):
         slow = float(window.mean())
         target = self.size if fast > slow else -self.size
         self.signals += 1
-        self.publish(ts.signal(bar_seq=b.seq, symbol=b.symbol, target=target, px=b.close,
-                               t_md=b.t_md, t_signal_in=t_in,
-                               t_signal_out=time.monotonic_ns()))
+        s = ts.signal(bar_seq=b.seq, symbol=b.symbol, target=target, px=b.close,
+                      t_md=b.t_md, t_signal_in=t_in)
+        # Stamped last: the hop is publish -> handler entry, and building the
+        # message is the handler's own work.
+        s.t_signal_out = time.monotonic_ns()
+        self.publish(s)
 
     @on(ts.fill)
     def fill(self, f: ts.fill) -> None:

@@ -25,6 +25,8 @@ from .service import DEPLOYMENT_READY_TYPE_ID, Service, message_of
 
 _log = logging.getLogger("mycelium")
 
+_EVENT_MESSAGE = _core.EVENT_MESSAGE
+
 PREFIX = "python:"
 
 
@@ -136,6 +138,24 @@ class _Dispatcher:
         """Handles one event: `_STOP` for the order to stop, None when done,
         or (asyncio) a coroutine that finishes it."""
         kind, type_id, request_id, payload, _text = ev
+        if kind == _EVENT_MESSAGE and not self.failed:
+            # The common case, with nothing made that only a failure needs:
+            # a message of a subscribed type, as the object the C++ side made
+            # (the node has the type compiled in), to a handler that returns
+            # None. Everything else takes the general path below.
+            entry = self.handlers.get(type_id)
+            if entry is not None and type(payload) is entry[0] \
+                    and type_id != DEPLOYMENT_READY_TYPE_ID:
+                handler = getattr(self.svc, entry[1])
+                try:
+                    result = handler(payload)
+                except Exception:
+                    self.fail("%s raised:\n%s" % (self.what(handler, entry[0]),
+                                                   traceback.format_exc().rstrip()))
+                    return None
+                if result is None:
+                    return None
+                return self.settle(result, self.what(handler, entry[0]), None)
         if kind == _core.EVENT_STOP:
             return _STOP
         is_request = kind == _core.EVENT_REQUEST
@@ -171,9 +191,13 @@ class _Dispatcher:
                 handle.reply_error(request_id, "undecodable request: %s" % e)
             return None
         call = fn
-        what = "Python handler %s(%s) of service %r" % (
-            getattr(fn, "__qualname__", fn), mc.type_name, handle.name)
-        return self.finish(lambda: call(msg), what, request_id if is_request else None)
+        return self.finish(lambda: call(msg), self.what(fn, mc),
+                           request_id if is_request else None)
+
+    def what(self, fn: Any, mc: Type[Message]) -> str:
+        """How messages about handler `fn` of `mc` name it."""
+        return "Python handler %s(%s) of service %r" % (
+            getattr(fn, "__qualname__", fn), mc.type_name, self.handle.name)
 
     def finish(self, call: Callable[[], Any], what: str, request_id: Optional[int]) -> Any:
         try:
@@ -181,6 +205,11 @@ class _Dispatcher:
         except Exception:
             self.fail("%s raised:\n%s" % (what, traceback.format_exc().rstrip()), request_id)
             return None
+        return self.settle(result, what, request_id)
+
+    def settle(self, result: Any, what: str, request_id: Optional[int]) -> Any:
+        """What a handler returned: awaited (asyncio), refused (a coroutine
+        without asyncio), or the reply to a request."""
         if inspect.isawaitable(result):
             if self.asynchronous:
                 return self.finish_async(result, what, request_id)
@@ -257,8 +286,9 @@ def _serve(type_name: str, handle: Any) -> None:
     if loop is None:
         # The service param `spin` (seconds) overrides the class attribute.
         spin = float(handle.params.get("spin", cls.spin))
+        next_event = handle.nexter(spin)
         while True:
-            ev = handle.next(None, spin)
+            ev = next_event(None)
             if ev is not None and d.event(ev) is _STOP:
                 break
     else:

@@ -780,6 +780,37 @@ py::object make_receiver(const py_handle& h, double spin) {
   return bind_function(receive_fast_def, new receiver_state{h, spin}, receiver_capsule);
 }
 
+/// `Handle.nexter(spin)`: `Handle.next` as a plain CPython function of one
+/// argument (the timeout in seconds, or None), bound to a copy of the
+/// handle and `spin`: the event tuple, or None on timeout, without
+/// pybind11's dispatch. A hosted service's thread waits with it
+/// (mycelium/_hosting.py). Same state as a receiver.
+constexpr const char* nexter_capsule = "mycelium.nexter";
+
+PyObject* next_fast(PyObject* self, PyObject* timeout_arg) {
+  auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, nexter_capsule));
+  if (st == nullptr)
+    return nullptr;
+  std::optional<double> timeout;
+  if (!timeout_of(timeout_arg, timeout))
+    return nullptr;
+  return guarded([&]() -> PyObject* {
+    inbox_event ev;
+    if (!take_event(st->h, timeout, st->spin, ev))
+      Py_RETURN_NONE;
+    return as_tuple(st->h, ev).release().ptr();
+  });
+}
+
+PyMethodDef next_fast_def = {
+  "next", next_fast, METH_O,
+  "next(timeout) -> (kind, type_id, request_id, payload, text) | None: the next "
+  "event, or None after `timeout` seconds (None: wait for ever)"};
+
+py::object make_nexter(const py_handle& h, double spin) {
+  return bind_function(next_fast_def, new receiver_state{h, spin}, nexter_capsule);
+}
+
 // -- the fast get ----------------------------------------------------------------
 
 /// `Handle.getter(cls, spin, finish, ended)`: `Subscription.get` itself as a
@@ -938,6 +969,9 @@ void define_core(py::module_& m, bool embedded) {
     .def("receiver", &make_receiver, py::arg("spin") = 0.0,
          "next() for a Subscription as a plain function of the timeout: returns the "
          "payload, STOP or None (no event tuple, no pybind11 dispatch)")
+    .def("nexter", &make_nexter, py::arg("spin") = 0.0,
+         "`next` as a plain function of the timeout, bound to this handle and "
+         "`spin`, without pybind11's dispatch (a hosted service's wait)")
     .def("getter", &make_getter, py::arg("cls"), py::arg("spin"), py::arg("finish"),
          py::arg("ended"),
          "Subscription.get as a plain function of the timeout: returns a message of "

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <atomic>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -126,6 +128,42 @@ public:
       quit();
     });
   }
+};
+
+using pace_atom = caf::atom_constant<caf::atom("pace")>;
+
+/// On ping{n}: sends itself n messages, the k-th after k ms, scheduled in
+/// reverse (due order, not scheduling order, decides); publishes
+/// pong{1000 * k + early} for the k-th, `early` counting the ones that
+/// came before their time.
+class pacer : public service {
+public:
+  using service::service;
+  void on_start() override {
+    subscribe<t::ping>([this](const t::ping& p) {
+      auto t0 = std::chrono::steady_clock::now();
+      due_.resize(p.seq + 1);
+      for (uint64_t k = p.seq; k >= 1; --k) {
+        due_[k] = t0 + std::chrono::milliseconds(k);
+        delayed_send(this, std::chrono::milliseconds(k), pace_atom::value, k);
+      }
+    });
+    set_default_handler([this](caf::scheduled_actor*,
+                               caf::message_view& x) -> caf::result<caf::message> {
+      if (x.content().match_elements<pace_atom, uint64_t>()) {
+        auto k = x.content().get_as<uint64_t>(1);
+        record_thread(service_name());
+        if (std::chrono::steady_clock::now() < due_.at(k))
+          ++early_;
+        publish(t::pong{1000 * k + early_});
+      }
+      return caf::message{};
+    });
+  }
+
+private:
+  std::vector<std::chrono::steady_clock::time_point> due_;
+  uint64_t early_ = 0;
 };
 
 using test_support::factory_of;
@@ -363,6 +401,82 @@ TEST_CASE("loop placement without CAF's middleman is refused with what to do") {
   auto text = render(r.error());
   CHECK(text.find("placement loop") != std::string::npos);
   CHECK(text.find("load_io_loop") != std::string::npos);
+}
+
+TEST_CASE("a loop service's delayed_send to itself is timed by the loop, on its thread") {
+  for (auto where : {placement::pool, placement::loop}) {
+    CAPTURE(to_string(where));
+    loop_config cfg;
+    caf::actor_system sys{cfg};
+    node n{sys, "pace"};
+    auto name = std::string{"pacer-"} + to_string(where);
+    {
+      std::lock_guard<std::mutex> guard{where_mtx};
+      where_ran[name].clear();
+    }
+    REQUIRE(n.start(factory_of<pacer>(), name, {}, {}, where));
+    caf::scoped_actor self{sys};
+    auto sub = listen<t::pong>(n, self);
+    auto* loop = mt::io_loop::of(sys);
+    REQUIRE(loop != nullptr);
+    auto before = loop->stats();
+    REQUIRE(n.publish(t::ping{5}) == publish_status::ok);
+    // In due order, none early; the loop sleeps between them (nothing
+    // else runs here), so its sleep ends for each.
+    for (uint64_t k = 1; k <= 5; ++k)
+      CHECK(next<t::pong>(self).seq == 1000 * k);
+    auto after = loop->stats();
+    std::lock_guard<std::mutex> guard{where_mtx};
+    auto& threads = where_ran[name];
+    if (where == placement::loop) {
+      CHECK(after.timers - before.timers == 5);
+      CHECK(after.sleeps > before.sleeps);
+      CHECK(threads == std::set<std::thread::id>{loop_thread(sys)});
+    } else {
+      CHECK(after.timers == before.timers); // CAF's clock
+      CHECK(threads.count(loop_thread(sys)) == 0);
+    }
+    n.bus().unsubscribe(sub);
+  }
+}
+
+TEST_CASE("timed messages reach a loop service while a lender runs the loop's turns") {
+  // Another thread lends its time to the loop in bursts, as a spinning
+  // Python caller does: a tick is then delivered by the lender's turns or
+  // by the loop thread, never lost and never early.
+  loop_config cfg;
+  caf::actor_system sys{cfg};
+  node n{sys, "pace"};
+  {
+    std::lock_guard<std::mutex> guard{where_mtx};
+    where_ran["pacer-lent"].clear();
+  }
+  REQUIRE(n.start(factory_of<pacer>(), "pacer-lent", {}, {}, placement::loop));
+  auto* loop = mt::io_loop::of(sys);
+  REQUIRE(loop != nullptr);
+  loop->enable_lending();
+  std::atomic<bool> stop{false};
+  std::thread lender{[&] {
+    auto never = [](void*) noexcept { return false; };
+    while (!stop.load()) {
+      (void) loop->lend(never, nullptr, std::chrono::steady_clock::now() + 300us);
+      std::this_thread::sleep_for(700us);
+    }
+  }};
+  caf::scoped_actor self{sys};
+  auto sub = listen<t::pong>(n, self);
+  auto before = loop->stats();
+  REQUIRE(n.publish(t::ping{20}) == publish_status::ok);
+  for (uint64_t k = 1; k <= 20; ++k)
+    CHECK(next<t::pong>(self).seq == 1000 * k);
+  stop = true;
+  lender.join();
+  auto after = loop->stats();
+  CHECK(after.timers - before.timers == 20);
+  CHECK(after.lends > before.lends);
+  std::lock_guard<std::mutex> guard{where_mtx};
+  CHECK(where_ran["pacer-lent"].size() <= 2); // the loop thread, the lender
+  n.bus().unsubscribe(sub);
 }
 
 TEST_CASE("an idle request from outside the loop holds the loop's strategy until reset") {

@@ -359,7 +359,9 @@ class Node:
         """Counters of the node's I/O loop: turns, resumed actors, polled
         frames, sleeps, socket polls, flushes, `lends` (times a waiting
         subscription ran the loop itself), `attends` (times the loop thread
-        took back rings a lender had left) and whether it lends."""
+        took back rings a lender had left), `timers` (messages it delivered at
+        their time: loop services' `delayed_send` to themselves) and whether
+        it lends."""
         return cast(Dict[str, Any], self._rt.loop_stats())
 
     def publish(self, msg: Message) -> bool:

@@ -235,6 +235,7 @@ py::dict loop_stats_dict(const transports::io_loop* l) {
   d["flushes"] = st.flushes;
   d["lends"] = st.lends;
   d["attends"] = st.attends;
+  d["timers"] = st.timers;
   d["lending"] = l->lending_enabled();
   return d;
 }

@@ -64,6 +64,7 @@ struct io_loop::counters {
   std::atomic<uint64_t> flushes{0};
   std::atomic<uint64_t> lends{0};
   std::atomic<uint64_t> attends{0};
+  std::atomic<uint64_t> timers{0};
 };
 
 namespace {
@@ -116,6 +117,7 @@ io_loop::io_loop(caf::actor_system* sys)
 }
 
 io_loop::~io_loop() {
+  timers_.clear(); // their receivers' references, before the posted ones
   // Actors posted but never resumed hold a reference each (like the ones
   // CAF finds in its pipe at shutdown).
   for (auto& ptr : posted_)
@@ -151,6 +153,7 @@ io_loop_stats io_loop::stats() const noexcept {
   r.flushes = rd(counters_->flushes);
   r.lends = rd(counters_->lends);
   r.attends = rd(counters_->attends);
+  r.timers = rd(counters_->timers);
   return r;
 }
 
@@ -182,6 +185,24 @@ void io_loop::exec_later(caf::resumable* ptr) {
   inbox_ready_.store(true, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst) && !bounded_wait_.load(std::memory_order_seq_cst))
     default_multiplexer::exec_later(the_wake_token());
+}
+
+void io_loop::schedule_message(caf::actor_clock::time_point due, caf::strong_actor_ptr receiver,
+                               caf::mailbox_element_ptr content) {
+  if (!on_loop_thread()) {
+    system().clock().schedule_message(due, std::move(receiver), std::move(content));
+    return;
+  }
+  timers_.schedule(due, std::move(receiver), std::move(content));
+}
+
+size_t io_loop::fire_timers() {
+  auto now = caf::actor_clock::clock_type::now();
+  if (now < timers_.next_due())
+    return 0;
+  auto n = timers_.fire(now, this);
+  bump(counters_->timers, n);
+  return n;
 }
 
 void io_loop::take_inbox() {
@@ -375,6 +396,9 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
     }
   };
   bool forever = quiet_periods_ >= quiet_limit;
+  // The earliest timed message ends the wait at the latest (read here,
+  // under the turn lock; a lender that schedules an earlier one wakes us).
+  auto deadline = timer_wake_;
   bounded_wait_.store(!forever, std::memory_order_seq_cst);
   struct unmark {
     std::atomic<bool>& flag;
@@ -386,6 +410,16 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
     // that shut the loop down, after which no event would wake this thread.
     auto bound = std::chrono::duration_cast<std::chrono::nanoseconds>(
       forever ? std::chrono::microseconds{lend_idle_check} : lend_grace);
+    if (deadline != caf::actor_clock::time_point::max()) {
+      // Past it, a lender held the turns (it delivers what is due): look
+      // again every grace period until this thread has the turns and sees
+      // the timers the lender left, so none waits for a "for ever" wait.
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - caf::actor_clock::clock_type::now());
+      bound = std::min(bound, left.count() > 0
+                                ? left
+                                : std::chrono::duration_cast<std::chrono::nanoseconds>(lend_grace));
+    }
     if (epoll_ready(fd, bound)) {
       baton.lock(); // an event: handle it (after a lender's hand-back)
       noticed();
@@ -397,6 +431,10 @@ void io_loop::wait_for_events(std::unique_lock<std::mutex>& baton) {
       return; // shut down (by a lender): `run` ends
     if (inbox_ready_.load(std::memory_order_seq_cst))
       return; // posted while the wait was bounded (no pipe write): take it
+    if (!timers_.empty() && caf::actor_clock::clock_type::now() >= timers_.next_due())
+      return; // a timed message is due: the turns deliver it
+    deadline = timers_.next_due(); // a lender may have scheduled meanwhile
+    timer_wake_ = deadline;
     auto before = seen;
     noticed();
     if (seen == before) { // a whole grace period without a lender
@@ -425,19 +463,33 @@ void io_loop::sleep(std::unique_lock<std::mutex>& baton) {
   handle_internal_events();
   size_t armed = 0;
   sleeping_.store(true, std::memory_order_seq_cst);
+  // A timed message bounds the sleep; one that is due means no sleep.
+  auto next_timer = timers_.next_due();
   bool ready = !posted_.empty() || !flushers_.empty()
-               || inbox_ready_.load(std::memory_order_seq_cst);
+               || inbox_ready_.load(std::memory_order_seq_cst)
+               || (next_timer != caf::actor_clock::time_point::max()
+                   && caf::actor_clock::clock_type::now() >= next_timer);
   for (; armed < entries_.size() && !ready; ++armed)
     if (auto* p = entries_[armed].p; p != nullptr && entries_[armed].live)
       ready = !p->arm();
   if (!ready) {
     bump(counters_->sleeps);
     if (!lending_.load(std::memory_order_acquire)) {
-      poll_once(true);
+      if (next_timer == caf::actor_clock::time_point::max()) {
+        poll_once(true);
+      } else {
+        auto left = next_timer - caf::actor_clock::clock_type::now();
+        if (left > std::chrono::nanoseconds{0})
+          (void) epoll_ready(this->*member_of(epollfd_tag{}),
+                             std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+        poll_once(false);
+      }
     } else {
       // The events are handled with the turn lock held, after the wait: a
       // lender may run the turns while this thread waits.
+      timer_wake_ = next_timer;
       wait_for_events(baton);
+      timer_wake_ = caf::actor_clock::time_point::max();
       sleeping_.store(false, std::memory_order_relaxed);
       unattended_ = false;
       disarm_pollers(); // a lender may have added pollers, all armed
@@ -454,9 +506,13 @@ void io_loop::sleep(std::unique_lock<std::mutex>& baton) {
 
 size_t io_loop::turn(uint32_t& turns, bool& just_slept) {
   bump(counters_->turns);
+  size_t work = 0;
+  // Timed messages first: the actors they go to are resumed in this turn.
+  if (!timers_.empty())
+    work += fire_timers();
   if (inbox_ready_.load(std::memory_order_relaxed))
     take_inbox();
-  size_t work = run_posted();
+  work += run_posted();
   work += poll_pollers();
   // Right after a blocking epoll the sockets were just serviced. Every
   // turn while a socket link watches them (its scribe writes only when
@@ -594,8 +650,11 @@ void io_loop::hand_back() noexcept {
   // doorbell again); if its wait is bounded, they stay disarmed, and it
   // attends them after a grace period unless a lender comes back first.
   handle_internal_events();
+  // A timed message this lender scheduled, due before the loop thread's
+  // wait ends, counts as work left.
   bool left = !posted_.empty() || !flushers_.empty()
-              || inbox_ready_.load(std::memory_order_seq_cst);
+              || inbox_ready_.load(std::memory_order_seq_cst)
+              || timers_.next_due() < timer_wake_;
   // Lenders run only while the loop thread waits: `bounded_wait_` is its
   // wait's kind.
   if (!left && bounded_wait_.load(std::memory_order_relaxed)) {

@@ -1,12 +1,23 @@
 #pragma once
 
+#include <chrono>
+#include <ratio>
+#include <type_traits>
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_clock.hpp>
+#include <caf/detail/type_traits.hpp>
 #include <caf/execution_unit.hpp>
+#include <caf/group.hpp>
+#include <caf/message_id.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/network/multiplexer.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/resumable.hpp>
 
 #include "mycelium/actors/detail/participant_core.hpp"
+#include "mycelium/actors/loop_clock.hpp"
 #include "mycelium/actors/loop_thread.hpp"
 #include "mycelium/actors/placement.hpp"
 #include "mycelium/bus/port.hpp"
@@ -44,8 +55,34 @@ class placeable : public Base {
 public:
   template <class... Ts>
   explicit placeable(Ts&&... xs) : Base(std::forward<Ts>(xs)...) {
-    if (this->where() == placement::loop)
+    if (this->where() == placement::loop) {
       loop_ = &this->home_system().middleman().backend();
+      clock_ = dynamic_cast<loop_clock*>(loop_);
+    }
+  }
+
+  using Base::delayed_send; // to groups; CAF's for everything else below
+
+  /// As CAF's `delayed_send`, except that on the loop a message to this
+  /// instance itself is timed by the loop (`loop_clock`), which delivers
+  /// it on its own thread: no wake-up of CAF's timer thread, whose run on
+  /// a pinned node's CPU would delay the handlers there. Any other
+  /// message, and every one of a pool instance, goes through CAF's clock.
+  template <caf::message_priority P = caf::message_priority::normal, class Rep = int,
+            class Period = std::ratio<1>, class Dest = caf::actor, class... Ts>
+  caf::detail::enable_if_t<!std::is_same<Dest, caf::group>::value>
+  delayed_send(const Dest& dest, std::chrono::duration<Rep, Period> rel_timeout, Ts&&... xs) {
+    if (clock_ != nullptr && runs_turns_of(loop_)
+        && caf::actor_cast<caf::abstract_actor*>(dest) == static_cast<caf::abstract_actor*>(this)) {
+      static_assert(sizeof...(Ts) > 0, "no message to send");
+      auto due = caf::actor_clock::clock_type::now() + rel_timeout;
+      clock_->schedule_message(due, caf::actor_cast<caf::strong_actor_ptr>(this->ctrl()),
+                               caf::make_mailbox_element(this->ctrl(), caf::make_message_id(P),
+                                                         caf::no_stages,
+                                                         std::forward<Ts>(xs)...));
+      return;
+    }
+    Base::template delayed_send<P>(dest, rel_timeout, std::forward<Ts>(xs)...);
   }
 
   /// Runs the handler of `type_id` now (`handled`: it counts `delivered`),
@@ -133,6 +170,7 @@ private:
   };
 
   caf::io::network::multiplexer* loop_ = nullptr; ///< for loop placement
+  loop_clock* clock_ = nullptr;                   ///< `loop_`, if it times messages
   direct_entry port_{this};
 };
 

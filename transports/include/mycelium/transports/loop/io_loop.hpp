@@ -14,8 +14,10 @@
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/resumable.hpp>
 
+#include "mycelium/actors/loop_clock.hpp"
 #include "mycelium/transports/loop/flusher.hpp"
 #include "mycelium/transports/loop/idle_strategy.hpp"
+#include "mycelium/transports/loop/loop_timers.hpp"
 #include "mycelium/transports/loop/poller.hpp"
 
 namespace mycelium::transports {
@@ -34,6 +36,7 @@ struct io_loop_stats {
   uint64_t flushes = 0;  ///< flusher runs at the end of a turn
   uint64_t lends = 0;    ///< times another thread ran the turns (`lend`)
   uint64_t attends = 0;  ///< times the loop thread took back disarmed pollers
+  uint64_t timers = 0;   ///< messages it delivered at their due time (`schedule_message`)
 };
 
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
@@ -45,10 +48,14 @@ struct io_loop_stats {
 ///     poller is registered, otherwise every `socket_poll_interval` turns),
 ///  4. runs the `flusher`s that asked for the end of the turn (socket links
 ///     writing a burst's frames in one system call),
-///  5. and, after a turn without work, idles by the most eager
+///  5. delivers the messages whose time has come (`schedule_message`: a
+///     loop service's `delayed_send` to itself, timed here and not by
+///     CAF's timer thread),
+///  6. and, after a turn without work, idles by the most eager
 ///     `idle_strategy` that any registration asked for: busy-poll, spin for
 ///     a duration then block, or block. Blocking arms every poller (so a
-///     producer rings the loop's doorbell) and waits in epoll.
+///     producer rings the loop's doorbell) and waits in epoll, at most until
+///     the earliest timed message is due.
 ///
 /// With nothing registered it idles like CAF's default backend, so any
 /// program may load it. Load it instead of the default backend before the
@@ -79,7 +86,7 @@ struct io_loop_stats {
 /// `cancel_flush`, `watch_sockets` and `doorbell_name` belong to the
 /// thread that runs the loop's turns (`on_loop_thread`); `stats`, `of`,
 /// `enable_lending` and `lend` are safe from any thread.
-class io_loop : public caf::io::network::default_multiplexer {
+class io_loop : public caf::io::network::default_multiplexer, public mycelium::loop_clock {
 public:
   /// Turns between two non-blocking socket polls while pollers are
   /// registered: an epoll_wait costs about as much as a ring round trip.
@@ -181,6 +188,12 @@ public:
   [[nodiscard]] lend_result lend(bool (*done)(void* ctx) noexcept, void* ctx,
                                  std::chrono::steady_clock::time_point until);
 
+  /// Delivers `content` to `receiver` on this loop's thread once `due` has
+  /// come (loop_clock; counted in `timers`). Off the loop's thread it hands
+  /// the message to CAF's clock instead.
+  void schedule_message(caf::actor_clock::time_point due, caf::strong_actor_ptr receiver,
+                        caf::mailbox_element_ptr content) override;
+
   io_loop_stats stats() const noexcept;
 
   /// The loop of `sys`, or nullptr when its middleman runs another backend
@@ -210,6 +223,8 @@ private:
   /// Waits on CAF's epoll without handling the events (the turns do), with
   /// the turn lock released meanwhile.
   void wait_for_events(std::unique_lock<std::mutex>& baton);
+  /// Delivers the timed messages that are due; how many.
+  size_t fire_timers();
   /// A lender leaves: arms the pollers and wakes the loop thread if work is
   /// left for it.
   void hand_back() noexcept;
@@ -255,6 +270,11 @@ private:
   bool unattended_ = false;
   uint32_t quiet_periods_ = UINT32_MAX;
   bool in_run_ = false;              ///< `run` is in its loop (under `baton_`)
+  loop_timers timers_;               ///< under `baton_` (the turns' thread)
+  /// Under `baton_`: when the loop thread's current wait ends at the
+  /// latest for a timer (max when none): a lender that schedules an
+  /// earlier one wakes it on leaving.
+  caf::actor_clock::time_point timer_wake_ = caf::actor_clock::time_point::max();
   struct counters;
   std::unique_ptr<counters> counters_;
 };

@@ -523,27 +523,24 @@ TEST_CASE("topology: command nodes get their links as text") {
   CHECK_HAS(listen, "name=a:shm role=listen kind=shm");
   CHECK_HAS(listen, "peers=risk ");
   // The command node's loop_wait applies to its links: the more eager wins.
-  auto busy = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\nendpoint = { kind = \"shm\" }\n"
-                        "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
-                        "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_wait = \"busy_poll\"\n");
-  auto bp = plan_deployment(busy);
-  REQUIRE(bp);
-  CHECK_HAS(bp->links_text(busy, "risk"), " wait=busy_poll spin_us=0 ");
-  CHECK_HAS(bp->links_text(busy, "a"), " wait=spin_then_block spin_us=100 ");
-  auto longer = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
-                          "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
-                          "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_spin = \"2ms\"\n"
-                          "loop_wait = \"spin_then_block\"\n"
-                          "[link_defaults]\nwait = \"block\"\n");
-  auto lp = plan_deployment(longer);
-  REQUIRE(lp);
-  CHECK_HAS(lp->links_text(longer, "risk"), " wait=spin_then_block spin_us=2000 ");
-  auto lazy = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
-                        "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
-                        "command = [\"risk-node\"]\nservices = [\"r\"]\nloop_wait = \"block\"\n");
-  auto zp = plan_deployment(lazy);
-  REQUIRE(zp);
-  CHECK_HAS(zp->links_text(lazy, "risk"), " wait=spin_then_block spin_us=100 ");
+  auto links_of = [](const std::string& risk_keys, const std::string& rest,
+                     const std::string& node) {
+    auto t = must_load("[[nodes]]\nname = \"a\"\nservices = [\"s\"]\n"
+                       "[[nodes]]\nname = \"risk\"\nruntime = \"command\"\n"
+                       "command = [\"risk-node\"]\nservices = [\"r\"]\n"
+                       + risk_keys + rest);
+    auto p = plan_deployment(t);
+    REQUIRE(p);
+    return p->links_text(t, node);
+  };
+  CHECK_HAS(links_of("loop_wait = \"busy_poll\"\n", "", "risk"), " wait=busy_poll spin_us=0 ");
+  CHECK_HAS(links_of("loop_wait = \"busy_poll\"\n", "", "a"),
+            " wait=spin_then_block spin_us=100 "); // the peer keeps the link's
+  CHECK_HAS(links_of("loop_wait = \"spin_then_block\"\nloop_spin = \"2ms\"\n",
+                     "[link_defaults]\nwait = \"block\"\n", "risk"),
+            " wait=spin_then_block spin_us=2000 ");
+  CHECK_HAS(links_of("loop_wait = \"block\"\n", "", "risk"),
+            " wait=spin_then_block spin_us=100 ");
   auto plain = must_load("[[nodes]]\nname = \"x\"\nruntime = \"command\"\ncommand = [\"y\"]\n");
   CHECK_FALSE(plain.nodes[0].control);
 }

@@ -267,7 +267,11 @@ let rec drain_bell s =
   | exception Unix.Unix_error _ -> ()
 
 (* Polls of an idle ring per Lwt iteration while spinning (poll_turns). *)
-let spin_turns = 32
+let spin_turns = 128
+
+(* Idle Lwt iterations between two sched_yields while spinning: one per
+   64 idle polls or fewer, as the C++ loop's spin_step. *)
+let spin_yield_every = max 1 (64 / spin_turns)
 
 (* Events of a connection's core, after each input or tick. *)
 let rec drain_events t c =
@@ -459,19 +463,26 @@ and shm_spin t c s =
     Ring.end_sleep s.rx;
     s.last_frame <- now ();
     let idle = ref 0 in
+    let delivered = ref false in
     let rec loop () =
       if C.is_closed c.core then begin
         s.ring_spinning <- false;
         Lwt.return_unit
       end
       else begin
-        if poll_turns t c s spin_turns > 0 then s.last_frame <- now ()
+        (* Right after frames, one poll only: the pool services they went
+           to pause before their handlers, and those pauses come after
+           ours in the next Lwt iteration; a full spin first would delay
+           them by its length. *)
+        let n = poll_turns t c s (if !delivered then 1 else spin_turns) in
+        delivered := n > 0;
+        if n > 0 then s.last_frame <- now ()
         else begin
           (* every 64 idle polls, as the C++ loop's spin (spin_step): a
              process woken on this CPU (the peer our frame woke) runs now,
              not when the spin ends *)
           incr idle;
-          if !idle land 1 = 0 then Mycelium_shm.Atomics.sched_yield ()
+          if !idle mod spin_yield_every = 0 then Mycelium_shm.Atomics.sched_yield ()
         end;
         if now () -. s.last_frame > t.cfg.spin then
           if Ring.prepare_sleep s.rx then begin

@@ -269,8 +269,9 @@ let rec drain_bell s =
 (* Polls of an idle ring per Lwt iteration while spinning (poll_turns). *)
 let spin_turns = 128
 
-(* Idle Lwt iterations between two sched_yields while spinning: one per
-   64 idle polls or fewer, as the C++ loop's spin_step. *)
+(* Idle Lwt iterations between two sched_yields while spinning: about one
+   yield per 64 idle polls, as the C++ loop's spin_step, and at least one
+   per iteration (with 128 polls an iteration, one per 128 polls). *)
 let spin_yield_every = max 1 (64 / spin_turns)
 
 (* Events of a connection's core, after each input or tick. *)
@@ -478,9 +479,9 @@ and shm_spin t c s =
         delivered := n > 0;
         if n > 0 then s.last_frame <- now ()
         else begin
-          (* every 64 idle polls, as the C++ loop's spin (spin_step): a
-             process woken on this CPU (the peer our frame woke) runs now,
-             not when the spin ends *)
+          (* every spin_yield_every idle iterations, as the C++ loop's spin
+             (spin_step): a process woken on this CPU (the peer our frame
+             woke) runs now, not when the spin ends *)
           incr idle;
           if !idle mod spin_yield_every = 0 then Mycelium_shm.Atomics.sched_yield ()
         end;

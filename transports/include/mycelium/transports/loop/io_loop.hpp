@@ -42,15 +42,15 @@ struct io_loop_stats {
 /// The node's one run loop: CAF's epoll multiplexer (the middleman's I/O
 /// thread) turned into a loop that, on every turn and in one place,
 ///
-///  1. resumes the actors posted to it (loop services, link brokers),
-///  2. calls every registered `poller` (shared-memory rings),
-///  3. polls the sockets through epoll (without blocking, every turn when no
-///     poller is registered, otherwise every `socket_poll_interval` turns),
-///  4. runs the `flusher`s that asked for the end of the turn (socket links
-///     writing a burst's frames in one system call),
-///  5. delivers the messages whose time has come (`schedule_message`: a
+///  1. delivers the messages whose time has come (`schedule_message`: a
 ///     loop service's `delayed_send` to itself, timed here and not by
 ///     CAF's timer thread),
+///  2. resumes the actors posted to it (loop services, link brokers),
+///  3. calls every registered `poller` (shared-memory rings),
+///  4. polls the sockets through epoll (without blocking, every turn when no
+///     poller is registered, otherwise every `socket_poll_interval` turns),
+///  5. runs the `flusher`s that asked for the end of the turn (socket links
+///     writing a burst's frames in one system call),
 ///  6. and, after a turn without work, idles by the most eager
 ///     `idle_strategy` that any registration asked for: busy-poll, spin for
 ///     a duration then block, or block. Blocking arms every poller (so a

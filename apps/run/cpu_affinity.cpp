@@ -41,11 +41,12 @@ std::string resolve_cpus(const std::vector<int>& want, cpu_affinity& out) {
   for (int c : want) {
     int cpu = c;
     if (c < 0) {
-      if (static_cast<size_t>(-static_cast<long>(c)) > may.size())
+      auto from_end = static_cast<size_t>(-static_cast<long>(c));
+      if (from_end > may.size())
         return fmt::format("CPU {} counts from the last CPU, and this launcher has "
                            "fewer ({}); use a number in range or remove cpus",
                            c, has());
-      cpu = may[may.size() - static_cast<size_t>(-static_cast<long>(c))];
+      cpu = may[may.size() - from_end];
     } else if (std::find(may.begin(), may.end(), c) == may.end()) {
       return fmt::format("CPU {} is not one this launcher may use ({}); use one of "
                          "them, a negative number (-1: the last), or remove cpus",

@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include "mycelium/errc.hpp"
-#include "mycelium/transports/loop/idle_strategy.hpp"
 
 namespace mycelium::topology {
 
@@ -100,14 +99,7 @@ std::string deployment_plan::links_text(const topology& t,
   auto line = [&](link_config c, const std::vector<std::string>& peers,
                   const std::string& secret) {
     if (spec != nullptr && spec->runtime == node_runtime::command && spec->loop_wait) {
-      transports::idle_strategy own{*spec->loop_wait,
-                                    spec->loop_spin.value_or(std::chrono::microseconds{100})};
-      if (own.mode != transports::wait_mode::spin_then_block)
-        own.spin = {};
-      transports::idle_strategy link{c.wait, c.wait == transports::wait_mode::spin_then_block
-                                               ? std::chrono::nanoseconds{c.spin}
-                                               : std::chrono::nanoseconds{}};
-      auto both = transports::idle_strategy::merge(own, link);
+      auto both = transports::idle_strategy::merge(t.loop_idle(*spec), c.idle());
       c.wait = both.mode;
       c.spin = std::chrono::duration_cast<std::chrono::microseconds>(both.spin);
     }

@@ -153,6 +153,15 @@ const node_spec* topology::find_node(const std::string& n) const {
   return nullptr;
 }
 
+transports::idle_strategy topology::loop_idle(const node_spec& n) const {
+  auto mode = n.loop_wait ? *n.loop_wait
+                          : link_defaults.wait.value_or(transports::wait_mode::spin_then_block);
+  if (mode != transports::wait_mode::spin_then_block)
+    return {mode, {}};
+  return transports::idle_strategy::spinning(
+    n.loop_spin ? *n.loop_spin : link_defaults.spin.value_or(std::chrono::microseconds{100}));
+}
+
 const service_spec* topology::find_service(const std::string& n) const {
   for (auto& x : services)
     if (x.name == n)

@@ -436,10 +436,6 @@ private:
       }
   }
 
-  // -- links ------------------------------------------------------------------------
-
-  /// An idle strategy's keys (a link's `wait`/`spin`, a node's
-  /// `loop_wait`/`loop_spin`).
   /// `cpus`: a CPU number or an array of them, each from -1024 to 1023,
   /// without repeats. Whether the host has them is checked at start.
   void read_cpus(const toml_value& v, const std::string& ctx, node_spec& out) {
@@ -471,6 +467,10 @@ private:
     }
   }
 
+  // -- links ------------------------------------------------------------------------
+
+  /// An idle strategy's keys (a link's `wait`/`spin`, a node's
+  /// `loop_wait`/`loop_spin`).
   void read_idle(const toml_value& t, const std::string& ctx, const char* wait_key,
                  const char* spin_key, std::optional<transports::wait_mode>& wait,
                  std::optional<std::chrono::microseconds>& spin) {

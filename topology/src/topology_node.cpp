@@ -102,14 +102,7 @@ topology_node::start(caf::actor_system& sys, const topology& t,
     // Loop services hear other threads (pool services, Python, timers)
     // through the loop's inbox: a blocked loop pays a thread wake-up per
     // message. The loop idles as the node says, else as links do.
-    auto mode = spec->loop_wait ? *spec->loop_wait
-                                : t.link_defaults.wait.value_or(transports::wait_mode::spin_then_block);
-    auto spin = spec->loop_spin ? *spec->loop_spin
-                                : t.link_defaults.spin.value_or(std::chrono::microseconds{100});
-    transports::idle_strategy idle{mode, spin};
-    if (mode != transports::wait_mode::spin_then_block)
-      idle.spin = {};
-    auto req = transports::idle_request::make(sys, idle);
+    auto req = transports::idle_request::make(sys, t.loop_idle(*spec));
     if (!req)
       return make_error(errc::config_invalid,
                         fmt::format("node '{}': {}", node_name, render(req.error())));

@@ -760,12 +760,19 @@ PyObject* next_payload(py_handle& h, std::optional<double> timeout, double spin,
   });
 }
 
+/// The state bound to `self` (a capsule named `capsule`) and the timeout
+/// argument of a call of a receiver-like function; false with the Python
+/// error set.
+bool receiver_call(PyObject* self, const char* capsule, PyObject* timeout_arg,
+                   receiver_state*& st, std::optional<double>& timeout) {
+  st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, capsule));
+  return st != nullptr && timeout_of(timeout_arg, timeout);
+}
+
 PyObject* receive_fast(PyObject* self, PyObject* timeout_arg) {
-  auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, receiver_capsule));
-  if (st == nullptr)
-    return nullptr;
+  receiver_state* st = nullptr;
   std::optional<double> timeout;
-  if (!timeout_of(timeout_arg, timeout))
+  if (!receiver_call(self, receiver_capsule, timeout_arg, st, timeout))
     return nullptr;
   bool stopped = false;
   return next_payload(st->h, timeout, st->spin, &stopped);
@@ -789,11 +796,9 @@ py::object make_receiver(const py_handle& h, double spin) {
 constexpr const char* nexter_capsule = "mycelium.nexter";
 
 PyObject* next_fast(PyObject* self, PyObject* timeout_arg) {
-  auto* st = static_cast<receiver_state*>(PyCapsule_GetPointer(self, nexter_capsule));
-  if (st == nullptr)
-    return nullptr;
+  receiver_state* st = nullptr;
   std::optional<double> timeout;
-  if (!timeout_of(timeout_arg, timeout))
+  if (!receiver_call(self, nexter_capsule, timeout_arg, st, timeout))
     return nullptr;
   return guarded([&]() -> PyObject* {
     inbox_event ev;

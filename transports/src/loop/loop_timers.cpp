@@ -1,7 +1,5 @@
 #include "mycelium/transports/loop/loop_timers.hpp"
 
-#include <vector>
-
 namespace mycelium::transports {
 
 void loop_timers::schedule(time_point due, caf::strong_actor_ptr receiver,
@@ -15,17 +13,16 @@ loop_timers::time_point loop_timers::next_due() const noexcept {
 }
 
 size_t loop_timers::fire(time_point now, caf::execution_unit* eu) {
-  // Taken out first: an enqueue may resume nothing here (the loop resumes
-  // its actors in the next turn), but a receiver elsewhere may schedule.
-  std::vector<entry> ready;
-  auto end = due_.upper_bound(now);
-  for (auto i = due_.begin(); i != end; ++i)
-    ready.push_back(std::move(i->second));
-  due_.erase(due_.begin(), end);
-  for (auto& e : ready)
-    if (e.receiver)
+  // Each taken out of the map before its enqueue (which resumes nothing
+  // here: the loop resumes its actors after this).
+  size_t n = 0;
+  while (!due_.empty() && due_.begin()->first <= now) {
+    auto node = due_.extract(due_.begin());
+    ++n;
+    if (auto& e = node.mapped(); e.receiver)
       e.receiver->enqueue(std::move(e.content), eu);
-  return ready.size();
+  }
+  return n;
 }
 
 } // namespace mycelium::transports

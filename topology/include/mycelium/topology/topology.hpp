@@ -175,6 +175,10 @@ struct topology {
   const daemon_spec* daemon_for(const node_spec& n) const;
   /// True if both nodes run on one host.
   bool same_host(const node_spec& a, const node_spec& b) const;
+  /// How `n`'s I/O loop idles by its `loop_wait` and `loop_spin`; a key it
+  /// does not set is as `[link_defaults]` says for links (`spin_then_block`,
+  /// 100 us). No spin unless the mode is `spin_then_block`.
+  transports::idle_strategy loop_idle(const node_spec& n) const;
 };
 
 /// The services of `node` as text for a program that is not a C++ node (the

@@ -36,8 +36,7 @@ public:
   time_point next_due() const noexcept;
 
   /// Enqueues, with `eu` as the context, every message due by `now`, the
-  /// earliest first; returns how many. A message scheduled meanwhile by a
-  /// receiver waits for the next call.
+  /// earliest first; returns how many.
   size_t fire(time_point now, caf::execution_unit* eu);
 
   /// Drops every pending message (the loop is shutting down).
